@@ -1,0 +1,84 @@
+// RedisConnectionPool: a bounded pool of synchronous hiredis connections with
+// connect and command timeouts. A connection that saw an I/O or protocol error
+// is closed instead of being returned. Thread-safe.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace polycrud {
+
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  int pool_size = 16;
+  std::chrono::milliseconds connect_timeout{200};
+  std::chrono::milliseconds command_timeout{500};
+  // How long Acquire waits for a free connection before giving up.
+  std::chrono::milliseconds acquire_timeout{500};
+};
+
+struct RedisContextDeleter {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using RedisContextPtr = std::unique_ptr<redisContext, RedisContextDeleter>;
+
+struct RedisReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyDeleter>;
+
+class RedisConnectionPool {
+ public:
+  // A borrowed connection; returns itself to the pool when destroyed unless
+  // MarkBroken() was called.
+  class Lease {
+   public:
+    Lease(RedisConnectionPool* pool, RedisContextPtr ctx) : pool_(pool), ctx_(std::move(ctx)) {}
+    Lease(Lease&& other) noexcept
+        : pool_(std::exchange(other.pool_, nullptr)),
+          ctx_(std::move(other.ctx_)),
+          broken_(other.broken_) {}
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (pool_ != nullptr) pool_->Release(std::move(ctx_), broken_);
+    }
+    redisContext* get() const { return ctx_.get(); }
+    void MarkBroken() { broken_ = true; }
+
+   private:
+    RedisConnectionPool* pool_;
+    RedisContextPtr ctx_;
+    bool broken_ = false;
+  };
+
+  explicit RedisConnectionPool(RedisOptions options) : options_(std::move(options)) {}
+
+  // A connected context, or kUnavailable (cannot connect) / kResourceExhausted
+  // (every connection busy for longer than acquire_timeout).
+  StatusOr<Lease> Acquire();
+  const RedisOptions& options() const { return options_; }
+  int in_use() const;
+
+ private:
+  void Release(RedisContextPtr ctx, bool broken);
+  StatusOr<RedisContextPtr> Connect() const;
+
+  const RedisOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<RedisContextPtr> idle_;
+  int open_ = 0;  // idle + leased
+};
+
+}  // namespace polycrud

@@ -1,0 +1,226 @@
+#include "adapters/redis/redis_user_cache.h"
+
+#include <openssl/sha.h>
+
+#include <charconv>
+#include <utility>
+
+namespace polycrud {
+namespace {
+
+// Versioned conditional write (DESIGN.md rule 2): writes the value unless the
+// key holds a user or tombstone of the same or a newer version. A negative
+// entry (N) never blocks a real row. Returns 1 if written, 0 if refused.
+constexpr std::string_view kPutIfNewerScript = R"lua(
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local kind, ver = string.match(cur, '^(%u)|(%d+)|')
+  if kind and kind ~= 'N' and tonumber(ver) >= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+)lua";
+
+std::string Sha1Hex(std::string_view data) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const unsigned char b : digest) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0x0F]);
+  }
+  return out;
+}
+
+// Reads one "<int>|" field at `pos`, advancing it.
+bool ReadField(std::string_view s, std::size_t& pos, std::int64_t& out) {
+  const char* begin = s.data() + pos;
+  const char* end = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(begin, end, out);
+  if (ec != std::errc() || ptr == end || *ptr != '|') return false;
+  pos = static_cast<std::size_t>(ptr - s.data()) + 1;
+  return true;
+}
+
+Status ReplyError(redisContext* ctx, const redisReply* reply) {
+  if (reply == nullptr) {
+    return Status::Unavailable(std::string("cache: ") + (ctx->err != 0 ? ctx->errstr : "no reply"),
+                               1000);
+  }
+  return Status::Unavailable(std::string("cache: ") + std::string(reply->str, reply->len), 1000);
+}
+
+}  // namespace
+
+RedisUserCache::RedisUserCache(RedisCacheOptions options)
+    : options_(std::move(options)),
+      pool_(options_.connection),
+      fill_script_sha_(Sha1Hex(kPutIfNewerScript)),
+      rng_(options_.jitter_seed) {}
+
+std::string RedisUserCache::Key(std::int64_t id) { return "user:" + std::to_string(id); }
+
+std::string RedisUserCache::EncodeUser(const User& u) {
+  std::string out;
+  out.reserve(64 + u.username.size() + u.email.size() + u.full_name.size());
+  out += "U|";
+  for (const std::int64_t field :
+       {u.version, u.id, u.created_at_ms, u.updated_at_ms,
+        static_cast<std::int64_t>(u.username.size()), static_cast<std::int64_t>(u.email.size())}) {
+    out += std::to_string(field);
+    out += '|';
+  }
+  out += u.username;
+  out += u.email;
+  out += u.full_name;
+  return out;
+}
+
+std::optional<CacheEntry> RedisUserCache::Decode(std::string_view value) {
+  CacheEntry entry;
+  if (value.size() < 3 || value[1] != '|') return std::nullopt;
+  if (value[0] == 'N' || value[0] == 'D') {
+    entry.kind = CacheEntry::Kind::kAbsent;
+    return entry;
+  }
+  if (value[0] != 'U') return std::nullopt;
+  std::size_t pos = 2;
+  User& u = entry.user;
+  std::int64_t ulen = 0;
+  std::int64_t elen = 0;
+  if (!ReadField(value, pos, u.version) || !ReadField(value, pos, u.id) ||
+      !ReadField(value, pos, u.created_at_ms) || !ReadField(value, pos, u.updated_at_ms) ||
+      !ReadField(value, pos, ulen) || !ReadField(value, pos, elen) || ulen < 0 || elen < 0 ||
+      pos + static_cast<std::size_t>(ulen + elen) > value.size()) {
+    return std::nullopt;
+  }
+  u.username = value.substr(pos, static_cast<std::size_t>(ulen));
+  pos += static_cast<std::size_t>(ulen);
+  u.email = value.substr(pos, static_cast<std::size_t>(elen));
+  pos += static_cast<std::size_t>(elen);
+  u.full_name = value.substr(pos);
+  entry.kind = CacheEntry::Kind::kUser;
+  return entry;
+}
+
+std::int64_t RedisUserCache::JitteredTtlMs(std::chrono::milliseconds base) {
+  const double spread = static_cast<double>(base.count()) * options_.ttl_jitter;
+  std::uniform_real_distribution<double> dist(-spread, spread);
+  double jitter = 0;
+  {
+    std::lock_guard lock(rng_mu_);
+    jitter = dist(rng_);
+  }
+  const auto ttl = static_cast<std::int64_t>(static_cast<double>(base.count()) + jitter);
+  return ttl < 1 ? 1 : ttl;
+}
+
+StatusOr<RedisReplyPtr> RedisUserCache::Command(const std::vector<std::string>& argv) {
+  StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
+  if (!lease.ok()) return lease.status();
+  std::vector<const char*> args;
+  std::vector<std::size_t> lens;
+  args.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const std::string& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  redisContext* ctx = lease->get();
+  RedisReplyPtr reply(static_cast<redisReply*>(
+      redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
+  if (reply == nullptr) {
+    lease->MarkBroken();
+    return ReplyError(ctx, nullptr);
+  }
+  if (reply->type == REDIS_REPLY_ERROR) {
+    const std::string_view message(reply->str, reply->len);
+    if (message.starts_with("NOSCRIPT") && argv[0] == "EVALSHA") {
+      // Redis restarted (it is a pure cache): send the script itself once.
+      std::vector<std::string> eval = argv;
+      eval[0] = "EVAL";
+      eval[1] = std::string(kPutIfNewerScript);
+      args[0] = eval[0].data();
+      args[1] = eval[1].data();
+      lens[0] = eval[0].size();
+      lens[1] = eval[1].size();
+      reply.reset(static_cast<redisReply*>(
+          redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
+      if (reply == nullptr) {
+        lease->MarkBroken();
+        return ReplyError(ctx, nullptr);
+      }
+      if (reply->type != REDIS_REPLY_ERROR) return reply;
+    }
+    return ReplyError(ctx, reply.get());
+  }
+  return reply;
+}
+
+StatusOr<CacheEntry> RedisUserCache::Get(std::int64_t id) {
+  StatusOr<RedisReplyPtr> reply = Command({"GET", Key(id)});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = reply->get();
+  if (r->type == REDIS_REPLY_NIL) return CacheEntry{};
+  if (r->type != REDIS_REPLY_STRING) return Status::Unavailable("cache: unexpected reply", 1000);
+  std::optional<CacheEntry> entry = Decode(std::string_view(r->str, r->len));
+  // An undecodable value is treated as a miss; the next fill replaces it.
+  return entry ? std::move(*entry) : CacheEntry{};
+}
+
+StatusOr<std::vector<CacheEntry>> RedisUserCache::MultiGet(std::span<const std::int64_t> ids) {
+  std::vector<std::string> argv;
+  argv.reserve(ids.size() + 1);
+  argv.emplace_back("MGET");
+  for (const std::int64_t id : ids) argv.push_back(Key(id));
+  StatusOr<RedisReplyPtr> reply = Command(argv);
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = reply->get();
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != ids.size()) {
+    return Status::Unavailable("cache: unexpected MGET reply", 1000);
+  }
+  std::vector<CacheEntry> out(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const redisReply* e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING) continue;
+    std::optional<CacheEntry> entry = Decode(std::string_view(e->str, e->len));
+    if (entry) out[i] = std::move(*entry);
+  }
+  return out;
+}
+
+StatusOr<bool> RedisUserCache::PutIfNewer(const User& user) {
+  StatusOr<RedisReplyPtr> reply =
+      Command({"EVALSHA", fill_script_sha_, "1", Key(user.id), std::to_string(user.version),
+               EncodeUser(user), std::to_string(JitteredTtlMs(options_.user_ttl))});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = reply->get();
+  if (r->type != REDIS_REPLY_INTEGER) return Status::Unavailable("cache: unexpected reply", 1000);
+  return r->integer == 1;
+}
+
+StatusOr<bool> RedisUserCache::PutAbsent(std::int64_t id) {
+  StatusOr<RedisReplyPtr> reply = Command(
+      {"SET", Key(id), "N|0|", "PX", std::to_string(JitteredTtlMs(options_.negative_ttl)), "NX"});
+  if (!reply.ok()) return reply.status();
+  return (*reply)->type == REDIS_REPLY_STATUS;  // NIL when the key already exists
+}
+
+Status RedisUserCache::PutTombstone(std::int64_t id, std::int64_t deleted_version) {
+  // Unconditional: no cached version can be newer than the row's last one,
+  // and ids are never reused.
+  StatusOr<RedisReplyPtr> reply =
+      Command({"SET", Key(id), "D|" + std::to_string(deleted_version) + "|", "PX",
+               std::to_string(JitteredTtlMs(options_.tombstone_ttl))});
+  return reply.status();
+}
+
+Status RedisUserCache::Ping() {
+  StatusOr<RedisReplyPtr> reply = Command({"PING"});
+  return reply.status();
+}
+
+}  // namespace polycrud

@@ -1,0 +1,70 @@
+// RedisUserCache: the UserCache port on Redis (hiredis), implementing the
+// versioned cache protocol of DESIGN.md. Every user lives under one key,
+// user:<id>, whose string value is one of
+//   U|<version>|<id>|<created>|<updated>|<ulen>|<elen>|<username><email><full_name>
+//   D|<version>|   tombstone of a deleted row (refuses fills of <= version)
+//   N|0|           negative entry: the id does not exist
+// Conditional writes run as one Lua script touching that one key, so the
+// protocol holds unchanged on Redis Cluster. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adapters/redis/redis_connection_pool.h"
+#include "core/ports.h"
+
+namespace polycrud {
+
+struct RedisCacheOptions {
+  RedisOptions connection;
+  std::chrono::milliseconds user_ttl{std::chrono::hours(1)};
+  std::chrono::milliseconds negative_ttl{std::chrono::seconds(30)};
+  // Must outlast the slowest read that could still try a stale fill.
+  std::chrono::milliseconds tombstone_ttl{std::chrono::minutes(5)};
+  // Each TTL is spread uniformly over +-jitter so keys filled together do not
+  // expire together.
+  double ttl_jitter = 0.1;
+  std::uint64_t jitter_seed = std::random_device{}();
+};
+
+class RedisUserCache final : public UserCache {
+ public:
+  explicit RedisUserCache(RedisCacheOptions options);
+
+  // Encodes / decodes the value format above (exposed for tests).
+  static std::string EncodeUser(const User& user);
+  static std::optional<CacheEntry> Decode(std::string_view value);
+  static std::string Key(std::int64_t id);
+
+  // UserCache:
+  StatusOr<CacheEntry> Get(std::int64_t id) override;
+  StatusOr<std::vector<CacheEntry>> MultiGet(std::span<const std::int64_t> ids) override;
+  StatusOr<bool> PutIfNewer(const User& user) override;
+  StatusOr<bool> PutAbsent(std::int64_t id) override;
+  Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override;
+  Status Ping() override;
+
+  int connections_in_use() const { return pool_.in_use(); }
+
+ private:
+  // Runs one command (argv form) on a pooled connection; loads the Lua script
+  // again if Redis lost it (NOSCRIPT after a restart).
+  StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
+  std::int64_t JitteredTtlMs(std::chrono::milliseconds base);
+
+  const RedisCacheOptions options_;
+  RedisConnectionPool pool_;
+  std::string fill_script_sha_;
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace polycrud

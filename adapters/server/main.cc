@@ -1,0 +1,208 @@
+// polycrud-server: the one place that wires the core to its drivers and
+// protocol faces. Every setting comes from a flag or an environment variable
+// (see --help).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapters/mysql/mysql_user_store.h"
+#include "adapters/redis/redis_user_cache.h"
+#include "adapters/thrift/thrift_server.h"
+#include "core/sha256_token_verifier.h"
+#include "core/user_service.h"
+
+namespace {
+
+struct Config {
+  std::string log_level = "info";
+  polycrud::thrift_adapter::ThriftServerOptions thrift;
+  std::string thrift_protocol = "binary";
+  std::string thrift_model = "threadpool";
+  polycrud::MysqlOptions mysql{.user = "polycrud", .database = "polycrud"};
+  int mysql_wait_s = 30;
+  polycrud::RedisCacheOptions redis;
+  int cache_ttl_s = 3600;
+  std::vector<std::string> admin_hashes;
+  std::vector<std::string> reader_hashes;
+};
+
+void AddOptions(CLI::App& app, Config& c) {
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
+      ->envname("POLYCRUD_LOG_LEVEL")
+      ->capture_default_str();
+  app.add_option("--bind", c.thrift.bind_address, "Address the protocol faces listen on")
+      ->envname("POLYCRUD_BIND")
+      ->capture_default_str();
+
+  app.add_option("--thrift-port", c.thrift.port, "Thrift port (0: any free port)")
+      ->envname("POLYCRUD_THRIFT_PORT")
+      ->capture_default_str();
+  app.add_option("--thrift-workers", c.thrift.workers,
+                 "Thrift worker threads (threadpool: also the connection limit)")
+      ->envname("POLYCRUD_THRIFT_WORKERS")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--thrift-io-threads", c.thrift.io_threads, "I/O threads (nonblocking model)")
+      ->envname("POLYCRUD_THRIFT_IO_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--thrift-protocol", c.thrift_protocol, "Wire protocol")
+      ->envname("POLYCRUD_THRIFT_PROTOCOL")
+      ->check(CLI::IsMember({"binary", "compact"}))
+      ->capture_default_str();
+  app.add_option("--thrift-server", c.thrift_model, "Server model")
+      ->envname("POLYCRUD_THRIFT_SERVER")
+      ->check(CLI::IsMember({"threadpool", "nonblocking"}))
+      ->capture_default_str();
+  app.add_option("--thrift-max-frame-bytes", c.thrift.max_frame_bytes, "Largest accepted frame")
+      ->envname("POLYCRUD_THRIFT_MAX_FRAME_BYTES")
+      ->check(CLI::Range(1024, 64 * 1024 * 1024))
+      ->capture_default_str();
+  app.add_option("--idle-timeout-ms", c.thrift.idle_timeout_ms,
+                 "Close a connection that sends nothing for this long (threadpool)")
+      ->envname("POLYCRUD_IDLE_TIMEOUT_MS")
+      ->check(CLI::Range(100, 3'600'000))
+      ->capture_default_str();
+
+  app.add_option("--mysql-host", c.mysql.host)
+      ->envname("POLYCRUD_MYSQL_HOST")
+      ->capture_default_str();
+  app.add_option("--mysql-port", c.mysql.port)
+      ->envname("POLYCRUD_MYSQL_PORT")
+      ->capture_default_str();
+  app.add_option("--mysql-user", c.mysql.user)
+      ->envname("POLYCRUD_MYSQL_USER")
+      ->capture_default_str();
+  app.add_option("--mysql-password", c.mysql.password, "Prefer the environment variable")
+      ->envname("POLYCRUD_MYSQL_PASSWORD");
+  app.add_option("--mysql-database", c.mysql.database)
+      ->envname("POLYCRUD_MYSQL_DATABASE")
+      ->capture_default_str();
+  app.add_option("--mysql-pool-size", c.mysql.pool_size, "Most MySQL connections at once")
+      ->envname("POLYCRUD_MYSQL_POOL_SIZE")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--mysql-wait-s", c.mysql_wait_s,
+                 "At start-up, keep trying to reach MySQL for this long")
+      ->envname("POLYCRUD_MYSQL_WAIT_S")
+      ->capture_default_str();
+
+  app.add_option("--redis-host", c.redis.connection.host)
+      ->envname("POLYCRUD_REDIS_HOST")
+      ->capture_default_str();
+  app.add_option("--redis-port", c.redis.connection.port)
+      ->envname("POLYCRUD_REDIS_PORT")
+      ->capture_default_str();
+  app.add_option("--redis-pool-size", c.redis.connection.pool_size,
+                 "Most Redis connections at once")
+      ->envname("POLYCRUD_REDIS_POOL_SIZE")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--cache-ttl-s", c.cache_ttl_s, "TTL of a cached user (jittered by 10%)")
+      ->envname("POLYCRUD_CACHE_TTL_S")
+      ->check(CLI::Range(1, 30 * 86400))
+      ->capture_default_str();
+
+  app.add_option("--admin-token-sha256", c.admin_hashes,
+                 "SHA-256 (hex) of an admin token; repeat or comma-separate")
+      ->envname("POLYCRUD_ADMIN_TOKEN_SHA256")
+      ->delimiter(',');
+  app.add_option("--reader-token-sha256", c.reader_hashes,
+                 "SHA-256 (hex) of a reader token; repeat or comma-separate")
+      ->envname("POLYCRUD_READER_TOKEN_SHA256")
+      ->delimiter(',');
+}
+
+// Blocks the shutdown signals in every thread created from now on, so the
+// main thread can wait for them with sigwait.
+sigset_t BlockShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "polycrud-server: the polycrud user directory (Thrift face) over MariaDB and Redis.\n"
+      "Every option can also be set through the environment variable shown."};
+  Config config;
+  AddOptions(app, config);
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v");
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  const sigset_t signals = BlockShutdownSignals();
+
+  if (config.admin_hashes.empty() && config.reader_hashes.empty()) {
+    spdlog::critical("no token configured: set POLYCRUD_ADMIN_TOKEN_SHA256 (see --help)");
+    return 2;
+  }
+  polycrud::StatusOr<polycrud::Sha256TokenVerifier> tokens =
+      polycrud::Sha256TokenVerifier::Create(config.admin_hashes, config.reader_hashes);
+  if (!tokens.ok()) {
+    spdlog::critical("bad token configuration: {}", tokens.status().message());
+    return 2;
+  }
+  config.thrift.protocol = config.thrift_protocol == "compact"
+                               ? polycrud::thrift_adapter::ThriftProtocol::kCompact
+                               : polycrud::thrift_adapter::ThriftProtocol::kBinary;
+  config.thrift.model = config.thrift_model == "nonblocking"
+                            ? polycrud::thrift_adapter::ThriftServerModel::kNonblocking
+                            : polycrud::thrift_adapter::ThriftServerModel::kThreadPool;
+  config.redis.user_ttl = std::chrono::seconds(config.cache_ttl_s);
+
+  polycrud::MysqlUserStore store(config.mysql);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config.mysql_wait_s);
+  for (;;) {
+    polycrud::Status migrated = store.Migrate();
+    if (migrated.ok()) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::critical("cannot apply the schema migrations: {}", migrated.ToString());
+      return 1;
+    }
+    spdlog::warn("waiting for MySQL at {}:{}: {}", config.mysql.host, config.mysql.port,
+                 migrated.ToString());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  polycrud::RedisUserCache cache(config.redis);
+  polycrud::SystemClock clock;
+  polycrud::UserServiceOptions service_options;
+  service_options.server_version = POLYCRUD_VERSION;
+  polycrud::UserService service(store, cache, *tokens, clock, service_options);
+  if (!service.CacheReachable()) {
+    spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",
+                 config.redis.connection.host, config.redis.connection.port);
+  }
+
+  polycrud::thrift_adapter::ThriftServer thrift(service, config.thrift);
+  try {
+    thrift.Start();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start the Thrift server: {}", e.what());
+    return 1;
+  }
+  spdlog::info("polycrud-server {} ready: thrift {}:{} ({}, {}, {} workers)", POLYCRUD_VERSION,
+               config.thrift.bind_address, thrift.port(), config.thrift_model,
+               config.thrift_protocol, config.thrift.workers);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}, draining in-flight calls", strsignal(signal_number));
+  service.BeginShutdown();
+  thrift.Stop();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,147 @@
+#include "adapters/thrift/thrift_server.h"
+
+#include <spdlog/spdlog.h>
+#include <thrift/TConfiguration.h>
+#include <thrift/concurrency/ThreadFactory.h>
+#include <thrift/concurrency/ThreadManager.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/server/TNonblockingServer.h>
+#include <thrift/server/TThreadPoolServer.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TNonblockingServerSocket.h>
+#include <thrift/transport/TServerSocket.h>
+
+#include <chrono>
+#include <future>
+#include <stdexcept>
+
+#include "adapters/thrift/thrift_user_handler.h"
+
+namespace polycrud::thrift_adapter {
+namespace {
+
+using ::apache::thrift::TConfiguration;
+using ::apache::thrift::concurrency::ThreadFactory;
+using ::apache::thrift::concurrency::ThreadManager;
+using ::apache::thrift::protocol::TBinaryProtocolFactory;
+using ::apache::thrift::protocol::TCompactProtocolFactory;
+using ::apache::thrift::protocol::TProtocolFactory;
+using ::apache::thrift::server::TNonblockingServer;
+using ::apache::thrift::server::TServerEventHandler;
+using ::apache::thrift::server::TThreadPoolServer;
+using ::apache::thrift::transport::TFramedTransport;
+using ::apache::thrift::transport::TNonblockingServerSocket;
+using ::apache::thrift::transport::TServerSocket;
+using ::apache::thrift::transport::TTransport;
+using ::apache::thrift::transport::TTransportFactory;
+
+// The stock TFramedTransportFactory ignores TConfiguration, so frames could
+// reach the 16 MB default; this one applies our bound.
+class BoundedFramedTransportFactory final : public TTransportFactory {
+ public:
+  explicit BoundedFramedTransportFactory(std::shared_ptr<TConfiguration> config)
+      : config_(std::move(config)) {}
+  std::shared_ptr<TTransport> getTransport(std::shared_ptr<TTransport> trans) override {
+    return std::make_shared<TFramedTransport>(std::move(trans), config_);
+  }
+
+ private:
+  std::shared_ptr<TConfiguration> config_;
+};
+
+// Signals Start() once the server socket listens.
+class ListeningSignal final : public TServerEventHandler {
+ public:
+  void preServe() override { listening_.set_value(); }
+  std::future<void> future() { return listening_.get_future(); }
+
+ private:
+  std::promise<void> listening_;
+};
+
+std::shared_ptr<TProtocolFactory> MakeProtocolFactory(const ThriftServerOptions& o) {
+  if (o.protocol == ThriftProtocol::kCompact) {
+    return std::make_shared<TCompactProtocolFactory>(o.max_string_bytes, o.max_container_items);
+  }
+  return std::make_shared<TBinaryProtocolFactory>(o.max_string_bytes, o.max_container_items,
+                                                  /*strict_read=*/false, /*strict_write=*/true);
+}
+
+}  // namespace
+
+ThriftServer::ThriftServer(UserService& service, ThriftServerOptions options)
+    : service_(service), options_(std::move(options)) {}
+
+ThriftServer::~ThriftServer() { Stop(); }
+
+void ThriftServer::Start() {
+  auto handler = std::make_shared<ThriftUserHandler>(service_);
+  auto processor = std::make_shared<gen::UserServiceProcessor>(handler);
+  auto protocol = MakeProtocolFactory(options_);
+  auto thread_manager =
+      ThreadManager::newSimpleThreadManager(static_cast<size_t>(options_.workers));
+  thread_manager->threadFactory(std::make_shared<ThreadFactory>());
+  thread_manager->start();
+  thread_manager_ = thread_manager;
+  auto listening = std::make_shared<ListeningSignal>();
+  std::future<void> listening_future = listening->future();
+
+  std::function<int()> bound_port;
+  if (options_.model == ThriftServerModel::kNonblocking) {
+    auto socket = std::make_shared<TNonblockingServerSocket>(options_.bind_address, options_.port);
+    auto server = std::make_shared<TNonblockingServer>(processor, protocol, socket, thread_manager);
+    server->setNumIOThreads(static_cast<size_t>(options_.io_threads));
+    server->setMaxFrameSize(static_cast<size_t>(options_.max_frame_bytes));
+    server_ = server;
+    bound_port = [socket] { return socket->getPort(); };
+  } else {
+    auto socket = std::make_shared<TServerSocket>(options_.bind_address, options_.port);
+    socket->setRecvTimeout(options_.idle_timeout_ms);
+    socket->setSendTimeout(options_.send_timeout_ms);
+    auto config = std::make_shared<TConfiguration>(TConfiguration::DEFAULT_MAX_MESSAGE_SIZE,
+                                                   options_.max_frame_bytes);
+    auto transport = std::make_shared<BoundedFramedTransportFactory>(config);
+    server_ =
+        std::make_shared<TThreadPoolServer>(processor, socket, transport, protocol, thread_manager);
+    bound_port = [socket] { return socket->getPort(); };
+  }
+  server_->setServerEventHandler(listening);
+
+  std::promise<void> failed;
+  std::future<void> failed_future = failed.get_future();
+  serve_thread_ = std::thread([this, failed = std::move(failed)]() mutable {
+    try {
+      server_->serve();
+    } catch (...) {
+      failed.set_exception(std::current_exception());
+      return;
+    }
+    failed.set_value();
+  });
+  // Either the server listens, or serve() failed (e.g. the port is taken).
+  while (listening_future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
+    if (failed_future.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) {
+      serve_thread_.join();
+      stopped_ = true;
+      failed_future.get();  // rethrows
+      throw std::runtime_error("thrift server stopped before listening");
+    }
+  }
+  bound_port_ = bound_port();
+}
+
+void ThriftServer::Stop() {
+  if (stopped_ || server_ == nullptr) return;
+  stopped_ = true;
+  server_->stop();
+  if (serve_thread_.joinable()) serve_thread_.join();
+  // Calls handed to workers (nonblocking model) finish before we return.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (thread_manager_->totalTaskCount() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  thread_manager_->stop();
+}
+
+}  // namespace polycrud::thrift_adapter

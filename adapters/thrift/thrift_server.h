@@ -1,0 +1,66 @@
+// ThriftServer: hosts ThriftUserHandler on a framed-transport Thrift server.
+// Two server models are offered (see README, "Thrift server model"):
+//   threadpool   TThreadPoolServer: one worker thread per open connection,
+//                at most `workers` connections served at once;
+//   nonblocking  TNonblockingServer: libevent I/O threads hand each call to a
+//                pool of `workers` threads; any number of connections.
+// Frames and strings are bounded, idle connections time out, and Stop()
+// drains: calls already running finish before it returns.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "core/user_service.h"
+
+namespace apache::thrift::server {
+class TServer;
+}  // namespace apache::thrift::server
+namespace apache::thrift::concurrency {
+class ThreadManager;
+}  // namespace apache::thrift::concurrency
+
+namespace polycrud::thrift_adapter {
+
+enum class ThriftProtocol : std::uint8_t { kBinary, kCompact };
+enum class ThriftServerModel : std::uint8_t { kThreadPool, kNonblocking };
+
+struct ThriftServerOptions {
+  std::string bind_address = "127.0.0.1";
+  int port = 9090;  // 0: pick a free port (see ThriftServer::port())
+  int workers = 64;
+  int io_threads = 2;  // nonblocking model only
+  ThriftProtocol protocol = ThriftProtocol::kBinary;
+  ThriftServerModel model = ThriftServerModel::kThreadPool;
+  std::int32_t max_frame_bytes = 4 * 1024 * 1024;
+  std::int32_t max_string_bytes = 64 * 1024;
+  std::int32_t max_container_items = 100'000;
+  int idle_timeout_ms = 30'000;  // threadpool model: idle or stalled reads
+  int send_timeout_ms = 10'000;
+};
+
+class ThriftServer {
+ public:
+  ThriftServer(UserService& service, ThriftServerOptions options);
+  ~ThriftServer();
+
+  // Binds and starts serving on a background thread; returns once listening.
+  void Start();
+  // Stops accepting, lets running calls finish, closes connections. Idempotent.
+  void Stop();
+  // The bound port (useful with port 0).
+  int port() const { return bound_port_; }
+
+ private:
+  UserService& service_;
+  const ThriftServerOptions options_;
+  std::shared_ptr<apache::thrift::concurrency::ThreadManager> thread_manager_;
+  std::shared_ptr<apache::thrift::server::TServer> server_;
+  std::thread serve_thread_;
+  int bound_port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace polycrud::thrift_adapter

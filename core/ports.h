@@ -1,0 +1,99 @@
+// The ports the core needs from the outside world. Drivers implement them
+// (MySQL, Redis, SHA-256 tokens, the system clock); unit tests use fakes.
+// Every implementation must be safe to call from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/user.h"
+
+namespace polycrud {
+
+// Durable storage of users: the source of truth.
+// Errors: kUnavailable when the database cannot be reached (the write did not
+// happen, or happened atomically), kResourceExhausted when its pool is
+// exhausted, kInternal for anything unexpected.
+class UserStore {
+ public:
+  virtual ~UserStore() = default;
+
+  // Inserts a new user with version 1 and both timestamps = now_ms; returns it
+  // with its new id. kConflict (duplicate) if the username or email is taken.
+  virtual StatusOr<User> Insert(const UserDraft& draft, std::int64_t now_ms) = 0;
+  // The user, or nullopt if no row has that id.
+  virtual StatusOr<std::optional<User>> FindById(std::int64_t id) = 0;
+  // The users that exist among `ids`, in any order.
+  virtual StatusOr<std::vector<User>> FindByIds(std::span<const std::int64_t> ids) = 0;
+  // Applies `patch` and bumps the version in one statement; the version check
+  // (expected_version != 0) happens in that same statement. kNotFound or
+  // kConflict (version mismatch, or email taken).
+  virtual StatusOr<User> Update(std::int64_t id, const UserPatch& patch, std::int64_t now_ms) = 0;
+  // Deletes the row and returns the version it had. kNotFound if absent.
+  virtual StatusOr<std::int64_t> Delete(std::int64_t id) = 0;
+  // Up to `limit` users with id > after_id, ascending.
+  virtual StatusOr<std::vector<User>> ListAfter(std::int64_t after_id, std::int32_t limit) = 0;
+  // Cheap reachability check.
+  virtual Status Ping() = 0;
+};
+
+// What the cache knows about one id.
+struct CacheEntry {
+  enum class Kind : std::uint8_t {
+    kMiss,    // nothing cached: ask the store
+    kUser,    // `user` is the cached row
+    kAbsent,  // the id is known not to exist (negative entry or tombstone)
+  };
+  Kind kind = Kind::kMiss;
+  User user;
+};
+
+// The versioned cache of DESIGN.md (key user:<id>). Any error means "the cache
+// is not usable now": the core falls back to the store, never to the client.
+class UserCache {
+ public:
+  virtual ~UserCache() = default;
+
+  virtual StatusOr<CacheEntry> Get(std::int64_t id) = 0;
+  // One round trip for all ids; the result is parallel to `ids`.
+  virtual StatusOr<std::vector<CacheEntry>> MultiGet(std::span<const std::int64_t> ids) = 0;
+  // Atomically stores `user` unless the key holds the same or a newer version
+  // or a newer tombstone. Returns false when refused as stale. Used both for
+  // fills after a miss and for replace-on-write.
+  virtual StatusOr<bool> PutIfNewer(const User& user) = 0;
+  // Caches "this id does not exist" briefly, only if the key is empty.
+  virtual StatusOr<bool> PutAbsent(std::int64_t id) = 0;
+  // Replaces the entry with a short-lived tombstone of the deleted version, so
+  // that any fill of that version or older arriving later is refused.
+  virtual Status PutTombstone(std::int64_t id, std::int64_t deleted_version) = 0;
+  virtual Status Ping() = 0;
+};
+
+// Maps a bearer token to its role. kUnauthenticated if missing or unknown.
+class TokenVerifier {
+ public:
+  virtual ~TokenVerifier() = default;
+  virtual StatusOr<Role> Verify(std::string_view token) const = 0;
+};
+
+// Server wall clock, injectable for tests.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::int64_t NowMs() const = 0;
+  // Monotonic milliseconds for timeouts and circuit breakers.
+  virtual std::int64_t MonotonicMs() const = 0;
+};
+
+// The real clock.
+class SystemClock final : public Clock {
+ public:
+  std::int64_t NowMs() const override;
+  std::int64_t MonotonicMs() const override;
+};
+
+}  // namespace polycrud

@@ -1,0 +1,192 @@
+// MemoryUserCache: the UserCache port in memory, for unit tests. It keeps the
+// versioned semantics of RedisUserCache's Lua script and commands exactly:
+//   PutIfNewer   refused if the key holds a user or a tombstone whose version
+//                is the same or newer; a negative entry never blocks a row;
+//   PutAbsent    writes a negative entry only if the key is empty (SET NX);
+//   PutTombstone replaces whatever the key holds (plain SET).
+// Entries never expire here (TTLs are the driver's business); Evict() plays
+// an expiry. Test controls: call counters, outage switches, and hooks that run
+// inside Get and PutIfNewer so a test can pause a fill or interleave other
+// operations deterministically. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/ports.h"
+
+namespace polycrud::testing {
+
+class MemoryUserCache final : public UserCache {
+ public:
+  // What one key holds (RedisUserCache's U, N and D values, or nothing).
+  struct Slot {
+    enum class Kind : std::uint8_t { kEmpty, kUser, kNegative, kTombstone };
+    Kind kind = Kind::kEmpty;
+    User user;                 // for kUser
+    std::int64_t version = 0;  // kUser: the user's version; kTombstone: the deleted version
+  };
+
+  // Hooks run at the start of the call (after it is counted, before the
+  // outage check and before the key is read or written), on the caller's
+  // thread and outside the cache's lock.
+  using GetHook = std::function<void(std::int64_t id)>;
+  using PutIfNewerHook = std::function<void(const User& user)>;
+
+  // UserCache:
+  StatusOr<CacheEntry> Get(std::int64_t id) override {
+    get_calls_.fetch_add(1);
+    if (GetHook hook = Copy(get_hook_)) hook(id);
+    if (unavailable_.load()) return Outage();
+    std::lock_guard lock(mu_);
+    return EntryOf(id);
+  }
+
+  StatusOr<std::vector<CacheEntry>> MultiGet(std::span<const std::int64_t> ids) override {
+    multi_get_calls_.fetch_add(1);
+    if (unavailable_.load()) return Outage();
+    std::lock_guard lock(mu_);
+    std::vector<CacheEntry> out;
+    out.reserve(ids.size());
+    for (const std::int64_t id : ids) out.push_back(EntryOf(id));
+    return out;
+  }
+
+  StatusOr<bool> PutIfNewer(const User& user) override {
+    put_if_newer_calls_.fetch_add(1);
+    if (PutIfNewerHook hook = Copy(put_if_newer_hook_)) hook(user);
+    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    std::lock_guard lock(mu_);
+    Slot& slot = slots_[user.id];
+    const bool versioned = slot.kind == Slot::Kind::kUser || slot.kind == Slot::Kind::kTombstone;
+    if (versioned && slot.version >= user.version) {
+      refused_puts_.fetch_add(1);
+      return false;
+    }
+    slot = Slot{.kind = Slot::Kind::kUser, .user = user, .version = user.version};
+    return true;
+  }
+
+  StatusOr<bool> PutAbsent(std::int64_t id) override {
+    put_absent_calls_.fetch_add(1);
+    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    std::lock_guard lock(mu_);
+    Slot& slot = slots_[id];
+    if (slot.kind != Slot::Kind::kEmpty) return false;
+    slot = Slot{.kind = Slot::Kind::kNegative};
+    return true;
+  }
+
+  Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override {
+    put_tombstone_calls_.fetch_add(1);
+    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    std::lock_guard lock(mu_);
+    slots_[id] = Slot{.kind = Slot::Kind::kTombstone, .version = deleted_version};
+    return Status::Ok();
+  }
+
+  Status Ping() override {
+    ping_calls_.fetch_add(1);
+    if (unavailable_.load()) return Outage();
+    return Status::Ok();
+  }
+
+  // Test controls.
+
+  // While set, every call fails with kUnavailable and changes nothing.
+  void SetUnavailable(bool unavailable) { unavailable_.store(unavailable); }
+  // While set, the three writes fail with kUnavailable; Get, MultiGet and
+  // Ping still work (a cache that serves stale entries but takes no updates).
+  void SetWritesUnavailable(bool unavailable) { writes_unavailable_.store(unavailable); }
+  void SetGetHook(GetHook hook) {
+    std::lock_guard lock(mu_);
+    get_hook_ = std::move(hook);
+  }
+  void SetPutIfNewerHook(PutIfNewerHook hook) {
+    std::lock_guard lock(mu_);
+    put_if_newer_hook_ = std::move(hook);
+  }
+
+  // What the key of `id` holds; counts as no call.
+  Slot Peek(std::int64_t id) const {
+    std::lock_guard lock(mu_);
+    auto it = slots_.find(id);
+    return it == slots_.end() ? Slot{} : it->second;
+  }
+  // Empties one key, or all of them, as if their TTL had run out.
+  void Evict(std::int64_t id) {
+    std::lock_guard lock(mu_);
+    slots_.erase(id);
+  }
+  void EvictAll() {
+    std::lock_guard lock(mu_);
+    slots_.clear();
+  }
+
+  // Calls received, failed ones included.
+  int get_calls() const { return get_calls_.load(); }
+  int multi_get_calls() const { return multi_get_calls_.load(); }
+  int put_if_newer_calls() const { return put_if_newer_calls_.load(); }
+  int put_absent_calls() const { return put_absent_calls_.load(); }
+  int put_tombstone_calls() const { return put_tombstone_calls_.load(); }
+  int ping_calls() const { return ping_calls_.load(); }
+  // Every call to the cache but Ping.
+  int data_calls() const {
+    return get_calls() + multi_get_calls() + put_if_newer_calls() + put_absent_calls() +
+           put_tombstone_calls();
+  }
+  // PutIfNewer calls refused because the key held the same or a newer version.
+  int refused_puts() const { return refused_puts_.load(); }
+
+ private:
+  static Status Outage() { return Status::Unavailable("cache: injected outage", 1000); }
+
+  template <typename Hook>
+  Hook Copy(const Hook& hook) const {
+    std::lock_guard lock(mu_);
+    return hook;
+  }
+
+  // Requires mu_.
+  CacheEntry EntryOf(std::int64_t id) const {
+    CacheEntry entry;
+    auto it = slots_.find(id);
+    if (it == slots_.end()) return entry;
+    switch (it->second.kind) {
+      case Slot::Kind::kEmpty:
+        break;
+      case Slot::Kind::kUser:
+        entry.kind = CacheEntry::Kind::kUser;
+        entry.user = it->second.user;
+        break;
+      case Slot::Kind::kNegative:
+      case Slot::Kind::kTombstone:
+        entry.kind = CacheEntry::Kind::kAbsent;
+        break;
+    }
+    return entry;
+  }
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::int64_t, Slot> slots_;
+  GetHook get_hook_;
+  PutIfNewerHook put_if_newer_hook_;
+
+  std::atomic<bool> unavailable_{false};
+  std::atomic<bool> writes_unavailable_{false};
+  std::atomic<int> get_calls_{0};
+  std::atomic<int> multi_get_calls_{0};
+  std::atomic<int> put_if_newer_calls_{0};
+  std::atomic<int> put_absent_calls_{0};
+  std::atomic<int> put_tombstone_calls_{0};
+  std::atomic<int> ping_calls_{0};
+  std::atomic<int> refused_puts_{0};
+};
+
+}  // namespace polycrud::testing

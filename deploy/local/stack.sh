@@ -1,0 +1,581 @@
+#!/usr/bin/env bash
+# Private MariaDB and Redis instances for polycrud: one directory per
+# instance, loopback only, started without systemd and stopped by the PID
+# recorded in that directory. A system-wide instance (/run/mysqld, the
+# distribution's redis-server) is never touched, and nothing is ever stopped
+# by process name.
+#
+# Used by `./polycrud up/down` and by the test suite (CTest fixtures and the
+# C++ integration tests), so the command-line interface below is stable.
+set -euo pipefail
+
+readonly PROG=stack.sh
+readonly REDIS_START_TIMEOUT_S=10
+readonly REDIS_STOP_TIMEOUT_S=10
+readonly MARIADB_START_TIMEOUT_S=30
+readonly MARIADB_STOP_TIMEOUT_S=30
+readonly LOCK_TIMEOUT_S=120
+
+usage() {
+  cat <<'EOF'
+Usage: stack.sh COMMAND ...
+
+Starts and stops private MariaDB and Redis instances, each in its own
+directory, listening on 127.0.0.1 only. Every start is idempotent (an
+instance already running in DIR is left alone) and every stop is harmless
+when nothing runs. Processes are found through the pid files in DIR only.
+
+Redis (a pure cache: no RDB snapshots, no AOF):
+  stack.sh redis start DIR PORT     start redis-server in DIR (created if needed)
+                                    and wait until it answers PING (10 s)
+  stack.sh redis stop DIR           SIGTERM by pid, SIGKILL after 10 s
+  stack.sh redis status DIR         print its state; exit 0 running, 3 stopped
+
+MariaDB:
+  stack.sh mariadb start DIR PORT   initialise DIR/data on first use, write
+                                    DIR/my.cnf, start mariadbd and wait until it
+                                    answers (30 s)
+  stack.sh mariadb stop DIR         SIGTERM by pid, SIGKILL after 30 s
+  stack.sh mariadb status DIR       print its state; exit 0 running, 3 stopped
+  stack.sh mariadb bootstrap DIR DATABASE USER PASSWORD
+                                    create DATABASE (utf8mb4) and USER@127.0.0.1
+                                    and USER@localhost with PASSWORD (an existing
+                                    user gets the new password), grant ALL on
+                                    DATABASE.*; idempotent
+
+Any directory:
+  stack.sh status DIR               what runs in DIR and its direct
+                                    subdirectories (pid and port, or "stopped")
+  stack.sh stop-all DIR             stop every instance found below DIR (by pid)
+
+Files in a Redis DIR:   redis.pid redis.port redis.log
+Files in a MariaDB DIR: my.cnf data/ mysqld.pid mysqld.sock mysqld.log install.log
+Connect as root:        mariadb --defaults-file=DIR/my.cnf
+
+Environment:
+  POLYCRUD_MARIADB_BUFFER_POOL   innodb_buffer_pool_size (default 1G, sized
+                                 for the 8-million-user data set)
+  POLYCRUD_REDIS_MAXMEMORY       Redis maxmemory, e.g. 2gb (default: no limit;
+                                 the eviction policy is allkeys-lru)
+EOF
+}
+
+die() {
+  printf '%s: error: %s\n' "$PROG" "$*" >&2
+  exit 1
+}
+
+usage_error() {
+  printf '%s: %s\n' "$PROG" "$*" >&2
+  printf 'Run "%s --help" for usage.\n' "$PROG" >&2
+  exit 2
+}
+
+info() { printf '%s: %s\n' "$PROG" "$*"; }
+
+# Prints the last lines of each existing file given, to stderr.
+show_tail() {
+  local f
+  for f in "$@"; do
+    if [[ -s $f ]]; then
+      printf -- '--- last lines of %s ---\n' "$f" >&2
+      tail -n 25 "$f" >&2
+    fi
+  done
+}
+
+check_port() {
+  if ! [[ $1 =~ ^[0-9]{1,5}$ ]] || ((10#$1 < 1 || 10#$1 > 65535)); then
+    usage_error "invalid port '$1' (expected 1-65535)"
+  fi
+}
+
+# True if something accepts TCP connections on 127.0.0.1:PORT.
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Absolute form of DIR, which must exist.
+abs_dir() { (cd "$1" && pwd -P); }
+
+# True if PID is a live (non-zombie) process, whatever its command name.
+pid_exists() {
+  local stat
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  # The state follows the parenthesised command name; a zombie has exited
+  # already and only waits to be reaped.
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+# True if PID is a live (non-zombie) process whose command name is COMM.
+pid_alive() {
+  local comm
+  pid_exists "$1" || return 1
+  { read -r comm <"/proc/$1/comm"; } 2>/dev/null || return 1
+  [[ $comm == "$2" ]]
+}
+
+# Prints the pid stored in PIDFILE if it names a live COMM process.
+running_pid() {
+  local pidfile=$1 comm=$2 pid
+  [[ -f $pidfile ]] || return 1
+  { read -r pid <"$pidfile" || [[ -n ${pid:-} ]]; } 2>/dev/null || return 1
+  pid_alive "$pid" "$comm" || return 1
+  printf '%s\n' "$pid"
+}
+
+# Waits up to TIMEOUT seconds for PID to exit; true if it did.
+wait_exit() {
+  local pid=$1 comm=$2 deadline=$((SECONDS + $3))
+  while ((SECONDS < deadline)); do
+    pid_alive "$pid" "$comm" || return 0
+    sleep 0.1
+  done
+  ! pid_alive "$pid" "$comm"
+}
+
+# Stops PID (command name COMM): SIGTERM, then SIGKILL after TIMEOUT seconds.
+terminate() {
+  local name=$1 pid=$2 comm=$3 timeout_s=$4
+  kill -TERM "$pid" 2>/dev/null || true
+  if wait_exit "$pid" "$comm" "$timeout_s"; then
+    return 0
+  fi
+  printf '%s: warning: %s (pid %s) still running after %s s; sending SIGKILL\n' \
+    "$PROG" "$name" "$pid" "$timeout_s" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_exit "$pid" "$comm" 10 || die "$name (pid $pid) survived SIGKILL"
+}
+
+# Runs "$@" (via exec) with stdin from /dev/null and every descriptor above 2
+# closed: a daemon must not keep a pipe of its caller (a test harness reading
+# our output) or this script's lock open.
+exec_detached() {
+  local f fd
+  for f in /proc/"$BASHPID"/fd/*; do
+    fd=${f##*/}
+    if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then
+      exec {fd}>&- 2>/dev/null || true
+    fi
+  done
+  exec "$@" </dev/null
+}
+
+# Serialises commands on one instance directory (fd 9; processes started from
+# here do not inherit it, so the lock ends with the command).
+lock_dir() {
+  local dir=$1
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 9>"$dir/.lock"
+  flock -w "$LOCK_TIMEOUT_S" 9 || die "$dir is locked by another stack.sh command"
+}
+
+# ---------------------------------------------------------------- Redis ----
+
+redis_start() {
+  local dir=$1 port=$2 pid running_port deadline reply
+  check_port "$port"
+  command -v redis-server >/dev/null 2>&1 ||
+    die "redis-server not found; install it with ./polycrud setup (Debian package redis-server)"
+  command -v redis-cli >/dev/null 2>&1 ||
+    die "redis-cli not found; install it with ./polycrud setup (Debian package redis-tools)"
+  mkdir -p "$dir"
+  dir=$(abs_dir "$dir")
+  lock_dir "$dir"
+
+  if pid=$(running_pid "$dir/redis.pid" redis-server); then
+    running_port=$(cat "$dir/redis.port" 2>/dev/null || true)
+    if [[ -n $running_port && $running_port != "$port" ]]; then
+      die "redis already runs in $dir on port $running_port (pid $pid), not $port; stop it first"
+    fi
+    info "redis already running in $dir (pid $pid, port $port)"
+    return 0
+  fi
+  rm -f "$dir/redis.pid"
+  if port_in_use "$port"; then
+    die "port $port on 127.0.0.1 is already in use by another process; choose another port"
+  fi
+
+  local -a args=(
+    --port "$port" --bind 127.0.0.1
+    --save '' --appendonly no
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
+    --maxmemory-policy allkeys-lru
+  )
+  if [[ -n ${POLYCRUD_REDIS_MAXMEMORY:-} ]]; then
+    args+=(--maxmemory "$POLYCRUD_REDIS_MAXMEMORY")
+  fi
+  if ! (exec_detached redis-server "${args[@]}") >>"$dir/redis.log" 2>&1; then
+    show_tail "$dir/redis.log"
+    die "redis-server failed to start in $dir"
+  fi
+  printf '%s\n' "$port" >"$dir/redis.port"
+
+  deadline=$((SECONDS + REDIS_START_TIMEOUT_S))
+  while ((SECONDS < deadline)); do
+    if pid=$(running_pid "$dir/redis.pid" redis-server); then
+      reply=$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)
+      if [[ $reply == PONG ]]; then
+        info "redis started in $dir (pid $pid, port $port)"
+        return 0
+      fi
+    fi
+    sleep 0.1
+  done
+  if pid=$(running_pid "$dir/redis.pid" redis-server); then
+    terminate redis "$pid" redis-server "$REDIS_STOP_TIMEOUT_S"
+  fi
+  rm -f "$dir/redis.pid"
+  show_tail "$dir/redis.log"
+  die "redis did not answer PING on port $port within ${REDIS_START_TIMEOUT_S} s"
+}
+
+redis_stop() {
+  local dir=$1 pid
+  if [[ ! -d $dir ]]; then
+    info "redis not running (no directory $dir)"
+    return 0
+  fi
+  dir=$(abs_dir "$dir")
+  lock_dir "$dir"
+  if ! pid=$(running_pid "$dir/redis.pid" redis-server); then
+    rm -f "$dir/redis.pid"
+    info "redis not running in $dir"
+    return 0
+  fi
+  terminate redis "$pid" redis-server "$REDIS_STOP_TIMEOUT_S"
+  rm -f "$dir/redis.pid"
+  info "redis stopped in $dir (was pid $pid)"
+}
+
+redis_status() {
+  local dir=$1 pid port
+  if [[ -d $dir ]] && pid=$(running_pid "$dir/redis.pid" redis-server); then
+    port=$(cat "$dir/redis.port" 2>/dev/null || echo '?')
+    printf 'redis    %-8s pid %-8s port %-6s %s\n' running "$pid" "$port" "$dir"
+    return 0
+  fi
+  printf 'redis    %-8s %-22s %s\n' stopped '' "$dir"
+  return 3
+}
+
+# -------------------------------------------------------------- MariaDB ----
+
+# The unix socket path must fit in sun_path (108 bytes); deep directories
+# (build trees, test scratch folders) get a short path under /tmp instead.
+mariadb_socket_path() {
+  local dir=$1 sock=$1/mysqld.sock hash
+  if ((${#sock} > 100)); then
+    hash=$(printf '%s' "$dir" | sha256sum | cut -c1-16)
+    sock=/tmp/polycrud-mysqld-$hash.sock
+  fi
+  printf '%s\n' "$sock"
+}
+
+mariadb_write_config() {
+  local dir=$1 port=$2 sock
+  sock=$(mariadb_socket_path "$dir")
+  cat >"$dir/my.cnf.tmp" <<EOF
+# Written by deploy/local/stack.sh on every start; edits are overwritten.
+[mysqld]
+datadir=$dir/data
+socket=$sock
+pid-file=$dir/mysqld.pid
+port=$port
+bind-address=127.0.0.1
+user=root
+skip-name-resolve
+character-set-server=utf8mb4
+collation-server=utf8mb4_bin
+innodb_flush_log_at_trx_commit=1
+innodb_buffer_pool_size=${POLYCRUD_MARIADB_BUFFER_POOL:-1G}
+max_connections=500
+local_infile=1
+log-error=$dir/mysqld.log
+
+[client]
+socket=$sock
+port=$port
+user=root
+default-character-set=utf8mb4
+EOF
+  mv -f "$dir/my.cnf.tmp" "$dir/my.cnf"
+}
+
+# The port in DIR/my.cnf ([mysqld] section), if any.
+mariadb_config_port() {
+  [[ -f $1/my.cnf ]] || return 0
+  sed -n 's/^port=\([0-9]*\)$/\1/p' "$1/my.cnf" | head -n 1
+}
+
+mariadb_ping() {
+  mariadb-admin --defaults-file="$1/my.cnf" --connect-timeout=2 ping >/dev/null 2>&1
+}
+
+# Creates DIR/data with the system tables on first use. The tables are built
+# in data.init and renamed only when complete, so an interrupted
+# initialisation is simply redone.
+mariadb_init() {
+  local dir=$1
+  if [[ -d $dir/data/mysql ]]; then
+    return 0
+  fi
+  if [[ -d $dir/data ]] && [[ -n $(ls -A "$dir/data") ]]; then
+    die "$dir/data exists but is not a MariaDB data directory; move it away first"
+  fi
+  command -v mariadb-install-db >/dev/null 2>&1 ||
+    die "mariadb-install-db not found; install it with ./polycrud setup (Debian package mariadb-server)"
+  info "initialising MariaDB data directory $dir/data"
+  rm -rf "$dir/data.init"
+  if ! (exec_detached mariadb-install-db --defaults-file="$dir/my.cnf" \
+    --datadir="$dir/data.init" --user=root --auth-root-authentication-method=normal \
+    --skip-test-db) >"$dir/install.log" 2>&1; then
+    show_tail "$dir/install.log" "$dir/mysqld.log"
+    rm -rf "$dir/data.init"
+    die "mariadb-install-db failed (log: $dir/install.log)"
+  fi
+  rm -rf "$dir/data"
+  mv "$dir/data.init" "$dir/data"
+}
+
+mariadb_start() {
+  local dir=$1 port=$2 pid running_port deadline
+  check_port "$port"
+  command -v mariadbd >/dev/null 2>&1 ||
+    die "mariadbd not found; install it with ./polycrud setup (Debian package mariadb-server)"
+  command -v mariadb-admin >/dev/null 2>&1 ||
+    die "mariadb-admin not found; install it with ./polycrud setup (Debian package mariadb-client)"
+  mkdir -p "$dir"
+  dir=$(abs_dir "$dir")
+  lock_dir "$dir"
+
+  if pid=$(running_pid "$dir/mysqld.pid" mariadbd); then
+    running_port=$(mariadb_config_port "$dir")
+    if [[ -n $running_port && $running_port != "$port" ]]; then
+      die "mariadb already runs in $dir on port $running_port (pid $pid), not $port; stop it first"
+    fi
+    info "mariadb already running in $dir (pid $pid, port $port)"
+    return 0
+  fi
+  rm -f "$dir/mysqld.pid"
+  if port_in_use "$port"; then
+    die "port $port on 127.0.0.1 is already in use by another process; choose another port"
+  fi
+
+  mariadb_write_config "$dir" "$port"
+  mariadb_init "$dir"
+
+  # A new session, so the server outlives this script and its terminal. The
+  # subshell execs setsid, which execs mariadbd (a background job is no
+  # process-group leader, so setsid need not fork): $! is the server's pid.
+  (exec_detached setsid mariadbd --defaults-file="$dir/my.cnf") >>"$dir/mysqld.out" 2>&1 &
+  pid=$!
+
+  deadline=$((SECONDS + MARIADB_START_TIMEOUT_S))
+  while ((SECONDS < deadline)); do
+    if ! pid_exists "$pid"; then
+      show_tail "$dir/mysqld.log" "$dir/mysqld.out"
+      die "mariadbd exited during start-up (log: $dir/mysqld.log)"
+    fi
+    if mariadb_ping "$dir"; then
+      # mariadbd writes its pid file itself; make sure it names this process.
+      [[ $(cat "$dir/mysqld.pid" 2>/dev/null || true) == "$pid" ]] ||
+        printf '%s\n' "$pid" >"$dir/mysqld.pid"
+      info "mariadb started in $dir (pid $pid, port $port)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  terminate mariadb "$pid" mariadbd "$MARIADB_STOP_TIMEOUT_S"
+  rm -f "$dir/mysqld.pid"
+  show_tail "$dir/mysqld.log" "$dir/mysqld.out"
+  die "mariadb did not answer on port $port within ${MARIADB_START_TIMEOUT_S} s (log: $dir/mysqld.log)"
+}
+
+mariadb_stop() {
+  local dir=$1 pid
+  if [[ ! -d $dir ]]; then
+    info "mariadb not running (no directory $dir)"
+    return 0
+  fi
+  dir=$(abs_dir "$dir")
+  lock_dir "$dir"
+  if ! pid=$(running_pid "$dir/mysqld.pid" mariadbd); then
+    rm -f "$dir/mysqld.pid"
+    info "mariadb not running in $dir"
+    return 0
+  fi
+  terminate mariadb "$pid" mariadbd "$MARIADB_STOP_TIMEOUT_S"
+  rm -f "$dir/mysqld.pid"
+  info "mariadb stopped in $dir (was pid $pid)"
+}
+
+mariadb_status() {
+  local dir=$1 pid port
+  if [[ -d $dir ]] && pid=$(running_pid "$dir/mysqld.pid" mariadbd); then
+    port=$(mariadb_config_port "$dir")
+    printf 'mariadb  %-8s pid %-8s port %-6s %s\n' running "$pid" "${port:-?}" "$dir"
+    return 0
+  fi
+  printf 'mariadb  %-8s %-22s %s\n' stopped '' "$dir"
+  return 3
+}
+
+# Quotes S as the body of a single-quoted SQL string literal.
+sql_string() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\'/\\\'}
+  printf '%s' "$s"
+}
+
+mariadb_bootstrap() {
+  local dir=$1 database=$2 user=$3 password=$4 pw host
+  [[ $database =~ ^[A-Za-z0-9_]{1,64}$ ]] ||
+    usage_error "invalid database name '$database' (letters, digits and _ only)"
+  [[ $user =~ ^[A-Za-z0-9_.-]{1,80}$ ]] ||
+    usage_error "invalid user name '$user' (letters, digits, _ . - only)"
+  [[ -n $password ]] || usage_error "the password must not be empty"
+  [[ -d $dir ]] || die "no MariaDB in $dir; start it first: stack.sh mariadb start $dir PORT"
+  dir=$(abs_dir "$dir")
+  running_pid "$dir/mysqld.pid" mariadbd >/dev/null ||
+    die "mariadb is not running in $dir; start it first: stack.sh mariadb start $dir PORT"
+
+  pw=$(sql_string "$password")
+  {
+    printf "CREATE DATABASE IF NOT EXISTS \`%s\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;\n" \
+      "$database"
+    for host in 127.0.0.1 localhost; do
+      printf "CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s';\n" "$user" "$host" "$pw"
+      printf "ALTER USER '%s'@'%s' IDENTIFIED BY '%s';\n" "$user" "$host" "$pw"
+      printf "GRANT ALL PRIVILEGES ON \`%s\`.* TO '%s'@'%s';\n" "$database" "$user" "$host"
+    done
+    # The statements carry the password: read from stdin, never from argv.
+  } | mariadb --defaults-file="$dir/my.cnf" --batch ||
+    die "bootstrap of database '$database' failed in $dir"
+  info "database '$database' and user '$user' ready in $dir"
+}
+
+# ------------------------------------------------------------ any DIR ----
+
+# Prints the state of every instance in DIR and its direct subdirectories.
+status_all() {
+  local root=$1 d found=0
+  [[ -d $root ]] || {
+    printf 'nothing in %s (no such directory)\n' "$root"
+    return 0
+  }
+  root=$(abs_dir "$root")
+  for d in "$root" "$root"/*/; do
+    d=${d%/}
+    [[ -d $d ]] || continue
+    if [[ -e $d/redis.port || -e $d/redis.pid || -e $d/redis.log ]]; then
+      redis_status "$d" || true
+      found=1
+    fi
+    if [[ -e $d/my.cnf ]]; then
+      mariadb_status "$d" || true
+      found=1
+    fi
+  done
+  ((found)) || printf 'nothing in %s\n' "$root"
+}
+
+# Stops every instance whose pid file lies below DIR.
+stop_all() {
+  local root=$1 f
+  [[ -d $root ]] || return 0
+  while IFS= read -r -d '' f; do
+    case ${f##*/} in
+      redis.pid) redis_stop "${f%/*}" ;;
+      mysqld.pid) mariadb_stop "${f%/*}" ;;
+    esac
+  done < <(find "$root" -maxdepth 5 \( -name redis.pid -o -name mysqld.pid \) -print0)
+}
+
+# ---------------------------------------------------------------- main ----
+
+expect_args() {
+  local want=$1 have=$2 what=$3
+  ((have == want)) || usage_error "'$what' takes $((want)) argument(s), got $have"
+}
+
+main() {
+  (($# > 0)) || {
+    usage >&2
+    exit 2
+  }
+  case $1 in
+    -h | --help | help)
+      usage
+      return 0
+      ;;
+  esac
+  local service=$1
+  shift
+  # "stack.sh redis --help", "stack.sh redis start --help" (only the first
+  # two words: a password may legitimately look like an option).
+  case "${1:-} ${2:-}" in
+    -h\ * | --help\ * | *\ -h | *\ --help)
+      usage
+      return 0
+      ;;
+  esac
+  case $service in
+    redis)
+      local action=${1:-}
+      shift || true
+      case $action in
+        start)
+          expect_args 2 $# "redis start DIR PORT"
+          redis_start "$1" "$2"
+          ;;
+        stop)
+          expect_args 1 $# "redis stop DIR"
+          redis_stop "$1"
+          ;;
+        status)
+          expect_args 1 $# "redis status DIR"
+          redis_status "$1"
+          ;;
+        *) usage_error "unknown redis command '$action' (start, stop, status)" ;;
+      esac
+      ;;
+    mariadb)
+      local action=${1:-}
+      shift || true
+      case $action in
+        start)
+          expect_args 2 $# "mariadb start DIR PORT"
+          mariadb_start "$1" "$2"
+          ;;
+        stop)
+          expect_args 1 $# "mariadb stop DIR"
+          mariadb_stop "$1"
+          ;;
+        status)
+          expect_args 1 $# "mariadb status DIR"
+          mariadb_status "$1"
+          ;;
+        bootstrap)
+          expect_args 4 $# "mariadb bootstrap DIR DATABASE USER PASSWORD"
+          mariadb_bootstrap "$1" "$2" "$3" "$4"
+          ;;
+        *) usage_error "unknown mariadb command '$action' (start, stop, status, bootstrap)" ;;
+      esac
+      ;;
+    status)
+      expect_args 1 $# "status DIR"
+      status_all "$1"
+      ;;
+    stop-all)
+      expect_args 1 $# "stop-all DIR"
+      stop_all "$1"
+      ;;
+    *) usage_error "unknown command '$service'" ;;
+  esac
+}
+
+main "$@"

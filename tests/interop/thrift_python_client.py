@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""Interop: a Python client generated from idl/polycrud.thrift with Debian's
+python3-thrift does a CRUD round and checks the error mapping against a real
+polycrud-server (started here, on the test stack's MariaDB and Redis)."""
+
+import hashlib
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+from thrift.protocol import TBinaryProtocol
+from thrift.transport import TSocket, TTransport
+
+from polycrud import UserService
+from polycrud.ttypes import (Conflict, InvalidArgument, NotFound, PermissionDenied,
+                             Unauthenticated, UserDraft, UserPatch)
+
+ADMIN = "interop-admin-token"
+READER = "interop-reader-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ThriftPythonInteropTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        env = dict(os.environ)
+        env.update({
+            "POLYCRUD_THRIFT_PORT": str(cls.port),
+            "POLYCRUD_MYSQL_HOST": os.environ["POLYCRUD_TEST_MYSQL_HOST"],
+            "POLYCRUD_MYSQL_PORT": os.environ["POLYCRUD_TEST_MYSQL_PORT"],
+            "POLYCRUD_MYSQL_USER": os.environ["POLYCRUD_TEST_MYSQL_USER"],
+            "POLYCRUD_MYSQL_PASSWORD": os.environ["POLYCRUD_TEST_MYSQL_PASSWORD"],
+            "POLYCRUD_MYSQL_DATABASE": os.environ["POLYCRUD_TEST_MYSQL_DATABASE"],
+            "POLYCRUD_REDIS_PORT": os.environ["POLYCRUD_TEST_REDIS_PORT"],
+            "POLYCRUD_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(),
+            "POLYCRUD_READER_TOKEN_SHA256": hashlib.sha256(READER.encode()).hexdigest(),
+        })
+        cls.server = subprocess.Popen([os.environ["POLYCRUD_SERVER_BINARY"]], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
+                break
+            except OSError:
+                if cls.server.poll() is not None:
+                    raise RuntimeError("server exited: " + cls.server.stderr.read().decode())
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("server did not start")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.terminate()
+        cls.server.wait(timeout=30)
+
+    def setUp(self):
+        sock = TSocket.TSocket("127.0.0.1", self.port)
+        sock.setTimeout(10000)
+        self.transport = TTransport.TFramedTransport(sock)
+        self.client = UserService.Client(TBinaryProtocol.TBinaryProtocol(self.transport))
+        self.transport.open()
+
+    def tearDown(self):
+        self.transport.close()
+
+    def test_crud_round(self):
+        name = "py_%d" % random.randrange(10**9)
+        full_name = "Ünïcödé 😀 \"quoted\" '; DROP TABLE users; --"
+        created = self.client.createUser(ADMIN, UserDraft(name, name + "@example.com", full_name))
+        self.assertGreater(created.id, 0)
+        self.assertEqual(created.version, 1)
+        self.assertEqual(created.full_name, full_name)
+
+        got = self.client.getUser(READER, created.id)
+        self.assertEqual(got, created)
+
+        updated = self.client.updateUser(ADMIN, created.id,
+                                         UserPatch(full_name="Renamed", expected_version=1))
+        self.assertEqual(updated.version, 2)
+        self.assertEqual(updated.full_name, "Renamed")
+        self.assertEqual(updated.email, created.email)
+
+        page = self.client.listUsers(READER, created.id - 1, 1)
+        self.assertEqual([u.id for u in page.users], [created.id])
+
+        batch = self.client.batchGetUsers(READER, [created.id, 10**12])
+        self.assertEqual([u.id for u in batch], [created.id])
+
+        self.client.deleteUser(ADMIN, created.id)
+        with self.assertRaises(NotFound):
+            self.client.getUser(READER, created.id)
+
+    def test_error_mapping(self):
+        with self.assertRaises(InvalidArgument) as ctx:
+            self.client.createUser(ADMIN, UserDraft("UPPER", "a@b.c", "X"))
+        self.assertEqual(ctx.exception.field, "username")
+        with self.assertRaises(Unauthenticated):
+            self.client.getUser("nope", 1)
+        with self.assertRaises(PermissionDenied):
+            self.client.deleteUser(READER, 1)
+        name = "py_%d" % random.randrange(10**9)
+        u = self.client.createUser(ADMIN, UserDraft(name, name + "@example.com", "X"))
+        with self.assertRaises(Conflict):
+            self.client.createUser(ADMIN, UserDraft(name, "other-" + name + "@example.com", "X"))
+        with self.assertRaises(Conflict):
+            self.client.updateUser(ADMIN, u.id, UserPatch(full_name="Y", expected_version=99))
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False, verbosity=2).result
+    sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)

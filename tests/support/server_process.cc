@@ -1,0 +1,147 @@
+#include "tests/support/server_process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TSocket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+#include <thread>
+
+#include "core/sha256_token_verifier.h"
+
+namespace polycrud::testing {
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    throw std::runtime_error("bind failed");
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitForPort(int port, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+ServerProcess::ServerProcess(ServerSettings settings) {
+  const std::string binary = Setting("POLYCRUD_SERVER_BINARY");
+  const std::string scratch = Setting("POLYCRUD_TEST_SCRATCH");
+  std::system(("mkdir -p '" + scratch + "'").c_str());
+  thrift_port_ = FreePort();
+  log_path_ = scratch + "/server-" + std::to_string(thrift_port_) + ".log";
+
+  std::vector<std::pair<std::string, std::string>> env = {
+      {"POLYCRUD_THRIFT_PORT", std::to_string(thrift_port_)},
+      {"POLYCRUD_MYSQL_HOST", Setting("POLYCRUD_TEST_MYSQL_HOST")},
+      {"POLYCRUD_MYSQL_PORT", settings.mysql_port != 0 ? std::to_string(settings.mysql_port)
+                                                       : Setting("POLYCRUD_TEST_MYSQL_PORT")},
+      {"POLYCRUD_MYSQL_USER", Setting("POLYCRUD_TEST_MYSQL_USER")},
+      {"POLYCRUD_MYSQL_PASSWORD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD")},
+      {"POLYCRUD_MYSQL_DATABASE", Setting("POLYCRUD_TEST_MYSQL_DATABASE")},
+      {"POLYCRUD_REDIS_HOST", "127.0.0.1"},
+      {"POLYCRUD_REDIS_PORT", settings.redis_port != 0 ? std::to_string(settings.redis_port)
+                                                       : Setting("POLYCRUD_TEST_REDIS_PORT")},
+      {"POLYCRUD_ADMIN_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kAdminToken)},
+      {"POLYCRUD_READER_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kReaderToken)},
+  };
+  for (auto& kv : settings.extra_env) env.push_back(kv);
+
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(log, STDOUT_FILENO);
+    dup2(log, STDERR_FILENO);
+    for (const auto& [key, value] : env) setenv(key.c_str(), value.c_str(), 1);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(binary.c_str()));
+    for (std::string& arg : settings.extra_args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  if (!WaitForPort(thrift_port_, 30'000)) {
+    Terminate();
+    std::ifstream in(log_path_);
+    std::cerr << in.rdbuf();
+    throw std::runtime_error("polycrud-server did not start listening");
+  }
+}
+
+ServerProcess::~ServerProcess() { Terminate(); }
+
+int ServerProcess::Terminate() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+ThriftClient::ThriftClient(int port, bool compact) {
+  using namespace ::apache::thrift;
+  auto socket = std::make_shared<transport::TSocket>("127.0.0.1", port);
+  socket->setConnTimeout(5000);
+  socket->setRecvTimeout(10000);
+  socket->setSendTimeout(10000);
+  transport_ = std::make_shared<transport::TFramedTransport>(socket);
+  std::shared_ptr<protocol::TProtocol> proto;
+  if (compact) {
+    proto = std::make_shared<protocol::TCompactProtocol>(transport_);
+  } else {
+    proto = std::make_shared<protocol::TBinaryProtocol>(transport_);
+  }
+  client_ = std::make_unique<gen::UserServiceClient>(proto);
+  transport_->open();
+}
+
+ThriftClient::~ThriftClient() {
+  try {
+    transport_->close();
+  } catch (...) {  // the server may already be gone
+  }
+}
+
+}  // namespace polycrud::testing

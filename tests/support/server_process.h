@@ -1,0 +1,70 @@
+// Test helpers that run the real polycrud-server binary and talk to it over
+// Thrift. Each test picks its own port; the process is stopped by PID.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "UserService.h"
+#include "tests/support/settings.h"
+
+namespace polycrud::testing {
+
+namespace gen = ::polycrud::thrift;
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+// The admin and reader tokens every test server is configured with.
+inline constexpr const char* kAdminToken = "test-admin-token";
+inline constexpr const char* kReaderToken = "test-reader-token";
+
+struct ServerSettings {
+  int mysql_port = 0;  // 0: the shared test stack's
+  int redis_port = 0;  // 0: the shared test stack's
+  std::vector<std::pair<std::string, std::string>> extra_env;
+  std::vector<std::string> extra_args;
+};
+
+// polycrud-server as a child process, configured for the test stack.
+class ServerProcess {
+ public:
+  explicit ServerProcess(ServerSettings settings = {});
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  int thrift_port() const { return thrift_port_; }
+  pid_t pid() const { return pid_; }
+  // Sends SIGTERM and waits; returns the exit status (or -1).
+  int Terminate();
+  // Path of the server's log file.
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  pid_t pid_ = -1;
+  int thrift_port_ = 0;
+  std::string log_path_;
+};
+
+// A connected Thrift client (framed, binary unless compact is asked for).
+class ThriftClient {
+ public:
+  explicit ThriftClient(int port, bool compact = false);
+  ~ThriftClient();
+  gen::UserServiceClient* operator->() { return client_.get(); }
+  gen::UserServiceClient& operator*() { return *client_; }
+
+ private:
+  std::shared_ptr<apache::thrift::transport::TTransport> transport_;
+  std::unique_ptr<gen::UserServiceClient> client_;
+};
+
+// True once something accepts TCP connections on 127.0.0.1:port.
+bool WaitForPort(int port, int timeout_ms);
+
+}  // namespace polycrud::testing

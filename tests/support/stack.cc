@@ -1,0 +1,95 @@
+#include "tests/support/stack.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "tests/support/server_process.h"
+
+namespace polycrud::testing {
+namespace {
+
+std::string StackScript() { return Setting("POLYCRUD_STACK_SCRIPT"); }
+
+std::string ScratchDir(const std::string& name) {
+  return Setting("POLYCRUD_TEST_SCRATCH") + "/" + name;
+}
+
+void MustRun(const std::string& command) {
+  if (Shell(command) != 0) throw std::runtime_error("command failed: " + command);
+}
+
+}  // namespace
+
+int Shell(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+RedisInstance::RedisInstance(const std::string& name)
+    : dir_(ScratchDir(name)), port_(FreePort()) {
+  Start();
+}
+
+RedisInstance::~RedisInstance() { Stop(); }
+
+void RedisInstance::Start() {
+  MustRun(StackScript() + " redis start '" + dir_ + "' " + std::to_string(port_) + " >/dev/null");
+}
+
+void RedisInstance::Stop() { Shell(StackScript() + " redis stop '" + dir_ + "' >/dev/null"); }
+
+MariadbInstance::MariadbInstance(const std::string& name)
+    : dir_(ScratchDir(name)), port_(FreePort()) {
+  Shell("rm -rf '" + dir_ + "'");
+  Start();
+  MustRun(StackScript() + " mariadb bootstrap '" + dir_ + "' " +
+          Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " " +
+          Setting("POLYCRUD_TEST_MYSQL_USER") + " " +
+          Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + " >/dev/null");
+}
+
+MariadbInstance::~MariadbInstance() {
+  Stop();
+  Shell("rm -rf '" + dir_ + "'");
+}
+
+void MariadbInstance::Start() {
+  MustRun(StackScript() + " mariadb start '" + dir_ + "' " + std::to_string(port_) + " >/dev/null");
+}
+
+void MariadbInstance::Stop() { Shell(StackScript() + " mariadb stop '" + dir_ + "' >/dev/null"); }
+
+std::optional<std::string> RedisGet(int port, const std::string& key) {
+  redisContext* ctx = redisConnect("127.0.0.1", port);
+  if (ctx == nullptr || ctx->err != 0) {
+    if (ctx != nullptr) redisFree(ctx);
+    throw std::runtime_error("cannot connect to redis on port " + std::to_string(port));
+  }
+  auto* reply = static_cast<redisReply*>(redisCommand(ctx, "GET %b", key.data(), key.size()));
+  std::optional<std::string> out;
+  if (reply != nullptr && reply->type == REDIS_REPLY_STRING) out.emplace(reply->str, reply->len);
+  if (reply != nullptr) freeReplyObject(reply);
+  redisFree(ctx);
+  return out;
+}
+
+std::string MysqlQuery(int port, const std::string& sql) {
+  const std::string command =
+      "mariadb -N -B -h127.0.0.1 -P" + std::to_string(port) + " -u" +
+      Setting("POLYCRUD_TEST_MYSQL_USER") + " -p" + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") +
+      " " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " -e \"" + sql + "\"";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("popen failed");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (const std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  if (pclose(pipe) != 0) throw std::runtime_error("mariadb client failed: " + sql);
+  return out;
+}
+
+}  // namespace polycrud::testing

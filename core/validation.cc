@@ -45,6 +45,13 @@ bool IsControl(char32_t cp) {
   return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
 }
 
+// Unicode space separators (general category Zs), not only ASCII space and
+// U+00A0: U+2003 EM SPACE in an address is as much a space as ' '.
+bool IsSpace(char32_t cp) {
+  return cp == 0x20 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
+         cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
 }  // namespace
 
 bool IsValidUtf8(std::string_view s) {
@@ -85,7 +92,7 @@ Status ValidateEmail(std::string_view email) {
   char32_t cp = 0;
   for (std::size_t i = 0; i < email.size();) {
     const std::size_t len = DecodeUtf8(email, i, cp);
-    if (IsControl(cp) || cp == ' ' || cp == 0xA0 || cp == 0x3000) {
+    if (IsControl(cp) || IsSpace(cp)) {
       return Status::InvalidArgument("email may not contain spaces or control characters", "email");
     }
     i += len;

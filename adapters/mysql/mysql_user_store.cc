@@ -53,8 +53,7 @@ constexpr char kCreateMigrationsTableSql[] =
 // FindByIds pads each query up to one of these sizes (repeating an id is
 // harmless in IN), so a connection caches a handful of statements instead of
 // one per batch size; the server's max_prepared_stmt_count stays far away.
-constexpr std::array<std::size_t, 11> kInListSizes = {1,  2,   4,   8,   16,  32,
-                                                      64, 128, 256, 512, 1000};
+constexpr std::array<std::size_t, 11> kInListSizes = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000};
 static_assert(kInListSizes.back() == kMaxBatchIds);
 
 const std::string& SelectByIdsSql(std::size_t bucket) {
@@ -195,7 +194,8 @@ std::vector<std::string> SplitSqlStatements(std::string_view script) {
         }
       }
     } else if ((c == '-' && next == '-' &&
-                (i + 2 >= script.size() || std::isspace(static_cast<unsigned char>(script[i + 2])))) ||
+                (i + 2 >= script.size() ||
+                 std::isspace(static_cast<unsigned char>(script[i + 2])))) ||
                c == '#') {
       while (i < script.size() && script[i] != '\n') ++i;
       current += ' ';
@@ -243,8 +243,7 @@ Status MysqlUserStore::Migrate() {
     connection.Execute(kCreateMigrationsTableSql);
     std::set<int> applied;
     {
-      sql::PreparedStatement& select =
-          connection.Prepare("SELECT version FROM schema_migrations");
+      sql::PreparedStatement& select = connection.Prepare("SELECT version FROM schema_migrations");
       std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
       while (rows->next()) applied.insert(rows->getInt(1));
     }
@@ -382,8 +381,7 @@ StatusOr<std::int64_t> MysqlUserStore::Delete(std::int64_t id) {
                         });
 }
 
-StatusOr<std::vector<User>> MysqlUserStore::ListAfter(std::int64_t after_id,
-                                                      std::int32_t limit) {
+StatusOr<std::vector<User>> MysqlUserStore::ListAfter(std::int64_t after_id, std::int32_t limit) {
   if (limit <= 0) return std::vector<User>{};
   return WithConnection(pool_, Retry::kOnStaleConnection,
                         [&](MysqlConnection& connection) -> StatusOr<std::vector<User>> {

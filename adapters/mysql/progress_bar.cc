@@ -30,6 +30,7 @@ ProgressBar::ProgressBar(std::int64_t total, std::string_view unit, std::FILE* o
 
 void ProgressBar::Update(std::int64_t done) {
   done_ = std::clamp<std::int64_t>(done, 0, total_);
+  if (done_ == total_) return;  // Finish() draws the last state
   const auto now = std::chrono::steady_clock::now();
   if (now - last_draw_ >= (interactive_ ? kInteractiveInterval : kPlainInterval)) Draw(false);
 }
@@ -38,6 +39,15 @@ void ProgressBar::Finish() {
   if (finished_) return;
   finished_ = true;
   Draw(true);
+}
+
+void ProgressBar::Abandon() {
+  if (finished_) return;
+  finished_ = true;
+  if (interactive_) {
+    std::fputc('\n', out_);
+    std::fflush(out_);
+  }
 }
 
 double ProgressBar::elapsed_seconds() const {
@@ -91,8 +101,7 @@ void ProgressBar::Draw(bool final) {
   std::snprintf(numbers, sizeof(numbers), "%s / %s %s  %5.1f%%  %s %s/s  %s %s",
                 FormatCount(done_).c_str(), FormatCount(total_).c_str(), unit_.c_str(),
                 fraction * 100.0, FormatCount(std::llround(rate)).c_str(), unit_.c_str(),
-                final ? "elapsed" : "ETA",
-                FormatDuration(final ? elapsed : eta).c_str());
+                final ? "elapsed" : "ETA", FormatDuration(final ? elapsed : eta).c_str());
   line += numbers;
   if (!interactive_ || final) line += '\n';
   std::fputs(line.c_str(), out_);

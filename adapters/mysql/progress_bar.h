@@ -22,6 +22,9 @@ class ProgressBar {
   void Update(std::int64_t done);
   // Draws the final state and ends the line.
   void Finish();
+  // Ends the line on a terminal without a final drawing, so that an error
+  // message that follows starts on a line of its own.
+  void Abandon();
 
   double elapsed_seconds() const;
 

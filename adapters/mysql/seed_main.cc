@@ -43,15 +43,15 @@ int Run(const MysqlOptions& mysql, const SeedOptions& seed) {
 
   ProgressBar bar(plan->rows_to_add, "rows", stderr);
   StatusOr<SeedResult> result = seeder.Load(*plan, [&](std::int64_t done) { bar.Update(done); });
-  bar.Finish();
   if (!result.ok()) {
+    bar.Abandon();
     spdlog::error("seeding failed: {}", result.status().ToString());
     return 1;
   }
+  bar.Finish();
 
-  const double rate = result->seconds > 0
-                          ? static_cast<double>(result->rows_added) / result->seconds
-                          : 0.0;
+  const double rate =
+      result->seconds > 0 ? static_cast<double>(result->rows_added) / result->seconds : 0.0;
   std::printf("added %s users in %.1f s (%s rows/s) with %s; users now holds %s rows\n",
               ProgressBar::FormatCount(result->rows_added).c_str(), result->seconds,
               ProgressBar::FormatCount(static_cast<std::int64_t>(rate)).c_str(),
@@ -111,8 +111,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  static const std::map<std::string, SeedMethod> kMethods = {
-      {"auto", SeedMethod::kAuto}, {"load-data", SeedMethod::kLoadData}, {"insert", SeedMethod::kInsert}};
+  static const std::map<std::string, SeedMethod> kMethods = {{"auto", SeedMethod::kAuto},
+                                                             {"load-data", SeedMethod::kLoadData},
+                                                             {"insert", SeedMethod::kInsert}};
   seed.method = kMethods.at(method);
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("polycrud-seed"));

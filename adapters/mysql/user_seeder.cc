@@ -34,15 +34,15 @@ bool IsLocalInfileRefused(int error_code) {
 // Cyrillic, Greek, CJK and Vietnamese, apostrophes; never a tab, newline or
 // backslash (the LOAD DATA file format relies on that).
 constexpr std::array<std::string_view, 28> kFirstNames = {
-    "Ada",    "Alan",   "Grace",   "Linus",    "Zoë",     "José",   "Chloé",
-    "Łukasz", "Søren",  "Björn",   "Ólafur",   "Siobhán", "Mei",    "Dmitri",
-    "Дмитрий", "Анна",  "Παύλος",  "美咲",     "Aarav",   "Fatima", "Oğuz",
-    "Renée",  "Jürgen", "Thảo",    "Nnamdi",   "Inés",    "Kofi",   "Ewa"};
+    "Ada",     "Alan",   "Grace",  "Linus",  "Zoë",     "José",   "Chloé",
+    "Łukasz",  "Søren",  "Björn",  "Ólafur", "Siobhán", "Mei",    "Dmitri",
+    "Дмитрий", "Анна",   "Παύλος", "美咲",   "Aarav",   "Fatima", "Oğuz",
+    "Renée",   "Jürgen", "Thảo",   "Nnamdi", "Inés",    "Kofi",   "Ewa"};
 constexpr std::array<std::string_view, 28> kLastNames = {
-    "Lovelace", "Turing",   "Hopper",  "Torvalds", "Müller",       "García",   "O'Brien",
-    "Kowalski", "Nakamura", "Østergaard", "Иванов", "Núñez",       "D'Angelo", "Smith",
-    "Dubois",   "Łęcka",    "Papadopoulos", "山田", "Đặng",        "Kovač",    "Fernández",
-    "van der Berg", "Ahmed", "Šimić",  "Okafor",   "Nguyễn",       "Johansson", "Brown"};
+    "Lovelace",     "Turing",   "Hopper",       "Torvalds", "Müller", "García",    "O'Brien",
+    "Kowalski",     "Nakamura", "Østergaard",   "Иванов",   "Núñez",  "D'Angelo",  "Smith",
+    "Dubois",       "Łęcka",    "Papadopoulos", "山田",     "Đặng",   "Kovač",     "Fernández",
+    "van der Berg", "Ahmed",    "Šimić",        "Okafor",   "Nguyễn", "Johansson", "Brown"};
 constexpr std::array<std::string_view, 4> kDecorations = {" 🚀", " ☕", " 🌍", " ✨"};
 
 std::uint64_t Mix(std::uint64_t x) {
@@ -222,35 +222,35 @@ StatusOr<SeedResult> UserSeeder::Load(const SeedPlan& plan,
   try {
     // Uniqueness holds by construction only in an empty table; with rows
     // already there, skipping the checks could let a duplicate in.
-    if (plan.table_empty) connection_->Execute("SET SESSION unique_checks = 0, foreign_key_checks = 0");
+    if (plan.table_empty) {
+      connection_->Execute("SET SESSION unique_checks = 0, foreign_key_checks = 0");
+    }
     bool use_insert = seed_options_.method == SeedMethod::kInsert;
     if (!use_insert) {
       result.method = "LOAD DATA LOCAL INFILE";
-      status = LoadData(plan, progress, result.rows_added);
-      if (!status.ok() && seed_options_.method == SeedMethod::kAuto && result.rows_added == 0 &&
-          status.field() == "local_infile") {
-        use_insert = true;
-      }
+      bool refused = false;
+      status = LoadData(plan, progress, result.rows_added, refused);
+      use_insert = refused && seed_options_.method == SeedMethod::kAuto;
     }
     if (use_insert) {
       result.method = "INSERT";
       status = InsertRows(plan, progress, result.rows_added);
     }
-    if (plan.table_empty) connection_->Execute("SET SESSION unique_checks = 1, foreign_key_checks = 1");
+    if (plan.table_empty) {
+      connection_->Execute("SET SESSION unique_checks = 1, foreign_key_checks = 1");
+    }
   } catch (const sql::SQLException& e) {
     if (status.ok()) status = StatusFromMysqlError(e);
   } catch (const std::exception& e) {
     if (status.ok()) status = Status::Internal(std::string("seed load: ") + e.what());
   }
   if (!status.ok()) return status;
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
-Status UserSeeder::LoadData(const SeedPlan& plan,
-                            const std::function<void(std::int64_t)>& progress,
-                            std::int64_t& rows_added) {
+Status UserSeeder::LoadData(const SeedPlan& plan, const std::function<void(std::int64_t)>& progress,
+                            std::int64_t& rows_added, bool& refused) {
   StatusOr<std::unique_ptr<TempDir>> dir = TempDir::Create();
   if (!dir.ok()) return dir.status();
   const std::array<std::filesystem::path, 2> files = {(*dir)->path() / "chunk-0.tsv",
@@ -263,8 +263,8 @@ Status UserSeeder::LoadData(const SeedPlan& plan,
   // loads the current one.
   std::future<Status> pending;
   if (plan.rows_to_add > 0) {
-    pending = std::async(std::launch::async, WriteChunk, files[0], plan.first_index,
-                         plan.first_id, chunk_rows(0), now_ms);
+    pending = std::async(std::launch::async, WriteChunk, files[0], plan.first_index, plan.first_id,
+                         chunk_rows(0), now_ms);
   }
   std::size_t slot = 0;
   for (std::int64_t offset = 0; offset < plan.rows_to_add; offset += batch) {
@@ -285,8 +285,11 @@ Status UserSeeder::LoadData(const SeedPlan& plan,
           " (id, username, email, full_name, version, created_at_ms, updated_at_ms)");
     } catch (const sql::SQLException& e) {
       if (IsLocalInfileRefused(e.getErrorCode())) {
-        return Status::InvalidArgument("LOAD DATA LOCAL INFILE refused: " + std::string(e.what()),
-                                       "local_infile");
+        refused = rows_added == 0;
+        return Status::Internal(
+            "LOAD DATA LOCAL INFILE refused (local_infile is off on the "
+            "server or client; --method insert avoids it): " +
+            std::string(e.what()));
       }
       return StatusFromMysqlError(e);
     }
@@ -317,9 +320,8 @@ Status UserSeeder::InsertRows(const SeedPlan& plan,
       const std::int64_t transaction_end = std::min(plan.rows_to_add, offset + batch);
       connection_->Execute("START TRANSACTION");
       while (offset < transaction_end) {
-        const auto rows = static_cast<std::size_t>(
-            std::min<std::int64_t>(static_cast<std::int64_t>(kRowsPerInsert),
-                                   transaction_end - offset));
+        const auto rows = static_cast<std::size_t>(std::min<std::int64_t>(
+            static_cast<std::int64_t>(kRowsPerInsert), transaction_end - offset));
         sql::PreparedStatement& insert = connection_->Prepare(MultiRowInsertSql(rows));
         unsigned int parameter = 1;
         for (std::size_t i = 0; i < rows; ++i) {

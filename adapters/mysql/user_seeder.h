@@ -65,8 +65,10 @@ class UserSeeder {
   StatusOr<std::int64_t> TableBytes();
 
  private:
+  // Sets `refused` when the server or client does not allow local files
+  // and nothing was loaded yet.
   Status LoadData(const SeedPlan& plan, const std::function<void(std::int64_t)>& progress,
-                  std::int64_t& rows_added);
+                  std::int64_t& rows_added, bool& refused);
   Status InsertRows(const SeedPlan& plan, const std::function<void(std::int64_t)>& progress,
                     std::int64_t& rows_added);
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <thrift/TConfiguration.h>
+#include <thrift/TOutput.h>
 #include <thrift/concurrency/ThreadFactory.h>
 #include <thrift/concurrency/ThreadManager.h>
 #include <thrift/protocol/TBinaryProtocol.h>
@@ -68,6 +69,10 @@ std::shared_ptr<TProtocolFactory> MakeProtocolFactory(const ThriftServerOptions&
                                                   /*strict_read=*/false, /*strict_write=*/true);
 }
 
+// Thrift's own diagnostics (accept errors, server model notices) go to the
+// server log instead of bare stderr.
+void LogThriftOutput(const char* message) { spdlog::info("thrift: {}", message); }
+
 }  // namespace
 
 ThriftServer::ThriftServer(UserService& service, ThriftServerOptions options)
@@ -76,6 +81,7 @@ ThriftServer::ThriftServer(UserService& service, ThriftServerOptions options)
 ThriftServer::~ThriftServer() { Stop(); }
 
 void ThriftServer::Start() {
+  ::apache::thrift::GlobalOutput.setOutputFunction(&LogThriftOutput);
   auto handler = std::make_shared<ThriftUserHandler>(service_);
   auto processor = std::make_shared<gen::UserServiceProcessor>(handler);
   auto protocol = MakeProtocolFactory(options_);
@@ -99,8 +105,9 @@ void ThriftServer::Start() {
     auto socket = std::make_shared<TServerSocket>(options_.bind_address, options_.port);
     socket->setRecvTimeout(options_.idle_timeout_ms);
     socket->setSendTimeout(options_.send_timeout_ms);
-    auto config = std::make_shared<TConfiguration>(TConfiguration::DEFAULT_MAX_MESSAGE_SIZE,
-                                                   options_.max_frame_bytes);
+    // A copy: the constant has no out-of-line definition to bind a reference to.
+    const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
+    auto config = std::make_shared<TConfiguration>(max_message_bytes, options_.max_frame_bytes);
     auto transport = std::make_shared<BoundedFramedTransportFactory>(config);
     server_ =
         std::make_shared<TThreadPoolServer>(processor, socket, transport, protocol, thread_manager);

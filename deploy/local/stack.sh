@@ -117,12 +117,32 @@ pid_alive() {
   [[ $comm == "$2" ]]
 }
 
-# Prints the pid stored in PIDFILE if it names a live COMM process.
+# True if PID is the instance of DIR: redis-server runs inside its --dir,
+# mariadbd was started with DIR/my.cnf. A recycled pid, or another instance,
+# never passes this test, so it is never signalled.
+owned_by_dir() {
+  local pid=$1 comm=$2 dir=$3 arg
+  case $comm in
+    redis-server)
+      [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$dir" ]]
+      ;;
+    mariadbd)
+      while IFS= read -r -d '' arg; do
+        [[ $arg == "--defaults-file=$dir/my.cnf" ]] && return 0
+      done <"/proc/$pid/cmdline" 2>/dev/null
+      return 1
+      ;;
+    *) return 1 ;;
+  esac
+}
+
+# Prints the pid stored in DIR/PIDFILE if it is DIR's live COMM instance.
 running_pid() {
-  local pidfile=$1 comm=$2 pid
+  local pidfile=$1 comm=$2 dir=${1%/*} pid
   [[ -f $pidfile ]] || return 1
   { read -r pid <"$pidfile" || [[ -n ${pid:-} ]]; } 2>/dev/null || return 1
   pid_alive "$pid" "$comm" || return 1
+  owned_by_dir "$pid" "$comm" "$dir" || return 1
   printf '%s\n' "$pid"
 }
 
@@ -157,7 +177,7 @@ exec_detached() {
   for f in /proc/"$BASHPID"/fd/*; do
     fd=${f##*/}
     if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then
-      exec {fd}>&- 2>/dev/null || true
+      { exec {fd}>&-; } 2>/dev/null || true
     fi
   done
   exec "$@" </dev/null
@@ -252,6 +272,7 @@ redis_stop() {
 
 redis_status() {
   local dir=$1 pid port
+  [[ -d $dir ]] && dir=$(abs_dir "$dir")
   if [[ -d $dir ]] && pid=$(running_pid "$dir/redis.pid" redis-server); then
     port=$(cat "$dir/redis.port" 2>/dev/null || echo '?')
     printf 'redis    %-8s pid %-8s port %-6s %s\n' running "$pid" "$port" "$dir"
@@ -414,6 +435,7 @@ mariadb_stop() {
 
 mariadb_status() {
   local dir=$1 pid port
+  [[ -d $dir ]] && dir=$(abs_dir "$dir")
   if [[ -d $dir ]] && pid=$(running_pid "$dir/mysqld.pid" mariadbd); then
     port=$(mariadb_config_port "$dir")
     printf 'mariadb  %-8s pid %-8s port %-6s %s\n' running "$pid" "${port:-?}" "$dir"

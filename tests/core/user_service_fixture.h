@@ -28,9 +28,8 @@ inline constexpr std::string_view kReaderToken = "reader-token-52e1b8";
 
 // A verifier that knows kAdminToken (admin) and kReaderToken (reader).
 inline Sha256TokenVerifier MakeTokenVerifier() {
-  StatusOr<Sha256TokenVerifier> verifier =
-      Sha256TokenVerifier::Create({Sha256TokenVerifier::HashHex(kAdminToken)},
-                                  {Sha256TokenVerifier::HashHex(kReaderToken)});
+  StatusOr<Sha256TokenVerifier> verifier = Sha256TokenVerifier::Create(
+      {Sha256TokenVerifier::HashHex(kAdminToken)}, {Sha256TokenVerifier::HashHex(kReaderToken)});
   if (!verifier.ok()) std::abort();
   return std::move(verifier).value();
 }
@@ -75,6 +74,20 @@ class Notification {
   std::mutex mu_;
   std::condition_variable cv_;
   bool notified_ = false;
+};
+
+// Runs a function when the scope ends: lets a test that fails halfway release
+// the threads it blocked, so that joining them does not wait for a timeout.
+template <typename F>
+class ScopeExit {
+ public:
+  explicit ScopeExit(F f) : f_(std::move(f)) {}
+  ~ScopeExit() { f_(); }
+  ScopeExit(const ScopeExit&) = delete;
+  ScopeExit& operator=(const ScopeExit&) = delete;
+
+ private:
+  F f_;
 };
 
 // A UserService over fresh fakes; SetUp starts it with default options, a test

@@ -1,6 +1,6 @@
 // MysqlUserStore and MysqlConnectionPool against a real MariaDB, reached
-// through POLYCRUD_TEST_MYSQL_{HOST,PORT,USER,PASSWORD,DATABASE} (set by the
-// test_stack fixture). Every test uses usernames unique to this run, so
+// through the test stack's settings (POLYCRUD_TEST_MYSQL_*, see
+// tests/support/settings.h). Every test uses usernames unique to this run, so
 // reruns against the same database do not collide.
 #include <arpa/inet.h>
 #include <cppconn/exception.h>
@@ -28,31 +28,22 @@
 #include "adapters/mysql/mysql_user_store.h"
 #include "core/status.h"
 #include "core/user.h"
+#include "tests/support/settings.h"
 
 namespace polycrud {
 namespace {
 
 constexpr std::int64_t kNowMs = 1'700'000'000'000;
 
-// The MariaDB of the test stack; nullopt (and a test failure) if unset.
+// The MariaDB of the test stack (tests/support/settings.h).
 std::optional<MysqlOptions> OptionsFromEnvironment() {
-  const char* host = std::getenv("POLYCRUD_TEST_MYSQL_HOST");
-  const char* port = std::getenv("POLYCRUD_TEST_MYSQL_PORT");
-  const char* user = std::getenv("POLYCRUD_TEST_MYSQL_USER");
-  const char* password = std::getenv("POLYCRUD_TEST_MYSQL_PASSWORD");
-  const char* database = std::getenv("POLYCRUD_TEST_MYSQL_DATABASE");
-  if (host == nullptr || port == nullptr || user == nullptr || password == nullptr ||
-      database == nullptr) {
-    ADD_FAILURE() << "POLYCRUD_TEST_MYSQL_HOST, _PORT, _USER, _PASSWORD and _DATABASE must be "
-                     "set (the test_stack CTest fixture provides them)";
-    return std::nullopt;
-  }
+  using testing::Setting;
   MysqlOptions options;
-  options.host = host;
-  options.port = std::atoi(port);
-  options.user = user;
-  options.password = password;
-  options.database = database;
+  options.host = Setting("POLYCRUD_TEST_MYSQL_HOST");
+  options.port = std::stoi(Setting("POLYCRUD_TEST_MYSQL_PORT"));
+  options.user = Setting("POLYCRUD_TEST_MYSQL_USER");
+  options.password = Setting("POLYCRUD_TEST_MYSQL_PASSWORD");
+  options.database = Setting("POLYCRUD_TEST_MYSQL_DATABASE");
   options.pool_size = 16;
   return options;
 }
@@ -61,9 +52,9 @@ std::optional<MysqlOptions> OptionsFromEnvironment() {
 const std::string& RunSuffix() {
   static const std::string suffix = [] {
     std::random_device device;
-    std::mt19937_64 random((static_cast<std::uint64_t>(device()) << 32) ^ device() ^
-                           static_cast<std::uint64_t>(
-                               std::chrono::steady_clock::now().time_since_epoch().count()));
+    std::mt19937_64 random(
+        (static_cast<std::uint64_t>(device()) << 32) ^ device() ^
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
     constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     std::string s;
     for (int i = 0; i < 10; ++i) s += kAlphabet[random() % (sizeof(kAlphabet) - 1)];
@@ -127,8 +118,10 @@ TEST_F(MysqlUserStoreIntegrationTest, MigrateIsIdempotent) {
 
   StatusOr<std::unique_ptr<MysqlConnection>> connection = MysqlConnection::Open(options_);
   ASSERT_TRUE(connection.ok()) << connection.status().ToString();
-  sql::PreparedStatement& select = (*connection)->Prepare(
-      "SELECT COUNT(*), COUNT(DISTINCT version), MIN(version) FROM schema_migrations");
+  sql::PreparedStatement& select =
+      (*connection)
+          ->Prepare(
+              "SELECT COUNT(*), COUNT(DISTINCT version), MIN(version) FROM schema_migrations");
   std::unique_ptr<sql::ResultSet> row(select.executeQuery());
   ASSERT_TRUE(row->next());
   EXPECT_GE(row->getInt64(1), 1);
@@ -302,15 +295,14 @@ TEST_F(MysqlUserStoreIntegrationTest, FindByIdsReturnsOnlyExistingUsers) {
   StatusOr<std::vector<User>> found = store_->FindByIds(ids);
   ASSERT_TRUE(found.ok()) << found.status().ToString();
   std::vector<User> users = *found;
-  std::sort(users.begin(), users.end(),
-            [](const User& x, const User& y) { return x.id < y.id; });
+  std::sort(users.begin(), users.end(), [](const User& x, const User& y) { return x.id < y.id; });
   EXPECT_EQ(users, (std::vector<User>{a, b, c}));
 }
 
 TEST_F(MysqlUserStoreIntegrationTest, FindByIdsHandlesEveryBatchSize) {
   const User user = MustInsert(Draft("batch"));
-  for (const std::size_t size : {std::size_t{1}, std::size_t{3}, std::size_t{999},
-                                 std::size_t{1000}, std::size_t{2500}}) {
+  for (const std::size_t size :
+       {std::size_t{1}, std::size_t{3}, std::size_t{999}, std::size_t{1000}, std::size_t{2500}}) {
     SCOPED_TRACE(size);
     std::vector<std::int64_t> ids;
     for (std::size_t i = 1; i < size; ++i) {

@@ -23,6 +23,17 @@ ADMIN = "interop-admin-token"
 READER = "interop-reader-token"
 
 
+def settings():
+    """The test stack's settings (tests/CMakeLists.txt); the environment overrides each."""
+    values = {}
+    with open(os.environ["POLYCRUD_TEST_SETTINGS_FILE"], encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.rstrip("\n").partition("=")
+            if sep:
+                values[key] = os.environ.get(key) or value
+    return values
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -33,19 +44,20 @@ class ThriftPythonInteropTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.port = free_port()
+        s = settings()
         env = dict(os.environ)
         env.update({
             "POLYCRUD_THRIFT_PORT": str(cls.port),
-            "POLYCRUD_MYSQL_HOST": os.environ["POLYCRUD_TEST_MYSQL_HOST"],
-            "POLYCRUD_MYSQL_PORT": os.environ["POLYCRUD_TEST_MYSQL_PORT"],
-            "POLYCRUD_MYSQL_USER": os.environ["POLYCRUD_TEST_MYSQL_USER"],
-            "POLYCRUD_MYSQL_PASSWORD": os.environ["POLYCRUD_TEST_MYSQL_PASSWORD"],
-            "POLYCRUD_MYSQL_DATABASE": os.environ["POLYCRUD_TEST_MYSQL_DATABASE"],
-            "POLYCRUD_REDIS_PORT": os.environ["POLYCRUD_TEST_REDIS_PORT"],
+            "POLYCRUD_MYSQL_HOST": s["POLYCRUD_TEST_MYSQL_HOST"],
+            "POLYCRUD_MYSQL_PORT": s["POLYCRUD_TEST_MYSQL_PORT"],
+            "POLYCRUD_MYSQL_USER": s["POLYCRUD_TEST_MYSQL_USER"],
+            "POLYCRUD_MYSQL_PASSWORD": s["POLYCRUD_TEST_MYSQL_PASSWORD"],
+            "POLYCRUD_MYSQL_DATABASE": s["POLYCRUD_TEST_MYSQL_DATABASE"],
+            "POLYCRUD_REDIS_PORT": s["POLYCRUD_TEST_REDIS_PORT"],
             "POLYCRUD_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(),
             "POLYCRUD_READER_TOKEN_SHA256": hashlib.sha256(READER.encode()).hexdigest(),
         })
-        cls.server = subprocess.Popen([os.environ["POLYCRUD_SERVER_BINARY"]], env=env,
+        cls.server = subprocess.Popen([s["POLYCRUD_SERVER_BINARY"]], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 30
         while time.time() < deadline:

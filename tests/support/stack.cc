@@ -80,7 +80,7 @@ std::optional<std::string> RedisGet(int port, const std::string& key) {
 
 std::string MysqlQuery(int port, const std::string& sql) {
   const std::string command =
-      "mariadb -N -B -h127.0.0.1 -P" + std::to_string(port) + " -u" +
+      "mariadb --default-character-set=utf8mb4 -N -B -h127.0.0.1 -P" + std::to_string(port) + " -u" +
       Setting("POLYCRUD_TEST_MYSQL_USER") + " -p" + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") +
       " " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " -e \"" + sql + "\"";
   FILE* pipe = popen(command.c_str(), "r");

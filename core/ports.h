@@ -65,6 +65,17 @@ class UserCache {
   // or a newer tombstone. Returns false when refused as stale. Used both for
   // fills after a miss and for replace-on-write.
   virtual StatusOr<bool> PutIfNewer(const User& user) = 0;
+  // PutIfNewer for each user, in one round trip where the cache can; returns
+  // how many were refused as stale. The default calls PutIfNewer in turn.
+  virtual StatusOr<std::size_t> PutManyIfNewer(std::span<const User> users) {
+    std::size_t refused = 0;
+    for (const User& user : users) {
+      StatusOr<bool> stored = PutIfNewer(user);
+      if (!stored.ok()) return stored.status();
+      if (!*stored) ++refused;
+    }
+    return refused;
+  }
   // Caches "this id does not exist" briefly, only if the key is empty.
   virtual StatusOr<bool> PutAbsent(std::int64_t id) = 0;
   // Replaces the entry with a short-lived tombstone of the deleted version, so

@@ -150,6 +150,11 @@ StatusOr<std::vector<User>> UserService::BatchGetUsers(std::string_view token,
   std::vector<std::int64_t> to_load;
   bool cache_ok = breaker_.Allow();
   if (cache_ok) {
+    // Pending ids must be noted before the cache is read, as GetUser does: a
+    // repair finishing between the read and the check would make the value
+    // read before it (stale) look current.
+    std::vector<bool> pending(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) pending[i] = IsPending(ids[i]);
     StatusOr<std::vector<CacheEntry>> entries = cache_.MultiGet(ids);
     if (!entries.ok()) {
       CacheFailed(entries.status());
@@ -158,7 +163,7 @@ StatusOr<std::vector<User>> UserService::BatchGetUsers(std::string_view token,
       breaker_.RecordSuccess();
       for (std::size_t i = 0; i < ids.size(); ++i) {
         CacheEntry& e = (*entries)[i];
-        if (IsPending(ids[i])) e.kind = CacheEntry::Kind::kMiss;
+        if (pending[i] || IsPending(ids[i])) e.kind = CacheEntry::Kind::kMiss;
         switch (e.kind) {
           case CacheEntry::Kind::kUser:
             stats_.hits.fetch_add(1, std::memory_order_relaxed);
@@ -191,17 +196,24 @@ StatusOr<std::vector<User>> UserService::BatchGetUsers(std::string_view token,
     StatusOr<std::vector<User>> rows = store_.FindByIds(to_load);
     if (!cache_ok) fallback_limit_.Release();
     if (!rows.ok()) return rows.status();
-    for (User& row : *rows) {
-      if (cache_ok && !IsPending(row.id)) {
-        StatusOr<bool> stored = cache_.PutIfNewer(row);
-        if (!stored.ok()) {
-          CacheFailed(stored.status());
-          cache_ok = false;
+    if (cache_ok) {
+      // Ids whose invalidation is pending must not be filled from here.
+      std::vector<User> fills;
+      fills.reserve(rows->size());
+      for (const User& row : *rows) {
+        if (!IsPending(row.id)) fills.push_back(row);
+      }
+      if (!fills.empty()) {
+        StatusOr<std::size_t> refused = cache_.PutManyIfNewer(fills);
+        if (!refused.ok()) {
+          CacheFailed(refused.status());
         } else {
-          (*stored ? stats_.fills : stats_.refused_stale_fills)
-              .fetch_add(1, std::memory_order_relaxed);
+          stats_.fills.fetch_add(fills.size() - *refused, std::memory_order_relaxed);
+          stats_.refused_stale_fills.fetch_add(*refused, std::memory_order_relaxed);
         }
       }
+    }
+    for (User& row : *rows) {
       const std::int64_t id = row.id;
       found.emplace(id, std::move(row));
     }
@@ -288,7 +300,10 @@ void UserService::CacheFailed(const Status& /*status*/) {
 
 void UserService::MarkPending(std::int64_t id, std::int64_t deleted_version) {
   std::lock_guard lock(pending_mu_);
-  if (pending_.size() >= kMaxPending && !pending_.contains(id)) return;
+  if (pending_.size() >= kMaxPending && !pending_.contains(id)) {
+    stats_.repairs_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   PendingRepair& repair = pending_[id];
   repair.deleted_version = std::max(repair.deleted_version, deleted_version);
   repair.generation = ++pending_generation_;

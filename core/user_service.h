@@ -56,6 +56,7 @@ struct CacheStats {
   std::atomic<std::uint64_t> bypassed_reads{0};
   std::atomic<std::uint64_t> overload_rejections{0};
   std::atomic<std::uint64_t> repairs{0};
+  std::atomic<std::uint64_t> repairs_dropped{0};  // pending set full: heals by TTL
 };
 
 class UserService {

@@ -192,14 +192,87 @@ StatusOr<std::vector<CacheEntry>> RedisUserCache::MultiGet(std::span<const std::
   return out;
 }
 
+std::vector<std::string> RedisUserCache::PutIfNewerCommand(const User& user) {
+  return {"EVALSHA",
+          fill_script_sha_,
+          "1",
+          Key(user.id),
+          std::to_string(user.version),
+          EncodeUser(user),
+          std::to_string(JitteredTtlMs(options_.user_ttl))};
+}
+
 StatusOr<bool> RedisUserCache::PutIfNewer(const User& user) {
-  StatusOr<RedisReplyPtr> reply =
-      Command({"EVALSHA", fill_script_sha_, "1", Key(user.id), std::to_string(user.version),
-               EncodeUser(user), std::to_string(JitteredTtlMs(options_.user_ttl))});
+  StatusOr<RedisReplyPtr> reply = Command(PutIfNewerCommand(user));
   if (!reply.ok()) return reply.status();
   const redisReply* r = reply->get();
   if (r->type != REDIS_REPLY_INTEGER) return Status::Unavailable("cache: unexpected reply", 1000);
   return r->integer == 1;
+}
+
+StatusOr<std::size_t> RedisUserCache::PutManyIfNewer(std::span<const User> users) {
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(users.size());
+  for (const User& user : users) commands.push_back(PutIfNewerCommand(user));
+  StatusOr<std::vector<RedisReplyPtr>> replies = Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  std::size_t refused = 0;
+  for (const RedisReplyPtr& r : *replies) {
+    if (r->type != REDIS_REPLY_INTEGER) return Status::Unavailable("cache: unexpected reply", 1000);
+    if (r->integer != 1) ++refused;
+  }
+  return refused;
+}
+
+StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::Pipeline(
+    const std::vector<std::vector<std::string>>& cmds) {
+  StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
+  if (!lease.ok()) return lease.status();
+  redisContext* ctx = lease->get();
+  // Twice at most: the second pass only after loading a script Redis lost.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    for (const auto& argv : cmds) {
+      std::vector<const char*> args;
+      std::vector<std::size_t> lens;
+      for (const std::string& a : argv) {
+        args.push_back(a.data());
+        lens.push_back(a.size());
+      }
+      if (redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data()) !=
+          REDIS_OK) {
+        lease->MarkBroken();
+        return ReplyError(ctx, nullptr);
+      }
+    }
+    std::vector<RedisReplyPtr> replies;
+    replies.reserve(cmds.size());
+    bool lost_script = false;
+    for (std::size_t i = 0; i < cmds.size(); ++i) {
+      void* raw = nullptr;
+      if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
+        lease->MarkBroken();
+        return ReplyError(ctx, nullptr);
+      }
+      RedisReplyPtr reply(static_cast<redisReply*>(raw));
+      if (reply->type == REDIS_REPLY_ERROR) {
+        if (std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
+          lost_script = true;
+        } else {
+          return ReplyError(ctx, reply.get());
+        }
+      }
+      replies.push_back(std::move(reply));
+    }
+    if (!lost_script) return replies;
+    RedisReplyPtr loaded(static_cast<redisReply*>(
+        redisCommand(ctx, "SCRIPT LOAD %b", kPutIfNewerScript.data(), kPutIfNewerScript.size())));
+    if (loaded == nullptr) {
+      lease->MarkBroken();
+      return ReplyError(ctx, nullptr);
+    }
+    if (loaded->type == REDIS_REPLY_ERROR) return ReplyError(ctx, loaded.get());
+  }
+  return Status::Unavailable("cache: the fill script could not be loaded", 1000);
 }
 
 StatusOr<bool> RedisUserCache::PutAbsent(std::int64_t id) {

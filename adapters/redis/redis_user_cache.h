@@ -48,6 +48,8 @@ class RedisUserCache final : public UserCache {
   StatusOr<CacheEntry> Get(std::int64_t id) override;
   StatusOr<std::vector<CacheEntry>> MultiGet(std::span<const std::int64_t> ids) override;
   StatusOr<bool> PutIfNewer(const User& user) override;
+  // Pipelined: all scripts are sent before the first reply is read.
+  StatusOr<std::size_t> PutManyIfNewer(std::span<const User> users) override;
   StatusOr<bool> PutAbsent(std::int64_t id) override;
   Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override;
   Status Ping() override;
@@ -58,6 +60,9 @@ class RedisUserCache final : public UserCache {
   // Runs one command (argv form) on a pooled connection; loads the Lua script
   // again if Redis lost it (NOSCRIPT after a restart).
   StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
+  // Sends every command before reading any reply (one round trip).
+  StatusOr<std::vector<RedisReplyPtr>> Pipeline(const std::vector<std::vector<std::string>>& cmds);
+  std::vector<std::string> PutIfNewerCommand(const User& user);
   std::int64_t JitteredTtlMs(std::chrono::milliseconds base);
 
   const RedisCacheOptions options_;

@@ -30,7 +30,7 @@ enum class ThriftServerModel : std::uint8_t { kThreadPool, kNonblocking };
 struct ThriftServerOptions {
   std::string bind_address = "127.0.0.1";
   int port = 9090;  // 0: pick a free port (see ThriftServer::port())
-  int workers = 64;
+  int workers = 128;
   int io_threads = 2;  // nonblocking model only
   ThriftProtocol protocol = ThriftProtocol::kBinary;
   ThriftServerModel model = ThriftServerModel::kThreadPool;

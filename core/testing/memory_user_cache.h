@@ -1,13 +1,14 @@
 // MemoryUserCache: the UserCache port in memory, for unit tests. It keeps the
 // versioned semantics of RedisUserCache's Lua script and commands exactly:
 //   PutIfNewer   refused if the key holds a user or a tombstone whose version
-//                is the same or newer; a negative entry never blocks a row;
+//                is the same or newer; a negative entry never blocks a row
+//                (PutManyIfNewer applies the same rule to each user);
 //   PutAbsent    writes a negative entry only if the key is empty (SET NX);
 //   PutTombstone replaces whatever the key holds (plain SET).
 // Entries never expire here (TTLs are the driver's business); Evict() plays
 // an expiry. Test controls: call counters, outage switches, and hooks that run
-// inside Get and PutIfNewer so a test can pause a fill or interleave other
-// operations deterministically. Thread-safe.
+// inside Get, MultiGet and the conditional writes so a test can pause a fill
+// or interleave other operations deterministically. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -33,44 +34,64 @@ class MemoryUserCache final : public UserCache {
     std::int64_t version = 0;  // kUser: the user's version; kTombstone: the deleted version
   };
 
-  // Hooks run at the start of the call (after it is counted, before the
-  // outage check and before the key is read or written), on the caller's
-  // thread and outside the cache's lock.
+  // Hooks run on the caller's thread, outside the cache's lock. The read
+  // hooks run after the keys were read and before the call returns: the
+  // caller gets what was read, whatever the hook changes meanwhile. The
+  // PutIfNewer hook runs before each conditional write (of PutIfNewer, or of
+  // each user of PutManyIfNewer), so it can hold a fill back while other
+  // operations go ahead.
   using GetHook = std::function<void(std::int64_t id)>;
+  using MultiGetHook = std::function<void(std::span<const std::int64_t> ids)>;
   using PutIfNewerHook = std::function<void(const User& user)>;
 
   // UserCache:
   StatusOr<CacheEntry> Get(std::int64_t id) override {
     get_calls_.fetch_add(1);
-    if (GetHook hook = Copy(get_hook_)) hook(id);
     if (unavailable_.load()) return Outage();
-    std::lock_guard lock(mu_);
-    return EntryOf(id);
+    CacheEntry entry;
+    GetHook hook;
+    {
+      std::lock_guard lock(mu_);
+      entry = EntryOf(id);
+      hook = get_hook_;
+    }
+    if (hook) hook(id);
+    return entry;
   }
 
   StatusOr<std::vector<CacheEntry>> MultiGet(std::span<const std::int64_t> ids) override {
     multi_get_calls_.fetch_add(1);
     if (unavailable_.load()) return Outage();
-    std::lock_guard lock(mu_);
     std::vector<CacheEntry> out;
-    out.reserve(ids.size());
-    for (const std::int64_t id : ids) out.push_back(EntryOf(id));
+    MultiGetHook hook;
+    {
+      std::lock_guard lock(mu_);
+      out.reserve(ids.size());
+      for (const std::int64_t id : ids) out.push_back(EntryOf(id));
+      hook = multi_get_hook_;
+    }
+    if (hook) hook(ids);
     return out;
   }
 
   StatusOr<bool> PutIfNewer(const User& user) override {
     put_if_newer_calls_.fetch_add(1);
-    if (PutIfNewerHook hook = Copy(put_if_newer_hook_)) hook(user);
+    RunPutIfNewerHook(user);
     if (unavailable_.load() || writes_unavailable_.load()) return Outage();
-    std::lock_guard lock(mu_);
-    Slot& slot = slots_[user.id];
-    const bool versioned = slot.kind == Slot::Kind::kUser || slot.kind == Slot::Kind::kTombstone;
-    if (versioned && slot.version >= user.version) {
-      refused_puts_.fetch_add(1);
-      return false;
+    return ApplyIfNewer(user);
+  }
+
+  // One call (RedisUserCache pipelines it into one round trip); each user is
+  // still its own conditional write, with PutIfNewer's rule and hook.
+  StatusOr<std::size_t> PutManyIfNewer(std::span<const User> users) override {
+    put_many_if_newer_calls_.fetch_add(1);
+    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    std::size_t refused = 0;
+    for (const User& user : users) {
+      RunPutIfNewerHook(user);
+      if (!ApplyIfNewer(user)) ++refused;
     }
-    slot = Slot{.kind = Slot::Kind::kUser, .user = user, .version = user.version};
-    return true;
+    return refused;
   }
 
   StatusOr<bool> PutAbsent(std::int64_t id) override {
@@ -108,6 +129,10 @@ class MemoryUserCache final : public UserCache {
     std::lock_guard lock(mu_);
     get_hook_ = std::move(hook);
   }
+  void SetMultiGetHook(MultiGetHook hook) {
+    std::lock_guard lock(mu_);
+    multi_get_hook_ = std::move(hook);
+  }
   void SetPutIfNewerHook(PutIfNewerHook hook) {
     std::lock_guard lock(mu_);
     put_if_newer_hook_ = std::move(hook);
@@ -133,24 +158,43 @@ class MemoryUserCache final : public UserCache {
   int get_calls() const { return get_calls_.load(); }
   int multi_get_calls() const { return multi_get_calls_.load(); }
   int put_if_newer_calls() const { return put_if_newer_calls_.load(); }
+  int put_many_if_newer_calls() const { return put_many_if_newer_calls_.load(); }
   int put_absent_calls() const { return put_absent_calls_.load(); }
   int put_tombstone_calls() const { return put_tombstone_calls_.load(); }
   int ping_calls() const { return ping_calls_.load(); }
   // Every call to the cache but Ping.
   int data_calls() const {
-    return get_calls() + multi_get_calls() + put_if_newer_calls() + put_absent_calls() +
-           put_tombstone_calls();
+    return get_calls() + multi_get_calls() + put_if_newer_calls() + put_many_if_newer_calls() +
+           put_absent_calls() + put_tombstone_calls();
   }
-  // PutIfNewer calls refused because the key held the same or a newer version.
+  // Conditional writes (PutIfNewer, or one user of PutManyIfNewer) refused
+  // because the key held the same or a newer version.
   int refused_puts() const { return refused_puts_.load(); }
 
  private:
   static Status Outage() { return Status::Unavailable("cache: injected outage", 1000); }
 
-  template <typename Hook>
-  Hook Copy(const Hook& hook) const {
+  void RunPutIfNewerHook(const User& user) {
+    PutIfNewerHook hook;
+    {
+      std::lock_guard lock(mu_);
+      hook = put_if_newer_hook_;
+    }
+    if (hook) hook(user);
+  }
+
+  // The rule of the fill script: refused if the key holds a user or a
+  // tombstone of the same or a newer version; a negative entry never blocks.
+  bool ApplyIfNewer(const User& user) {
     std::lock_guard lock(mu_);
-    return hook;
+    Slot& slot = slots_[user.id];
+    const bool versioned = slot.kind == Slot::Kind::kUser || slot.kind == Slot::Kind::kTombstone;
+    if (versioned && slot.version >= user.version) {
+      refused_puts_.fetch_add(1);
+      return false;
+    }
+    slot = Slot{.kind = Slot::Kind::kUser, .user = user, .version = user.version};
+    return true;
   }
 
   // Requires mu_.
@@ -176,6 +220,7 @@ class MemoryUserCache final : public UserCache {
   mutable std::mutex mu_;
   std::unordered_map<std::int64_t, Slot> slots_;
   GetHook get_hook_;
+  MultiGetHook multi_get_hook_;
   PutIfNewerHook put_if_newer_hook_;
 
   std::atomic<bool> unavailable_{false};
@@ -183,6 +228,7 @@ class MemoryUserCache final : public UserCache {
   std::atomic<int> get_calls_{0};
   std::atomic<int> multi_get_calls_{0};
   std::atomic<int> put_if_newer_calls_{0};
+  std::atomic<int> put_many_if_newer_calls_{0};
   std::atomic<int> put_absent_calls_{0};
   std::atomic<int> put_tombstone_calls_{0};
   std::atomic<int> ping_calls_{0};

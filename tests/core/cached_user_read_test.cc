@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -281,7 +282,8 @@ TEST_F(CachedBatchReadTest, UsesOneMultiGetAndOneStoreQueryForTheMisses) {
   EXPECT_EQ(store_.find_by_ids_calls(), 1);
   EXPECT_EQ(store_.find_by_id_calls(), 0);
   EXPECT_EQ(store_.last_find_by_ids(), (std::vector<std::int64_t>{2, 4, 77}));
-  // The misses were filled.
+  // The misses were filled, in one cache call.
+  EXPECT_EQ(cache_.put_many_if_newer_calls(), 1);
   EXPECT_EQ(cache_.Peek(2).user, *store_.Peek(2));
   EXPECT_EQ(cache_.Peek(4).user, *store_.Peek(4));
   EXPECT_EQ(stats().fills.load(), 2u);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -244,6 +245,33 @@ TEST_F(CacheRepairTest, ReadsBypassTheStaleEntryUntilItIsRepaired) {
   StatusOr<User> cached = WaitForCachedRead(user.id);
   ASSERT_TRUE(cached.ok());
   EXPECT_EQ(*cached, *updated);
+}
+
+// Regression: BatchGetUsers read the cache first and asked whether an id was
+// pending afterwards. A repair finishing in between made the entry read
+// before it (the stale version) look current, and a client was served an
+// older version than the one its own acknowledged update had returned.
+TEST_F(CacheRepairTest, BatchReadRacingTheRepairServesNoStaleEntry) {
+  const User user = Create(1);
+  cache_.SetWritesUnavailable(true);
+  StatusOr<User> updated = service().UpdateUser(kAdminToken, user.id, {.full_name = "Two"});
+  ASSERT_TRUE(updated.ok());
+  ASSERT_EQ(cache_.Peek(user.id).version, 1);
+
+  // The batch's MultiGet reads version 1; before it returns, the cache
+  // recovers and the repair completes.
+  bool repaired_meanwhile = false;
+  cache_.SetMultiGetHook([&](std::span<const std::int64_t>) {
+    cache_.SetMultiGetHook(nullptr);
+    cache_.SetWritesUnavailable(false);
+    repaired_meanwhile = WaitForCachedRead(user.id).ok();
+  });
+  const std::vector<std::int64_t> ids = {user.id};
+  StatusOr<std::vector<User>> batch = service().BatchGetUsers(kReaderToken, ids);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_TRUE(repaired_meanwhile);
+  ASSERT_EQ(cache_.Peek(user.id).version, 2);
+  EXPECT_EQ(*batch, std::vector<User>{*updated}) << "served the entry read before the repair";
 }
 
 TEST_F(CacheRepairTest, FailedTombstoneIsRepaired) {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -20,6 +21,16 @@
 #include "core/testing/memory_user_cache.h"
 #include "core/testing/memory_user_store.h"
 #include "core/user_service.h"
+
+namespace polycrud {
+
+// Readable failure messages for users (found by argument-dependent lookup).
+inline void PrintTo(const User& u, std::ostream* os) {
+  *os << "User{id=" << u.id << " v" << u.version << " " << u.username << " <" << u.email << "> \""
+      << u.full_name << "\" created=" << u.created_at_ms << " updated=" << u.updated_at_ms << "}";
+}
+
+}  // namespace polycrud
 
 namespace polycrud::testing {
 
@@ -110,6 +121,7 @@ class UserServiceFixture : public ::testing::Test {
     store_.SetFindByIdHook(nullptr);
     store_.SetFindByIdsHook(nullptr);
     cache_.SetGetHook(nullptr);
+    cache_.SetMultiGetHook(nullptr);
     cache_.SetPutIfNewerHook(nullptr);
   }
 

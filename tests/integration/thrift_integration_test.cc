@@ -188,7 +188,8 @@ TEST_F(ThriftCrudTest, RejectedInputChangesNothing) {
   std::vector<gen::UserDraft> bad = {Draft("ab"), Draft(UniqueName("x")), Draft(UniqueName("y"))};
   bad[1].email = "no-at-sign";
   bad[2].full_name = std::string("bad\x01name");
-  for (const auto& d : bad) EXPECT_THROW(client_->createUser(out, kAdminToken, d), gen::InvalidArgument);
+  for (const auto& d : bad)
+    EXPECT_THROW(client_->createUser(out, kAdminToken, d), gen::InvalidArgument);
   gen::UserPatch patch;
   patch.__set_full_name(std::string(129, 'x'));
   EXPECT_THROW(client_->updateUser(out, kAdminToken, u.id, patch), gen::InvalidArgument);
@@ -309,6 +310,33 @@ TEST(CacheAsideTest, DeleteLeavesATombstoneAndAbsentIdsAreCachedNegatively) {
   const std::int64_t absent = 900'000'000 + u.id;
   EXPECT_THROW(client->getUser(out, kReaderToken, absent), gen::NotFound);
   EXPECT_EQ(RedisGet(TestRedisPort(), "user:" + std::to_string(absent)), "N|0|");
+}
+
+TEST(CacheAsideTest, BatchGetFillsEveryMissInOneGoAndServesHitsAfterwards) {
+  ServerProcess server;
+  ThriftClient client(server.thrift_port());
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 30; ++i) {
+    gen::User u;
+    client->createUser(u, kAdminToken, Draft(UniqueName("bfill")));
+    ids.push_back(u.id);
+  }
+  std::string del = "redis-cli -p " + std::to_string(TestRedisPort()) + " DEL";
+  for (const std::int64_t id : ids) del += " user:" + std::to_string(id);
+  ASSERT_EQ(Shell(del + " >/dev/null"), 0);
+  std::vector<gen::User> out;
+  client->batchGetUsers(out, kReaderToken, ids);
+  ASSERT_EQ(out.size(), ids.size());
+  for (const std::int64_t id : ids) {
+    std::optional<std::string> cached = RedisGet(TestRedisPort(), "user:" + std::to_string(id));
+    ASSERT_TRUE(cached.has_value()) << "id " << id << " was not filled";
+    EXPECT_EQ(cached->rfind("U|1|", 0), 0u);
+  }
+  // Changed behind the service's back: a batch served from the cache hides it.
+  MysqlQuery(TestMysqlPort(),
+             "UPDATE users SET full_name='hidden' WHERE id=" + std::to_string(ids[0]));
+  client->batchGetUsers(out, kReaderToken, ids);
+  EXPECT_NE(out[0].full_name, "hidden");
 }
 
 // --- Concurrency: the invariant of DESIGN.md ----------------------------
@@ -437,8 +465,8 @@ TEST(DegradedMysqlTest, CachedReadsSurviveAndWritesAreUnavailableWithNothingHalf
   client->createUser(cached_user, kAdminToken, Draft(UniqueName("dm")));
   client->createUser(uncached_user, kAdminToken, Draft(UniqueName("dm")));
   // Creation already put both in the cache; drop one so it must come from MySQL.
-  Shell("redis-cli -p " + std::to_string(redis.port()) + " DEL user:" +
-        std::to_string(uncached_user.id) + " >/dev/null");
+  Shell("redis-cli -p " + std::to_string(redis.port()) +
+        " DEL user:" + std::to_string(uncached_user.id) + " >/dev/null");
   gen::User out;
   client->getUser(out, kReaderToken, cached_user.id);
   const std::int64_t rows_before = CountRows(mysql.port());

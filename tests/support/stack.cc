@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <utility>
 
 #include "tests/support/server_process.h"
 
@@ -30,39 +31,33 @@ int Shell(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-RedisInstance::RedisInstance(const std::string& name)
-    : dir_(ScratchDir(name)), port_(FreePort()) {
-  Start();
-}
-
-RedisInstance::~RedisInstance() { Stop(); }
-
-void RedisInstance::Start() {
-  MustRun(StackScript() + " redis start '" + dir_ + "' " + std::to_string(port_) + " >/dev/null");
-}
-
-void RedisInstance::Stop() { Shell(StackScript() + " redis stop '" + dir_ + "' >/dev/null"); }
-
-MariadbInstance::MariadbInstance(const std::string& name)
-    : dir_(ScratchDir(name)), port_(FreePort()) {
+StackInstance::StackInstance(std::string kind, const std::string& name)
+    : kind_(std::move(kind)), dir_(ScratchDir(name)), port_(FreePort()) {
   Shell("rm -rf '" + dir_ + "'");
   Start();
-  MustRun(StackScript() + " mariadb bootstrap '" + dir_ + "' " +
-          Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " " +
-          Setting("POLYCRUD_TEST_MYSQL_USER") + " " +
-          Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + " >/dev/null");
 }
 
-MariadbInstance::~MariadbInstance() {
+StackInstance::~StackInstance() {
   Stop();
   Shell("rm -rf '" + dir_ + "'");
 }
 
-void MariadbInstance::Start() {
-  MustRun(StackScript() + " mariadb start '" + dir_ + "' " + std::to_string(port_) + " >/dev/null");
+void StackInstance::Start() {
+  MustRun(StackScript() + " " + kind_ + " start '" + dir_ + "' " + std::to_string(port_) +
+          " >/dev/null");
 }
 
-void MariadbInstance::Stop() { Shell(StackScript() + " mariadb stop '" + dir_ + "' >/dev/null"); }
+void StackInstance::Stop() {
+  Shell(StackScript() + " " + kind_ + " stop '" + dir_ + "' >/dev/null");
+}
+
+RedisInstance::RedisInstance(const std::string& name) : StackInstance("redis", name) {}
+
+MariadbInstance::MariadbInstance(const std::string& name) : StackInstance("mariadb", name) {
+  MustRun(StackScript() + " mariadb bootstrap '" + dir_ + "' " +
+          Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " " + Setting("POLYCRUD_TEST_MYSQL_USER") +
+          " " + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + " >/dev/null");
+}
 
 std::optional<std::string> RedisGet(int port, const std::string& key) {
   redisContext* ctx = redisConnect("127.0.0.1", port);
@@ -79,10 +74,10 @@ std::optional<std::string> RedisGet(int port, const std::string& key) {
 }
 
 std::string MysqlQuery(int port, const std::string& sql) {
-  const std::string command =
-      "mariadb --default-character-set=utf8mb4 -N -B -h127.0.0.1 -P" + std::to_string(port) + " -u" +
-      Setting("POLYCRUD_TEST_MYSQL_USER") + " -p" + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") +
-      " " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " -e \"" + sql + "\"";
+  const std::string command = "mariadb --default-character-set=utf8mb4 -N -B -h127.0.0.1 -P" +
+                              std::to_string(port) + " -u" + Setting("POLYCRUD_TEST_MYSQL_USER") +
+                              " -p" + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + " " +
+                              Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " -e \"" + sql + "\"";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) throw std::runtime_error("popen failed");
   std::string out;

@@ -11,33 +11,35 @@ namespace polycrud::testing {
 // Runs a shell command; returns its exit status.
 int Shell(const std::string& command);
 
-// A private redis-server in its own directory; started by the constructor.
-class RedisInstance {
+// A private service instance (deploy/local/stack.sh) in its own directory and
+// on its own port, started by the constructor, stopped by the destructor.
+class StackInstance {
  public:
-  explicit RedisInstance(const std::string& name);
-  ~RedisInstance();
   int port() const { return port_; }
   void Start();
   void Stop();
+  virtual ~StackInstance();
+  StackInstance(const StackInstance&) = delete;
+  StackInstance& operator=(const StackInstance&) = delete;
 
- private:
+ protected:
+  StackInstance(std::string kind, const std::string& name);
+
+  std::string kind_;  // "redis" or "mariadb"
   std::string dir_;
   int port_;
 };
 
-// A private MariaDB in its own directory with database polycrud_test and the
-// test user; started by the constructor.
-class MariadbInstance {
+// A private redis-server.
+class RedisInstance final : public StackInstance {
+ public:
+  explicit RedisInstance(const std::string& name);
+};
+
+// A private MariaDB with database polycrud_test and the test user.
+class MariadbInstance final : public StackInstance {
  public:
   explicit MariadbInstance(const std::string& name);
-  ~MariadbInstance();
-  int port() const { return port_; }
-  void Start();
-  void Stop();
-
- private:
-  std::string dir_;
-  int port_;
 };
 
 // GET key on 127.0.0.1:port; nullopt if the key does not exist.

@@ -217,4 +217,9 @@ std::size_t MysqlConnectionPool::open_connections() const {
   return open_;
 }
 
+std::size_t MysqlConnectionPool::leased_connections() const {
+  std::lock_guard lock(mu_);
+  return open_ - idle_.size();
+}
+
 }  // namespace polycrud

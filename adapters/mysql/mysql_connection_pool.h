@@ -136,6 +136,8 @@ class MysqlConnectionPool {
 
   // Connections currently open, leased or idle.
   std::size_t open_connections() const;
+  // Connections currently leased.
+  std::size_t leased_connections() const;
 
  private:
   void Release(std::unique_ptr<MysqlConnection> connection);

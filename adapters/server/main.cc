@@ -13,7 +13,7 @@
 
 #include "adapters/mysql/mysql_user_store.h"
 #include "adapters/redis/redis_user_cache.h"
-#include "adapters/thrift/thrift_server.h"
+#include "adapters/server/face.h"
 #include "core/sha256_token_verifier.h"
 #include "core/user_service.h"
 
@@ -21,9 +21,8 @@ namespace {
 
 struct Config {
   std::string log_level = "info";
-  polycrud::thrift_adapter::ThriftServerOptions thrift;
-  std::string thrift_protocol = "binary";
-  std::string thrift_model = "threadpool";
+  std::string bind_address = "127.0.0.1";
+  std::vector<std::string> protocols = {"thrift"};
   polycrud::MysqlOptions mysql{.user = "polycrud", .database = "polycrud"};
   int mysql_wait_s = 30;
   polycrud::RedisCacheOptions redis;
@@ -32,42 +31,16 @@ struct Config {
   std::vector<std::string> reader_hashes;
 };
 
-void AddOptions(CLI::App& app, Config& c) {
+void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& faces) {
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->envname("POLYCRUD_LOG_LEVEL")
       ->capture_default_str();
-  app.add_option("--bind", c.thrift.bind_address, "Address the protocol faces listen on")
+  app.add_option("--bind", c.bind_address, "Address the protocol faces listen on")
       ->envname("POLYCRUD_BIND")
       ->capture_default_str();
-
-  app.add_option("--thrift-port", c.thrift.port, "Thrift port (0: any free port)")
-      ->envname("POLYCRUD_THRIFT_PORT")
-      ->capture_default_str();
-  app.add_option("--thrift-workers", c.thrift.workers,
-                 "Thrift worker threads (threadpool: also the connection limit)")
-      ->envname("POLYCRUD_THRIFT_WORKERS")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
-  app.add_option("--thrift-io-threads", c.thrift.io_threads, "I/O threads (nonblocking model)")
-      ->envname("POLYCRUD_THRIFT_IO_THREADS")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  app.add_option("--thrift-protocol", c.thrift_protocol, "Wire protocol")
-      ->envname("POLYCRUD_THRIFT_PROTOCOL")
-      ->check(CLI::IsMember({"binary", "compact"}))
-      ->capture_default_str();
-  app.add_option("--thrift-server", c.thrift_model, "Server model")
-      ->envname("POLYCRUD_THRIFT_SERVER")
-      ->check(CLI::IsMember({"threadpool", "nonblocking"}))
-      ->capture_default_str();
-  app.add_option("--thrift-max-frame-bytes", c.thrift.max_frame_bytes, "Largest accepted frame")
-      ->envname("POLYCRUD_THRIFT_MAX_FRAME_BYTES")
-      ->check(CLI::Range(1024, 64 * 1024 * 1024))
-      ->capture_default_str();
-  app.add_option("--idle-timeout-ms", c.thrift.idle_timeout_ms,
-                 "Close a connection that sends nothing for this long (threadpool)")
-      ->envname("POLYCRUD_IDLE_TIMEOUT_MS")
-      ->check(CLI::Range(100, 3'600'000))
+  app.add_option("--protocols", c.protocols, "Faces to serve, comma-separated")
+      ->envname("POLYCRUD_PROTOCOLS")
+      ->delimiter(',')
       ->capture_default_str();
 
   app.add_option("--mysql-host", c.mysql.host)
@@ -117,6 +90,7 @@ void AddOptions(CLI::App& app, Config& c) {
                  "SHA-256 (hex) of a reader token; repeat or comma-separate")
       ->envname("POLYCRUD_READER_TOKEN_SHA256")
       ->delimiter(',');
+  for (const auto& face : faces) face->AddOptions(app);
 }
 
 // Blocks the shutdown signals in every thread created from now on, so the
@@ -135,10 +109,12 @@ sigset_t BlockShutdownSignals() {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "polycrud-server: the polycrud user directory (Thrift face) over MariaDB and Redis.\n"
+      "polycrud-server: the polycrud user directory over MariaDB and Redis, served on\n"
+      "the protocol faces chosen with --protocols.\n"
       "Every option can also be set through the environment variable shown."};
   Config config;
-  AddOptions(app, config);
+  polycrud::server::FaceList faces = polycrud::server::MakeFaces();
+  AddOptions(app, config, faces);
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v");
@@ -155,12 +131,24 @@ int main(int argc, char** argv) {
     spdlog::critical("bad token configuration: {}", tokens.status().message());
     return 2;
   }
-  config.thrift.protocol = config.thrift_protocol == "compact"
-                               ? polycrud::thrift_adapter::ThriftProtocol::kCompact
-                               : polycrud::thrift_adapter::ThriftProtocol::kBinary;
-  config.thrift.model = config.thrift_model == "nonblocking"
-                            ? polycrud::thrift_adapter::ThriftServerModel::kNonblocking
-                            : polycrud::thrift_adapter::ThriftServerModel::kThreadPool;
+  // The faces asked for, in the order MakeFaces() lists them.
+  std::vector<polycrud::server::Face*> selected;
+  for (const std::string& wanted : config.protocols) {
+    bool known = false;
+    for (const auto& face : faces) known = known || face->name() == wanted;
+    if (!known) {
+      spdlog::critical("unknown protocol '{}' in --protocols", wanted);
+      return 2;
+    }
+  }
+  for (const auto& face : faces) {
+    for (const std::string& wanted : config.protocols) {
+      if (face->name() == wanted) {
+        selected.push_back(face.get());
+        break;
+      }
+    }
+  }
   config.redis.user_ttl = std::chrono::seconds(config.cache_ttl_s);
 
   polycrud::MysqlUserStore store(config.mysql);
@@ -187,22 +175,41 @@ int main(int argc, char** argv) {
                  config.redis.connection.host, config.redis.connection.port);
   }
 
-  polycrud::thrift_adapter::ThriftServer thrift(service, config.thrift);
-  try {
-    thrift.Start();
-  } catch (const std::exception& e) {
-    spdlog::critical("cannot start the Thrift server: {}", e.what());
-    return 1;
+  polycrud::Metrics metrics;
+  const polycrud::server::FaceContext context{
+      .service = service,
+      .metrics = metrics,
+      .bind_address = config.bind_address,
+      .pool_usage =
+          [&] {
+            return polycrud::server::PoolUsage{
+                .mysql_open = static_cast<std::int64_t>(store.pool().open_connections()),
+                .mysql_in_use = static_cast<std::int64_t>(store.pool().leased_connections()),
+                .mysql_size = static_cast<std::int64_t>(config.mysql.pool_size),
+                .redis_in_use = cache.connections_in_use(),
+                .redis_size = config.redis.connection.pool_size,
+            };
+          },
+  };
+  std::vector<polycrud::server::Face*> started;
+  for (polycrud::server::Face* face : selected) {
+    try {
+      face->Start(context);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot start the {} face: {}", face->name(), e.what());
+      for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->Stop();
+      return 1;
+    }
+    started.push_back(face);
+    spdlog::info("{} listening on {}", face->name(), face->Describe());
   }
-  spdlog::info("polycrud-server {} ready: thrift {}:{} ({}, {}, {} workers)", POLYCRUD_VERSION,
-               config.thrift.bind_address, thrift.port(), config.thrift_model,
-               config.thrift_protocol, config.thrift.workers);
+  spdlog::info("polycrud-server {} ready", POLYCRUD_VERSION);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("received {}, draining in-flight calls", strsignal(signal_number));
   service.BeginShutdown();
-  thrift.Stop();
+  for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->Stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -75,14 +75,14 @@ void LogThriftOutput(const char* message) { spdlog::info("thrift: {}", message);
 
 }  // namespace
 
-ThriftServer::ThriftServer(UserService& service, ThriftServerOptions options)
-    : service_(service), options_(std::move(options)) {}
+ThriftServer::ThriftServer(UserService& service, Metrics& metrics, ThriftServerOptions options)
+    : service_(service), metrics_(metrics), options_(std::move(options)) {}
 
 ThriftServer::~ThriftServer() { Stop(); }
 
 void ThriftServer::Start() {
   ::apache::thrift::GlobalOutput.setOutputFunction(&LogThriftOutput);
-  auto handler = std::make_shared<ThriftUserHandler>(service_);
+  auto handler = std::make_shared<ThriftUserHandler>(service_, metrics_);
   auto processor = std::make_shared<gen::UserServiceProcessor>(handler);
   auto protocol = MakeProtocolFactory(options_);
   auto thread_manager =

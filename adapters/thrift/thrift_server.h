@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "core/metrics.h"
 #include "core/user_service.h"
 
 namespace apache::thrift::server {
@@ -43,7 +44,7 @@ struct ThriftServerOptions {
 
 class ThriftServer {
  public:
-  ThriftServer(UserService& service, ThriftServerOptions options);
+  ThriftServer(UserService& service, Metrics& metrics, ThriftServerOptions options);
   ~ThriftServer();
 
   // Binds and starts serving on a background thread; returns once listening.
@@ -55,6 +56,7 @@ class ThriftServer {
 
  private:
   UserService& service_;
+  Metrics& metrics_;
   const ThriftServerOptions options_;
   std::shared_ptr<apache::thrift::concurrency::ThreadManager> thread_manager_;
   std::shared_ptr<apache::thrift::server::TServer> server_;

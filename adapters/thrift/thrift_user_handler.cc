@@ -7,32 +7,24 @@
 #include <utility>
 
 namespace polycrud::thrift_adapter {
-namespace {
-
 using ::apache::thrift::TApplicationException;
-using ::apache::thrift::TException;
 
-// Runs one handler body: IDL exceptions pass, anything else is logged and
-// replaced by a generic internal error so no detail reaches the client.
+// Runs one handler body, which returns the core status: counts it, maps an
+// error to its IDL exception, and turns anything unexpected into a generic
+// internal error so no detail reaches the client.
 template <typename Fn>
-void Guarded(const char* method, Fn&& fn) {
+void ThriftUserHandler::Run(Operation operation, Fn&& fn) {
+  ScopedCall call(metrics_, Protocol::kThrift, operation);
+  Status status;
   try {
-    std::forward<Fn>(fn)();
-  } catch (const TException&) {
-    throw;
+    status = std::forward<Fn>(fn)();
   } catch (const std::exception& e) {
-    spdlog::error("thrift {}: unexpected exception: {}", method, e.what());
-    throw TApplicationException(TApplicationException::INTERNAL_ERROR, "internal error");
+    spdlog::error("thrift {}: unexpected exception: {}", OperationName(operation), e.what());
+    status = Status::Internal(e.what());
   }
+  call.Done(status.code());
+  if (!status.ok()) ThrowStatus(status);
 }
-
-template <typename T>
-T Unwrap(StatusOr<T> result) {
-  if (!result.ok()) ThrowStatus(result.status());
-  return std::move(*result);
-}
-
-}  // namespace
 
 void ThrowStatus(const Status& status) {
   switch (status.code()) {
@@ -86,6 +78,12 @@ void ThrowStatus(const Status& status) {
   throw TApplicationException(TApplicationException::INTERNAL_ERROR, "internal error");
 }
 
+Status Assign(gen::User& out, const StatusOr<User>& user) {
+  if (!user.ok()) return user.status();
+  out = ToThrift(*user);
+  return Status::Ok();
+}
+
 gen::User ToThrift(const User& user) {
   gen::User out;
   out.id = user.id;
@@ -98,56 +96,63 @@ gen::User ToThrift(const User& user) {
   return out;
 }
 
-void ThriftUserHandler::ping(std::string& out) { out = service_.Ping(); }
+void ThriftUserHandler::ping(std::string& out) {
+  Run(Operation::kPing, [&] {
+    out = service_.Ping();
+    return Status::Ok();
+  });
+}
 
 void ThriftUserHandler::createUser(gen::User& out, const std::string& token,
                                    const gen::UserDraft& draft) {
-  Guarded("createUser", [&] {
-    out = ToThrift(Unwrap(service_.CreateUser(token, UserDraft{.username = draft.username,
-                                                               .email = draft.email,
-                                                               .full_name = draft.full_name})));
+  Run(Operation::kCreateUser, [&] {
+    return Assign(out, service_.CreateUser(token, UserDraft{.username = draft.username,
+                                                            .email = draft.email,
+                                                            .full_name = draft.full_name}));
   });
 }
 
 void ThriftUserHandler::getUser(gen::User& out, const std::string& token, std::int64_t id) {
-  Guarded("getUser", [&] { out = ToThrift(Unwrap(service_.GetUser(token, id))); });
+  Run(Operation::kGetUser, [&] { return Assign(out, service_.GetUser(token, id)); });
 }
 
 void ThriftUserHandler::batchGetUsers(std::vector<gen::User>& out, const std::string& token,
                                       const std::vector<std::int64_t>& ids) {
-  Guarded("batchGetUsers", [&] {
-    std::vector<User> users = Unwrap(service_.BatchGetUsers(token, ids));
+  Run(Operation::kBatchGetUsers, [&] {
+    StatusOr<std::vector<User>> users = service_.BatchGetUsers(token, ids);
+    if (!users.ok()) return users.status();
     out.clear();
-    out.reserve(users.size());
-    for (const User& user : users) out.push_back(ToThrift(user));
+    out.reserve(users->size());
+    for (const User& user : *users) out.push_back(ToThrift(user));
+    return Status::Ok();
   });
 }
 
 void ThriftUserHandler::updateUser(gen::User& out, const std::string& token, std::int64_t id,
                                    const gen::UserPatch& patch) {
-  Guarded("updateUser", [&] {
+  Run(Operation::kUpdateUser, [&] {
     UserPatch core_patch;
     if (patch.__isset.email) core_patch.email = patch.email;
     if (patch.__isset.full_name) core_patch.full_name = patch.full_name;
     core_patch.expected_version = patch.expected_version;
-    out = ToThrift(Unwrap(service_.UpdateUser(token, id, core_patch)));
+    return Assign(out, service_.UpdateUser(token, id, core_patch));
   });
 }
 
 void ThriftUserHandler::deleteUser(const std::string& token, std::int64_t id) {
-  Guarded("deleteUser", [&] {
-    if (Status s = service_.DeleteUser(token, id); !s.ok()) ThrowStatus(s);
-  });
+  Run(Operation::kDeleteUser, [&] { return service_.DeleteUser(token, id); });
 }
 
 void ThriftUserHandler::listUsers(gen::UserPage& out, const std::string& token,
                                   std::int64_t after_id, std::int32_t limit) {
-  Guarded("listUsers", [&] {
-    UserPage page = Unwrap(service_.ListUsers(token, after_id, limit));
+  Run(Operation::kListUsers, [&] {
+    StatusOr<UserPage> page = service_.ListUsers(token, after_id, limit);
+    if (!page.ok()) return page.status();
     out.users.clear();
-    out.users.reserve(page.users.size());
-    for (const User& user : page.users) out.users.push_back(ToThrift(user));
-    out.next_after_id = page.next_after_id;
+    out.users.reserve(page->users.size());
+    for (const User& user : page->users) out.users.push_back(ToThrift(user));
+    out.next_after_id = page->next_after_id;
+    return Status::Ok();
   });
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "UserService.h"
+#include "core/metrics.h"
 #include "core/status.h"
 #include "core/user_service.h"
 
@@ -21,10 +22,13 @@ namespace gen = ::polycrud::thrift;
 [[noreturn]] void ThrowStatus(const Status& status);
 
 gen::User ToThrift(const User& user);
+// Stores the converted user in `out` when `user` holds one; returns its status.
+Status Assign(gen::User& out, const StatusOr<User>& user);
 
 class ThriftUserHandler final : public gen::UserServiceIf {
  public:
-  explicit ThriftUserHandler(UserService& service) : service_(service) {}
+  ThriftUserHandler(UserService& service, Metrics& metrics)
+      : service_(service), metrics_(metrics) {}
 
   // gen::UserServiceIf:
   void ping(std::string& out) override;
@@ -39,7 +43,11 @@ class ThriftUserHandler final : public gen::UserServiceIf {
                  std::int32_t limit) override;
 
  private:
+  template <typename Fn>
+  void Run(Operation operation, Fn&& fn);
+
   UserService& service_;
+  Metrics& metrics_;
 };
 
 }  // namespace polycrud::thrift_adapter

@@ -60,23 +60,33 @@ ServerProcess::ServerProcess(ServerSettings settings) {
   const std::string binary = Setting("POLYCRUD_SERVER_BINARY");
   const std::string scratch = Setting("POLYCRUD_TEST_SCRATCH");
   std::system(("mkdir -p '" + scratch + "'").c_str());
-  thrift_port_ = FreePort();
-  log_path_ = scratch + "/server-" + std::to_string(thrift_port_) + ".log";
-
-  std::vector<std::pair<std::string, std::string>> env = {
-      {"POLYCRUD_THRIFT_PORT", std::to_string(thrift_port_)},
-      {"POLYCRUD_MYSQL_HOST", Setting("POLYCRUD_TEST_MYSQL_HOST")},
-      {"POLYCRUD_MYSQL_PORT", settings.mysql_port != 0 ? std::to_string(settings.mysql_port)
-                                                       : Setting("POLYCRUD_TEST_MYSQL_PORT")},
-      {"POLYCRUD_MYSQL_USER", Setting("POLYCRUD_TEST_MYSQL_USER")},
-      {"POLYCRUD_MYSQL_PASSWORD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD")},
-      {"POLYCRUD_MYSQL_DATABASE", Setting("POLYCRUD_TEST_MYSQL_DATABASE")},
-      {"POLYCRUD_REDIS_HOST", "127.0.0.1"},
-      {"POLYCRUD_REDIS_PORT", settings.redis_port != 0 ? std::to_string(settings.redis_port)
-                                                       : Setting("POLYCRUD_TEST_REDIS_PORT")},
-      {"POLYCRUD_ADMIN_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kAdminToken)},
-      {"POLYCRUD_READER_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kReaderToken)},
-  };
+  std::string protocols;
+  std::vector<std::pair<std::string, std::string>> env;
+  for (const std::string& protocol : settings.protocols) {
+    const int port = FreePort();
+    ports_.emplace_back(protocol, port);
+    std::string variable = "POLYCRUD_";
+    for (const char c : protocol) variable += static_cast<char>(std::toupper(c));
+    env.emplace_back(variable + "_PORT", std::to_string(port));
+    protocols += (protocols.empty() ? "" : ",") + protocol;
+  }
+  log_path_ = scratch + "/server-" + std::to_string(ports_.front().second) + ".log";
+  env.insert(
+      env.end(),
+      {
+          {"POLYCRUD_PROTOCOLS", protocols},
+          {"POLYCRUD_MYSQL_HOST", Setting("POLYCRUD_TEST_MYSQL_HOST")},
+          {"POLYCRUD_MYSQL_PORT", settings.mysql_port != 0 ? std::to_string(settings.mysql_port)
+                                                           : Setting("POLYCRUD_TEST_MYSQL_PORT")},
+          {"POLYCRUD_MYSQL_USER", Setting("POLYCRUD_TEST_MYSQL_USER")},
+          {"POLYCRUD_MYSQL_PASSWORD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD")},
+          {"POLYCRUD_MYSQL_DATABASE", Setting("POLYCRUD_TEST_MYSQL_DATABASE")},
+          {"POLYCRUD_REDIS_HOST", "127.0.0.1"},
+          {"POLYCRUD_REDIS_PORT", settings.redis_port != 0 ? std::to_string(settings.redis_port)
+                                                           : Setting("POLYCRUD_TEST_REDIS_PORT")},
+          {"POLYCRUD_ADMIN_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kAdminToken)},
+          {"POLYCRUD_READER_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kReaderToken)},
+      });
   for (auto& kv : settings.extra_env) env.push_back(kv);
 
   pid_ = fork();
@@ -93,12 +103,21 @@ ServerProcess::ServerProcess(ServerSettings settings) {
     execv(binary.c_str(), argv.data());
     _exit(127);
   }
-  if (!WaitForPort(thrift_port_, 30'000)) {
-    Terminate();
-    std::ifstream in(log_path_);
-    std::cerr << in.rdbuf();
-    throw std::runtime_error("polycrud-server did not start listening");
+  for (const auto& [protocol, port] : ports_) {
+    if (!WaitForPort(port, 30'000)) {
+      Terminate();
+      std::ifstream in(log_path_);
+      std::cerr << in.rdbuf();
+      throw std::runtime_error("polycrud-server did not start listening for " + protocol);
+    }
   }
+}
+
+int ServerProcess::port(const std::string& protocol) const {
+  for (const auto& [name, port] : ports_) {
+    if (name == protocol) return port;
+  }
+  throw std::runtime_error("the test server does not serve " + protocol);
 }
 
 ServerProcess::~ServerProcess() { Terminate(); }

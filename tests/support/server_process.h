@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cctype>
 #include <memory>
 #include <string>
 #include <utility>
@@ -24,6 +25,9 @@ inline constexpr const char* kAdminToken = "test-admin-token";
 inline constexpr const char* kReaderToken = "test-reader-token";
 
 struct ServerSettings {
+  // Faces to serve (--protocols); each gets a free port, passed as
+  // POLYCRUD_<NAME>_PORT, and the server counts as started once all listen.
+  std::vector<std::string> protocols = {"thrift"};
   int mysql_port = 0;  // 0: the shared test stack's
   int redis_port = 0;  // 0: the shared test stack's
   std::vector<std::pair<std::string, std::string>> extra_env;
@@ -38,7 +42,9 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  int thrift_port() const { return thrift_port_; }
+  int thrift_port() const { return port("thrift"); }
+  // The port of a face listed in ServerSettings::protocols; throws otherwise.
+  int port(const std::string& protocol) const;
   pid_t pid() const { return pid_; }
   // Sends SIGTERM and waits; returns the exit status (or -1).
   int Terminate();
@@ -47,7 +53,7 @@ class ServerProcess {
 
  private:
   pid_t pid_ = -1;
-  int thrift_port_ = 0;
+  std::vector<std::pair<std::string, int>> ports_;
   std::string log_path_;
 };
 

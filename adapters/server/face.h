@@ -1,0 +1,57 @@
+// Face: one protocol front end hosted by polycrud-server (Thrift, gRPC, SOAP,
+// REST). main.cc builds every face listed in faces.cc, lets each add its
+// flags, and starts those chosen with --protocols. A face only translates
+// between its wire format and UserService; it never touches MySQL or Redis.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/user_service.h"
+
+namespace polycrud::server {
+
+// Connection-pool usage, for metrics and readiness pages.
+struct PoolUsage {
+  std::int64_t mysql_open = 0;
+  std::int64_t mysql_in_use = 0;
+  std::int64_t mysql_size = 0;
+  std::int64_t redis_in_use = 0;
+  std::int64_t redis_size = 0;
+};
+
+// What every face gets when it starts. All references outlive the face.
+struct FaceContext {
+  UserService& service;
+  Metrics& metrics;
+  std::string bind_address;
+  std::function<PoolUsage()> pool_usage;
+};
+
+class Face {
+ public:
+  virtual ~Face() = default;
+  // Lower-case protocol name as used by --protocols ("thrift", "grpc", ...).
+  virtual std::string_view name() const = 0;
+  // Adds this face's flags (port, threads, limits), each with an env variable.
+  virtual void AddOptions(CLI::App& app) = 0;
+  // Starts serving; returns once listening. Throws std::exception on failure.
+  virtual void Start(const FaceContext& context) = 0;
+  // Stops accepting and lets running calls finish. Idempotent.
+  virtual void Stop() = 0;
+  // One line for the start-up log, e.g. "127.0.0.1:9090 (threadpool, binary)".
+  virtual std::string Describe() const = 0;
+};
+
+using FaceList = std::vector<std::unique_ptr<Face>>;
+
+// Every face this binary can host, in start order.
+FaceList MakeFaces();
+
+}  // namespace polycrud::server

@@ -1,0 +1,129 @@
+// ProtocolClient over the generated Thrift C++ client.
+#include <thrift/TApplicationException.h>
+
+#include <memory>
+#include <utility>
+
+#include "tests/support/protocol_client.h"
+#include "tests/support/protocol_clients.h"
+#include "tests/support/server_process.h"
+
+namespace polycrud::testing {
+namespace {
+
+User FromThrift(const gen::User& u) {
+  return User{.id = u.id,
+              .username = u.username,
+              .email = u.email,
+              .full_name = u.full_name,
+              .version = u.version,
+              .created_at_ms = u.created_at_ms,
+              .updated_at_ms = u.updated_at_ms};
+}
+
+class ThriftProtocolClient final : public ProtocolClient {
+ public:
+  explicit ThriftProtocolClient(int port) : client_(port) {}
+  std::string_view protocol() const override { return "thrift"; }
+
+  Outcome<std::string> Ping() override {
+    return Call<std::string>([&] {
+      std::string out;
+      client_->ping(out);
+      return out;
+    });
+  }
+  Outcome<User> CreateUser(const std::string& token, const UserDraft& draft) override {
+    return Call<User>([&] {
+      gen::UserDraft d;
+      d.username = draft.username;
+      d.email = draft.email;
+      d.full_name = draft.full_name;
+      gen::User out;
+      client_->createUser(out, token, d);
+      return FromThrift(out);
+    });
+  }
+  Outcome<User> GetUser(const std::string& token, std::int64_t id) override {
+    return Call<User>([&] {
+      gen::User out;
+      client_->getUser(out, token, id);
+      return FromThrift(out);
+    });
+  }
+  Outcome<std::vector<User>> BatchGetUsers(const std::string& token,
+                                           const std::vector<std::int64_t>& ids) override {
+    return Call<std::vector<User>>([&] {
+      std::vector<gen::User> out;
+      client_->batchGetUsers(out, token, ids);
+      std::vector<User> users;
+      for (const auto& u : out) users.push_back(FromThrift(u));
+      return users;
+    });
+  }
+  Outcome<User> UpdateUser(const std::string& token, std::int64_t id,
+                           const UserPatch& patch) override {
+    return Call<User>([&] {
+      gen::UserPatch p;
+      if (patch.email) p.__set_email(*patch.email);
+      if (patch.full_name) p.__set_full_name(*patch.full_name);
+      p.expected_version = patch.expected_version;
+      gen::User out;
+      client_->updateUser(out, token, id, p);
+      return FromThrift(out);
+    });
+  }
+  Outcome<Empty> DeleteUser(const std::string& token, std::int64_t id) override {
+    return Call<Empty>([&] {
+      client_->deleteUser(token, id);
+      return Empty{};
+    });
+  }
+  Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
+                              std::int32_t limit) override {
+    return Call<UserPage>([&] {
+      gen::UserPage out;
+      client_->listUsers(out, token, after_id, limit);
+      UserPage page;
+      for (const auto& u : out.users) page.users.push_back(FromThrift(u));
+      page.next_after_id = out.next_after_id;
+      return page;
+    });
+  }
+
+ private:
+  // Runs one call and maps the IDL exceptions back to core codes.
+  template <typename T, typename Fn>
+  Outcome<T> Call(Fn&& fn) {
+    Outcome<T> out;
+    try {
+      out.value = std::forward<Fn>(fn)();
+    } catch (const gen::InvalidArgument& e) {
+      out.status = {StatusCode::kInvalidArgument, ConflictKind::kNone, e.field, e.message};
+    } catch (const gen::Unauthenticated& e) {
+      out.status = {StatusCode::kUnauthenticated, ConflictKind::kNone, "", e.message};
+    } catch (const gen::PermissionDenied& e) {
+      out.status = {StatusCode::kPermissionDenied, ConflictKind::kNone, "", e.message};
+    } catch (const gen::NotFound& e) {
+      out.status = {StatusCode::kNotFound, ConflictKind::kNone, "", e.message};
+    } catch (const gen::Conflict& e) {
+      out.status = {StatusCode::kConflict, ConflictKind::kNone, "", e.message};
+    } catch (const gen::Unavailable& e) {
+      // Thrift has one exception for both; the retry hint is always set.
+      out.status = {StatusCode::kUnavailable, ConflictKind::kNone, "", e.message};
+    } catch (const apache::thrift::TApplicationException& e) {
+      out.status = {StatusCode::kInternal, ConflictKind::kNone, "", e.what()};
+    }
+    return out;
+  }
+
+  ThriftClient client_;
+};
+
+}  // namespace
+
+std::unique_ptr<ProtocolClient> MakeThriftProtocolClient(int port) {
+  return std::make_unique<ThriftProtocolClient>(port);
+}
+
+}  // namespace polycrud::testing

@@ -22,7 +22,7 @@ namespace {
 struct Config {
   std::string log_level = "info";
   std::string bind_address = "127.0.0.1";
-  std::vector<std::string> protocols = {"thrift"};
+  std::vector<std::string> protocols;  // empty: every face this binary has
   polycrud::MysqlOptions mysql{.user = "polycrud", .database = "polycrud"};
   int mysql_wait_s = 30;
   polycrud::RedisCacheOptions redis;
@@ -38,10 +38,12 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
   app.add_option("--bind", c.bind_address, "Address the protocol faces listen on")
       ->envname("POLYCRUD_BIND")
       ->capture_default_str();
-  app.add_option("--protocols", c.protocols, "Faces to serve, comma-separated")
+  std::string all;
+  for (const auto& face : faces) all += (all.empty() ? "" : ",") + std::string(face->name());
+  app.add_option("--protocols", c.protocols,
+                 "Faces to serve, comma-separated (default: " + all + ")")
       ->envname("POLYCRUD_PROTOCOLS")
-      ->delimiter(',')
-      ->capture_default_str();
+      ->delimiter(',');
 
   app.add_option("--mysql-host", c.mysql.host)
       ->envname("POLYCRUD_MYSQL_HOST")
@@ -130,6 +132,9 @@ int main(int argc, char** argv) {
   if (!tokens.ok()) {
     spdlog::critical("bad token configuration: {}", tokens.status().message());
     return 2;
+  }
+  if (config.protocols.empty()) {
+    for (const auto& face : faces) config.protocols.emplace_back(face->name());
   }
   // The faces asked for, in the order MakeFaces() lists them.
   std::vector<polycrud::server::Face*> selected;

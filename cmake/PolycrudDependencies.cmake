@@ -26,6 +26,24 @@ find_package(CLI11 CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 
+# gRPC 1.51 ships a CMake config (gRPC::grpc++, gRPC::grpc++_reflection and the
+# imported plugins); protobuf comes from CMake's own FindProtobuf.
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+
+# gSOAP 2.8: pkg-config gsoap++ (its cflags -DWITH_IPV6 -DWITH_DOM must also
+# compile the generated code); wsdl2h and soapcpp2 generate it at build time.
+pkg_check_modules(GSOAP REQUIRED IMPORTED_TARGET gsoap++)
+find_program(GSOAP_WSDL2H wsdl2h REQUIRED)
+find_program(GSOAP_SOAPCPP2 soapcpp2 REQUIRED)
+find_path(GSOAP_IMPORT_DIR stlvector.h PATHS /usr/share/gsoap/import REQUIRED)
+
+# Boost 1.74 (Beast, Asio) for the REST face: header-only, CMake config shipped.
+# Its OpenAPI YAML becomes JSON at build time with Debian's python3-yaml, which
+# only /usr/bin/python3 sees.
+find_package(Boost 1.74 REQUIRED)
+find_program(POLYCRUD_SYSTEM_PYTHON3 /usr/bin/python3 REQUIRED)
+
 if(POLYCRUD_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)
   find_program(PYTHON3_SYSTEM /usr/bin/python3 REQUIRED)

@@ -47,6 +47,8 @@ class ThriftPythonInteropTest(unittest.TestCase):
         s = settings()
         env = dict(os.environ)
         env.update({
+            # Only this face: the others' default ports may be taken.
+            "POLYCRUD_PROTOCOLS": "thrift",
             "POLYCRUD_THRIFT_PORT": str(cls.port),
             "POLYCRUD_MYSQL_HOST": s["POLYCRUD_TEST_MYSQL_HOST"],
             "POLYCRUD_MYSQL_PORT": s["POLYCRUD_TEST_MYSQL_PORT"],

@@ -9,5 +9,8 @@
 namespace polycrud::testing {
 
 std::unique_ptr<ProtocolClient> MakeThriftProtocolClient(int port);
+std::unique_ptr<ProtocolClient> MakeGrpcProtocolClient(int port);
+std::unique_ptr<ProtocolClient> MakeSoapProtocolClient(int port);
+std::unique_ptr<ProtocolClient> MakeRestProtocolClient(int port);
 
 }  // namespace polycrud::testing

@@ -1,0 +1,40 @@
+#include "adapters/rest/rest_ops_pages.h"
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "adapters/rest/problem.h"
+#include "openapi/openapi_json.h"
+
+namespace polycrud::rest_adapter {
+
+void RestOpsPages::Register(RestRouter& router) {
+  router.Add(http::verb::get, "/healthz", [](const HttpRequest&, const RouteArgs&) {
+    return JsonResponse(http::status::ok, {{"status", "ok"}});
+  });
+  router.Add(http::verb::get, "/readyz", [this](const HttpRequest&, const RouteArgs&) {
+    const bool mysql = service_.StoreReachable();
+    const bool redis = service_.CacheReachable();
+    const bool ready = mysql && redis;
+    return JsonResponse(ready ? http::status::ok : http::status::service_unavailable,
+                        {{"status", ready ? "ok" : "unavailable"},
+                         {"mysql", mysql ? "up" : "down"},
+                         {"redis", redis ? "up" : "down"}});
+  });
+  router.Add(http::verb::get, "/metrics", [this](const HttpRequest&, const RouteArgs&) {
+    HttpResponse response{http::status::ok, 11};
+    response.set(http::field::content_type, std::string(kPrometheusContentType));
+    response.body() =
+        RenderPrometheusText(metrics_, service_.cache_stats(), service_.cache_breaker_state(),
+                             pools_ ? pools_() : PoolGauges{});
+    return response;
+  });
+  router.Add(http::verb::get, "/openapi.json", [](const HttpRequest&, const RouteArgs&) {
+    HttpResponse response{http::status::ok, 11};
+    response.set(http::field::content_type, "application/json");
+    response.body() = std::string(openapi::OpenApiJson());
+    return response;
+  });
+}
+
+}  // namespace polycrud::rest_adapter

@@ -1,0 +1,59 @@
+// RestServer: hosts the REST routes (RestUserRoutes) and the operational
+// pages (RestOpsPages) on a Boost.Beast HTTP/1.1 server: one asio io_context
+// run by `threads` threads, asynchronous accept, one coroutine per connection
+// with keep-alive. Bodies over `max_body_bytes` get 413 and headers over
+// `max_header_bytes` 431; a connection that sends no request for
+// `idle_timeout_ms`, or is too slow to send a body or take a response within
+// `io_timeout_ms`, is closed. Stop() drains: it stops accepting, closes idle
+// connections and lets requests already running finish.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "adapters/rest/prometheus_text.h"
+#include "adapters/rest/rest_router.h"
+#include "core/metrics.h"
+#include "core/user_service.h"
+
+namespace polycrud::rest_adapter {
+
+struct RestServerOptions {
+  std::string bind_address = "127.0.0.1";
+  int port = 8081;  // 0: pick a free port (see RestServer::port())
+  int threads = 2;
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::uint32_t max_header_bytes = 16 * 1024;
+  int idle_timeout_ms = 30'000;  // waiting for the next request's headers
+  int io_timeout_ms = 10'000;    // reading a body, writing a response
+};
+
+class RestServer {
+ public:
+  // `pools` may be empty (pool gauges then read 0).
+  RestServer(UserService& service, Metrics& metrics, std::function<PoolGauges()> pools,
+             RestServerOptions options);
+  ~RestServer();
+  RestServer(const RestServer&) = delete;
+  RestServer& operator=(const RestServer&) = delete;
+
+  // Binds, listens and starts the I/O threads; returns once listening.
+  // Throws std::exception if the address cannot be bound.
+  void Start();
+  // Stops accepting, closes idle connections, lets running requests finish
+  // (at most 30 s), then stops the threads. Idempotent.
+  void Stop();
+  // The bound port (useful with port 0).
+  int port() const;
+  // The routes served, for documentation checks.
+  const RestRouter& router() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace polycrud::rest_adapter

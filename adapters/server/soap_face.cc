@@ -1,0 +1,64 @@
+#include "adapters/server/soap_face.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "adapters/soap/soap_server.h"
+
+namespace polycrud::server {
+namespace {
+
+using soap_adapter::SoapServer;
+using soap_adapter::SoapServerOptions;
+
+class SoapFace final : public Face {
+ public:
+  std::string_view name() const override { return "soap"; }
+
+  void AddOptions(CLI::App& app) override {
+    app.add_option("--soap-port", options_.port, "SOAP port (0: any free port)")
+        ->envname("POLYCRUD_SOAP_PORT")
+        ->capture_default_str();
+    app.add_option("--soap-workers", options_.workers,
+                   "SOAP worker threads, each serving one connection at a time")
+        ->envname("POLYCRUD_SOAP_WORKERS")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    app.add_option("--soap-max-request-bytes", options_.max_request_bytes,
+                   "Largest accepted SOAP request")
+        ->envname("POLYCRUD_SOAP_MAX_REQUEST_BYTES")
+        ->check(CLI::Range(1024, 64 * 1024 * 1024))
+        ->capture_default_str();
+    app.add_option("--soap-timeout-ms", options_.timeout_ms,
+                   "Close a SOAP connection that sends nothing (or stalls) for this long")
+        ->envname("POLYCRUD_SOAP_TIMEOUT_MS")
+        ->check(CLI::Range(100, 3'600'000))
+        ->capture_default_str();
+  }
+
+  void Start(const FaceContext& context) override {
+    options_.bind_address = context.bind_address;
+    server_.emplace(context.service, context.metrics, options_);
+    server_->Start();
+  }
+
+  void Stop() override {
+    if (server_) server_->Stop();
+  }
+
+  std::string Describe() const override {
+    return options_.bind_address + ":" + std::to_string(server_ ? server_->port() : options_.port) +
+           " (POST /soap, GET /soap?wsdl, " + std::to_string(options_.workers) + " workers)";
+  }
+
+ private:
+  SoapServerOptions options_;
+  std::optional<SoapServer> server_;
+};
+
+}  // namespace
+
+std::unique_ptr<Face> MakeSoapFace() { return std::make_unique<SoapFace>(); }
+
+}  // namespace polycrud::server

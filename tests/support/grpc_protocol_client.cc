@@ -1,0 +1,181 @@
+// ProtocolClient over the generated gRPC C++ stub of
+// proto/polycrud/v1/user_service.proto.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "polycrud/v1/user_service.grpc.pb.h"
+#include "tests/support/protocol_client.h"
+#include "tests/support/protocol_clients.h"
+
+namespace polycrud::testing {
+namespace {
+
+namespace v1 = ::polycrud::v1;
+
+User FromProto(const v1::User& u) {
+  return User{.id = u.id(),
+              .username = u.username(),
+              .email = u.email(),
+              .full_name = u.full_name(),
+              .version = u.version(),
+              .created_at_ms = u.created_at_ms(),
+              .updated_at_ms = u.updated_at_ms()};
+}
+
+// The gRPC status mapped back to the core code it stands for (API.md).
+CallStatus FromGrpc(const grpc::Status& status, const grpc::ClientContext& context) {
+  CallStatus out;
+  out.message = status.error_message();
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK:
+      out.code = StatusCode::kOk;
+      break;
+    case grpc::StatusCode::INVALID_ARGUMENT: {
+      out.code = StatusCode::kInvalidArgument;
+      const auto& trailers = context.GetServerTrailingMetadata();
+      if (auto it = trailers.find("polycrud-field"); it != trailers.end()) {
+        out.field.assign(it->second.data(), it->second.size());
+      }
+      break;
+    }
+    case grpc::StatusCode::UNAUTHENTICATED:
+      out.code = StatusCode::kUnauthenticated;
+      break;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      out.code = StatusCode::kPermissionDenied;
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      out.code = StatusCode::kNotFound;
+      break;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      out.code = StatusCode::kConflict;
+      out.conflict = ConflictKind::kDuplicate;
+      break;
+    case grpc::StatusCode::ABORTED:
+      out.code = StatusCode::kConflict;
+      out.conflict = ConflictKind::kVersionMismatch;
+      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      out.code = StatusCode::kResourceExhausted;
+      break;
+    case grpc::StatusCode::UNAVAILABLE:
+      out.code = StatusCode::kUnavailable;
+      break;
+    default:
+      // INTERNAL, and anything the contract does not use (a failure either way).
+      out.code = StatusCode::kInternal;
+      out.message = "gRPC status " + std::to_string(status.error_code()) + ": " + out.message;
+      break;
+  }
+  return out;
+}
+
+class GrpcProtocolClient final : public ProtocolClient {
+ public:
+  explicit GrpcProtocolClient(int port)
+      : stub_(v1::UserService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                           grpc::InsecureChannelCredentials()))) {}
+  std::string_view protocol() const override { return "grpc"; }
+
+  Outcome<std::string> Ping() override {
+    v1::PingResponse response;
+    return Call<std::string>(
+        "", [&](grpc::ClientContext* c) { return stub_->Ping(c, v1::PingRequest(), &response); },
+        [&] { return response.server(); });
+  }
+  Outcome<User> CreateUser(const std::string& token, const UserDraft& draft) override {
+    v1::CreateUserRequest request;
+    request.set_username(draft.username);
+    request.set_email(draft.email);
+    request.set_full_name(draft.full_name);
+    v1::CreateUserResponse response;
+    return Call<User>(
+        token, [&](grpc::ClientContext* c) { return stub_->CreateUser(c, request, &response); },
+        [&] { return FromProto(response.user()); });
+  }
+  Outcome<User> GetUser(const std::string& token, std::int64_t id) override {
+    v1::GetUserRequest request;
+    request.set_id(id);
+    v1::GetUserResponse response;
+    return Call<User>(
+        token, [&](grpc::ClientContext* c) { return stub_->GetUser(c, request, &response); },
+        [&] { return FromProto(response.user()); });
+  }
+  Outcome<std::vector<User>> BatchGetUsers(const std::string& token,
+                                           const std::vector<std::int64_t>& ids) override {
+    v1::BatchGetUsersRequest request;
+    for (std::int64_t id : ids) request.add_ids(id);
+    v1::BatchGetUsersResponse response;
+    return Call<std::vector<User>>(
+        token, [&](grpc::ClientContext* c) { return stub_->BatchGetUsers(c, request, &response); },
+        [&] {
+          std::vector<User> users;
+          for (const auto& u : response.users()) users.push_back(FromProto(u));
+          return users;
+        });
+  }
+  Outcome<User> UpdateUser(const std::string& token, std::int64_t id,
+                           const UserPatch& patch) override {
+    v1::UpdateUserRequest request;
+    request.set_id(id);
+    if (patch.email) request.set_email(*patch.email);
+    if (patch.full_name) request.set_full_name(*patch.full_name);
+    request.set_expected_version(patch.expected_version);
+    v1::UpdateUserResponse response;
+    return Call<User>(
+        token, [&](grpc::ClientContext* c) { return stub_->UpdateUser(c, request, &response); },
+        [&] { return FromProto(response.user()); });
+  }
+  Outcome<Empty> DeleteUser(const std::string& token, std::int64_t id) override {
+    v1::DeleteUserRequest request;
+    request.set_id(id);
+    v1::DeleteUserResponse response;
+    return Call<Empty>(
+        token, [&](grpc::ClientContext* c) { return stub_->DeleteUser(c, request, &response); },
+        [] { return Empty{}; });
+  }
+  Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
+                              std::int32_t limit) override {
+    v1::ListUsersRequest request;
+    request.set_after_id(after_id);
+    request.set_limit(limit);
+    v1::ListUsersResponse response;
+    return Call<UserPage>(
+        token, [&](grpc::ClientContext* c) { return stub_->ListUsers(c, request, &response); },
+        [&] {
+          UserPage page;
+          for (const auto& u : response.users()) page.users.push_back(FromProto(u));
+          page.next_after_id = response.next_after_id();
+          return page;
+        });
+  }
+
+ private:
+  // Runs one call with the token as bearer metadata (none if empty) and maps
+  // the status back; `result` converts the response on success.
+  template <typename T, typename CallFn, typename ResultFn>
+  Outcome<T> Call(const std::string& token, CallFn&& call, ResultFn&& result) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    const grpc::Status status = std::forward<CallFn>(call)(&context);
+    Outcome<T> out;
+    out.status = FromGrpc(status, context);
+    if (status.ok()) out.value = std::forward<ResultFn>(result)();
+    return out;
+  }
+
+  std::unique_ptr<v1::UserService::Stub> stub_;
+};
+
+}  // namespace
+
+std::unique_ptr<ProtocolClient> MakeGrpcProtocolClient(int port) {
+  return std::make_unique<GrpcProtocolClient>(port);
+}
+
+}  // namespace polycrud::testing

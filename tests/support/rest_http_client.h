@@ -1,0 +1,50 @@
+// A synchronous HTTP/1.1 client over Boost.Beast for tests of the REST face:
+// one keep-alive connection, reopened when the server closed it.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <string>
+
+namespace polycrud::testing {
+
+namespace http = boost::beast::http;
+using HttpRequest = http::request<http::string_body>;
+using HttpResponse = http::response<http::string_body>;
+
+class HttpConnection {
+ public:
+  explicit HttpConnection(int port);
+  ~HttpConnection();
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+
+  // Sends `request` (Host, version and payload size filled in) and reads the
+  // response. If the server had closed the kept-alive connection, opens a new
+  // one and sends again once. Throws boost::system::system_error otherwise.
+  HttpResponse Send(HttpRequest request);
+
+  // Shorthand: `method target` with an optional JSON body and bearer token.
+  HttpResponse Send(http::verb method, const std::string& target,
+                    const std::optional<std::string>& json_body = std::nullopt,
+                    const std::string& token = "");
+
+  // TCP connections opened so far (1 while keep-alive holds).
+  int connections_opened() const { return connections_opened_; }
+  // True if the server has closed the connection (a read sees EOF).
+  bool ServerClosed();
+
+ private:
+  void Connect();
+
+  int port_;
+  boost::asio::io_context ioc_;
+  std::optional<boost::beast::tcp_stream> stream_;
+  boost::beast::flat_buffer buffer_;
+  int connections_opened_ = 0;
+};
+
+}  // namespace polycrud::testing

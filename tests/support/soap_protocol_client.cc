@@ -1,0 +1,172 @@
+// ProtocolClient over the gSOAP client proxy generated from wsdl/polycrud.wsdl.
+// The token travels as "Authorization: Bearer <token>"; faults map back to
+// core codes through <detail><code> (and <field>). SOAP has one fault for
+// both kinds of conflict, so ConflictKind stays kNone.
+#include <array>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "soapUserServiceBindingProxy.h"
+#include "tests/support/protocol_client.h"
+#include "tests/support/protocol_clients.h"
+
+namespace polycrud::testing {
+namespace {
+
+User FromSoap(const pc__User& u) {
+  return User{.id = u.id,
+              .username = u.username,
+              .email = u.email,
+              .full_name = u.full_USCOREname,
+              .version = u.version,
+              .created_at_ms = u.created_USCOREat_USCOREms,
+              .updated_at_ms = u.updated_USCOREat_USCOREms};
+}
+
+// The core code whose name is `name`, or kInternal for an unknown name.
+StatusCode CodeFromName(const std::string& name) {
+  constexpr std::array kCodes = {
+      StatusCode::kInvalidArgument, StatusCode::kUnauthenticated, StatusCode::kPermissionDenied,
+      StatusCode::kNotFound,        StatusCode::kConflict,        StatusCode::kResourceExhausted,
+      StatusCode::kUnavailable,     StatusCode::kInternal,
+  };
+  for (const StatusCode code : kCodes) {
+    if (StatusCodeName(code) == name) return code;
+  }
+  return StatusCode::kInternal;
+}
+
+class SoapProtocolClient final : public ProtocolClient {
+ public:
+  explicit SoapProtocolClient(int port)
+      : endpoint_("http://127.0.0.1:" + std::to_string(port) + "/soap"),
+        proxy_(endpoint_.c_str(), SOAP_IO_KEEPALIVE | SOAP_C_UTFSTRING) {
+    soap_set_namespaces(proxy_.soap, namespaces);  // the table of polycrud::soap_gen
+    proxy_.soap->connect_timeout = 5;
+    proxy_.soap->recv_timeout = 10;
+    proxy_.soap->send_timeout = 10;
+    proxy_.soap->socket_flags = MSG_NOSIGNAL;
+  }
+  ~SoapProtocolClient() override { proxy_.destroy(); }
+  std::string_view protocol() const override { return "soap"; }
+
+  Outcome<std::string> Ping() override {
+    return Call<std::string>("", [&] {
+      _pc__Ping request;
+      _pc__PingResponse response;
+      return std::make_pair(proxy_.Ping(&request, response), response.server);
+    });
+  }
+  Outcome<User> CreateUser(const std::string& token, const UserDraft& draft) override {
+    return Call<User>(token, [&] {
+      _pc__CreateUser request;
+      request.username = draft.username;
+      request.email = draft.email;
+      request.full_USCOREname = draft.full_name;
+      _pc__CreateUserResponse response;
+      const int error = proxy_.CreateUser(&request, response);
+      return std::make_pair(error, response.user ? FromSoap(*response.user) : User{});
+    });
+  }
+  Outcome<User> GetUser(const std::string& token, std::int64_t id) override {
+    return Call<User>(token, [&] {
+      _pc__GetUser request;
+      request.id = id;
+      _pc__GetUserResponse response;
+      const int error = proxy_.GetUser(&request, response);
+      return std::make_pair(error, response.user ? FromSoap(*response.user) : User{});
+    });
+  }
+  Outcome<std::vector<User>> BatchGetUsers(const std::string& token,
+                                           const std::vector<std::int64_t>& ids) override {
+    return Call<std::vector<User>>(token, [&] {
+      _pc__BatchGetUsers request;
+      request.ids.assign(ids.begin(), ids.end());
+      _pc__BatchGetUsersResponse response;
+      const int error = proxy_.BatchGetUsers(&request, response);
+      std::vector<User> users;
+      for (const pc__User* u : response.users) users.push_back(FromSoap(*u));
+      return std::make_pair(error, std::move(users));
+    });
+  }
+  Outcome<User> UpdateUser(const std::string& token, std::int64_t id,
+                           const UserPatch& patch) override {
+    return Call<User>(token, [&] {
+      std::string email = patch.email.value_or("");
+      std::string full_name = patch.full_name.value_or("");
+      LONG64 expected_version = patch.expected_version;
+      _pc__UpdateUser request;
+      request.id = id;
+      request.email = patch.email ? &email : nullptr;
+      request.full_USCOREname = patch.full_name ? &full_name : nullptr;
+      request.expected_USCOREversion = &expected_version;
+      _pc__UpdateUserResponse response;
+      const int error = proxy_.UpdateUser(&request, response);
+      return std::make_pair(error, response.user ? FromSoap(*response.user) : User{});
+    });
+  }
+  Outcome<Empty> DeleteUser(const std::string& token, std::int64_t id) override {
+    return Call<Empty>(token, [&] {
+      _pc__DeleteUser request;
+      request.id = id;
+      _pc__DeleteUserResponse response;
+      return std::make_pair(proxy_.DeleteUser(&request, response), Empty{});
+    });
+  }
+  Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
+                              std::int32_t limit) override {
+    return Call<UserPage>(token, [&] {
+      LONG64 after = after_id;
+      int page_limit = limit;
+      _pc__ListUsers request;
+      request.after_USCOREid = &after;
+      request.limit = &page_limit;
+      _pc__ListUsersResponse response;
+      const int error = proxy_.ListUsers(&request, response);
+      UserPage page;
+      for (const pc__User* u : response.users) page.users.push_back(FromSoap(*u));
+      page.next_after_id = response.next_USCOREafter_USCOREid;
+      return std::make_pair(error, std::move(page));
+    });
+  }
+
+ private:
+  // Runs one call (fn returns the gSOAP error and the converted result) with
+  // the token set, and maps a fault back to its core code.
+  template <typename T, typename Fn>
+  Outcome<T> Call(const std::string& token, Fn&& fn) {
+    proxy_.soap->bearer = token.empty() ? nullptr : token.c_str();
+    Outcome<T> out;
+    auto [error, value] = std::forward<Fn>(fn)();
+    if (error == SOAP_OK) {
+      out.value = std::move(value);
+    } else {
+      const SOAP_ENV__Detail* detail =
+          proxy_.soap->fault != nullptr ? proxy_.soap->fault->detail : nullptr;
+      const char* reason = soap_fault_string(proxy_.soap);
+      out.status.message = reason != nullptr ? reason : "SOAP error " + std::to_string(error);
+      if (detail != nullptr && detail->pc__code != nullptr) {
+        out.status.code = CodeFromName(*detail->pc__code);
+        if (detail->pc__field != nullptr) out.status.field = *detail->pc__field;
+      } else {
+        // Not a fault of ours (transport error, malformed answer).
+        out.status.code = StatusCode::kInternal;
+      }
+    }
+    proxy_.soap->bearer = nullptr;
+    proxy_.destroy();
+    return out;
+  }
+
+  std::string endpoint_;
+  UserServiceBindingProxy proxy_;
+};
+
+}  // namespace
+
+std::unique_ptr<ProtocolClient> MakeSoapProtocolClient(int port) {
+  return std::make_unique<SoapProtocolClient>(port);
+}
+
+}  // namespace polycrud::testing

@@ -13,6 +13,7 @@
 
 #include "tests/support/protocol_client.h"
 #include "tests/support/server_process.h"
+#include "tests/support/stack.h"
 
 namespace polycrud::testing {
 namespace {
@@ -217,6 +218,42 @@ INSTANTIATE_TEST_SUITE_P(AllProtocols, ConformanceTest,
                            return std::get<0>(param.param) + "_" +
                                   Scenarios()[std::get<1>(param.param)].name;
                          });
+
+// One record through every face: created over SOAP, read over gRPC, updated
+// over REST, deleted over Thrift, with the cache checked at every step.
+TEST(CrossProtocolTest, OneUserThroughAllFourFacesKeepsTheCacheCorrect) {
+  ServerProcess server({.protocols = {"thrift", "grpc", "soap", "rest"}});
+  auto soap = MakeProtocolClient("soap", server.port("soap"));
+  auto grpc = MakeProtocolClient("grpc", server.port("grpc"));
+  auto rest = MakeProtocolClient("rest", server.port("rest"));
+  auto thrift = MakeProtocolClient("thrift", server.port("thrift"));
+  const int redis_port = std::stoi(Setting("POLYCRUD_TEST_REDIS_PORT"));
+  auto cached = [&](std::int64_t id) { return RedisGet(redis_port, "user:" + std::to_string(id)); };
+
+  User created = MustCreate(*soap, Draft(Unique("cross"), "Crossing Faces ✓"));
+  ASSERT_GT(created.id, 0);
+  ASSERT_TRUE(cached(created.id).has_value());
+  EXPECT_EQ(cached(created.id)->rfind("U|1|", 0), 0u);
+
+  Outcome<User> read = grpc->GetUser(kReaderToken, created.id);
+  ASSERT_TRUE(read.ok()) << read.status.message;
+  EXPECT_EQ(*read.value, created);
+
+  Outcome<User> updated = rest->UpdateUser(
+      kAdminToken, created.id, UserPatch{.full_name = "Updated over REST", .expected_version = 1});
+  ASSERT_TRUE(updated.ok()) << updated.status.message;
+  EXPECT_EQ(updated.value->version, 2);
+  EXPECT_EQ(cached(created.id)->rfind("U|2|", 0), 0u);
+  Outcome<User> reread = thrift->GetUser(kReaderToken, created.id);
+  ASSERT_TRUE(reread.ok());
+  EXPECT_EQ(*reread.value, *updated.value);
+
+  EXPECT_TRUE(thrift->DeleteUser(kAdminToken, created.id).ok());
+  EXPECT_EQ(cached(created.id), "D|2|");
+  for (ProtocolClient* c : {soap.get(), grpc.get(), rest.get(), thrift.get()}) {
+    ExpectCode(c->GetUser(kReaderToken, created.id), StatusCode::kNotFound);
+  }
+}
 
 }  // namespace
 }  // namespace polycrud::testing

@@ -219,6 +219,42 @@ INSTANTIATE_TEST_SUITE_P(AllProtocols, ConformanceTest,
                                   Scenarios()[std::get<1>(param.param)].name;
                          });
 
+// The errors that need a broken backend, on every protocol: each case gets a
+// private MariaDB and Redis it may damage and stop.
+class DegradedConformanceTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DegradedConformanceTest, SchemaFaultIsInternalAndDatabaseDownIsUnavailable) {
+  const std::string& protocol = GetParam();
+  MariadbInstance mysql("conformance-" + protocol + "-mysql");
+  RedisInstance redis("conformance-" + protocol + "-redis");
+  ServerProcess server(
+      {.protocols = {protocol}, .mysql_port = mysql.port(), .redis_port = redis.port()});
+  std::unique_ptr<ProtocolClient> c = MakeProtocolClient(protocol, server.port(protocol));
+  const User u = MustCreate(*c, Draft(Unique("degraded")));
+
+  // A fault behind the service's back: INTERNAL, with no SQL or schema text.
+  MysqlQuery(mysql.port(), "ALTER TABLE users RENAME COLUMN full_name TO full_name_gone");
+  Outcome<User> internal = c->GetUser(kReaderToken, u.id + 1000);  // not cached: asks MySQL
+  ExpectCode(internal, StatusCode::kInternal);
+  EXPECT_EQ(internal.status.message.find("full_name"), std::string::npos)
+      << internal.status.message;
+  EXPECT_EQ(internal.status.message.find("SELECT"), std::string::npos) << internal.status.message;
+  MysqlQuery(mysql.port(), "ALTER TABLE users RENAME COLUMN full_name_gone TO full_name");
+
+  // The database down for a write: UNAVAILABLE; the cached user is still served.
+  mysql.Stop();
+  ExpectCode(c->CreateUser(kAdminToken, Draft(Unique("degraded"))), StatusCode::kUnavailable);
+  Outcome<User> cached = c->GetUser(kReaderToken, u.id);
+  ASSERT_TRUE(cached.ok()) << cached.status.message;
+  EXPECT_EQ(*cached.value, u);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllProtocols, DegradedConformanceTest,
+                         ::testing::ValuesIn(ConformanceProtocols()),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           return param.param;
+                         });
+
 // One record through every face: created over SOAP, read over gRPC, updated
 // over REST, deleted over Thrift, with the cache checked at every step.
 TEST(CrossProtocolTest, OneUserThroughAllFourFacesKeepsTheCacheCorrect) {

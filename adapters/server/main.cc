@@ -27,6 +27,7 @@ struct Config {
   int mysql_wait_s = 30;
   polycrud::RedisCacheOptions redis;
   int cache_ttl_s = 3600;
+  polycrud::UserServiceOptions service;
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
 };
@@ -84,6 +85,12 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->check(CLI::Range(1, 30 * 86400))
       ->capture_default_str();
 
+  app.add_option("--fallback-read-concurrency", c.service.fallback_read_concurrency,
+                 "While Redis is unusable, at most this many reads go to MySQL at once; "
+                 "the excess is answered RESOURCE_EXHAUSTED")
+      ->envname("POLYCRUD_FALLBACK_READ_CONCURRENCY")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   app.add_option("--admin-token-sha256", c.admin_hashes,
                  "SHA-256 (hex) of an admin token; repeat or comma-separate")
       ->envname("POLYCRUD_ADMIN_TOKEN_SHA256")
@@ -172,9 +179,8 @@ int main(int argc, char** argv) {
   }
   polycrud::RedisUserCache cache(config.redis);
   polycrud::SystemClock clock;
-  polycrud::UserServiceOptions service_options;
-  service_options.server_version = POLYCRUD_VERSION;
-  polycrud::UserService service(store, cache, *tokens, clock, service_options);
+  config.service.server_version = POLYCRUD_VERSION;
+  polycrud::UserService service(store, cache, *tokens, clock, config.service);
   if (!service.CacheReachable()) {
     spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",
                  config.redis.connection.host, config.redis.connection.port);

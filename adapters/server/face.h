@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/metrics.h"
@@ -47,6 +49,33 @@ class Face {
   virtual void Stop() = 0;
   // One line for the start-up log, e.g. "127.0.0.1:9090 (threadpool, binary)".
   virtual std::string Describe() const = 0;
+};
+
+// The common part of a face that runs one server object: Server is built
+// from (service, metrics, extra..., Options), has Start(), Stop() and port();
+// Options has bind_address and port.
+template <typename Server, typename Options>
+class ServerFace : public Face {
+ public:
+  void Stop() override {
+    if (server_) server_->Stop();
+  }
+
+ protected:
+  // Builds the server on the context's bind address and starts it.
+  template <typename... Extra>
+  void StartServer(const FaceContext& context, Extra&&... extra) {
+    options_.bind_address = context.bind_address;
+    server_.emplace(context.service, context.metrics, std::forward<Extra>(extra)..., options_);
+    server_->Start();
+  }
+  // "address:port" of the running server (the configured port before Start).
+  std::string Address() const {
+    return options_.bind_address + ":" + std::to_string(server_ ? server_->port() : options_.port);
+  }
+
+  Options options_;
+  std::optional<Server> server_;
 };
 
 using FaceList = std::vector<std::unique_ptr<Face>>;

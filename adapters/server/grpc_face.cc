@@ -13,7 +13,7 @@ namespace {
 using grpc_adapter::GrpcServer;
 using grpc_adapter::GrpcServerOptions;
 
-class GrpcFace final : public Face {
+class GrpcFace final : public ServerFace<GrpcServer, GrpcServerOptions> {
  public:
   std::string_view name() const override { return "grpc"; }
 
@@ -43,24 +43,12 @@ class GrpcFace final : public Face {
         ->capture_default_str();
   }
 
-  void Start(const FaceContext& context) override {
-    options_.bind_address = context.bind_address;
-    server_.emplace(context.service, context.metrics, options_);
-    server_->Start();
-  }
-
-  void Stop() override {
-    if (server_) server_->Stop();
-  }
+  void Start(const FaceContext& context) override { StartServer(context); }
 
   std::string Describe() const override {
-    return options_.bind_address + ":" + std::to_string(server_ ? server_->port() : options_.port) +
-           " (callback API, " + std::to_string(options_.workers) + " workers, health, reflection)";
+    return Address() + " (callback API, " + std::to_string(options_.workers) +
+           " workers, health, reflection)";
   }
-
- private:
-  GrpcServerOptions options_;
-  std::optional<GrpcServer> server_;
 };
 
 }  // namespace

@@ -13,7 +13,7 @@ using rest_adapter::PoolGauges;
 using rest_adapter::RestServer;
 using rest_adapter::RestServerOptions;
 
-class RestFace final : public Face {
+class RestFace final : public ServerFace<RestServer, RestServerOptions> {
  public:
   std::string_view name() const override { return "rest"; }
 
@@ -48,7 +48,6 @@ class RestFace final : public Face {
   }
 
   void Start(const FaceContext& context) override {
-    options_.bind_address = context.bind_address;
     std::function<PoolGauges()> pools;
     if (context.pool_usage) {
       pools = [usage = context.pool_usage] {
@@ -60,23 +59,13 @@ class RestFace final : public Face {
                           .redis_size = u.redis_size};
       };
     }
-    server_.emplace(context.service, context.metrics, std::move(pools), options_);
-    server_->Start();
-  }
-
-  void Stop() override {
-    if (server_) server_->Stop();
+    StartServer(context, std::move(pools));
   }
 
   std::string Describe() const override {
-    return options_.bind_address + ":" + std::to_string(server_ ? server_->port() : options_.port) +
-           " (beast, " + std::to_string(options_.threads) +
+    return Address() + " (beast, " + std::to_string(options_.threads) +
            " threads, body <= " + std::to_string(options_.max_body_bytes) + " bytes)";
   }
-
- private:
-  RestServerOptions options_;
-  std::optional<RestServer> server_;
 };
 
 }  // namespace

@@ -12,7 +12,7 @@ namespace {
 using soap_adapter::SoapServer;
 using soap_adapter::SoapServerOptions;
 
-class SoapFace final : public Face {
+class SoapFace final : public ServerFace<SoapServer, SoapServerOptions> {
  public:
   std::string_view name() const override { return "soap"; }
 
@@ -37,24 +37,12 @@ class SoapFace final : public Face {
         ->capture_default_str();
   }
 
-  void Start(const FaceContext& context) override {
-    options_.bind_address = context.bind_address;
-    server_.emplace(context.service, context.metrics, options_);
-    server_->Start();
-  }
-
-  void Stop() override {
-    if (server_) server_->Stop();
-  }
+  void Start(const FaceContext& context) override { StartServer(context); }
 
   std::string Describe() const override {
-    return options_.bind_address + ":" + std::to_string(server_ ? server_->port() : options_.port) +
-           " (POST /soap, GET /soap?wsdl, " + std::to_string(options_.workers) + " workers)";
+    return Address() + " (POST /soap, GET /soap?wsdl, " + std::to_string(options_.workers) +
+           " workers)";
   }
-
- private:
-  SoapServerOptions options_;
-  std::optional<SoapServer> server_;
 };
 
 }  // namespace

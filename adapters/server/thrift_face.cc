@@ -14,7 +14,7 @@ using thrift_adapter::ThriftServer;
 using thrift_adapter::ThriftServerModel;
 using thrift_adapter::ThriftServerOptions;
 
-class ThriftFace final : public Face {
+class ThriftFace final : public ServerFace<ThriftServer, ThriftServerOptions> {
  public:
   std::string_view name() const override { return "thrift"; }
 
@@ -51,28 +51,20 @@ class ThriftFace final : public Face {
   }
 
   void Start(const FaceContext& context) override {
-    options_.bind_address = context.bind_address;
     options_.protocol = protocol_ == "compact" ? ThriftProtocol::kCompact : ThriftProtocol::kBinary;
     options_.model =
         model_ == "nonblocking" ? ThriftServerModel::kNonblocking : ThriftServerModel::kThreadPool;
-    server_.emplace(context.service, context.metrics, options_);
-    server_->Start();
-  }
-
-  void Stop() override {
-    if (server_) server_->Stop();
+    StartServer(context);
   }
 
   std::string Describe() const override {
-    return options_.bind_address + ":" + std::to_string(server_ ? server_->port() : options_.port) +
-           " (" + model_ + ", " + protocol_ + ", " + std::to_string(options_.workers) + " workers)";
+    return Address() + " (" + model_ + ", " + protocol_ + ", " + std::to_string(options_.workers) +
+           " workers)";
   }
 
  private:
-  ThriftServerOptions options_;
   std::string protocol_ = "binary";
   std::string model_ = "threadpool";
-  std::optional<ThriftServer> server_;
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
 // One table of scenarios, run on every protocol through that protocol's real
-// client (tests/support/protocol_client.h). The same scenario must give the
+// client (clients/protocol_client.h). The same scenario must give the
 // same result everywhere; a scenario added here runs on all protocols.
 #include <gtest/gtest.h>
 
@@ -12,12 +12,19 @@
 #include <tuple>
 #include <vector>
 
-#include "tests/support/protocol_client.h"
+#include "clients/protocol_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/stack.h"
 
 namespace polycrud::testing {
 namespace {
+
+using clients::MakeProtocolClient;
+using clients::Outcome;
+using clients::ProtocolClient;
+
+// The protocols the suite runs on (each face of polycrud-server once).
+std::vector<std::string> ConformanceProtocols() { return {"thrift", "grpc", "soap", "rest"}; }
 
 // A username unique to this run.
 std::string Unique(const std::string& prefix) {

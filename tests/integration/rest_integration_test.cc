@@ -17,11 +17,16 @@
 #include <string>
 #include <thread>
 
-#include "tests/support/rest_http_client.h"
+#include "clients/http_connection.h"
 #include "tests/support/server_process.h"
 #include "tests/support/stack.h"
 
 namespace polycrud::testing {
+
+using clients::HttpConnection;
+using clients::HttpRequest;
+using clients::HttpResponse;
+namespace http = clients::http;
 namespace {
 
 using namespace std::chrono_literals;

@@ -13,10 +13,13 @@
 #include <optional>
 #include <string>
 
-#include "tests/support/protocol_client.h"
+#include "clients/protocol_client.h"
 #include "tests/support/server_process.h"
 
 namespace polycrud::testing {
+
+using clients::MakeProtocolClient;
+using clients::ProtocolClient;
 namespace {
 
 using namespace std::chrono_literals;

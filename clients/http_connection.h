@@ -1,5 +1,6 @@
-// A synchronous HTTP/1.1 client over Boost.Beast for tests of the REST face:
-// one keep-alive connection, reopened when the server closed it.
+// A synchronous HTTP/1.1 client over Boost.Beast (the REST client of
+// ProtocolClient, and tests of the REST face): one keep-alive connection,
+// reopened when the server closed it.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -9,7 +10,7 @@
 #include <optional>
 #include <string>
 
-namespace polycrud::testing {
+namespace polycrud::clients {
 
 namespace http = boost::beast::http;
 using HttpRequest = http::request<http::string_body>;
@@ -17,7 +18,10 @@ using HttpResponse = http::response<http::string_body>;
 
 class HttpConnection {
  public:
-  explicit HttpConnection(int port);
+  // Connects to host:port at once; throws boost::system::system_error when
+  // it cannot. Send and receive time out after timeout_ms.
+  HttpConnection(std::string host, int port, int timeout_ms = 20'000);
+  explicit HttpConnection(int port) : HttpConnection("127.0.0.1", port) {}
   ~HttpConnection();
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
@@ -40,11 +44,13 @@ class HttpConnection {
  private:
   void Connect();
 
+  std::string host_;
   int port_;
+  int timeout_ms_;
   boost::asio::io_context ioc_;
   std::optional<boost::beast::tcp_stream> stream_;
   boost::beast::flat_buffer buffer_;
   int connections_opened_ = 0;
 };
 
-}  // namespace polycrud::testing
+}  // namespace polycrud::clients

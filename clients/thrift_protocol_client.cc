@@ -1,15 +1,27 @@
-// ProtocolClient over the generated Thrift C++ client.
+// ProtocolClient over the generated Thrift C++ client: framed transport,
+// binary or compact protocol, one socket kept open across calls. After a
+// transport or protocol failure the socket is closed (the stream may be out
+// of step) and the next call opens a new one.
 #include <thrift/TApplicationException.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/protocol/TProtocolException.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TSocket.h>
+#include <thrift/transport/TTransportException.h>
 
 #include <memory>
+#include <string>
 #include <utility>
 
-#include "tests/support/protocol_client.h"
-#include "tests/support/protocol_clients.h"
-#include "tests/support/server_process.h"
+#include "UserService.h"
+#include "clients/protocol_client.h"
+#include "clients/protocol_clients.h"
 
-namespace polycrud::testing {
+namespace polycrud::clients {
 namespace {
+
+namespace gen = ::polycrud::thrift;
 
 User FromThrift(const gen::User& u) {
   return User{.id = u.id,
@@ -23,8 +35,12 @@ User FromThrift(const gen::User& u) {
 
 class ThriftProtocolClient final : public ProtocolClient {
  public:
-  explicit ThriftProtocolClient(int port) : client_(port) {}
-  std::string_view protocol() const override { return "thrift"; }
+  ThriftProtocolClient(const ClientOptions& options, std::string name)
+      : options_(options), name_(std::move(name)) {
+    Connect();
+  }
+  ~ThriftProtocolClient() override { Disconnect(); }
+  std::string_view protocol() const override { return name_; }
 
   Outcome<std::string> Ping() override {
     return Call<std::string>([&] {
@@ -97,6 +113,7 @@ class ThriftProtocolClient final : public ProtocolClient {
   Outcome<T> Call(Fn&& fn) {
     Outcome<T> out;
     try {
+      if (client_ == nullptr) Connect();
       out.value = std::forward<Fn>(fn)();
     } catch (const gen::InvalidArgument& e) {
       out.status = {StatusCode::kInvalidArgument, ConflictKind::kNone, e.field, e.message};
@@ -113,17 +130,57 @@ class ThriftProtocolClient final : public ProtocolClient {
       out.status = {StatusCode::kUnavailable, ConflictKind::kNone, "", e.message};
     } catch (const apache::thrift::TApplicationException& e) {
       out.status = {StatusCode::kInternal, ConflictKind::kNone, "", e.what()};
+    } catch (const apache::thrift::TException& e) {
+      // TTransportException, TProtocolException: no usable answer arrived.
+      Disconnect();
+      out.value.reset();
+      out.status = {StatusCode::kInternal, ConflictKind::kNone, "", e.what(), true};
     }
     return out;
   }
 
-  ThriftClient client_;
+  // Opens the socket; throws TTransportException when it cannot.
+  void Connect() {
+    using namespace ::apache::thrift;
+    auto socket = std::make_shared<transport::TSocket>(options_.host, options_.port);
+    socket->setConnTimeout(options_.timeout_ms);
+    socket->setRecvTimeout(options_.timeout_ms);
+    socket->setSendTimeout(options_.timeout_ms);
+    socket->setNoDelay(true);
+    auto framed = std::make_shared<transport::TFramedTransport>(socket);
+    std::shared_ptr<protocol::TProtocol> proto;
+    if (options_.thrift_compact) {
+      proto = std::make_shared<protocol::TCompactProtocol>(framed);
+    } else {
+      proto = std::make_shared<protocol::TBinaryProtocol>(framed);
+    }
+    framed->open();
+    transport_ = std::move(framed);
+    client_ = std::make_unique<gen::UserServiceClient>(proto);
+  }
+
+  void Disconnect() {
+    client_.reset();
+    if (transport_ != nullptr) {
+      try {
+        transport_->close();
+      } catch (const apache::thrift::TException&) {  // already broken
+      }
+      transport_.reset();
+    }
+  }
+
+  ClientOptions options_;
+  std::string name_;
+  std::shared_ptr<apache::thrift::transport::TTransport> transport_;
+  std::unique_ptr<gen::UserServiceClient> client_;
 };
 
 }  // namespace
 
-std::unique_ptr<ProtocolClient> MakeThriftProtocolClient(int port) {
-  return std::make_unique<ThriftProtocolClient>(port);
+std::unique_ptr<ProtocolClient> MakeThriftProtocolClient(const ClientOptions& options,
+                                                         std::string name) {
+  return std::make_unique<ThriftProtocolClient>(options, std::move(name));
 }
 
-}  // namespace polycrud::testing
+}  // namespace polycrud::clients

@@ -1,17 +1,19 @@
 // ProtocolClient over the gSOAP client proxy generated from wsdl/polycrud.wsdl.
 // The token travels as "Authorization: Bearer <token>"; faults map back to
 // core codes through <detail><code> (and <field>). SOAP has one fault for
-// both kinds of conflict, so ConflictKind stays kNone.
+// both kinds of conflict, so ConflictKind stays kNone. The proxy keeps its
+// connection alive (SOAP_IO_KEEPALIVE) and opens a new one when the server
+// closed it, as it does after every fault (Connection: close).
 #include <array>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "clients/protocol_client.h"
+#include "clients/protocol_clients.h"
 #include "soapUserServiceBindingProxy.h"
-#include "tests/support/protocol_client.h"
-#include "tests/support/protocol_clients.h"
 
-namespace polycrud::testing {
+namespace polycrud::clients {
 namespace {
 
 User FromSoap(const pc__User& u) {
@@ -39,13 +41,15 @@ StatusCode CodeFromName(const std::string& name) {
 
 class SoapProtocolClient final : public ProtocolClient {
  public:
-  explicit SoapProtocolClient(int port)
-      : endpoint_("http://127.0.0.1:" + std::to_string(port) + "/soap"),
+  explicit SoapProtocolClient(const ClientOptions& options)
+      : endpoint_("http://" + options.host + ":" + std::to_string(options.port) + "/soap"),
         proxy_(endpoint_.c_str(), SOAP_IO_KEEPALIVE | SOAP_C_UTFSTRING) {
     soap_set_namespaces(proxy_.soap, namespaces);  // the table of polycrud::soap_gen
-    proxy_.soap->connect_timeout = 5;
-    proxy_.soap->recv_timeout = 10;
-    proxy_.soap->send_timeout = 10;
+    // Positive values are seconds, negative ones microseconds.
+    const int timeout_us = -1000 * options.timeout_ms;
+    proxy_.soap->connect_timeout = timeout_us;
+    proxy_.soap->recv_timeout = timeout_us;
+    proxy_.soap->send_timeout = timeout_us;
     proxy_.soap->socket_flags = MSG_NOSIGNAL;
   }
   ~SoapProtocolClient() override { proxy_.destroy(); }
@@ -150,8 +154,11 @@ class SoapProtocolClient final : public ProtocolClient {
         out.status.code = CodeFromName(*detail->pc__code);
         if (detail->pc__field != nullptr) out.status.field = *detail->pc__field;
       } else {
-        // Not a fault of ours (transport error, malformed answer).
+        // Not a fault of ours (transport error, malformed answer): start over
+        // on a new connection.
         out.status.code = StatusCode::kInternal;
+        out.status.transport_failure = true;
+        soap_closesock(proxy_.soap);
       }
     }
     proxy_.soap->bearer = nullptr;
@@ -165,8 +172,8 @@ class SoapProtocolClient final : public ProtocolClient {
 
 }  // namespace
 
-std::unique_ptr<ProtocolClient> MakeSoapProtocolClient(int port) {
-  return std::make_unique<SoapProtocolClient>(port);
+std::unique_ptr<ProtocolClient> MakeSoapProtocolClient(const ClientOptions& options) {
+  return std::make_unique<SoapProtocolClient>(options);
 }
 
-}  // namespace polycrud::testing
+}  // namespace polycrud::clients

@@ -1,18 +1,19 @@
 // ProtocolClient over HTTP/JSON with Boost.Beast's synchronous client (one
 // keep-alive connection). HTTP statuses (and the problem document's `code`
 // and `field`) are mapped back to core codes; HTTP cannot tell conflict
-// kinds apart, so they come back as ConflictKind::kNone.
+// kinds apart, so they come back as ConflictKind::kNone. Routes may carry a
+// prefix: the web gateway serves the same ones under /api/v1/.
 #include <boost/system/system_error.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 
-#include "tests/support/protocol_client.h"
-#include "tests/support/protocol_clients.h"
-#include "tests/support/rest_http_client.h"
+#include "clients/http_connection.h"
+#include "clients/protocol_client.h"
+#include "clients/protocol_clients.h"
 
-namespace polycrud::testing {
+namespace polycrud::clients {
 namespace {
 
 using nlohmann::json;
@@ -64,28 +65,32 @@ std::optional<StatusCode> CodeByName(const std::string& name) {
 
 class RestProtocolClient final : public ProtocolClient {
  public:
-  explicit RestProtocolClient(int port) : connection_(port) {}
-  std::string_view protocol() const override { return "rest"; }
+  RestProtocolClient(const ClientOptions& options, std::string name)
+      : name_(std::move(name)),
+        prefix_(options.rest_prefix),
+        connection_(options.host, options.port, options.timeout_ms) {}
+  std::string_view protocol() const override { return name_; }
 
   Outcome<std::string> Ping() override {
     return Call<std::string>(
-        http::verb::get, "/v1/ping", std::nullopt, "", 200,
+        http::verb::get, prefix_ + "/v1/ping", std::nullopt, "", 200,
         [](const HttpResponse&, const json& j) { return j.at("server").get<std::string>(); });
   }
   Outcome<User> CreateUser(const std::string& token, const UserDraft& draft) override {
     const json body = {
         {"username", draft.username}, {"email", draft.email}, {"full_name", draft.full_name}};
-    return Call<User>(http::verb::post, "/v1/users", body.dump(), token, 201, UserWithETag);
+    return Call<User>(http::verb::post, prefix_ + "/v1/users", body.dump(), token, 201,
+                      UserWithETag);
   }
   Outcome<User> GetUser(const std::string& token, std::int64_t id) override {
-    return Call<User>(http::verb::get, "/v1/users/" + std::to_string(id), std::nullopt, token, 200,
-                      UserWithETag);
+    return Call<User>(http::verb::get, prefix_ + "/v1/users/" + std::to_string(id), std::nullopt,
+                      token, 200, UserWithETag);
   }
   Outcome<std::vector<User>> BatchGetUsers(const std::string& token,
                                            const std::vector<std::int64_t>& ids) override {
     const json body = {{"ids", ids}};
     return Call<std::vector<User>>(
-        http::verb::post, "/v1/users:batchGet", body.dump(), token, 200,
+        http::verb::post, prefix_ + "/v1/users:batchGet", body.dump(), token, 200,
         [](const HttpResponse&, const json& j) { return UsersFromJson(j.at("users")); });
   }
   Outcome<User> UpdateUser(const std::string& token, std::int64_t id,
@@ -93,7 +98,7 @@ class RestProtocolClient final : public ProtocolClient {
     json body = json::object();
     if (patch.email) body["email"] = *patch.email;
     if (patch.full_name) body["full_name"] = *patch.full_name;
-    HttpRequest request{http::verb::patch, "/v1/users/" + std::to_string(id), 11};
+    HttpRequest request{http::verb::patch, prefix_ + "/v1/users/" + std::to_string(id), 11};
     request.set(http::field::content_type, "application/json");
     if (!token.empty()) request.set(http::field::authorization, "Bearer " + token);
     if (patch.expected_version != 0) {
@@ -103,12 +108,13 @@ class RestProtocolClient final : public ProtocolClient {
     return Exchange<User>(std::move(request), 200, UserWithETag);
   }
   Outcome<Empty> DeleteUser(const std::string& token, std::int64_t id) override {
-    return Call<Empty>(http::verb::delete_, "/v1/users/" + std::to_string(id), std::nullopt, token,
-                       204, [](const HttpResponse&, const json&) { return Empty{}; });
+    return Call<Empty>(http::verb::delete_, prefix_ + "/v1/users/" + std::to_string(id),
+                       std::nullopt, token, 204,
+                       [](const HttpResponse&, const json&) { return Empty{}; });
   }
   Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
                               std::int32_t limit) override {
-    std::string target = "/v1/users?after_id=" + std::to_string(after_id);
+    std::string target = prefix_ + "/v1/users?after_id=" + std::to_string(after_id);
     if (limit != 0) target += "&limit=" + std::to_string(limit);
     return Call<UserPage>(
         http::verb::get, target, std::nullopt, token, 200, [](const HttpResponse&, const json& j) {
@@ -175,20 +181,28 @@ class RestProtocolClient final : public ProtocolClient {
       if (out.status.code == StatusCode::kInternal && status < 500) {
         out.status.message += " (unexpected status)";
       }
+    } catch (const boost::system::system_error& e) {
+      // Connect, write or read failed; the connection reopens on the next call.
+      out.value.reset();
+      out.status = {StatusCode::kInternal, ConflictKind::kNone, "", e.what(), true};
     } catch (const std::exception& e) {
+      // An answer that does not decode as the contract says.
       out.value.reset();
       out.status = {StatusCode::kInternal, ConflictKind::kNone, "", e.what()};
     }
     return out;
   }
 
+  std::string name_;
+  std::string prefix_;
   HttpConnection connection_;
 };
 
 }  // namespace
 
-std::unique_ptr<ProtocolClient> MakeRestProtocolClient(int port) {
-  return std::make_unique<RestProtocolClient>(port);
+std::unique_ptr<ProtocolClient> MakeRestProtocolClient(const ClientOptions& options,
+                                                       std::string name) {
+  return std::make_unique<RestProtocolClient>(options, std::move(name));
 }
 
-}  // namespace polycrud::testing
+}  // namespace polycrud::clients

@@ -1,5 +1,8 @@
 // ProtocolClient over the generated gRPC C++ stub of
-// proto/polycrud/v1/user_service.proto.
+// proto/polycrud/v1/user_service.proto. Each client has its own channel with
+// a local subchannel pool, so every client is one HTTP/2 connection of its
+// own (channels with equal arguments would otherwise share one); the channel
+// reconnects by itself after the server closed it.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -7,11 +10,11 @@
 #include <string>
 #include <utility>
 
+#include "clients/protocol_client.h"
+#include "clients/protocol_clients.h"
 #include "polycrud/v1/user_service.grpc.pb.h"
-#include "tests/support/protocol_client.h"
-#include "tests/support/protocol_clients.h"
 
-namespace polycrud::testing {
+namespace polycrud::clients {
 namespace {
 
 namespace v1 = ::polycrud::v1;
@@ -62,8 +65,18 @@ CallStatus FromGrpc(const grpc::Status& status, const grpc::ClientContext& conte
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
       out.code = StatusCode::kResourceExhausted;
       break;
-    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::UNAVAILABLE: {
       out.code = StatusCode::kUnavailable;
+      // The server's UNAVAILABLE always carries a retry hint; the channel's
+      // own (connection refused or lost) does not.
+      const auto& trailers = context.GetServerTrailingMetadata();
+      out.transport_failure = trailers.find("retry-after-ms") == trailers.end();
+      break;
+    }
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      // The client's deadline passed before an answer arrived.
+      out.code = StatusCode::kInternal;
+      out.transport_failure = true;
       break;
     default:
       // INTERNAL, and anything the contract does not use (a failure either way).
@@ -76,9 +89,11 @@ CallStatus FromGrpc(const grpc::Status& status, const grpc::ClientContext& conte
 
 class GrpcProtocolClient final : public ProtocolClient {
  public:
-  explicit GrpcProtocolClient(int port)
-      : stub_(v1::UserService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                                           grpc::InsecureChannelCredentials()))) {}
+  explicit GrpcProtocolClient(const ClientOptions& options)
+      : timeout_(std::chrono::milliseconds(options.timeout_ms)),
+        stub_(v1::UserService::NewStub(
+            grpc::CreateCustomChannel(options.host + ":" + std::to_string(options.port),
+                                      grpc::InsecureChannelCredentials(), ChannelArguments()))) {}
   std::string_view protocol() const override { return "grpc"; }
 
   Outcome<std::string> Ping() override {
@@ -160,7 +175,7 @@ class GrpcProtocolClient final : public ProtocolClient {
   template <typename T, typename CallFn, typename ResultFn>
   Outcome<T> Call(const std::string& token, CallFn&& call, ResultFn&& result) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    context.set_deadline(std::chrono::system_clock::now() + timeout_);
     if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
     const grpc::Status status = std::forward<CallFn>(call)(&context);
     Outcome<T> out;
@@ -169,13 +184,20 @@ class GrpcProtocolClient final : public ProtocolClient {
     return out;
   }
 
+  static grpc::ChannelArguments ChannelArguments() {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return args;
+  }
+
+  std::chrono::milliseconds timeout_;
   std::unique_ptr<v1::UserService::Stub> stub_;
 };
 
 }  // namespace
 
-std::unique_ptr<ProtocolClient> MakeGrpcProtocolClient(int port) {
-  return std::make_unique<GrpcProtocolClient>(port);
+std::unique_ptr<ProtocolClient> MakeGrpcProtocolClient(const ClientOptions& options) {
+  return std::make_unique<GrpcProtocolClient>(options);
 }
 
-}  // namespace polycrud::testing
+}  // namespace polycrud::clients

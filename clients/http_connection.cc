@@ -1,12 +1,14 @@
-#include "tests/support/rest_http_client.h"
+#include "clients/http_connection.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
+#include <string>
+#include <utility>
 
-namespace polycrud::testing {
+namespace polycrud::clients {
 namespace {
 
 namespace asio = boost::asio;
@@ -15,7 +17,10 @@ using tcp = asio::ip::tcp;
 
 }  // namespace
 
-HttpConnection::HttpConnection(int port) : port_(port) { Connect(); }
+HttpConnection::HttpConnection(std::string host, int port, int timeout_ms)
+    : host_(std::move(host)), port_(port), timeout_ms_(timeout_ms) {
+  Connect();
+}
 
 HttpConnection::~HttpConnection() {
   if (stream_) {
@@ -26,10 +31,15 @@ HttpConnection::~HttpConnection() {
 
 void HttpConnection::Connect() {
   stream_.emplace(ioc_);
-  stream_->connect(
-      tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(port_)));
+  try {
+    tcp::resolver resolver(ioc_);
+    stream_->connect(resolver.resolve(host_, std::to_string(port_)));
+  } catch (const boost::system::system_error&) {
+    stream_.reset();  // so that the next Send tries again
+    throw;
+  }
   // Sync operations ignore tcp_stream's expiry: bound them with socket options.
-  timeval timeout{.tv_sec = 20, .tv_usec = 0};
+  timeval timeout{.tv_sec = timeout_ms_ / 1000, .tv_usec = (timeout_ms_ % 1000) * 1000};
   const int fd = stream_->socket().native_handle();
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
@@ -40,7 +50,7 @@ void HttpConnection::Connect() {
 
 HttpResponse HttpConnection::Send(HttpRequest request) {
   request.version(11);
-  request.set(http::field::host, "127.0.0.1:" + std::to_string(port_));
+  request.set(http::field::host, host_ + ":" + std::to_string(port_));
   request.prepare_payload();
   for (int attempt = 0;; ++attempt) {
     beast::error_code ec;
@@ -80,4 +90,4 @@ bool HttpConnection::ServerClosed() {
   return ec == asio::error::eof || ec == asio::error::connection_reset;
 }
 
-}  // namespace polycrud::testing
+}  // namespace polycrud::clients

@@ -15,15 +15,21 @@
 // Before anything is timed, every encoding decodes its own encoding of every
 // message and must get the message back; otherwise the program exits 1 with
 // the encoding and message named, so a broken round trip is never measured.
+// --dump_wire=DIR writes the encoded messages to files for independent
+// decoders (check_micro_bench.py).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "benchmarks/micro/wire_codec.h"
@@ -70,6 +76,10 @@ void PrintHelp() {
       "  polycrud-micro-bench --benchmark_filter='/soap_xml/' --benchmark_min_time=0.1\n"
       "  polycrud-micro-bench --benchmark_out=micro.json --benchmark_out_format=json\n"
       "\n"
+      "Own flag:\n"
+      "  --dump_wire=DIR  also write each message's bytes on the wire to\n"
+      "                   DIR/<encoding>.<message>.bin (DIR must exist)\n"
+      "\n"
       "Google Benchmark flags:\n");
   benchmark::PrintDefaultHelp();
 }
@@ -101,6 +111,43 @@ Case Verified(const Encoding& encoding, MessageKind kind, const MessageValue& va
   return c;
 }
 
+constexpr std::string_view kDumpWireFlag = "--dump_wire=";
+
+// Removes --dump_wire=DIR from argv into `dir`; false (after a message) if
+// the flag has no directory.
+bool TakeDumpWireFlag(int& argc, char** argv, std::string& dir) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.substr(0, kDumpWireFlag.size()) == kDumpWireFlag) {
+      dir = std::string(arg.substr(kDumpWireFlag.size()));
+      if (dir.empty()) {
+        std::fprintf(stderr, "error: --dump_wire needs a directory: --dump_wire=DIR\n");
+        return false;
+      }
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  return true;
+}
+
+// Writes the case's bytes on the wire to DIR/<encoding>.<message>.bin.
+bool WriteWire(const std::string& dir, const Case& c) {
+  std::string name = c.label;
+  std::replace(name.begin(), name.end(), '/', '.');
+  const std::filesystem::path path = std::filesystem::path(dir) / (name + ".bin");
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(c.wire.data(), static_cast<std::streamsize>(c.wire.size()));
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "error: cannot write %s\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
 void RunEncode(benchmark::State& state, Codec* codec, std::size_t bytes) {
   try {
     for (auto _ : state) benchmark::DoNotOptimize(codec->Encode());
@@ -130,6 +177,8 @@ void RunDecode(benchmark::State& state, Codec* codec, const std::string* wire) {
 
 int Main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv, PrintHelp);
+  std::string dump_dir;
+  if (!TakeDumpWireFlag(argc, argv, dump_dir)) return 2;
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
 
   // Kept alive until the benchmarks have run: the registered lambdas point here.
@@ -137,6 +186,11 @@ int Main(int argc, char** argv) {
   for (const MessageKind kind : kAllMessageKinds) {
     const MessageValue value = MakeSampleMessage(kind);
     for (const Encoding& encoding : Encodings()) cases.push_back(Verified(encoding, kind, value));
+  }
+  if (!dump_dir.empty()) {
+    for (const Case& c : cases) {
+      if (!WriteWire(dump_dir, c)) return 1;
+    }
   }
   for (const Case& c : cases) {
     Codec* codec = c.codec.get();

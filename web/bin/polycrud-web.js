@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// polycrud-web: starts the console and REST gateway (see --help).
+'use strict';
+
+const pino = require('pino');
+const { parseConfig, help, UsageError } = require('../src/config');
+const { createApp } = require('../src/app');
+const { UserClient } = require('../src/user_client');
+
+function main() {
+  let config;
+  try {
+    config = parseConfig(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`polycrud-web: ${err.message}\nRun "polycrud-web --help" for usage.\n`);
+    process.exit(2);
+  }
+  if (config.help) {
+    process.stdout.write(help());
+    return;
+  }
+  const logger = pino({ level: config.logLevel, base: { service: 'polycrud-web' } });
+  let client;
+  try {
+    client = new UserClient({
+      host: config.thriftHost,
+      port: config.thriftPort,
+      protocol: config.thriftProtocol,
+      size: config.thriftPoolSize,
+      maxInFlight: config.thriftMaxInFlight,
+      callTimeoutMs: config.thriftTimeoutMs,
+      connectTimeoutMs: config.thriftConnectTimeoutMs,
+      idleMs: config.thriftIdleMs,
+      logger,
+    });
+  } catch (err) {
+    logger.fatal(err.message);
+    process.stderr.write(`polycrud-web: ${err.message}\n`);
+    process.exit(1);
+  }
+  const { app, store } = createApp(config, client, logger);
+  const server = app.listen(config.port, config.host);
+  server.requestTimeout = 30000;
+  server.headersTimeout = 20000;
+  server.keepAliveTimeout = 5000;
+  server.on('listening', () => {
+    logger.info({ host: config.host, port: server.address().port, thrift: `${config.thriftHost}:${config.thriftPort}` }, 'polycrud-web listening');
+  });
+  server.on('error', (err) => {
+    logger.fatal({ err: err.message }, 'cannot listen');
+    process.stderr.write(`polycrud-web: cannot listen on ${config.host}:${config.port}: ${err.message}\n`);
+    process.exit(1);
+  });
+
+  let stopping = false;
+  const shutdown = (signal) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    const force = setTimeout(() => {
+      logger.warn('shutdown grace period over; closing remaining connections');
+      server.closeAllConnections();
+    }, config.shutdownGraceMs);
+    force.unref();
+    server.close(() => {
+      client.close();
+      store.close();
+      logger.info('stopped');
+      process.exit(0);
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main();

@@ -1,0 +1,104 @@
+// The Express application: security headers, structured request logs,
+// sessions, static assets, the REST gateway under /api and the console.
+'use strict';
+
+const crypto = require('node:crypto');
+const path = require('node:path');
+const express = require('express');
+const helmet = require('helmet');
+const session = require('express-session');
+const { BoundedSessionStore } = require('./session_store');
+const { createGateway } = require('./gateway');
+const { createConsole } = require('./console');
+
+const SESSION_COOKIE = 'polycrud.sid';
+
+/**
+ * Builds the app. config: see config.js. client: a UserClient. logger: pino.
+ * Returns { app, store } (the store is closed on shutdown).
+ */
+function createApp(config, client, logger) {
+  const app = express();
+  app.disable('x-powered-by');
+  // ETags are the user's version (gateway) or absent; no body-hash ETags.
+  app.set('etag', false);
+  app.set('trust proxy', config.trustProxy);
+  app.set('session cookie name', SESSION_COOKIE);
+
+  // One JSON log line per request: id, method, path, status, duration.
+  app.use((req, res, next) => {
+    const id = crypto.randomUUID();
+    const started = process.hrtime.bigint();
+    req.log = logger.child({ req_id: id });
+    res.set('X-Request-Id', id);
+    res.on('finish', () => {
+      req.log.info({
+        method: req.method,
+        path: req.originalUrl.split('?')[0],
+        status: res.statusCode,
+        ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
+        bytes: Number(res.get('content-length')) || 0,
+        ip: req.ip,
+      }, 'request');
+    });
+    next();
+  });
+
+  app.use(helmet({
+    contentSecurityPolicy: {
+      useDefaults: true,
+      directives: {
+        'default-src': ["'self'"],
+        'script-src': ["'self'"],
+        'style-src': ["'self'"],
+        'img-src': ["'self'"],
+        'form-action': ["'self'"],
+        'frame-ancestors': ["'none'"],
+        // Plain-HTTP loopback by default: only upgrade when served over TLS.
+        'upgrade-insecure-requests': config.secureCookie ? [] : null,
+      },
+    },
+    strictTransportSecurity: config.secureCookie,
+    referrerPolicy: { policy: 'same-origin' },
+  }));
+
+  app.get('/healthz', (req, res) => res.type('text').send('ok\n'));
+  app.get('/readyz', async (req, res) => {
+    try {
+      const server = await client.ping();
+      res.json({ ready: true, server, thrift: client.stats() });
+    } catch (err) {
+      res.status(503).json({ ready: false, error: 'polycrud service unreachable', thrift: client.stats() });
+    }
+  });
+
+  app.use('/assets', express.static(path.resolve(__dirname, '..', 'public'), {
+    fallthrough: false,
+    index: false,
+    maxAge: '1h',
+  }));
+
+  // The gateway authenticates every call with its bearer token: no cookies,
+  // hence no session and no CSRF token there.
+  app.use('/api', createGateway(client, { prefix: '/api', maxBodyBytes: config.maxBodyBytes }));
+
+  const store = new BoundedSessionStore({ maxSessions: config.maxSessions, ttlMs: config.sessionTtlMs });
+  app.use(session({
+    name: SESSION_COOKIE,
+    secret: config.sessionSecret,
+    store,
+    resave: false,
+    saveUninitialized: false,
+    rolling: true,
+    cookie: { httpOnly: true, sameSite: 'strict', secure: config.secureCookie, maxAge: config.sessionTtlMs, path: '/' },
+  }));
+  // Signed-in pages must not be cached or kept in the back/forward cache.
+  app.use((req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+  app.use(createConsole(client, { signinLimit: config.signinLimit, signinWindowMs: config.signinWindowMs }));
+  return { app, store };
+}
+
+module.exports = { createApp, SESSION_COOKIE };

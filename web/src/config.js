@@ -1,0 +1,111 @@
+// Command-line flags and environment variables of polycrud-web. Each flag has
+// an environment variable; a flag wins over its variable.
+'use strict';
+
+const crypto = require('node:crypto');
+const { parseArgs } = require('node:util');
+
+// name, env variables (first set wins), default, kind, help.
+const OPTIONS = [
+  ['host', ['POLYCRUD_WEB_HOST'], '127.0.0.1', 'string', 'address to listen on'],
+  ['port', ['POLYCRUD_WEB_PORT', 'WEB_PORT', 'PORT'], 3000, 'port', 'HTTP port of the console and the gateway'],
+  ['thrift-host', ['POLYCRUD_THRIFT_HOST'], '127.0.0.1', 'string', 'host of polycrud-server\'s Thrift face'],
+  ['thrift-port', ['POLYCRUD_THRIFT_PORT', 'THRIFT_PORT'], 9090, 'port', 'port of polycrud-server\'s Thrift face'],
+  ['thrift-protocol', ['POLYCRUD_THRIFT_PROTOCOL'], 'binary', ['binary', 'compact'], 'Thrift protocol (framed transport)'],
+  ['thrift-pool-size', ['POLYCRUD_WEB_THRIFT_POOL_SIZE'], 4, 'count', 'persistent Thrift connections'],
+  ['thrift-max-in-flight', ['POLYCRUD_WEB_THRIFT_MAX_IN_FLIGHT'], 256, 'count', 'calls in flight per connection before 429'],
+  ['thrift-timeout-ms', ['POLYCRUD_WEB_THRIFT_TIMEOUT_MS'], 10000, 'count', 'per-call timeout (then 503 and reconnect)'],
+  ['thrift-connect-timeout-ms', ['POLYCRUD_WEB_THRIFT_CONNECT_TIMEOUT_MS'], 2000, 'count', 'connect timeout'],
+  ['thrift-idle-ms', ['POLYCRUD_WEB_THRIFT_IDLE_MS'], 20000, 'count', 'close connections idle this long (below the server\'s 30 s)'],
+  ['max-body-bytes', ['POLYCRUD_WEB_MAX_BODY_BYTES'], 1048576, 'count', 'largest gateway request body (413 beyond)'],
+  ['session-ttl-min', ['POLYCRUD_WEB_SESSION_TTL_MIN'], 30, 'count', 'console session lifetime after the last request'],
+  ['max-sessions', ['POLYCRUD_WEB_MAX_SESSIONS'], 10000, 'count', 'sessions kept (least recently used evicted)'],
+  ['signin-limit', ['POLYCRUD_WEB_SIGNIN_LIMIT'], 10, 'count', 'sign-in attempts per address and window'],
+  ['signin-window-s', ['POLYCRUD_WEB_SIGNIN_WINDOW_S'], 300, 'count', 'sign-in rate-limit window'],
+  ['secure-cookie', ['POLYCRUD_WEB_SECURE_COOKIE'], false, 'bool', 'mark the session cookie Secure and send HSTS (serve behind TLS)'],
+  ['trust-proxy', ['POLYCRUD_WEB_TRUST_PROXY'], 0, 'count', 'reverse-proxy hops to trust for the client address'],
+  ['shutdown-grace-ms', ['POLYCRUD_WEB_SHUTDOWN_GRACE_MS'], 10000, 'count', 'on SIGTERM, wait this long for requests in flight'],
+  ['log-level', ['POLYCRUD_WEB_LOG_LEVEL'], 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'log level (JSON lines on stdout)'],
+];
+
+class UsageError extends Error {}
+
+function help() {
+  const lines = [
+    'Usage: polycrud-web [OPTIONS]   (node web/bin/polycrud-web.js)',
+    '',
+    'The polycrud web console and REST gateway: an Express server in front of',
+    'polycrud-server\'s Thrift face. Browser console at /, API.md\'s REST routes at',
+    '/api/v1/..., /healthz and /readyz. Users sign in with their own bearer token;',
+    'the console itself holds none.',
+    '',
+    'Options (each also read from the environment variable shown):',
+  ];
+  for (const [name, envs, def, kind, text] of OPTIONS) {
+    const arg = kind === 'bool' ? '' : Array.isArray(kind) ? ` ${kind.join('|')}` : kind === 'string' ? ' TEXT' : ' N';
+    const head = `  --${name}${arg}`;
+    lines.push(head.length >= 35 ? `${head}\n${''.padEnd(36)}${text}` : head.padEnd(36) + text);
+    lines.push(''.padEnd(36) + `[${envs.join(', ')}; default ${def}]`);
+  }
+  lines.push('  -h, --help'.padEnd(36) + 'this text');
+  lines.push('', 'POLYCRUD_WEB_SESSION_SECRET signs session cookies (default: random per start;',
+             'sessions live in memory, so a restart signs everyone out anyway).',
+             'SIGTERM/SIGINT: stop accepting, finish requests in flight, close Thrift, exit 0.');
+  return lines.join('\n') + '\n';
+}
+
+function convert(name, kind, text) {
+  if (kind === 'string') {
+    if (!text) throw new UsageError(`--${name} must not be empty`);
+    return text;
+  }
+  if (kind === 'bool') {
+    if (typeof text === 'boolean') return text;
+    if (/^(1|true|yes|on)$/i.test(text)) return true;
+    if (/^(0|false|no|off|)$/i.test(text)) return false;
+    throw new UsageError(`--${name}: expected 1 or 0, got '${text}'`);
+  }
+  if (Array.isArray(kind)) {
+    if (!kind.includes(text)) throw new UsageError(`--${name} must be one of ${kind.join(', ')}, got '${text}'`);
+    return text;
+  }
+  if (!/^[0-9]+$/.test(String(text))) throw new UsageError(`--${name} must be a whole number, got '${text}'`);
+  const n = Number(text);
+  if (kind === 'port' && (n < 1 || n > 65535)) throw new UsageError(`--${name} must be a port (1-65535), got ${n}`);
+  if (kind === 'count' && n > Number.MAX_SAFE_INTEGER) throw new UsageError(`--${name} is too large`);
+  return n;
+}
+
+const camel = (name) => name.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+
+/** Parses argv and env into a config object; { help: true } for --help. Throws UsageError. */
+function parseConfig(argv, env = process.env) {
+  const spec = { help: { type: 'boolean', short: 'h' } };
+  for (const [name, , , kind] of OPTIONS) spec[name] = { type: kind === 'bool' ? 'boolean' : 'string' };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new UsageError(err.message);
+  }
+  if (parsed.values.help) return { help: true };
+  const config = {};
+  for (const [name, envs, def, kind] of OPTIONS) {
+    let value = parsed.values[name];
+    if (value === undefined) {
+      const envName = envs.find((e) => env[e] !== undefined && env[e] !== '');
+      value = envName !== undefined ? env[envName] : def;
+    }
+    config[camel(name)] = value === def ? def : convert(name, kind, value);
+  }
+  for (const name of ['thrift-pool-size', 'thrift-max-in-flight', 'thrift-timeout-ms', 'thrift-connect-timeout-ms',
+    'thrift-idle-ms', 'max-body-bytes', 'session-ttl-min', 'max-sessions', 'signin-limit', 'signin-window-s']) {
+    if (config[camel(name)] < 1) throw new UsageError(`--${name} must be at least 1`);
+  }
+  config.sessionTtlMs = config.sessionTtlMin * 60 * 1000;
+  config.signinWindowMs = config.signinWindowS * 1000;
+  config.sessionSecret = env.POLYCRUD_WEB_SESSION_SECRET || crypto.randomBytes(32).toString('hex');
+  return config;
+}
+
+module.exports = { parseConfig, help, UsageError };

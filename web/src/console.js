@@ -1,0 +1,325 @@
+// The browser console: sign-in with a pasted token, users list with keyset
+// pagination, detail, create, edit with optimistic concurrency, delete with
+// confirmation. Server-rendered HTML over the same UserClient as the gateway.
+//
+// Security: the token lives only in the server-side session; every POST
+// carries the session's synchronizer token (_csrf), compared in constant time.
+'use strict';
+
+const crypto = require('node:crypto');
+const express = require('express');
+const { rateLimit } = require('express-rate-limit');
+const { parseInt64 } = require('./int64');
+const { ServiceError } = require('./service_error');
+const { retryAfterSeconds, HTTP_STATUS } = require('./problem');
+const views = require('./views');
+
+const PAGE_SIZE = 20;
+const MAX_PAGE_SIZE = 100;
+const MAX_TRAIL = 50; // previous-page steps remembered in the URL
+
+const newCsrfToken = () => crypto.randomBytes(32).toString('base64url');
+
+function csrfMatches(session, sent) {
+  if (!session || typeof session.csrf !== 'string' || typeof sent !== 'string') return false;
+  const a = Buffer.from(session.csrf);
+  const b = Buffer.from(sent);
+  return a.length === b.length && crypto.timingSafeEqual(a, b);
+}
+
+/** A human sentence for a ServiceError, as the console shows it. */
+function describe(err, { id } = {}) {
+  switch (err.code) {
+    case 'INVALID_ARGUMENT':
+      return `Invalid input${err.field ? ` (${err.field})` : ''}: ${err.message}.`;
+    case 'UNAUTHENTICATED':
+      return 'Your token is no longer accepted. Sign in again.';
+    case 'PERMISSION_DENIED':
+      return 'Your token is read-only: it may list and view users but not change them.';
+    case 'NOT_FOUND':
+      return id !== undefined ? `User ${id} does not exist (it may have been deleted).` : 'Not found.';
+    case 'CONFLICT':
+      return `Conflict: ${err.message}.`;
+    case 'RESOURCE_EXHAUSTED':
+      return `The service is overloaded right now. Try again in ${retryAfterSeconds(err.retryAfterMs)} s.`;
+    case 'UNAVAILABLE':
+      return `The service is unavailable (database down, restarting or unreachable). Try again in ${retryAfterSeconds(err.retryAfterMs)} s.`;
+    default:
+      return 'The service hit an internal error. The details are in the server log.';
+  }
+}
+
+function createConsole(client, { signinLimit, signinWindowMs }) {
+  const router = express.Router();
+  router.use(express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 }));
+
+  // Renders a page object of views.js inside the layout.
+  function page(req, res, status, content) {
+    if (!req.session.csrf) req.session.csrf = newCsrfToken();
+    const flash = req.session.flash;
+    delete req.session.flash;
+    res.status(status).type('html').send(String(views.layout({ ...content, session: req.session, csrf: req.session.csrf, flash })));
+  }
+
+  // Answers a failed service call with a page; UNAUTHENTICATED signs out.
+  function failure(req, res, err, { id } = {}) {
+    if (!(err instanceof ServiceError)) throw err;
+    if (err.code === 'INTERNAL') req.log.error({ err: err.cause || err }, 'console: internal error');
+    if (err.code === 'UNAUTHENTICATED') {
+      return req.session.regenerate(() => {
+        req.session.csrf = newCsrfToken();
+        page(req, res, 401, views.signinPage({ csrf: req.session.csrf, error: describe(err) }));
+      });
+    }
+    const status = HTTP_STATUS[err.code] || 500;
+    if (err.retryAfterMs) res.set('Retry-After', String(retryAfterSeconds(err.retryAfterMs)));
+    return page(req, res, status, views.messagePage({
+      title: { NOT_FOUND: 'Not found', PERMISSION_DENIED: 'Read-only', CONFLICT: 'Conflict' }[err.code] || 'Something went wrong',
+      message: describe(err, { id }),
+      links: [['/users', 'Back to the users list']],
+    }));
+  }
+
+  // CSRF: every state-changing request carries the session's token.
+  router.use((req, res, next) => {
+    if (req.method === 'GET' || req.method === 'HEAD') return next();
+    if (csrfMatches(req.session, req.body && req.body._csrf)) return next();
+    req.log.warn({ path: req.path }, 'console: CSRF token missing or wrong');
+    return page(req, res, 403, views.messagePage({
+      title: 'Form expired',
+      message: 'This form is no longer valid (expired session or a request from another site). Reload the page and try again.',
+      links: [['/users', 'Users'], ['/signin', 'Sign in']],
+    }));
+  });
+
+  const signedIn = (req, res, next) => (req.session.token ? next() : res.redirect(303, '/signin'));
+  const adminOnly = (req, res, next) => {
+    if (req.session.role === 'admin') return next();
+    return page(req, res, 403, views.messagePage({
+      title: 'Read-only',
+      message: describe(new ServiceError('PERMISSION_DENIED', '')),
+      links: [['/users', 'Back to the users list']],
+    }));
+  };
+  // The :id of the path as a positive BigInt, or a 400 page.
+  const idParam = (req, res, next) => {
+    const id = parseInt64(req.params.id);
+    if (id === null || id <= 0n) {
+      return page(req, res, 400, views.messagePage({ title: 'Invalid id', message: 'A user id is a positive integer.', links: [['/users', 'Users']] }));
+    }
+    req.userId = id;
+    return next();
+  };
+
+  router.get('/', (req, res) => res.redirect(303, req.session.token ? '/users' : '/signin'));
+
+  router.get('/signin', (req, res) => {
+    if (req.session.token) return res.redirect(303, '/users');
+    const notice = req.query.signed_out === '1' ? 'You are signed out.' : '';
+    return page(req, res, 200, views.signinPage({ csrf: req.session.csrf || (req.session.csrf = newCsrfToken()), notice }));
+  });
+
+  const signinLimiter = rateLimit({
+    windowMs: signinWindowMs,
+    limit: signinLimit,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    handler: (req, res, next, options) => {
+      req.log.warn('console: sign-in rate limit reached');
+      res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
+      page(req, res, 429, views.signinPage({ csrf: req.session.csrf, error: 'Too many sign-in attempts from this address. Wait a few minutes and try again.' }));
+    },
+  });
+
+  router.post('/signin', signinLimiter, async (req, res) => {
+    const token = typeof req.body.token === 'string' ? req.body.token.trim() : '';
+    if (!token) return page(req, res, 400, views.signinPage({ csrf: req.session.csrf, error: 'Paste a token first.' }));
+    // The cheapest authorised call that also tells the role apart, with no
+    // side effect and no I/O: deleting id 0 is refused by role before the id
+    // is validated (admin: INVALID_ARGUMENT, reader: PERMISSION_DENIED).
+    let role;
+    try {
+      await client.deleteUser(token, 0n);
+      role = 'admin'; // not reached: id 0 is always invalid
+    } catch (err) {
+      if (!(err instanceof ServiceError)) throw err;
+      if (err.code === 'INVALID_ARGUMENT') role = 'admin';
+      else if (err.code === 'PERMISSION_DENIED') role = 'reader';
+      else if (err.code === 'UNAUTHENTICATED') {
+        req.log.info('console: sign-in refused');
+        return page(req, res, 401, views.signinPage({ csrf: req.session.csrf, error: 'The service does not accept this token.' }));
+      } else {
+        return page(req, res, HTTP_STATUS[err.code] || 500, views.signinPage({ csrf: req.session.csrf, error: describe(err) }));
+      }
+    }
+    // A fresh session id on sign-in (no session fixation).
+    return req.session.regenerate((err) => {
+      if (err) return res.status(500).end();
+      req.session.token = token;
+      req.session.role = role;
+      req.session.csrf = newCsrfToken();
+      req.session.flash = role === 'admin' ? 'Signed in as admin.' : 'Signed in with a reader token: the console is read-only.';
+      req.log.info({ role }, 'console: signed in');
+      return res.redirect(303, '/users');
+    });
+  });
+
+  router.post('/signout', (req, res) => {
+    req.session.destroy(() => {
+      res.clearCookie(req.app.get('session cookie name'), { path: '/' });
+      res.redirect(303, '/signin?signed_out=1');
+    });
+  });
+
+  router.get('/users', signedIn, async (req, res) => {
+    const q = req.query;
+    const limitN = parseInt64(typeof q.limit === 'string' ? q.limit : String(PAGE_SIZE));
+    const limit = limitN === null || limitN < 1n ? PAGE_SIZE : Number(limitN > BigInt(MAX_PAGE_SIZE) ? BigInt(MAX_PAGE_SIZE) : limitN);
+    let after = 0n;
+    let trail = [];
+    let from = '';
+    if (typeof q.from === 'string' && q.from !== '') {
+      const id = parseInt64(q.from);
+      if (id === null || id < 1n) {
+        return page(req, res, 400, views.listPage({ users: [], from: q.from, limit, error: 'Jump to id: give a positive whole number.' }));
+      }
+      from = q.from;
+      after = id - 1n;
+    } else if (typeof q.after === 'string') {
+      after = parseInt64(q.after) ?? 0n;
+      if (after < 0n) after = 0n;
+      if (typeof q.trail === 'string' && q.trail) {
+        trail = q.trail.split(',').map(parseInt64).filter((v) => v !== null && v >= 0n).slice(-MAX_TRAIL);
+      }
+    }
+    let result;
+    try {
+      result = await client.listUsers(req.session.token, after, limit);
+    } catch (err) {
+      return failure(req, res, err);
+    }
+    const href = (a, t) => `/users?after=${a}&limit=${limit}${t.length ? `&trail=${t.join(',')}` : ''}`;
+    const nextHref = result.next_after_id > 0n ? href(result.next_after_id, [...trail, after].slice(-MAX_TRAIL)) : '';
+    let prevHref = '';
+    if (trail.length) prevHref = href(trail[trail.length - 1], trail.slice(0, -1));
+    else if (after > 0n) prevHref = `/users?limit=${limit}`;
+    return page(req, res, 200, views.listPage({ users: result.users, prevHref, nextHref, from, limit }));
+  });
+
+  router.get('/users/new', signedIn, adminOnly, (req, res) => page(req, res, 200, views.createPage({ csrf: req.session.csrf })));
+
+  const formValue = (v) => (typeof v === 'string' ? v : '');
+
+  router.post('/users', signedIn, adminOnly, async (req, res) => {
+    const values = { username: formValue(req.body.username).trim(), email: formValue(req.body.email).trim(), full_name: formValue(req.body.full_name) };
+    try {
+      const user = await client.createUser(req.session.token, values);
+      req.session.flash = `User ${user.username} created (#${user.id}).`;
+      return res.redirect(303, `/users/${user.id}`);
+    } catch (err) {
+      if (err instanceof ServiceError && (err.code === 'INVALID_ARGUMENT' || err.code === 'CONFLICT')) {
+        const errors = {};
+        let error = '';
+        if (err.code === 'INVALID_ARGUMENT' && err.field in values) errors[err.field] = `${err.message}.`;
+        else if (err.code === 'CONFLICT') error = 'Another user already has this username or e-mail address (compared case-insensitively).';
+        else error = describe(err);
+        return page(req, res, HTTP_STATUS[err.code], views.createPage({ csrf: req.session.csrf, values, errors, error }));
+      }
+      return failure(req, res, err);
+    }
+  });
+
+  router.get('/users/:id', signedIn, idParam, async (req, res) => {
+    try {
+      const user = await client.getUser(req.session.token, req.userId);
+      return page(req, res, 200, views.detailPage({ user, role: req.session.role }));
+    } catch (err) {
+      return failure(req, res, err, { id: req.userId });
+    }
+  });
+
+  router.get('/users/:id/edit', signedIn, adminOnly, idParam, async (req, res) => {
+    try {
+      const user = await client.getUser(req.session.token, req.userId);
+      return page(req, res, 200, views.editPage({ csrf: req.session.csrf, user, values: user }));
+    } catch (err) {
+      return failure(req, res, err, { id: req.userId });
+    }
+  });
+
+  router.post('/users/:id/edit', signedIn, adminOnly, idParam, async (req, res) => {
+    const id = req.userId;
+    const yours = { email: formValue(req.body.email).trim(), full_name: formValue(req.body.full_name) };
+    const version = parseInt64(formValue(req.body.version));
+    if (version === null || version < 1n) {
+      return page(req, res, 400, views.messagePage({ title: 'Invalid form', message: 'The form lost its version; open the user again.', links: [[`/users/${id}`, 'Open the user']] }));
+    }
+    try {
+      await client.updateUser(req.session.token, id, { ...yours, expected_version: version });
+      req.session.flash = 'Changes saved.';
+      return res.redirect(303, `/users/${id}`);
+    } catch (err) {
+      if (!(err instanceof ServiceError)) throw err;
+      if (err.code === 'INVALID_ARGUMENT' && (err.field === 'email' || err.field === 'full_name')) {
+        const current = await client.getUser(req.session.token, id).catch(() => null);
+        const user = { ...(current || { id, username: '' }), version }; // resubmitting keeps the expected version
+        return page(req, res, 400, views.editPage({ csrf: req.session.csrf, user, values: yours, errors: { [err.field]: `${err.message}.` } }));
+      }
+      if (err.code === 'CONFLICT') {
+        let current;
+        try {
+          current = await client.getUser(req.session.token, id);
+        } catch (again) {
+          return failure(req, res, again, { id });
+        }
+        if (current.version !== version) {
+          // Someone else won: show the fresh values, keep the user's input visible.
+          return page(req, res, 409, views.editPage({ csrf: req.session.csrf, user: current, values: current, conflict: { yourVersion: version, yours } }));
+        }
+        return page(req, res, 409, views.editPage({ csrf: req.session.csrf, user: current, values: yours, errors: { email: 'Another user already has this e-mail address (compared case-insensitively).' } }));
+      }
+      return failure(req, res, err, { id });
+    }
+  });
+
+  router.get('/users/:id/delete', signedIn, adminOnly, idParam, async (req, res) => {
+    try {
+      const user = await client.getUser(req.session.token, req.userId);
+      return page(req, res, 200, views.deletePage({ csrf: req.session.csrf, user }));
+    } catch (err) {
+      return failure(req, res, err, { id: req.userId });
+    }
+  });
+
+  router.post('/users/:id/delete', signedIn, adminOnly, idParam, async (req, res) => {
+    try {
+      await client.deleteUser(req.session.token, req.userId);
+      req.session.flash = `User ${req.userId} deleted.`;
+      return res.redirect(303, '/users');
+    } catch (err) {
+      return failure(req, res, err, { id: req.userId });
+    }
+  });
+
+  // Unknown console pages.
+  router.use((req, res) => {
+    page(req, res, 404, views.messagePage({ title: 'Not found', message: `There is no page ${req.path}.`, links: [['/users', 'Users']] }));
+  });
+
+  // Form bodies over the limit, and anything unexpected.
+  router.use((err, req, res, next) => {
+    if (res.headersSent) return next(err);
+    if (err && err.type === 'entity.too.large') {
+      return page(req, res, 413, views.messagePage({ title: 'Too large', message: 'The form is larger than the console accepts (16 KiB).', links: [['/users', 'Users']] }));
+    }
+    if (err && err.status >= 400 && err.status < 500) {
+      return page(req, res, 400, views.messagePage({ title: 'Bad request', message: 'The request could not be read.', links: [['/users', 'Users']] }));
+    }
+    req.log.error({ err }, 'console: unexpected error');
+    return page(req, res, 500, views.messagePage({ title: 'Something went wrong', message: describe(new ServiceError('INTERNAL', '')), links: [['/users', 'Users']] }));
+  });
+
+  return router;
+}
+
+module.exports = { createConsole, describe };

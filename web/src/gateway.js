@@ -1,0 +1,221 @@
+// The REST gateway: API.md's REST routes under /api/v1/..., served by calling
+// the C++ service over Thrift. It reproduces the C++ REST face
+// (adapters/rest/rest_user_routes.cc, rest_router.cc) answer for answer: the
+// same statuses, problem+json bodies (code, field), ETag, Location, If-Match,
+// 404/405/413/415 behaviour and query validation, checked in that order.
+'use strict';
+
+const express = require('express');
+const { parseInt64, INT64_MAX } = require('./int64');
+const { ServiceError } = require('./service_error');
+const { sendJsonText, sendProblem, sendServiceError, userJson, usersJson } = require('./problem');
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The token of `Authorization: Bearer <token>`; '' if none (the service then answers UNAUTHENTICATED). */
+function bearerToken(req) {
+  const value = req.get('authorization');
+  if (!value || value.length < 7 || value.slice(0, 7).toLowerCase() !== 'bearer ') return '';
+  return value.slice(7).replace(/^ +| +$/g, '');
+}
+
+const badField = (message, field) => new ServiceError('INVALID_ARGUMENT', message, { field });
+
+// A 400/415 answered by the adapter itself, before the service is called.
+class Rejection {
+  constructor(status, detail) {
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+function pathId(param) {
+  const id = parseInt64(param);
+  if (id === null) throw badField('id must be a positive integer', 'id');
+  return id;
+}
+
+function isJsonMediaType(req) {
+  const header = req.get('content-type');
+  if (!header) return false;
+  const type = header.split(';')[0].replace(/ +$/, '').toLowerCase();
+  return type === 'application/json' || (type.startsWith('application/') && type.length > 5 && type.endsWith('+json'));
+}
+
+// The body as a JSON object, or a Rejection saying why not.
+function jsonBody(req) {
+  if (!isJsonMediaType(req)) return new Rejection(415, 'the request body must be application/json');
+  let body;
+  try {
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    body = JSON.parse(utf8.decode(raw));
+  } catch (err) {
+    const at = /position (\d+)/.exec(String(err.message));
+    return new Rejection(400, at ? `malformed JSON at byte ${at[1]}` : 'malformed JSON');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return new Rejection(400, 'the request body must be a JSON object');
+  }
+  return body;
+}
+
+// Optional string member: absent or null gives undefined.
+function optionalString(body, name) {
+  const value = Object.prototype.hasOwnProperty.call(body, name) ? body[name] : null;
+  if (value === null || value === undefined) return undefined;
+  if (typeof value !== 'string') throw badField(`${name} must be a string`, name);
+  return value;
+}
+
+// If-Match as the expected version: absent or "*" is 0n (unconditional).
+function expectedVersion(req) {
+  const header = req.get('if-match');
+  if (header === undefined) return 0n;
+  const value = header.replace(/^ +| +$/g, '');
+  if (value === '*') return 0n;
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+    const version = parseInt64(value.slice(1, -1));
+    if (version !== null && version > 0n) return version;
+  }
+  throw badField('If-Match must be a quoted version, e.g. "3"', 'If-Match');
+}
+
+function sendUser(res, status, user) {
+  res.set('ETag', `"${user.version}"`);
+  sendJsonText(res, status, userJson(user));
+}
+
+/** Builds the route table; `prefix` is where the gateway is mounted ('/api'). */
+function routes(client, prefix) {
+  return [
+    ['GET', '/v1/ping', async (req, res) => {
+      sendJsonText(res, 200, JSON.stringify({ server: await client.ping() }));
+    }],
+    ['POST', '/v1/users', async (req, res) => {
+      const body = jsonBody(req);
+      if (body instanceof Rejection) return body;
+      const draft = {};
+      for (const name of ['username', 'email', 'full_name']) draft[name] = optionalString(body, name) ?? '';
+      const user = await client.createUser(bearerToken(req), draft);
+      res.set('Location', `${prefix}/v1/users/${user.id}`);
+      sendUser(res, 201, user);
+    }],
+    ['GET', '/v1/users', async (req, res) => {
+      const query = new URLSearchParams(req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
+      const values = { after_id: 0n, limit: 0n };
+      for (const name of ['after_id', 'limit']) {
+        const text = query.get(name);
+        if (text === null) continue;
+        const value = parseInt64(text);
+        if (value === null) throw badField(`${name} must be an integer`, name);
+        values[name] = value;
+      }
+      // Out of int32 range is as invalid as any limit above the maximum.
+      const limit = values.limit > BigInt(INT32_MAX) || values.limit < BigInt(INT32_MIN) ? INT32_MAX : Number(values.limit);
+      const page = await client.listUsers(bearerToken(req), values.after_id, limit);
+      sendJsonText(res, 200, `{"users":${usersJson(page.users)},"next_after_id":${page.next_after_id}}`);
+    }],
+    ['POST', '/v1/users:batchGet', async (req, res) => {
+      const body = jsonBody(req);
+      if (body instanceof Rejection) return body;
+      let ids = [];
+      const raw = Object.prototype.hasOwnProperty.call(body, 'ids') ? body.ids : null;
+      if (raw !== null && raw !== undefined) {
+        if (!Array.isArray(raw)) throw badField('ids must be an array of integers', 'ids');
+        // JSON numbers beyond 2^53 lose precision in JavaScript: refused, never rounded.
+        if (!raw.every((id) => Number.isSafeInteger(id))) throw badField('ids must be an array of 64-bit integers', 'ids');
+        ids = raw.map(BigInt);
+      }
+      const users = await client.batchGetUsers(bearerToken(req), ids);
+      sendJsonText(res, 200, `{"users":${usersJson(users)}}`);
+    }],
+    ['GET', '/v1/users/{id}', async (req, res, param) => {
+      sendUser(res, 200, await client.getUser(bearerToken(req), pathId(param)));
+    }],
+    ['PATCH', '/v1/users/{id}', async (req, res, param) => {
+      const id = pathId(param);
+      const expected = expectedVersion(req);
+      const body = jsonBody(req);
+      if (body instanceof Rejection) return body;
+      const patch = { expected_version: expected, email: optionalString(body, 'email'), full_name: optionalString(body, 'full_name') };
+      sendUser(res, 200, await client.updateUser(bearerToken(req), id, patch));
+    }],
+    ['DELETE', '/v1/users/{id}', async (req, res, param) => {
+      await client.deleteUser(bearerToken(req), pathId(param));
+      res.status(204).end();
+    }],
+  ].map(([method, template, handler]) => ({ method, segments: split(template), handler }));
+}
+
+// "/a/b/c" as ['a', 'b', 'c']; "/" as [''].
+function split(path) {
+  return (path.startsWith('/') ? path.slice(1) : path).split('/');
+}
+
+function match(route, parts) {
+  if (parts.length !== route.segments.length) return null;
+  let param = null;
+  for (let i = 0; i < parts.length; i++) {
+    if (route.segments[i] === '{id}') {
+      if (parts[i] === '') return null;
+      param = parts[i];
+    } else if (route.segments[i] !== parts[i]) {
+      return null;
+    }
+  }
+  return { param };
+}
+
+/**
+ * An Express router for the gateway, to mount at `prefix`. options:
+ * maxBodyBytes (413 beyond), logger.
+ */
+function createGateway(client, { prefix = '/api', maxBodyBytes = 1024 * 1024 } = {}) {
+  const table = routes(client, prefix);
+  const router = express.Router();
+  router.use(express.raw({ type: () => true, limit: maxBodyBytes }));
+  router.use(async (req, res, next) => {
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const parts = split(req.path);
+    const allow = [];
+    let found = null;
+    for (const route of table) {
+      const m = match(route, parts);
+      if (!m) continue;
+      allow.push(route.method);
+      if (route.method === 'GET') allow.push('HEAD');
+      if (route.method === method && !found) found = { route, param: m.param };
+    }
+    try {
+      if (!found && allow.length === 0) {
+        return sendProblem(res, 404, 'NOT_FOUND', `no such route: ${prefix}${req.path}`);
+      }
+      if (!found) {
+        res.set('Allow', allow.join(', '));
+        return sendProblem(res, 405, 'INVALID_ARGUMENT', `${req.method} is not allowed here`);
+      }
+      const result = await found.route.handler(req, res, found.param);
+      if (result instanceof Rejection) sendProblem(res, result.status, 'INVALID_ARGUMENT', result.detail);
+    } catch (err) {
+      if (err instanceof ServiceError) return sendServiceError(res, err, req.log);
+      next(err);
+    }
+  });
+  // Body-parser failures (too large, bad encoding) as problem documents.
+  router.use((err, req, res, next) => {
+    if (err && err.type === 'entity.too.large') {
+      return sendProblem(res, 413, 'INVALID_ARGUMENT', 'the request body is larger than the server accepts');
+    }
+    if (err && err.status >= 400 && err.status < 500) {
+      return sendProblem(res, 400, 'INVALID_ARGUMENT', 'malformed HTTP request');
+    }
+    req.log.error({ err }, 'gateway: unexpected error');
+    if (res.headersSent) return next(err);
+    return sendProblem(res, 500, 'INTERNAL', 'internal error');
+  });
+  return router;
+}
+
+module.exports = { createGateway, bearerToken, INT64_MAX };

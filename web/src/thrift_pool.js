@@ -1,0 +1,177 @@
+// A pool of persistent Thrift connections (framed transport, binary or
+// compact protocol) to polycrud-server, with per-call timeouts, bounded
+// queues, reconnect with backoff, and idle connections closed before the
+// server's own idle timeout closes them under a call.
+//
+// Each connection carries several calls at once (Thrift matches replies by
+// sequence id); a call goes to the open connection with the fewest calls in
+// flight. Transport failures reject with ServiceError UNAVAILABLE; a call that
+// times out also drops its connection, since its reply may still arrive.
+'use strict';
+
+const thrift = require('thrift');
+const { ServiceError, fromThriftError } = require('./service_error');
+
+const MAX_BACKOFF_MS = 5000;
+
+class ThriftPool {
+  /**
+   * options: host, port, size (connections), callTimeoutMs, connectTimeoutMs,
+   * idleMs (close a connection unused this long), maxInFlight (calls per
+   * connection before the pool answers RESOURCE_EXHAUSTED), protocol
+   * ('binary' | 'compact'), service and ttypes (generated code), logger (pino).
+   */
+  constructor(options) {
+    this.options = options;
+    this.closed = false;
+    this.slots = Array.from({ length: options.size }, (_, index) => ({
+      index,
+      conn: null,
+      client: null,
+      connected: false,
+      pending: new Map(),
+      lastUsed: 0,
+      failures: 0,
+      retryAt: 0,
+    }));
+    this.nextCallId = 0;
+    this.sweeper = setInterval(() => this.closeIdle(), Math.max(250, Math.floor(options.idleMs / 4)));
+    this.sweeper.unref();
+  }
+
+  /** Calls method(...args) on some connection; resolves with the result or rejects with a ServiceError. */
+  call(method, ...args) {
+    if (this.closed) {
+      return Promise.reject(new ServiceError('UNAVAILABLE', 'shutting down', { retryAfterMs: 1000 }));
+    }
+    const now = Date.now();
+    let best = null;
+    let waiting = 0;
+    for (const slot of this.slots) {
+      if (!slot.conn && slot.retryAt > now) {
+        waiting++;
+        continue;
+      }
+      if (slot.pending.size >= this.options.maxInFlight) continue;
+      // Prefer open connections, then the fewest calls in flight.
+      const score = (slot.connected ? 0 : 1e9) + slot.pending.size;
+      if (!best || score < best.score) best = { slot, score };
+    }
+    if (!best) {
+      if (waiting === this.slots.length) {
+        return Promise.reject(
+          new ServiceError('UNAVAILABLE', 'cannot reach the polycrud service', { retryAfterMs: 1000 }));
+      }
+      return Promise.reject(
+        new ServiceError('RESOURCE_EXHAUSTED', 'too many calls in flight', { retryAfterMs: 1000 }));
+    }
+    return this.callOn(best.slot, method, args);
+  }
+
+  callOn(slot, method, args) {
+    if (!slot.conn) this.connect(slot);
+    slot.lastUsed = Date.now();
+    const id = ++this.nextCallId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!slot.pending.delete(id)) return;
+        reject(new ServiceError('UNAVAILABLE', `the polycrud service did not answer ${method} in time`,
+                                { retryAfterMs: 1000 }));
+        this.options.logger.warn({ method, connection: slot.index }, 'thrift call timed out; reconnecting');
+        this.drop(slot, 'call timed out');
+      }, this.options.callTimeoutMs);
+      slot.pending.set(id, { reject, timer });
+      const done = (err, result) => {
+        if (!slot.pending.delete(id)) return; // timed out or connection lost already
+        clearTimeout(timer);
+        slot.lastUsed = Date.now();
+        if (err) reject(fromThriftError(err, this.options.ttypes));
+        else resolve(result);
+      };
+      try {
+        slot.client[method](...args, done);
+      } catch (err) {
+        // Serialisation errors (a value the protocol cannot write) are ours.
+        done(new ServiceError('INTERNAL', 'internal error', { cause: err }));
+      }
+    });
+  }
+
+  connect(slot) {
+    const { host, port, connectTimeoutMs, protocol, service, logger } = this.options;
+    const conn = thrift.createConnection(host, port, {
+      transport: thrift.TFramedTransport,
+      protocol: protocol === 'compact' ? thrift.TCompactProtocol : thrift.TBinaryProtocol,
+      connect_timeout: connectTimeoutMs,
+    });
+    slot.conn = conn;
+    slot.connected = false;
+    slot.client = thrift.createClient(service, conn);
+    const connectTimer = setTimeout(() => {
+      if (slot.conn === conn && !slot.connected) conn.destroy();
+    }, connectTimeoutMs);
+    conn.on('connect', () => {
+      clearTimeout(connectTimer);
+      if (slot.conn !== conn) return;
+      slot.connected = true;
+      slot.failures = 0;
+      logger.debug({ connection: slot.index, host, port }, 'thrift connected');
+    });
+    conn.on('error', (err) => {
+      if (slot.conn === conn) logger.debug({ connection: slot.index, err: err.message }, 'thrift connection error');
+    });
+    conn.on('close', () => {
+      clearTimeout(connectTimer);
+      if (slot.conn !== conn) return;
+      if (!slot.connected) {
+        slot.failures++;
+        slot.retryAt = Date.now() + Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(slot.failures, 10));
+        logger.warn({ connection: slot.index, host, port, failures: slot.failures }, 'cannot connect to the polycrud service');
+      }
+      this.detach(slot, 'connection lost');
+    });
+  }
+
+  // Forgets the slot's connection and fails the calls it carried.
+  detach(slot, why) {
+    slot.conn = null;
+    slot.client = null;
+    slot.connected = false;
+    for (const { reject, timer } of slot.pending.values()) {
+      clearTimeout(timer);
+      reject(new ServiceError('UNAVAILABLE', `the polycrud service is unreachable (${why})`, { retryAfterMs: 1000 }));
+    }
+    slot.pending.clear();
+  }
+
+  drop(slot, why) {
+    const conn = slot.conn;
+    this.detach(slot, why);
+    if (conn) conn.destroy();
+  }
+
+  closeIdle() {
+    const cutoff = Date.now() - this.options.idleMs;
+    for (const slot of this.slots) {
+      if (slot.conn && slot.pending.size === 0 && slot.lastUsed < cutoff) this.drop(slot, 'idle');
+    }
+  }
+
+  /** Connections open and calls in flight, for /readyz and logs. */
+  stats() {
+    return {
+      connections: this.slots.filter((s) => s.connected).length,
+      size: this.slots.length,
+      in_flight: this.slots.reduce((n, s) => n + s.pending.size, 0),
+    };
+  }
+
+  /** Closes every connection; calls still in flight fail with UNAVAILABLE. */
+  close() {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const slot of this.slots) this.drop(slot, 'shutting down');
+  }
+}
+
+module.exports = { ThriftPool };

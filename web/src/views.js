@@ -1,0 +1,231 @@
+// Server-rendered HTML of the console. Every interpolated value is escaped by
+// the `html` tag unless it is itself an Html fragment; no inline script or
+// style, so the Content-Security-Policy can forbid both.
+'use strict';
+
+class Html {
+  constructor(text) {
+    this.text = text;
+  }
+  toString() {
+    return this.text;
+  }
+}
+
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escape = (s) => String(s).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
+function render(value) {
+  if (value === null || value === undefined || value === false) return '';
+  if (value instanceof Html) return value.text;
+  if (Array.isArray(value)) return value.map(render).join('');
+  return escape(value);
+}
+
+/** Tagged template: interpolations are escaped, Html fragments and arrays of them are not. */
+function html(strings, ...values) {
+  let out = strings[0];
+  for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1];
+  return new Html(out);
+}
+
+const time = (ms) => new Date(Number(ms)).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+
+function layout({ title, session, csrf, flash, body }) {
+  const signedIn = Boolean(session && session.token);
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · polycrud console</title>
+<link rel="stylesheet" href="/assets/console.css">
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
+</head>
+<body>
+<header class="top">
+  <a class="brand" href="${signedIn ? '/users' : '/signin'}">polycrud console</a>
+  ${signedIn ? html`<nav aria-label="Main">
+    <a href="/users">Users</a>
+    ${session.role === 'admin' ? html`<a href="/users/new">New user</a>` : ''}
+    <span class="role role-${session.role}" title="${session.role === 'admin' ? 'This token may change users' : 'This token can only read'}">${session.role === 'admin' ? 'admin' : 'reader (read-only)'}</span>
+    <form method="post" action="/signout" class="inline">
+      <input type="hidden" name="_csrf" value="${csrf}">
+      <button type="submit" class="link">Sign out</button>
+    </form>
+  </nav>` : ''}
+</header>
+<main id="main">
+${flash ? html`<p class="flash" role="status">${flash}</p>` : ''}
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+function errorBox(message) {
+  return message ? html`<div class="error" role="alert">${message}</div>` : '';
+}
+
+function signinPage({ csrf, error, notice }) {
+  return {
+    title: 'Sign in',
+    body: html`<section class="card narrow">
+<h1>Sign in</h1>
+${notice ? html`<p class="flash" role="status">${notice}</p>` : ''}
+${errorBox(error)}
+<form method="post" action="/signin">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <label for="token">Bearer token</label>
+  <input id="token" name="token" type="password" autocomplete="off" required maxlength="4096" aria-describedby="token-help" autofocus>
+  <p id="token-help" class="help">Paste an admin token for full access or a reader token for a read-only console
+  (<code>.polycrud/admin-token</code> of the local stack). It stays on the server, in your session.</p>
+  <button type="submit">Sign in</button>
+</form>
+</section>`,
+  };
+}
+
+function userRows(users) {
+  return users.map((u) => html`<tr>
+  <td data-label="Id"><a href="/users/${u.id}">${u.id}</a></td>
+  <td data-label="Username"><a href="/users/${u.id}">${u.username}</a></td>
+  <td data-label="E-mail">${u.email}</td>
+  <td data-label="Full name">${u.full_name}</td>
+  <td data-label="Version">${u.version}</td>
+</tr>`);
+}
+
+function listPage({ users, prevHref, nextHref, from, error, limit }) {
+  return {
+    title: 'Users',
+    body: html`<section class="card">
+<div class="title-row">
+  <h1>Users</h1>
+  <form method="get" action="/users" class="jump" role="search">
+    <label for="from">Jump to id</label>
+    <input id="from" name="from" type="number" min="1" step="1" inputmode="numeric" value="${from}" required>
+    <input type="hidden" name="limit" value="${limit}">
+    <button type="submit">Go</button>
+  </form>
+</div>
+${errorBox(error)}
+${users.length === 0 && !error ? html`<p class="empty">No users here.</p>` : ''}
+${users.length > 0 ? html`<div class="table-wrap"><table>
+<caption class="visually-hidden">Users in id order</caption>
+<thead><tr><th scope="col">Id</th><th scope="col">Username</th><th scope="col">E-mail</th><th scope="col">Full name</th><th scope="col">Version</th></tr></thead>
+<tbody>${userRows(users)}</tbody>
+</table></div>` : ''}
+<nav class="pager" aria-label="Pages">
+  ${prevHref ? html`<a rel="prev" href="${prevHref}">← Previous</a>` : html`<span class="disabled" aria-disabled="true">← Previous</span>`}
+  ${nextHref ? html`<a rel="next" href="${nextHref}">Next →</a>` : html`<span class="disabled" aria-disabled="true">Next →</span>`}
+</nav>
+</section>`,
+  };
+}
+
+function detailPage({ user, role }) {
+  return {
+    title: `User ${user.id}`,
+    body: html`<section class="card">
+<h1>${user.username} <span class="muted">#${user.id}</span></h1>
+<dl class="fields">
+  <dt>Id</dt><dd>${user.id}</dd>
+  <dt>Username</dt><dd>${user.username}</dd>
+  <dt>E-mail</dt><dd>${user.email}</dd>
+  <dt>Full name</dt><dd>${user.full_name}</dd>
+  <dt>Version</dt><dd>${user.version}</dd>
+  <dt>Created</dt><dd><time datetime="${new Date(Number(user.created_at_ms)).toISOString()}">${time(user.created_at_ms)}</time></dd>
+  <dt>Updated</dt><dd><time datetime="${new Date(Number(user.updated_at_ms)).toISOString()}">${time(user.updated_at_ms)}</time></dd>
+</dl>
+<p class="actions">
+  ${role === 'admin' ? html`<a class="button" href="/users/${user.id}/edit">Edit</a>
+  <a class="button danger" href="/users/${user.id}/delete">Delete…</a>` : html`<span class="muted">Read-only token: no changes possible.</span>`}
+  <a href="/users?from=${user.id}">Show in list</a>
+</p>
+</section>`,
+  };
+}
+
+function field({ id, label, value, error, type = 'text', attrs = '', help }) {
+  const describedBy = [error ? `${id}-error` : '', help ? `${id}-help` : ''].filter(Boolean).join(' ');
+  return html`<div class="field${error ? ' invalid' : ''}">
+  <label for="${id}">${label}</label>
+  <input id="${id}" name="${id}" type="${type}" value="${value}" ${new Html(attrs)}${error ? new Html(' aria-invalid="true"') : ''}${describedBy ? html` aria-describedby="${describedBy}"` : ''}>
+  ${help ? html`<p id="${id}-help" class="help">${help}</p>` : ''}
+  ${error ? html`<p id="${id}-error" class="field-error">${error}</p>` : ''}
+</div>`;
+}
+
+function createPage({ csrf, values = {}, errors = {}, error }) {
+  return {
+    title: 'New user',
+    body: html`<section class="card narrow">
+<h1>New user</h1>
+${errorBox(error)}
+<form method="post" action="/users" novalidate>
+  <input type="hidden" name="_csrf" value="${csrf}">
+  ${field({ id: 'username', label: 'Username', value: values.username, error: errors.username, attrs: 'required maxlength="32" autocomplete="off" autocapitalize="none"', help: '3-32 characters: a-z, 0-9, _ . -; cannot be changed later' })}
+  ${field({ id: 'email', label: 'E-mail', value: values.email, error: errors.email, type: 'email', attrs: 'required maxlength="254"' })}
+  ${field({ id: 'full_name', label: 'Full name', value: values.full_name, error: errors.full_name, attrs: 'required maxlength="128"' })}
+  <p class="actions"><button type="submit">Create user</button> <a href="/users">Cancel</a></p>
+</form>
+</section>`,
+  };
+}
+
+function editPage({ csrf, user, values, errors = {}, error, conflict }) {
+  return {
+    title: `Edit user ${user.id}`,
+    body: html`<section class="card narrow">
+<h1>Edit ${user.username} <span class="muted">#${user.id}</span></h1>
+${errorBox(error)}
+${conflict ? html`<div class="conflict" role="alert">
+  <h2>Someone else changed this user meanwhile</h2>
+  <p>You edited version ${conflict.yourVersion}; the current version is ${user.version}. Nothing was saved.
+  The form below now holds the current values; your changes were:</p>
+  <dl class="fields">
+    <dt>Your e-mail</dt><dd>${conflict.yours.email}</dd>
+    <dt>Your full name</dt><dd>${conflict.yours.full_name}</dd>
+  </dl>
+  <p>Apply them again to the current values and save, or cancel.</p>
+</div>` : ''}
+<form method="post" action="/users/${user.id}/edit" novalidate>
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <input type="hidden" name="version" value="${user.version}">
+  <p class="help">Username <strong>${user.username}</strong> (cannot be changed) · version ${user.version}</p>
+  ${field({ id: 'email', label: 'E-mail', value: values.email, error: errors.email, type: 'email', attrs: 'required maxlength="254"' })}
+  ${field({ id: 'full_name', label: 'Full name', value: values.full_name, error: errors.full_name, attrs: 'required maxlength="128"' })}
+  <p class="actions"><button type="submit">Save changes</button> <a href="/users/${user.id}">Cancel</a></p>
+</form>
+</section>`,
+  };
+}
+
+function deletePage({ csrf, user }) {
+  return {
+    title: `Delete user ${user.id}`,
+    body: html`<section class="card narrow">
+<h1>Delete ${user.username}?</h1>
+<p>This removes user <strong>${user.username}</strong> (#${user.id}, ${user.email}) for good. Ids are never reused.</p>
+<form method="post" action="/users/${user.id}/delete">
+  <input type="hidden" name="_csrf" value="${csrf}">
+  <p class="actions"><button type="submit" class="danger">Delete user ${user.id}</button> <a href="/users/${user.id}">Cancel</a></p>
+</form>
+</section>`,
+  };
+}
+
+function messagePage({ title, message, links = [] }) {
+  return {
+    title,
+    body: html`<section class="card narrow">
+<h1>${title}</h1>
+<div class="error" role="alert">${message}</div>
+<p class="actions">${links.map(([href, text]) => html`<a href="${href}">${text}</a> `)}</p>
+</section>`,
+  };
+}
+
+module.exports = { html, Html, layout, signinPage, listPage, detailPage, createPage, editPage, deletePage, messagePage };

@@ -1,0 +1,146 @@
+// Test helpers: a private polycrud-server (on the CTest test stack's MariaDB
+// and Redis, with test tokens, on free ports) and a private polycrud-web in
+// front of it. Processes are stopped by after() hooks and, as a last resort,
+// when the test process exits, so a failing test leaves nothing running.
+'use strict';
+
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const WEB_DIR = path.resolve(__dirname, '..', '..');
+const ADMIN_TOKEN = 'web-test-admin-token';
+const READER_TOKEN = 'web-test-reader-token';
+
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** The test stack's settings (tests/CMakeLists.txt); the environment overrides each. */
+function settings() {
+  const file = process.env.POLYCRUD_TEST_SETTINGS_FILE;
+  if (!file) throw new Error('POLYCRUD_TEST_SETTINGS_FILE is not set (run through ctest)');
+  const values = {};
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) {
+      const key = line.slice(0, eq);
+      values[key] = process.env[key] || line.slice(eq + 1);
+    }
+  }
+  return values;
+}
+
+/** Where tests write logs and screenshots. */
+function outputDir(sub = '') {
+  const dir = path.join(process.env.POLYCRUD_WEB_TEST_OUTPUT || path.join(os.tmpdir(), 'polycrud-web-test-output'), sub);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function portOpen(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function waitForPorts(child, ports, what, logFile) {
+  const deadline = Date.now() + 30000;
+  for (const port of ports) {
+    while (!(await portOpen(port))) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`${what} exited during start-up; log: ${logFile}\n${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
+      }
+      if (Date.now() > deadline) throw new Error(`${what} did not open port ${port} within 30 s; log: ${logFile}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function launch(command, args, env, logFile) {
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn(command, args, { env, stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Sends SIGTERM and waits for the exit; resolves with the exit code (SIGKILL after 15 s). */
+function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
+
+/** Starts polycrud-server with the Thrift and REST faces on free ports. */
+async function startServer(name) {
+  const s = settings();
+  const thriftPort = await freePort();
+  const restPort = await freePort();
+  const logFile = path.join(outputDir('logs'), `${name}-server.log`);
+  const env = {
+    PATH: process.env.PATH,
+    POLYCRUD_PROTOCOLS: 'thrift,rest',
+    POLYCRUD_THRIFT_PORT: String(thriftPort),
+    POLYCRUD_REST_PORT: String(restPort),
+    POLYCRUD_MYSQL_HOST: s.POLYCRUD_TEST_MYSQL_HOST,
+    POLYCRUD_MYSQL_PORT: s.POLYCRUD_TEST_MYSQL_PORT,
+    POLYCRUD_MYSQL_USER: s.POLYCRUD_TEST_MYSQL_USER,
+    POLYCRUD_MYSQL_PASSWORD: s.POLYCRUD_TEST_MYSQL_PASSWORD,
+    POLYCRUD_MYSQL_DATABASE: s.POLYCRUD_TEST_MYSQL_DATABASE,
+    POLYCRUD_REDIS_PORT: s.POLYCRUD_TEST_REDIS_PORT,
+    POLYCRUD_ADMIN_TOKEN_SHA256: sha256(ADMIN_TOKEN),
+    POLYCRUD_READER_TOKEN_SHA256: sha256(READER_TOKEN),
+  };
+  const child = launch(s.POLYCRUD_SERVER_BINARY, [], env, logFile);
+  await waitForPorts(child, [thriftPort, restPort], 'polycrud-server', logFile);
+  return { thriftPort, restPort, restBase: `http://127.0.0.1:${restPort}`, stop: () => stop(child), child };
+}
+
+/** Starts polycrud-web (this checkout's) against thriftPort; extraArgs are passed on. */
+async function startWeb(name, thriftPort, extraArgs = []) {
+  const port = await freePort();
+  const logFile = path.join(outputDir('logs'), `${name}-web.log`);
+  const env = { PATH: process.env.PATH, POLYCRUD_WEB_LOG_LEVEL: 'info' };
+  const child = launch(process.execPath, [path.join(WEB_DIR, 'bin', 'polycrud-web.js'), '--port', String(port),
+    '--thrift-port', String(thriftPort), ...extraArgs], env, logFile);
+  await waitForPorts(child, [port], 'polycrud-web', logFile);
+  return { port, base: `http://127.0.0.1:${port}`, stop: () => stop(child), child, logFile };
+}
+
+/** A run-unique name with the given prefix (valid as a username). */
+let counter = 0;
+const runId = crypto.randomBytes(3).toString('hex');
+const unique = (prefix) => `${prefix}_${runId}_${counter++}`;
+
+module.exports = { ADMIN_TOKEN, READER_TOKEN, settings, outputDir, freePort, startServer, startWeb, stop, unique };

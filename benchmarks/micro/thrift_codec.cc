@@ -28,6 +28,17 @@ using ::apache::thrift::transport::TMemoryBuffer;
 // The server's frame limit (--thrift-max-frame-bytes default, 4 MiB).
 constexpr int kMaxFrameBytes = 4 * 1024 * 1024;
 
+// A TFramedTransport whose byte budget (TConfiguration's max message size)
+// starts afresh with every message. Thrift 0.17's TFramedTransport counts the
+// bytes a protocol borrow()s and consume()s (strings, compact varints) but
+// never resets the count, so a transport reused for many messages fails with
+// "MaxMessageSize reached" once 100 MB have been read through it.
+class PerMessageFramedTransport final : public TFramedTransport {
+ public:
+  using TFramedTransport::TFramedTransport;
+  void StartMessage() { resetConsumedMessageSize(); }
+};
+
 thrift::User ToThrift(const User& u) {
   thrift::User out;
   out.__set_id(u.id);
@@ -88,7 +99,7 @@ class ThriftCodec final : public Codec {
         out_framed_(std::make_shared<TFramedTransport>(out_buffer_)),
         out_protocol_(out_framed_),
         in_buffer_(std::make_shared<TMemoryBuffer>()),
-        in_framed_(std::make_shared<TFramedTransport>(
+        in_framed_(std::make_shared<PerMessageFramedTransport>(
             in_buffer_, std::make_shared<TConfiguration>(TConfiguration::DEFAULT_MAX_MESSAGE_SIZE,
                                                          kMaxFrameBytes))),
         in_protocol_(in_framed_) {
@@ -164,6 +175,7 @@ class ThriftCodec final : public Codec {
     // OBSERVE: the buffer reads `wire` in place and never writes to it.
     in_buffer_->resetBuffer(reinterpret_cast<uint8_t*>(const_cast<char*>(wire.data())),
                             static_cast<uint32_t>(wire.size()), TMemoryBuffer::OBSERVE);
+    in_framed_->StartMessage();
     std::string name;
     TMessageType type;
     int32_t seqid = 0;
@@ -223,7 +235,7 @@ class ThriftCodec final : public Codec {
   std::shared_ptr<TFramedTransport> out_framed_;
   Protocol out_protocol_;
   std::shared_ptr<TMemoryBuffer> in_buffer_;
-  std::shared_ptr<TFramedTransport> in_framed_;
+  std::shared_ptr<PerMessageFramedTransport> in_framed_;
   Protocol in_protocol_;
 };
 

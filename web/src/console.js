@@ -111,13 +111,14 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
     return next();
   };
 
-  router.get('/', (req, res) => res.redirect(303, req.session.token ? '/users' : '/signin'));
-
-  router.get('/signin', (req, res) => {
+  const signinForm = (req, res) => {
     if (req.session.token) return res.redirect(303, '/users');
     const notice = req.query.signed_out === '1' ? 'You are signed out.' : '';
     return page(req, res, 200, views.signinPage({ csrf: req.session.csrf || (req.session.csrf = newCsrfToken()), notice }));
-  });
+  };
+  // The root is the sign-in page for visitors and the users list for the signed in.
+  router.get('/', signinForm);
+  router.get('/signin', signinForm);
 
   const signinLimiter = rateLimit({
     windowMs: signinWindowMs,

@@ -92,12 +92,21 @@ describe('console in Chromium', () => {
     userId = await createUser(page, username, 'Zoë Ångström 😀');
     assert.match(await page.locator('.flash').innerText(), new RegExp(`User ${username} created`));
     assert.equal(await page.locator('h1').innerText(), `${username} #${userId}`);
+    // Neighbours (over the REST face), so the list shows more than one row.
+    for (const [name, fullName] of [['ada', 'Ada Lovelace'], ['grace', 'Grace Hopper'], ['linus', "Linus O'Torvalds"]]) {
+      const u = unique(name);
+      const r = await fetch(`${server.restBase}/v1/users`, { method: 'POST',
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: u, email: `${u}@example.com`, full_name: fullName }) });
+      assert.equal(r.status, 201);
+    }
     await page.getByRole('link', { name: 'Users' }).click();
     await page.getByLabel('Jump to id').fill(userId);
     await page.getByRole('button', { name: 'Go' }).click();
     const firstRow = page.locator('tbody tr').first();
     assert.equal(await firstRow.locator('td[data-label=Username]').innerText(), username);
     assert.equal(await firstRow.locator('td[data-label="Full name"]').innerText(), 'Zoë Ångström 😀');
+    assert.equal(await page.locator('tbody tr').count(), 4);
     assert.deepEqual(await unlabelledControls(page), []);
     await shot(page, '03-find');
     await firstRow.getByRole('link', { name: username }).click();

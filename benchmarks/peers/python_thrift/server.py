@@ -344,7 +344,11 @@ class Handler:
     def db(self, fn, retry=False):
         """Runs fn(cursor) on a pooled connection; maps driver errors to IDL exceptions."""
         for attempt in (0, 1):
-            conn = self.mysql.acquire()
+            try:
+                conn = self.mysql.acquire()
+            except pymysql.MySQLError as e:
+                LOG.warning("mysql: cannot connect: %s", e)
+                raise self.t.Unavailable("service unavailable, retry later", 1000) from e
             if conn is None:
                 raise self.t.Unavailable("overloaded, retry later", 100)
             broken = False

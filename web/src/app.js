@@ -72,11 +72,8 @@ function createApp(config, client, logger) {
     }
   });
 
-  app.use('/assets', express.static(path.resolve(__dirname, '..', 'public'), {
-    fallthrough: false,
-    index: false,
-    maxAge: '1h',
-  }));
+  app.use('/assets', express.static(path.resolve(__dirname, '..', 'public'), { index: false, maxAge: '1h' }));
+  app.use('/assets', (req, res) => res.status(404).type('text').send('no such asset\n'));
 
   // The gateway authenticates every call with its bearer token: no cookies,
   // hence no session and no CSRF token there.
@@ -98,6 +95,13 @@ function createApp(config, client, logger) {
     next();
   });
   app.use(createConsole(client, { signinLimit: config.signinLimit, signinWindowMs: config.signinWindowMs }));
+  // Last resort: Express's own handler would show error text (file paths) to clients.
+  app.use((err, req, res, next) => {
+    const status = err && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status === 500) req.log.error({ err }, 'unexpected error');
+    if (res.headersSent) return next(err);
+    return res.status(status).type('text').send(status === 500 ? 'internal error\n' : 'bad request\n');
+  });
   return { app, store };
 }
 

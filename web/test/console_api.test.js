@@ -47,6 +47,9 @@ describe('sign-in', () => {
     const css = await s.get('/assets/console.css');
     assert.equal(css.status, 200);
     assert.match(css.headers.get('content-type'), /text\/css/);
+    const missing = await s.get('/assets/missing.css');
+    assert.equal(missing.status, 404);
+    assert.doesNotMatch(missing.text, /\/web\/|ENOENT/, 'no file paths leak');
   });
 
   it('binds the session to an httpOnly, SameSite=Strict cookie and renews it on sign-in', async () => {
@@ -232,6 +235,20 @@ describe('service unreachable', () => {
       const page = await s.signIn(ADMIN_TOKEN);
       assert.equal(page.status, 503);
       assert.match(page.text, /service is unavailable/);
+      // The service comes up on that port: the pool reconnects on its own.
+      const late = await startServer('console-api-late', { thriftPort: deadPort });
+      try {
+        let ready = 0;
+        for (let i = 0; i < 100 && ready !== 200; i++) {
+          ready = (await fetch(`${lonely.base}/readyz`)).status;
+          if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.equal(ready, 200, 'reconnected within 10 s');
+        const again = await fetch(`${lonely.base}/api/v1/users/1`, { headers: { Authorization: 'Bearer wrong' } });
+        assert.equal(again.status, 401, 'answers come from the service again');
+      } finally {
+        await late.stop();
+      }
     } finally {
       assert.equal(await lonely.stop(), 0);
     }

@@ -102,10 +102,10 @@ function stop(child) {
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
 
-/** Starts polycrud-server with the Thrift and REST faces on free ports. */
-async function startServer(name) {
+/** Starts polycrud-server with the Thrift and REST faces on free ports (or the Thrift port given). */
+async function startServer(name, { thriftPort: fixedThriftPort } = {}) {
   const s = settings();
-  const thriftPort = await freePort();
+  const thriftPort = fixedThriftPort || (await freePort());
   const restPort = await freePort();
   const logFile = path.join(outputDir('logs'), `${name}-server.log`);
   const env = {

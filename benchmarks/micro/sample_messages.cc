@@ -27,7 +27,7 @@ constexpr int kBatchSize = 1000;
 // The user with `id`: username "user" + 8 digits (12 characters), e-mail
 // username + "@mail.example" (25 bytes).
 User SampleUser(std::int64_t id) {
-  char username[16];
+  char username[32];  // room for any int64, so the output is never truncated
   std::snprintf(username, sizeof(username), "user%08lld", static_cast<long long>(id));
   const std::int64_t version = 1 + id % 5;
   const std::int64_t created = kYear2025Ms + (id * 7'919) % (300 * kDayMs);

@@ -27,6 +27,9 @@ using ::apache::thrift::transport::TMemoryBuffer;
 
 // The server's frame limit (--thrift-max-frame-bytes default, 4 MiB).
 constexpr int kMaxFrameBytes = 4 * 1024 * 1024;
+// A copy, so make_shared does not bind a reference to the class constant
+// (which has no out-of-line definition in libthrift).
+constexpr int kMaxMessageBytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
 
 // A TFramedTransport whose byte budget (TConfiguration's max message size)
 // starts afresh with every message. Thrift 0.17's TFramedTransport counts the
@@ -100,8 +103,7 @@ class ThriftCodec final : public Codec {
         out_protocol_(out_framed_),
         in_buffer_(std::make_shared<TMemoryBuffer>()),
         in_framed_(std::make_shared<PerMessageFramedTransport>(
-            in_buffer_, std::make_shared<TConfiguration>(TConfiguration::DEFAULT_MAX_MESSAGE_SIZE,
-                                                         kMaxFrameBytes))),
+            in_buffer_, std::make_shared<TConfiguration>(kMaxMessageBytes, kMaxFrameBytes))),
         in_protocol_(in_framed_) {
     switch (kind_) {
       case MessageKind::kUser:

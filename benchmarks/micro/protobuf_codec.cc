@@ -68,7 +68,7 @@ class ProtobufCodec final : public Codec {
     wire_.assign(kGrpcPrefixBytes, '\0');
     // AppendToString is SerializeToString without the clear(): the message
     // lands right after the prefix.
-    if (!Message().AppendToString(&wire_))
+    if (!Current().AppendToString(&wire_))
       throw std::runtime_error("protobuf serialization failed");
     const std::size_t length = wire_.size() - kGrpcPrefixBytes;
     if (length > 0xffffffffu) throw std::runtime_error("protobuf message over 4 GiB");
@@ -90,7 +90,8 @@ class ProtobufCodec final : public Codec {
   }
 
  private:
-  const google::protobuf::Message& Message() const {
+  // The message this codec encodes.
+  const google::protobuf::Message& Current() const {
     switch (kind_) {
       case MessageKind::kUser:
         return user_;

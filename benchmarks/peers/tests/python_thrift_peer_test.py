@@ -6,7 +6,10 @@ and the peer read each other's cache entries."""
 
 import os
 import random
+import shutil
+import subprocess
 import sys
+import tempfile
 import unittest
 
 from thrift.protocol import TBinaryProtocol
@@ -181,6 +184,25 @@ class PythonThriftPeerTest(unittest.TestCase):
         with self.assertRaises(NotFound):
             self.client.getUser(READER, created.id)
         self.assertEqual(self.client.batchGetUsers(READER, [created.id]), [])
+
+    def test_peer_sh_signals_only_its_peer(self):
+        state = tempfile.mkdtemp(prefix="peer-sh-test-")
+        stranger = subprocess.Popen(["sleep", "60"])
+        try:
+            with open(os.path.join(state, "python-thrift.pid"), "w", encoding="utf-8") as f:
+                f.write("%d\n" % stranger.pid)
+            pid = subprocess.run(["bash", peer_support.PEER_SH, "pid", "python-thrift", state],
+                                 capture_output=True, text=True, check=False)
+            self.assertEqual(pid.returncode, 3)
+            stop = subprocess.run(["bash", peer_support.PEER_SH, "stop", "python-thrift", state],
+                                  capture_output=True, text=True, check=False)
+            self.assertEqual(stop.returncode, 0, stop.stderr)
+            self.assertIn("not touching it", stop.stderr)
+            self.assertIsNone(stranger.poll())  # still running
+        finally:
+            stranger.kill()
+            stranger.wait()
+            shutil.rmtree(state, ignore_errors=True)
 
     def test_same_fill_script_as_polycrud(self):
         sys.path.insert(0, os.path.join(peer_support.PEERS, "python_thrift"))

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,13 @@ struct RedisOptions {
   std::chrono::milliseconds command_timeout{500};
   // How long Acquire waits for a free connection before giving up.
   std::chrono::milliseconds acquire_timeout{500};
+  // RedisUserCache: shared auto-pipelining connections
+  // (RedisPipelinedConnection) that carry every cache command; 0 sends each
+  // command on a connection borrowed from this pool instead.
+  int pipelined_connections = 1;
+  // Most commands outstanding per pipelined connection (kResourceExhausted
+  // beyond).
+  std::size_t max_pending = 4096;
 };
 
 struct RedisContextDeleter {

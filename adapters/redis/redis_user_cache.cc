@@ -45,12 +45,17 @@ bool ReadField(std::string_view s, std::size_t& pos, std::int64_t& out) {
   return true;
 }
 
-Status ReplyError(redisContext* ctx, const redisReply* reply) {
-  if (reply == nullptr) {
-    return Status::Unavailable(std::string("cache: ") + (ctx->err != 0 ? ctx->errstr : "no reply"),
-                               1000);
-  }
+Status ConnectionError(const redisContext* ctx) {
+  return Status::Unavailable(std::string("cache: ") + (ctx->err != 0 ? ctx->errstr : "no reply"),
+                             1000);
+}
+
+Status ErrorReply(const redisReply* reply) {
   return Status::Unavailable(std::string("cache: ") + std::string(reply->str, reply->len), 1000);
+}
+
+bool IsNoScript(const redisReply* reply) {
+  return std::string_view(reply->str, reply->len).starts_with("NOSCRIPT");
 }
 
 }  // namespace
@@ -59,7 +64,18 @@ RedisUserCache::RedisUserCache(RedisCacheOptions options)
     : options_(std::move(options)),
       pool_(options_.connection),
       fill_script_sha_(Sha1Hex(kPutIfNewerScript)),
-      rng_(options_.jitter_seed) {}
+      rng_(options_.jitter_seed) {
+  const RedisOptions& c = options_.connection;
+  for (int i = 0; i < c.pipelined_connections; ++i) {
+    pipelined_.push_back(std::make_unique<RedisPipelinedConnection>(RedisPipelineOptions{
+        .host = c.host,
+        .port = c.port,
+        .connect_timeout = c.connect_timeout,
+        .command_timeout = c.command_timeout,
+        .max_pending = c.max_pending,
+    }));
+  }
+}
 
 std::string RedisUserCache::Key(std::int64_t id) { return "user:" + std::to_string(id); }
 
@@ -118,7 +134,20 @@ std::int64_t RedisUserCache::JitteredTtlMs(std::chrono::milliseconds base) {
   return ttl < 1 ? 1 : ttl;
 }
 
-StatusOr<RedisReplyPtr> RedisUserCache::Command(const std::vector<std::string>& argv) {
+int RedisUserCache::connections_in_use() const {
+  int busy = pool_.in_use();
+  for (const auto& connection : pipelined_) busy += connection->pending() > 0 ? 1 : 0;
+  return busy;
+}
+
+RedisPipelinedConnection* RedisUserCache::NextPipelined() {
+  if (pipelined_.empty()) return nullptr;
+  const std::size_t i = next_pipelined_.fetch_add(1, std::memory_order_relaxed);
+  return pipelined_[i % pipelined_.size()].get();
+}
+
+StatusOr<RedisReplyPtr> RedisUserCache::Send(const std::vector<std::string>& argv) {
+  if (RedisPipelinedConnection* connection = NextPipelined()) return connection->Command(argv);
   StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
   if (!lease.ok()) return lease.status();
   std::vector<const char*> args;
@@ -134,30 +163,57 @@ StatusOr<RedisReplyPtr> RedisUserCache::Command(const std::vector<std::string>& 
       redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
   if (reply == nullptr) {
     lease->MarkBroken();
-    return ReplyError(ctx, nullptr);
-  }
-  if (reply->type == REDIS_REPLY_ERROR) {
-    const std::string_view message(reply->str, reply->len);
-    if (message.starts_with("NOSCRIPT") && argv[0] == "EVALSHA") {
-      // Redis restarted (it is a pure cache): send the script itself once.
-      std::vector<std::string> eval = argv;
-      eval[0] = "EVAL";
-      eval[1] = std::string(kPutIfNewerScript);
-      args[0] = eval[0].data();
-      args[1] = eval[1].data();
-      lens[0] = eval[0].size();
-      lens[1] = eval[1].size();
-      reply.reset(static_cast<redisReply*>(
-          redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
-      if (reply == nullptr) {
-        lease->MarkBroken();
-        return ReplyError(ctx, nullptr);
-      }
-      if (reply->type != REDIS_REPLY_ERROR) return reply;
-    }
-    return ReplyError(ctx, reply.get());
+    return ConnectionError(ctx);
   }
   return reply;
+}
+
+StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::SendAll(
+    const std::vector<std::vector<std::string>>& cmds) {
+  if (RedisPipelinedConnection* connection = NextPipelined()) return connection->Commands(cmds);
+  StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
+  if (!lease.ok()) return lease.status();
+  redisContext* ctx = lease->get();
+  for (const auto& argv : cmds) {
+    std::vector<const char*> args;
+    std::vector<std::size_t> lens;
+    for (const std::string& a : argv) {
+      args.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data()) !=
+        REDIS_OK) {
+      lease->MarkBroken();
+      return ConnectionError(ctx);
+    }
+  }
+  std::vector<RedisReplyPtr> replies;
+  replies.reserve(cmds.size());
+  for (std::size_t i = 0; i < cmds.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
+      lease->MarkBroken();
+      return ConnectionError(ctx);
+    }
+    replies.emplace_back(static_cast<redisReply*>(raw));
+  }
+  return replies;
+}
+
+StatusOr<RedisReplyPtr> RedisUserCache::Command(const std::vector<std::string>& argv) {
+  StatusOr<RedisReplyPtr> reply = Send(argv);
+  if (!reply.ok()) return reply.status();
+  if ((*reply)->type != REDIS_REPLY_ERROR) return reply;
+  if (IsNoScript(reply->get()) && argv[0] == "EVALSHA") {
+    // Redis restarted (it is a pure cache): send the script itself once.
+    std::vector<std::string> eval = argv;
+    eval[0] = "EVAL";
+    eval[1] = std::string(kPutIfNewerScript);
+    reply = Send(eval);
+    if (!reply.ok()) return reply.status();
+    if ((*reply)->type != REDIS_REPLY_ERROR) return reply;
+  }
+  return ErrorReply(reply->get());
 }
 
 StatusOr<CacheEntry> RedisUserCache::Get(std::int64_t id) {
@@ -226,51 +282,20 @@ StatusOr<std::size_t> RedisUserCache::PutManyIfNewer(std::span<const User> users
 
 StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::Pipeline(
     const std::vector<std::vector<std::string>>& cmds) {
-  StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
-  if (!lease.ok()) return lease.status();
-  redisContext* ctx = lease->get();
   // Twice at most: the second pass only after loading a script Redis lost.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    for (const auto& argv : cmds) {
-      std::vector<const char*> args;
-      std::vector<std::size_t> lens;
-      for (const std::string& a : argv) {
-        args.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      if (redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data()) !=
-          REDIS_OK) {
-        lease->MarkBroken();
-        return ReplyError(ctx, nullptr);
-      }
-    }
-    std::vector<RedisReplyPtr> replies;
-    replies.reserve(cmds.size());
+    StatusOr<std::vector<RedisReplyPtr>> replies = SendAll(cmds);
+    if (!replies.ok()) return replies.status();
     bool lost_script = false;
-    for (std::size_t i = 0; i < cmds.size(); ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
-        lease->MarkBroken();
-        return ReplyError(ctx, nullptr);
-      }
-      RedisReplyPtr reply(static_cast<redisReply*>(raw));
-      if (reply->type == REDIS_REPLY_ERROR) {
-        if (std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
-          lost_script = true;
-        } else {
-          return ReplyError(ctx, reply.get());
-        }
-      }
-      replies.push_back(std::move(reply));
+    for (const RedisReplyPtr& reply : *replies) {
+      if (reply->type != REDIS_REPLY_ERROR) continue;
+      if (!IsNoScript(reply.get())) return ErrorReply(reply.get());
+      lost_script = true;
     }
     if (!lost_script) return replies;
-    RedisReplyPtr loaded(static_cast<redisReply*>(
-        redisCommand(ctx, "SCRIPT LOAD %b", kPutIfNewerScript.data(), kPutIfNewerScript.size())));
-    if (loaded == nullptr) {
-      lease->MarkBroken();
-      return ReplyError(ctx, nullptr);
-    }
-    if (loaded->type == REDIS_REPLY_ERROR) return ReplyError(ctx, loaded.get());
+    StatusOr<RedisReplyPtr> loaded = Send({"SCRIPT", "LOAD", std::string(kPutIfNewerScript)});
+    if (!loaded.ok()) return loaded.status();
+    if ((*loaded)->type == REDIS_REPLY_ERROR) return ErrorReply(loaded->get());
   }
   return Status::Unavailable("cache: the fill script could not be loaded", 1000);
 }

@@ -8,8 +8,10 @@
 // protocol holds unchanged on Redis Cluster. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "adapters/redis/redis_connection_pool.h"
+#include "adapters/redis/redis_pipelined_connection.h"
 #include "core/ports.h"
 
 namespace polycrud {
@@ -54,19 +57,29 @@ class RedisUserCache final : public UserCache {
   Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override;
   Status Ping() override;
 
-  int connections_in_use() const { return pool_.in_use(); }
+  // Pooled connections leased now, plus pipelined connections with a command
+  // outstanding.
+  int connections_in_use() const;
 
  private:
-  // Runs one command (argv form) on a pooled connection; loads the Lua script
-  // again if Redis lost it (NOSCRIPT after a restart).
+  // Runs one command (argv form); loads the Lua script again if Redis lost it
+  // (NOSCRIPT after a restart).
   StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
-  // Sends every command before reading any reply (one round trip).
+  // Sends every command before reading any reply (one round trip), loading
+  // the script again if Redis lost it.
   StatusOr<std::vector<RedisReplyPtr>> Pipeline(const std::vector<std::vector<std::string>>& cmds);
+  // The same without the NOSCRIPT recovery, on a pipelined connection when
+  // there are any, else on a pooled one. Error replies are returned as replies.
+  StatusOr<RedisReplyPtr> Send(const std::vector<std::string>& argv);
+  StatusOr<std::vector<RedisReplyPtr>> SendAll(const std::vector<std::vector<std::string>>& cmds);
+  RedisPipelinedConnection* NextPipelined();
   std::vector<std::string> PutIfNewerCommand(const User& user);
   std::int64_t JitteredTtlMs(std::chrono::milliseconds base);
 
   const RedisCacheOptions options_;
   RedisConnectionPool pool_;
+  std::vector<std::unique_ptr<RedisPipelinedConnection>> pipelined_;
+  std::atomic<std::size_t> next_pipelined_{0};
   std::string fill_script_sha_;
   std::mutex rng_mu_;
   std::mt19937_64 rng_;

@@ -27,6 +27,7 @@ struct Config {
   int mysql_wait_s = 30;
   polycrud::RedisCacheOptions redis;
   int cache_ttl_s = 3600;
+  int redis_timeout_ms = 500;
   polycrud::UserServiceOptions service;
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
@@ -79,6 +80,25 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
                  "Most Redis connections at once")
       ->envname("POLYCRUD_REDIS_POOL_SIZE")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--redis-pipelined-connections", c.redis.connection.pipelined_connections,
+                 "Shared Redis connections that pipeline the cache commands of all requests "
+                 "(one round trip serves many); 0: each command borrows a pooled connection "
+                 "(--redis-pool-size)")
+      ->envname("POLYCRUD_REDIS_PIPELINED_CONNECTIONS")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  app.add_option("--redis-max-pending", c.redis.connection.max_pending,
+                 "Most cache commands outstanding per pipelined connection; beyond it a command "
+                 "fails at once (the read then goes to MySQL behind the fallback limit)")
+      ->envname("POLYCRUD_REDIS_MAX_PENDING")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--redis-timeout-ms", c.redis_timeout_ms,
+                 "Longest wait for a Redis reply; a connection that exceeds it is closed and "
+                 "its commands fail (the circuit breaker counts them)")
+      ->envname("POLYCRUD_REDIS_TIMEOUT_MS")
+      ->check(CLI::Range(1, 60000))
       ->capture_default_str();
   app.add_option("--cache-ttl-s", c.cache_ttl_s, "TTL of a cached user (jittered by 10%)")
       ->envname("POLYCRUD_CACHE_TTL_S")
@@ -162,6 +182,7 @@ int main(int argc, char** argv) {
     }
   }
   config.redis.user_ttl = std::chrono::seconds(config.cache_ttl_s);
+  config.redis.connection.command_timeout = std::chrono::milliseconds(config.redis_timeout_ms);
 
   polycrud::MysqlUserStore store(config.mysql);
   const auto deadline =

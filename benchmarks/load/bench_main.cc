@@ -84,7 +84,7 @@ struct Options {
   std::string metrics_url;
   int redis_port = 0;
   std::string redis_host = "127.0.0.1";
-  int server_pid = 0;
+  std::vector<int> server_pids;
   std::string json_path;
   std::string label;
   bool progress = false;
@@ -273,9 +273,22 @@ struct Sources {
   std::optional<HttpUrl> metrics;
   int redis_port = 0;
   std::string redis_host;
-  pid_t server_pid = 0;
+  std::vector<int> server_pids;
   int server_port = 0;
 };
+
+// CPU seconds of all server processes together; nullopt if none is given
+// or one cannot be read.
+std::optional<double> ServerCpuSeconds(const Sources& s) {
+  if (s.server_pids.empty()) return std::nullopt;
+  double total = 0;
+  for (const int pid : s.server_pids) {
+    const std::optional<double> seconds = ProcessCpuSeconds(pid);
+    if (!seconds) return std::nullopt;
+    total += *seconds;
+  }
+  return total;
+}
 
 std::optional<CacheCounters> ReadCache(const Sources& s) {
   if (s.metrics) return ScrapeMetricsCache(*s.metrics);
@@ -288,7 +301,7 @@ std::optional<CacheCounters> ReadCache(const Sources& s) {
 Snapshot SnapshotAtStart(const Sources& s) {
   Snapshot out;
   out.cache = ReadCache(s);
-  if (s.server_pid != 0) out.server_cpu_s = ProcessCpuSeconds(s.server_pid);
+  out.server_cpu_s = ServerCpuSeconds(s);
   out.client_cpu_s = ClientCpuSeconds();
   out.sockets = SnapshotSocketBytes(s.server_port);
   return out;
@@ -299,7 +312,7 @@ Snapshot SnapshotAtEnd(const Sources& s) {
   Snapshot out;
   out.sockets = SnapshotSocketBytes(s.server_port);
   out.client_cpu_s = ClientCpuSeconds();
-  if (s.server_pid != 0) out.server_cpu_s = ProcessCpuSeconds(s.server_pid);
+  out.server_cpu_s = ServerCpuSeconds(s);
   out.cache = ReadCache(s);
   return out;
 }
@@ -369,6 +382,8 @@ int Run(int argc, char** argv) {
       "Closed loop (saturation) or open loop at a fixed arrival rate (latency from each\n"
       "request's intended send time). Prints a summary; --json writes the result document.\n"
       "Exit status: 0 run completed (even with error answers), 1 could not run, 2 usage."};
+  // A later flag overrides an earlier one (handy for scripts that append overrides).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--protocol", o.protocol, "thrift|thrift-compact|grpc|soap|rest|web")
       ->required()
       ->check(CLI::IsMember(clients::KnownProtocols()));
@@ -436,8 +451,11 @@ int Run(int argc, char** argv) {
                  "Redis whose INFO keyspace_hits/misses to read (servers without /metrics)")
       ->check(CLI::Range(1, 65535));
   app.add_option("--redis-host", o.redis_host, "Host of --redis-port")->capture_default_str();
-  app.add_option("--server-pid", o.server_pid,
-                 "Server process whose CPU time (/proc/PID/stat) to read over the window")
+  app.add_option("--server-pid", o.server_pids,
+                 "Server process whose CPU time (/proc/PID/stat) to read over the window; "
+                 "PID,PID,... sums several (a gateway and the server behind it)")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->check(CLI::PositiveNumber);
   app.add_option("--timeout-ms", o.timeout_ms, "Per-call timeout (connect, send, receive)")
       ->check(CLI::Range(1, 600'000))
@@ -475,7 +493,7 @@ int Run(int argc, char** argv) {
   Sources sources{.metrics = std::nullopt,
                   .redis_port = o.redis_port,
                   .redis_host = o.redis_host,
-                  .server_pid = o.server_pid,
+                  .server_pids = o.server_pids,
                   .server_port = o.port};
   if (!o.metrics_url.empty()) {
     sources.metrics = ParseHttpUrl(o.metrics_url);
@@ -537,8 +555,9 @@ int Run(int argc, char** argv) {
   } catch (const std::exception& e) {
     return RunError(std::string("cache counters: ") + e.what());
   }
-  if (o.server_pid != 0 && !ProcessCpuSeconds(o.server_pid)) {
-    return RunError("cannot read /proc/" + std::to_string(o.server_pid) + "/stat");
+  for (const int pid : o.server_pids) {
+    if (!ProcessCpuSeconds(pid))
+      return RunError("cannot read /proc/" + std::to_string(pid) + "/stat");
   }
 
   Timeline t;

@@ -27,6 +27,7 @@ import argparse
 import atexit
 import hashlib
 import hmac
+import io
 import logging
 import os
 import queue
@@ -35,6 +36,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -74,6 +76,11 @@ UPDATE = ("UPDATE users SET email = COALESCE(%s, email), full_name = COALESCE(%s
 DELETE = "DELETE FROM users WHERE id = %s RETURNING version"
 
 MAX_BATCH_IDS = 1000
+# Bounds of the wire, as polycrud-server's.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+MAX_STRING_BYTES = 64 * 1024
+MAX_CONTAINER_ITEMS = 100_000
+SEND_TIMEOUT_S = 10
 MAX_PAGE_LIMIT = 1000
 DEFAULT_PAGE_LIMIT = 100
 
@@ -109,6 +116,8 @@ def parse_args(argv):
                    help="threadpool: worker threads, one per open connection (PEER_THREADS)")
     p.add_argument("--processes", type=int, default=int(env("PEER_PROCESSES", "32")),
                    help="processpool: worker processes, one per open connection (PEER_PROCESSES)")
+    p.add_argument("--idle-timeout-s", type=int, default=int(env("PEER_IDLE_TIMEOUT_S", "30")),
+                   help="close a connection that sends nothing for this long (PEER_IDLE_TIMEOUT_S)")
     p.add_argument("--mysql-host", default=env("POLYCRUD_MYSQL_HOST", "127.0.0.1"),
                    help="(POLYCRUD_MYSQL_HOST)")
     p.add_argument("--mysql-port", type=int, default=int(env("POLYCRUD_MYSQL_PORT", "3306")),
@@ -138,7 +147,7 @@ def parse_args(argv):
                    "empty: generate from --idl into a temporary folder")
     p.add_argument("--idl", default=env("PEER_IDL", DEFAULT_IDL), help="(PEER_IDL)")
     args = p.parse_args(argv)
-    for name in ("port", "threads", "processes", "mysql_pool_size", "redis_pool_size", "cache_ttl_s"):
+    for name in ("port", "threads", "idle_timeout_s", "processes", "mysql_pool_size", "redis_pool_size", "cache_ttl_s"):
         if getattr(args, name) < 1:
             p.error("--%s must be >= 1" % name.replace("_", "-"))
     if args.port > 65535:
@@ -595,20 +604,43 @@ def main(argv):
         LOG.warning("no token hashes configured: every call but ping is refused")
 
     class ServerSocket(TSocket.TServerSocket):
-        """TServerSocket whose accepted sockets send without Nagle delay."""
+        """TServerSocket whose accepted sockets send without Nagle delay and
+        time out when idle (kernel timeouts: no poll() before every read)."""
 
         def accept(self):
             client = super().accept()
             if client is not None and client.handle is not None:
-                client.handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                handle = client.handle
+                handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                  struct.pack("ll", args.idle_timeout_s, 0))
+                handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                                  struct.pack("ll", SEND_TIMEOUT_S, 0))
             return client
+
+    class BoundedFramedTransport(TTransport.TFramedTransport):
+        """TFramedTransport that refuses frames over MAX_FRAME_BYTES."""
+
+        def readFrame(self):  # pylint: disable=invalid-name
+            trans = self._TFramedTransport__trans  # pylint: disable=no-member
+            size, = struct.unpack("!i", trans.readAll(4))
+            if not 0 < size <= MAX_FRAME_BYTES:
+                raise TTransport.TTransportException(
+                    TTransport.TTransportException.SIZE_LIMIT, "frame of %d bytes refused" % size)
+            self._TFramedTransport__rbuf = io.BytesIO(trans.readAll(size))
+
+    class BoundedFramedTransportFactory:  # pylint: disable=too-few-public-methods
+        def getTransport(self, trans):  # pylint: disable=invalid-name
+            return BoundedFramedTransport(trans)
 
     transport = ServerSocket(host=args.bind, port=args.port)
     transport.setBacklog(1024)
-    protocol = (TBinaryProtocol.TBinaryProtocolAcceleratedFactory() if accelerated
-                else TBinaryProtocol.TBinaryProtocolFactory())
+    limits = {"string_length_limit": MAX_STRING_BYTES,
+              "container_length_limit": MAX_CONTAINER_ITEMS}
+    protocol = (TBinaryProtocol.TBinaryProtocolAcceleratedFactory(**limits) if accelerated
+                else TBinaryProtocol.TBinaryProtocolFactory(**limits))
     processor = user_service.Processor(handler)
-    framed = TTransport.TFramedTransportFactory()
+    framed = BoundedFramedTransportFactory()
     if args.server == "threadpool":
         server = TServer.TThreadPoolServer(processor, transport, framed, protocol, daemon=True)
         server.setNumThreads(args.threads)

@@ -7,6 +7,8 @@ and the peer read each other's cache entries."""
 import os
 import random
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -184,6 +186,16 @@ class PythonThriftPeerTest(unittest.TestCase):
         with self.assertRaises(NotFound):
             self.client.getUser(READER, created.id)
         self.assertEqual(self.client.batchGetUsers(READER, [created.id]), [])
+
+    def test_oversized_frame_closes_the_connection(self):
+        with socket.create_connection(("127.0.0.1", STACK.peer_port), timeout=10) as s:
+            s.sendall(struct.pack("!i", 64 * 1024 * 1024) + b"\x80\x01\x00\x01")
+            try:
+                answer = s.recv(1)
+            except ConnectionResetError:
+                answer = b""
+            self.assertEqual(answer, b"")  # closed without an answer
+        self.assertEqual(self.client.ping(), self.client.ping())  # the server still serves
 
     def test_peer_sh_signals_only_its_peer(self):
         state = tempfile.mkdtemp(prefix="peer-sh-test-")

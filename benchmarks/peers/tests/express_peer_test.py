@@ -168,6 +168,8 @@ class ExpressPeerTest(unittest.TestCase):
             self.assert_problem(self.call("POST", "/v1/users", body), 400, "INVALID_ARGUMENT",
                                 field)
         self.assert_problem(self.call("POST", "/v1/users", b"{not json"), 400, "INVALID_ARGUMENT")
+        big = json.dumps({"username": "x" * (1024 * 1024)}).encode()
+        self.assertEqual(self.call("POST", "/v1/users", big).status, 413)
         self.assertEqual(self.call("POST", "/v1/users", b"x=1", headers={
             "Content-Type": "application/x-www-form-urlencoded"}).status, 415)
         self.assert_problem(self.call("GET", "/v1/users/abc", token=READER), 400,

@@ -122,7 +122,9 @@ cmd_start() {
   (($# == 3)) || usage_error "start needs PEER STATE_DIR PORT"
   local peer=$1 dir=$2 port=$3 pid log deadline
   check_peer "$peer"
-  [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || usage_error "bad port '$port'"
+  if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+    usage_error "bad port '$port'"
+  fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
   if pid=$(running_pid "$peer" "$dir" 2>/dev/null); then

@@ -228,6 +228,7 @@ function sendProblem(res, err) {
 
 // Maps a mysql2 error to the contract's answer; unknown ones stay internal.
 function mysqlError(err) {
+  if (err instanceof ApiError) return err;
   if (err.errno === ER_DUP_ENTRY) {
     const m = /for key '(?:[^'.]*\.)?([^']*)'/.exec(err.sqlMessage || err.message || '');
     const key = m ? m[1] : '';
@@ -658,14 +659,16 @@ function startServer(config) {
           open = false;
           return rows[0];
         } finally {
+          let broken = false;
           if (open) {
             try {
               await conn.rollback();
             } catch (e) {
-              conn.destroy();
+              broken = true; // closing the connection rolls back on the server
             }
           }
-          conn.release();
+          if (broken) conn.destroy();
+          else conn.release();
         }
       });
       await cacheWrite(id, user);

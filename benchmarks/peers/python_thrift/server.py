@@ -27,6 +27,7 @@ import argparse
 import atexit
 import hashlib
 import hmac
+import importlib.util
 import io
 import logging
 import os
@@ -593,11 +594,8 @@ def main(argv):
     from thrift.protocol import TBinaryProtocol
     from thrift.server import TProcessPoolServer, TServer
     from thrift.transport import TSocket, TTransport
-    try:
-        from thrift.protocol import fastbinary  # noqa: F401 pylint: disable=unused-import
-        accelerated = True
-    except ImportError:
-        accelerated = False
+    # Debian's python3-thrift ships the C extension behind TBinaryProtocolAccelerated.
+    accelerated = importlib.util.find_spec("thrift.protocol.fastbinary") is not None
     check_backends(args)
     handler = Handler(args, ttypes)
     if not handler.admin and not handler.reader:

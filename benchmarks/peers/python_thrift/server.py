@@ -657,16 +657,20 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
 
-    LOG.info("%s listening on %s:%d (%s, %s, framed, %s binary protocol); MariaDB %s:%d/%s "
+    LOG.info("%s serving %s:%d (%s, %s, framed, %s binary protocol); MariaDB %s:%d/%s "
              "pool %d, Redis %s:%d pool %d (parser %s)", SERVER_NAME, args.bind, args.port,
              args.server, workers, "accelerated" if accelerated else "pure-Python",
              args.mysql_host, args.mysql_port, args.mysql_database, args.mysql_pool_size,
              args.redis_host, args.redis_port, args.redis_pool_size,
              "hiredis" if redis.connection.HIREDIS_AVAILABLE else "Python")
+    status = 0
     try:
         server.serve()
     except SystemExit:
         pass
+    except OSError as e:  # bind or listen failed
+        LOG.error("cannot listen on %s:%d: %s", args.bind, args.port, e)
+        status = 1
     finally:
         if os.getpid() == parent:
             if args.server == "processpool":
@@ -677,7 +681,7 @@ def main(argv):
             transport.close()
             handler.redis.close()
             LOG.info("stopped")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

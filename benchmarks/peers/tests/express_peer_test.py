@@ -145,6 +145,17 @@ class ExpressPeerTest(unittest.TestCase):
                             404, "NOT_FOUND")
         self.assertEqual(STACK.cached(absent), b"N|0|")
 
+    def test_undecodable_entry_is_a_miss_and_gets_replaced(self):
+        name = unique("exbad")
+        created = self.call("POST", "/v1/users", {"username": name, "email": name + "@example.com",
+                                                  "full_name": "B"}).body
+        uid = created["id"]
+        for garbage in (b"U|x|", b"U|0|%d|1|1|99|99|short" % uid, b"?"):
+            STACK.redis.set("user:%d" % uid, garbage)
+            r = self.call("GET", "/v1/users/%d" % uid, token=READER)
+            self.assertEqual((r.status, r.body), (200, created))
+            self.assertEqual(STACK.cached(uid), self.entry(created))
+
     def test_list_pages(self):
         ids = []
         for _ in range(3):

@@ -114,6 +114,14 @@ class PythonThriftPeerTest(unittest.TestCase):
             self.client.getUser(READER, absent)
         self.assertEqual(STACK.cached(absent), b"N|0|")
 
+    def test_undecodable_entry_is_a_miss_and_gets_replaced(self):
+        name = unique("pybad")
+        created = self.client.createUser(ADMIN, UserDraft(name, name + "@example.com", "B"))
+        for garbage in (b"U|x|", b"U|0|%d|1|1|99|99|short" % created.id, b"?"):
+            STACK.redis.set("user:%d" % created.id, garbage)
+            self.assertEqual(self.client.getUser(READER, created.id), created)
+            self.assertEqual(STACK.cached(created.id), self.entry(created))
+
     def test_list_pages_to_the_end(self):
         ids = [self.client.createUser(ADMIN, UserDraft(n, n + "@example.com", "L")).id
                for n in (unique("pylist") for _ in range(3))]

@@ -1,10 +1,8 @@
 #include "clients/http_connection.h"
 
-#include <sys/socket.h>
-#include <sys/time.h>
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
+#include <chrono>
 #include <string>
 #include <utility>
 
@@ -29,20 +27,33 @@ HttpConnection::~HttpConnection() {
   }
 }
 
+// Asio's synchronous socket calls ignore both tcp_stream's expiry and
+// SO_RCVTIMEO (they poll without a limit), so every operation runs
+// asynchronously on the private io_context with the stream's expiry set:
+// on expiry the stream closes and the operation fails with
+// beast::error::timeout.
+template <typename Start>
+beast::error_code HttpConnection::Run(Start&& start) {
+  beast::error_code result = asio::error::would_block;
+  stream_->expires_after(std::chrono::milliseconds(timeout_ms_));
+  std::forward<Start>(start)([&result](beast::error_code ec, auto&&...) { result = ec; });
+  ioc_.restart();
+  ioc_.run();
+  return result;
+}
+
 void HttpConnection::Connect() {
   stream_.emplace(ioc_);
-  try {
-    tcp::resolver resolver(ioc_);
-    stream_->connect(resolver.resolve(host_, std::to_string(port_)));
-  } catch (const boost::system::system_error&) {
-    stream_.reset();  // so that the next Send tries again
-    throw;
+  beast::error_code ec;
+  tcp::resolver resolver(ioc_);
+  const auto endpoints = resolver.resolve(host_, std::to_string(port_), ec);
+  if (!ec) {
+    ec = Run([&](auto handler) { stream_->async_connect(endpoints, std::move(handler)); });
   }
-  // Sync operations ignore tcp_stream's expiry: bound them with socket options.
-  timeval timeout{.tv_sec = timeout_ms_ / 1000, .tv_usec = (timeout_ms_ % 1000) * 1000};
-  const int fd = stream_->socket().native_handle();
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  if (ec) {
+    stream_.reset();  // so that the next Send tries again
+    throw boost::system::system_error(ec);
+  }
   stream_->socket().set_option(tcp::no_delay(true));
   buffer_.clear();
   ++connections_opened_;
@@ -53,11 +64,14 @@ HttpResponse HttpConnection::Send(HttpRequest request) {
   request.set(http::field::host, host_ + ":" + std::to_string(port_));
   request.prepare_payload();
   for (int attempt = 0;; ++attempt) {
-    beast::error_code ec;
     if (!stream_) Connect();
-    http::write(*stream_, request, ec);
+    beast::error_code ec =
+        Run([&](auto handler) { http::async_write(*stream_, request, std::move(handler)); });
     HttpResponse response;
-    if (!ec) http::read(*stream_, buffer_, response, ec);
+    if (!ec) {
+      ec = Run(
+          [&](auto handler) { http::async_read(*stream_, buffer_, response, std::move(handler)); });
+    }
     if (!ec) {
       if (!response.keep_alive()) stream_.reset();
       return response;
@@ -85,8 +99,12 @@ HttpResponse HttpConnection::Send(http::verb method, const std::string& target,
 bool HttpConnection::ServerClosed() {
   if (!stream_) return true;
   char byte = 0;
-  beast::error_code ec;
-  stream_->socket().read_some(asio::buffer(&byte, 1), ec);
+  const beast::error_code ec = Run(
+      [&](auto handler) { stream_->async_read_some(asio::buffer(&byte, 1), std::move(handler)); });
+  if (ec == beast::error::timeout) {
+    stream_.reset();  // the expiry closed it; still open on the server's side
+    return false;
+  }
   return ec == asio::error::eof || ec == asio::error::connection_reset;
 }
 

@@ -19,7 +19,7 @@ using HttpResponse = http::response<http::string_body>;
 class HttpConnection {
  public:
   // Connects to host:port at once; throws boost::system::system_error when
-  // it cannot. Send and receive time out after timeout_ms.
+  // it cannot. Connect, send and receive each time out after timeout_ms.
   HttpConnection(std::string host, int port, int timeout_ms = 20'000);
   explicit HttpConnection(int port) : HttpConnection("127.0.0.1", port) {}
   ~HttpConnection();
@@ -38,11 +38,16 @@ class HttpConnection {
 
   // TCP connections opened so far (1 while keep-alive holds).
   int connections_opened() const { return connections_opened_; }
-  // True if the server has closed the connection (a read sees EOF).
+  // True if the server has closed the connection (a read sees EOF before
+  // the timeout).
   bool ServerClosed();
 
  private:
   void Connect();
+  // Starts one asynchronous operation (start(handler)) under the timeout and
+  // runs it to completion; returns its error.
+  template <typename Start>
+  boost::beast::error_code Run(Start&& start);
 
   std::string host_;
   int port_;

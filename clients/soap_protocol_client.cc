@@ -154,11 +154,13 @@ class SoapProtocolClient final : public ProtocolClient {
         out.status.code = CodeFromName(*detail->pc__code);
         if (detail->pc__field != nullptr) out.status.field = *detail->pc__field;
       } else {
-        // Not a fault of ours (transport error, malformed answer): start over
-        // on a new connection.
+        // Not a fault of ours: no answer (connect, send or receive failed or
+        // timed out: SOAP_TCP_ERROR, SOAP_EOF) or a malformed one. Either
+        // way start over on a new connection, so that a late answer is never
+        // read as the next call's.
         out.status.code = StatusCode::kInternal;
-        out.status.transport_failure = true;
-        soap_closesock(proxy_.soap);
+        out.status.transport_failure = soap_tcp_error_check(error);
+        soap_force_closesock(proxy_.soap);
       }
     }
     proxy_.soap->bearer = nullptr;

@@ -7,14 +7,17 @@
 // server closed the connection, and the exit statuses. Not a speed test: no
 // throughput or latency is asserted.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "clients/protocol_client.h"
@@ -215,6 +218,34 @@ TEST_P(PolycrudBenchTest, ErrorAnswersAreCountedByCodeAndTheClientReconnects) {
   EXPECT_EQ(r["error_count"], r["errors"]["NOT_FOUND"]);
   EXPECT_EQ(r["ops"]["ping"]["errors"], 0);
   EXPECT_GT(r["ops"]["get"]["latency_ms"]["p50"].get<double>(), 0);  // still recorded
+}
+
+TEST_P(PolycrudBenchTest, TransportFailuresAreCountedAndTheClientsReconnect) {
+  // The server is stopped (SIGSTOP) for 0.7 s in the middle of the window:
+  // calls time out after 200 ms and count as TRANSPORT, the clients open new
+  // connections, and once the server runs again they work.
+  std::vector<std::string> args = CommonArgs(0, 0, "2.5");
+  args.insert(args.end(), {"--timeout-ms", "200"});
+  BenchRun run;
+  std::thread bench([&] { run = RunBench(args); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  kill(server().pid(), SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  kill(server().pid(), SIGCONT);
+  bench.join();
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  const json& r = run.result;
+  ASSERT_TRUE(r["errors"].contains("TRANSPORT")) << r["errors"].dump();
+  EXPECT_GE(r["errors"]["TRANSPORT"].get<std::int64_t>(), 2) << "each connection timed out";
+  EXPECT_EQ(r["errors"].size(), 1u) << r["errors"].dump();
+  EXPECT_GT(r["requests"].get<std::int64_t>(), r["error_count"].get<std::int64_t>());
+  // Connections that timed out were replaced by working ones (gRPC keeps its
+  // HTTP/2 connection across a deadline).
+  EXPECT_EQ(r["sockets"]["end"], 2) << r["sockets"].dump();
+  if (GetParam() != "grpc") {
+    EXPECT_LT(r["sockets"]["kept"].get<int>(), 2);
+  }
+  EXPECT_TRUE(clients::MakeProtocolClient(GetParam(), port())->Ping().ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Protocols, PolycrudBenchTest,

@@ -104,3 +104,59 @@ describe('html', () => {
     assert.equal(String(out), '<p title="&quot;x&quot;">&lt;script&gt;<b>&amp;</b></p>');
   });
 });
+
+describe('ThriftPool', () => {
+  const net = require('node:net');
+  const pino = require('pino');
+  const { ThriftPool } = require('../src/thrift_pool');
+  const service = require('../gen/UserService');
+
+  // A TCP server that accepts connections and never answers.
+  async function silentServer() {
+    const sockets = new Set();
+    const server = net.createServer((s) => {
+      s.resume(); // read and discard, so the client's close is seen
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    return { port: server.address().port, sockets, close: () => { for (const s of sockets) s.destroy(); server.close(); } };
+  }
+  const pool = (port, extra = {}) => new ThriftPool({ host: '127.0.0.1', port, size: 1, callTimeoutMs: 200, connectTimeoutMs: 500,
+    idleMs: 60000, maxInFlight: 2, protocol: 'binary', service, ttypes, logger: pino({ level: 'silent' }), ...extra });
+
+  it('times a silent call out as UNAVAILABLE and drops its connection', async () => {
+    const silent = await silentServer();
+    const p = pool(silent.port);
+    const started = Date.now();
+    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /in time/.test(err.message));
+    assert.ok(Date.now() - started >= 190);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(silent.sockets.size, 0, 'the timed-out connection is closed');
+    p.close();
+    silent.close();
+  });
+
+  it('answers RESOURCE_EXHAUSTED beyond maxInFlight calls per connection', async () => {
+    const silent = await silentServer();
+    const p = pool(silent.port);
+    const pending = [p.call('ping'), p.call('ping')];
+    await assert.rejects(p.call('ping'), (err) => err.code === 'RESOURCE_EXHAUSTED');
+    await Promise.allSettled(pending);
+    p.close();
+    silent.close();
+  });
+
+  it('fails fast while the service is unreachable, then backs off', async () => {
+    const server = net.createServer();
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address();
+    await new Promise((r) => server.close(r));
+    const p = pool(port);
+    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE');
+    const started = Date.now();
+    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /cannot reach/.test(err.message));
+    assert.ok(Date.now() - started < 50, 'no connect attempt during the backoff');
+    p.close();
+  });
+});

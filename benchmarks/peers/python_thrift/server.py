@@ -267,7 +267,7 @@ class Handler:
             raise self.invalid("id must be a positive integer", field)
 
     def check_email(self, email):
-        if email is None or not 1 <= len(email.encode("utf-8")) <= 254:
+        if not 1 <= len(email.encode("utf-8")) <= 254:
             raise self.invalid("email must be 1-254 bytes", "email")
         if CONTROL_RE.search(email) or SPACE_RE.search(email):
             raise self.invalid("email may not contain spaces or control characters", "email")
@@ -277,7 +277,7 @@ class Handler:
             raise self.invalid("email needs a local part and a domain", "email")
 
     def check_full_name(self, full_name):
-        if full_name is None or CONTROL_RE.search(full_name):
+        if CONTROL_RE.search(full_name):
             raise self.invalid("full_name may not contain control characters", "full_name")
         if not 1 <= len(full_name) <= 128:
             raise self.invalid("full_name must be 1-128 characters", "full_name")
@@ -478,15 +478,17 @@ class Handler:
             raise self.invalid("username must be 3-32 characters", "username")
         if not USERNAME_RE.match(username):
             raise self.invalid("username may contain only a-z, 0-9, '_', '.' and '-'", "username")
-        self.check_email(draft.email)
-        self.check_full_name(draft.full_name)
+        email = draft.email or ""
+        full_name = draft.full_name or ""
+        self.check_email(email)
+        self.check_full_name(full_name)
         now = int(time.time() * 1000)
 
         def insert(cur):
-            cur.execute(INSERT, (username, draft.email, draft.full_name, now, now))
+            cur.execute(INSERT, (username, email, full_name, now, now))
             return cur.lastrowid
         user_id = self.db(insert)
-        user = self.t.User(user_id, username, draft.email, draft.full_name, 1, now, now)
+        user = self.t.User(user_id, username, email, full_name, 1, now, now)
         self.cache_write(user_id, user)  # also replaces a negative entry
         return user
 

@@ -138,6 +138,9 @@ class PythonThriftPeerTest(unittest.TestCase):
             (UserDraft("okname", "no-at-sign", "X"), "email"),
             (UserDraft("okname", "a b@c.d", "X"), "email"),
             (UserDraft("okname", "a@b.c", ""), "full_name"),
+            (UserDraft(None, "a@b.c", "X"), "username"),  # fields left unset on the wire
+            (UserDraft("okname", None, "X"), "email"),
+            (UserDraft("okname", "a@b.c", None), "full_name"),
             (UserDraft("okname", "a@b.c", "x" * 129), "full_name"),
             (UserDraft("okname", "a@b.c", "tab\there"), "full_name"),
         ]

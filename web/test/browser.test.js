@@ -49,6 +49,7 @@ async function signIn(page, token) {
 
 async function createUser(page, username, fullName = 'Browser Test') {
   await page.getByRole('link', { name: 'New user' }).click();
+  assert.deepEqual(await unlabelledControls(page), []);
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('E-mail').fill(`${username}@example.com`);
   await page.getByLabel('Full name').fill(fullName);
@@ -119,6 +120,7 @@ describe('console in Chromium', () => {
     await signIn(page, ADMIN_TOKEN);
     await page.goto(`/users/${userId}`);
     await page.getByRole('link', { name: 'Edit' }).click();
+    assert.deepEqual(await unlabelledControls(page), []);
     await page.getByLabel('Full name').fill('Edited in the browser');
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.waitForURL(`**/users/${userId}`);

@@ -79,7 +79,7 @@ async function waitForPorts(child, ports, what, logFile) {
 }
 
 function launch(command, args, env, logFile) {
-  const log = fs.openSync(logFile, 'a');
+  const log = fs.openSync(logFile, 'w'); // one run's log per file
   const child = spawn(command, args, { env, stdio: ['ignore', log, log] });
   fs.closeSync(log);
   children.add(child);

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "UserService.h"
+#include "adapters/thrift/framed_transport.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
 
@@ -147,7 +148,8 @@ class ThriftProtocolClient final : public ProtocolClient {
     socket->setRecvTimeout(options_.timeout_ms);
     socket->setSendTimeout(options_.timeout_ms);
     socket->setNoDelay(true);
-    auto framed = std::make_shared<transport::TFramedTransport>(socket);
+    // One frame's budget per read, however long the connection lives.
+    auto framed = thrift_adapter::MakeFramedTransport(socket);
     std::shared_ptr<protocol::TProtocol> proto;
     if (options_.thrift_compact) {
       proto = std::make_shared<protocol::TCompactProtocol>(framed);

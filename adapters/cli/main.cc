@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "UserService.h"
+#include "adapters/thrift/framed_transport.h"
 
 namespace {
 
@@ -163,7 +164,7 @@ class Connection {
     socket->setConnTimeout(o.timeout_ms);
     socket->setRecvTimeout(o.timeout_ms);
     socket->setSendTimeout(o.timeout_ms);
-    transport_ = std::make_shared<TFramedTransport>(socket);
+    transport_ = polycrud::thrift_adapter::MakeFramedTransport(socket);
     std::shared_ptr<TProtocol> protocol;
     if (o.protocol == "compact") {
       protocol = std::make_shared<TCompactProtocol>(transport_);

@@ -17,6 +17,7 @@
 #include <future>
 #include <stdexcept>
 
+#include "adapters/thrift/framed_transport.h"
 #include "adapters/thrift/thrift_user_handler.h"
 
 namespace polycrud::thrift_adapter {
@@ -31,25 +32,8 @@ using ::apache::thrift::protocol::TProtocolFactory;
 using ::apache::thrift::server::TNonblockingServer;
 using ::apache::thrift::server::TServerEventHandler;
 using ::apache::thrift::server::TThreadPoolServer;
-using ::apache::thrift::transport::TFramedTransport;
 using ::apache::thrift::transport::TNonblockingServerSocket;
 using ::apache::thrift::transport::TServerSocket;
-using ::apache::thrift::transport::TTransport;
-using ::apache::thrift::transport::TTransportFactory;
-
-// The stock TFramedTransportFactory ignores TConfiguration, so frames could
-// reach the 16 MB default; this one applies our bound.
-class BoundedFramedTransportFactory final : public TTransportFactory {
- public:
-  explicit BoundedFramedTransportFactory(std::shared_ptr<TConfiguration> config)
-      : config_(std::move(config)) {}
-  std::shared_ptr<TTransport> getTransport(std::shared_ptr<TTransport> trans) override {
-    return std::make_shared<TFramedTransport>(std::move(trans), config_);
-  }
-
- private:
-  std::shared_ptr<TConfiguration> config_;
-};
 
 // Signals Start() once the server socket listens.
 class ListeningSignal final : public TServerEventHandler {
@@ -98,6 +82,8 @@ void ThriftServer::Start() {
     auto socket = std::make_shared<TNonblockingServerSocket>(options_.bind_address, options_.port);
     auto server = std::make_shared<TNonblockingServer>(processor, protocol, socket, thread_manager);
     server->setNumIOThreads(static_cast<size_t>(options_.io_threads));
+    // It reads each frame itself into a TMemoryBuffer whose readEnd() restores
+    // the read budget after every call, so it needs no PerFrameFramedTransport.
     server->setMaxFrameSize(static_cast<size_t>(options_.max_frame_bytes));
     server_ = server;
     bound_port = [socket] { return socket->getPort(); };
@@ -108,7 +94,9 @@ void ThriftServer::Start() {
     // A copy: the constant has no out-of-line definition to bind a reference to.
     const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
     auto config = std::make_shared<TConfiguration>(max_message_bytes, options_.max_frame_bytes);
-    auto transport = std::make_shared<BoundedFramedTransportFactory>(config);
+    // Each connection's input side never flushes, so only a per-frame budget
+    // keeps it open past max_message_bytes read in total (framed_transport.h).
+    auto transport = std::make_shared<PerFrameFramedTransportFactory>(config);
     server_ =
         std::make_shared<TThreadPoolServer>(processor, socket, transport, protocol, thread_manager);
     bound_port = [socket] { return socket->getPort(); };

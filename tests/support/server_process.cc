@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "adapters/thrift/framed_transport.h"
 #include "core/sha256_token_verifier.h"
 
 namespace polycrud::testing {
@@ -145,7 +146,7 @@ ThriftClient::ThriftClient(int port, bool compact) {
   socket->setConnTimeout(5000);
   socket->setRecvTimeout(10000);
   socket->setSendTimeout(10000);
-  transport_ = std::make_shared<transport::TFramedTransport>(socket);
+  transport_ = thrift_adapter::MakeFramedTransport(socket);
   std::shared_ptr<protocol::TProtocol> proto;
   if (compact) {
     proto = std::make_shared<protocol::TCompactProtocol>(transport_);

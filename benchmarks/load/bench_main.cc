@@ -112,7 +112,9 @@ struct alignas(64) Worker {
   std::int64_t completed_by_end = 0;
   std::int64_t drained = 0;
   std::int64_t not_sent = 0;
-  std::atomic<std::int64_t> calls{0};  // every call, for the progress display
+  // Every call and every failed one (any phase), for the progress display.
+  std::atomic<std::int64_t> calls{0};
+  std::atomic<std::int64_t> failures{0};
 };
 
 struct Config {
@@ -218,6 +220,9 @@ void ClosedLoop(Worker& w, const Config& config, const Timeline& t) {
       Record(w, r, std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count());
     }
     w.calls.fetch_add(1, std::memory_order_relaxed);
+    if (r.status.transport_failure || r.status.code != StatusCode::kOk) {
+      w.failures.fetch_add(1, std::memory_order_relaxed);
+    }
     if (r.status.transport_failure) std::this_thread::sleep_for(kTransportBackoff);
   }
 }
@@ -248,6 +253,9 @@ void OpenLoop(Worker& w, const Config& config, const Timeline& t, ArrivalSchedul
       }
     }
     w.calls.fetch_add(1, std::memory_order_relaxed);
+    if (r.status.transport_failure || r.status.code != StatusCode::kOk) {
+      w.failures.fetch_add(1, std::memory_order_relaxed);
+    }
     if (r.status.transport_failure) std::this_thread::sleep_for(kTransportBackoff);
   }
 }
@@ -331,11 +339,11 @@ class Progress {
     last_time_ = now;
     last_calls_ = calls;
     constexpr int kWidth = 30;
-    const int filled = total > 0 ? static_cast<int>(kWidth * done / total) : kWidth;
+    const int filled = total > 0 ? static_cast<int>(std::lround(kWidth * done / total)) : kWidth;
     std::string bar(static_cast<std::size_t>(filled), '#');
     bar.resize(kWidth, '.');
-    std::fprintf(stderr, "\r[%s] %-9s %5.1f/%.1f s  %9.0f calls/s  errors %lld   ", bar.c_str(),
-                 phase, done, total, rate, static_cast<long long>(errors));
+    std::fprintf(stderr, "\r[%s] %-9s %5.1f/%.1f s  %9.0f calls/s  failed calls %lld   ",
+                 bar.c_str(), phase, done, total, rate, static_cast<long long>(errors));
     std::fflush(stderr);
   }
   void Finish() {
@@ -588,10 +596,10 @@ int Run(int argc, char** argv) {
   }
 
   Progress progress(o.progress || isatty(STDERR_FILENO) != 0, t);
-  const auto calls_so_far = [&] {
-    std::int64_t calls = 0;
-    for (const auto& w : workers) calls += w->calls.load(std::memory_order_relaxed);
-    return calls;
+  const auto sum = [&](std::atomic<std::int64_t> Worker::*counter) {
+    std::int64_t total = 0;
+    for (const auto& w : workers) total += ((*w).*counter).load(std::memory_order_relaxed);
+    return total;
   };
   // Draws until `until` (or until every thread finished, if `until` is nullopt).
   const auto wait = [&](std::optional<Clock::time_point> until, const char* phase) {
@@ -599,7 +607,7 @@ int Run(int argc, char** argv) {
       Clock::time_point next = Clock::now() + std::chrono::milliseconds(200);
       if (until) next = std::min(next, *until);
       std::this_thread::sleep_until(next);
-      progress.Draw(calls_so_far(), 0, phase);
+      progress.Draw(sum(&Worker::calls), sum(&Worker::failures), phase);
     }
   };
   Snapshot before;

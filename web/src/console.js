@@ -9,14 +9,14 @@
 const crypto = require('node:crypto');
 const express = require('express');
 const { rateLimit } = require('express-rate-limit');
-const { parseInt64 } = require('./int64');
+const { parseInt64, INT64_MAX } = require('./int64');
+const { pageBefore } = require('./paging');
 const { ServiceError } = require('./service_error');
 const { retryAfterSeconds, HTTP_STATUS } = require('./problem');
 const views = require('./views');
 
 const PAGE_SIZE = 20;
 const MAX_PAGE_SIZE = 100;
-const MAX_TRAIL = 50; // previous-page steps remembered in the URL
 
 const newCsrfToken = () => crypto.randomBytes(32).toString('base64url');
 
@@ -49,6 +49,17 @@ function describe(err, { id } = {}) {
   }
 }
 
+const TITLES = {
+  INVALID_ARGUMENT: 'Invalid input',
+  PERMISSION_DENIED: 'Read-only',
+  NOT_FOUND: 'Not found',
+  CONFLICT: 'Conflict',
+  RESOURCE_EXHAUSTED: 'Service busy',
+  UNAVAILABLE: 'Service unavailable',
+  INTERNAL: 'Something went wrong',
+};
+const RETRYABLE = new Set(['RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'INTERNAL']);
+
 function createConsole(client, { signinLimit, signinWindowMs }) {
   const router = express.Router();
   router.use(express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 }));
@@ -73,12 +84,23 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
     }
     const status = HTTP_STATUS[err.code] || 500;
     if (err.retryAfterMs) res.set('Retry-After', String(retryAfterSeconds(err.retryAfterMs)));
-    return page(req, res, status, views.messagePage({
-      title: { NOT_FOUND: 'Not found', PERMISSION_DENIED: 'Read-only', CONFLICT: 'Conflict' }[err.code] || 'Something went wrong',
-      message: describe(err, { id }),
-      links: [['/users', 'Back to the users list']],
-    }));
+    const links = [['/users', 'Back to the users list']];
+    // A page that failed for a passing reason can simply be loaded again (a
+    // same-site path: one leading slash, never "//host").
+    if (req.method === 'GET' && RETRYABLE.has(err.code)) links.unshift([`/${req.originalUrl.replace(/^\/+/, '')}`, 'Try again']);
+    return page(req, res, status, views.messagePage({ title: TITLES[err.code] || TITLES.INTERNAL, message: describe(err, { id }), links }));
   }
+
+  // A form that failed for a passing reason (service down or busy) is shown
+  // again with the admin's input and the reason, so nothing typed is lost.
+  const keepsForm = (err) => err instanceof ServiceError && RETRYABLE.has(err.code);
+  const retryHeader = (res, err) => {
+    if (err.retryAfterMs) res.set('Retry-After', String(retryAfterSeconds(err.retryAfterMs)));
+  };
+
+  // Signing out without a signed-in session changes nothing (an expired
+  // session, a second tab): no CSRF token needed, just the sign-in page.
+  router.post('/signout', (req, res, next) => (req.session.token ? next() : res.redirect(303, '/signin?signed_out=1')));
 
   // CSRF: every state-changing request carries the session's token.
   router.use((req, res, next) => {
@@ -125,6 +147,8 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
     limit: signinLimit,
     standardHeaders: 'draft-7',
     legacyHeaders: false,
+    // Only refused sign-ins count: an admin signing in often is not an attack.
+    skipSuccessfulRequests: true,
     handler: (req, res, next, options) => {
       req.log.warn('console: sign-in rate limit reached');
       res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
@@ -172,39 +196,59 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
     });
   });
 
+  // The users list: ?after=N (users with id > N), ?from=N (jump: id >= N) or
+  // ?before=N (the page just below N, for Previous); see paging.js.
   router.get('/users', signedIn, async (req, res) => {
     const q = req.query;
     const limitN = parseInt64(typeof q.limit === 'string' ? q.limit : String(PAGE_SIZE));
     const limit = limitN === null || limitN < 1n ? PAGE_SIZE : Number(limitN > BigInt(MAX_PAGE_SIZE) ? BigInt(MAX_PAGE_SIZE) : limitN);
-    let after = 0n;
-    let trail = [];
-    let from = '';
-    if (typeof q.from === 'string' && q.from !== '') {
-      const id = parseInt64(q.from);
-      if (id === null || id < 1n) {
-        return page(req, res, 400, views.listPage({ users: [], from: q.from, limit, error: 'Jump to id: give a positive whole number.' }));
-      }
-      from = q.from;
-      after = id - 1n;
-    } else if (typeof q.after === 'string') {
-      after = parseInt64(q.after) ?? 0n;
-      if (after < 0n) after = 0n;
-      if (typeof q.trail === 'string' && q.trail) {
-        trail = q.trail.split(',').map(parseInt64).filter((v) => v !== null && v >= 0n).slice(-MAX_TRAIL);
-      }
+    const token = req.session.token;
+    const list = (afterId, n) => client.listUsers(token, afterId, n);
+    const position = (name) => {
+      if (typeof q[name] !== 'string' || q[name] === '') return undefined;
+      const v = parseInt64(q[name]);
+      return v === null || v < 0n ? null : v;
+    };
+    const from = position('from');
+    const before = position('before');
+    const afterQ = position('after');
+    if (from === null || from === 0n) {
+      return page(req, res, 400, views.listPage({ users: [], from: q.from, limit, error: `Jump to id: give a whole number from 1 to ${INT64_MAX}.` }));
+    }
+    if (before === null || afterQ === null) {
+      return page(req, res, 400, views.listPage({ users: [], from: '', limit, error: 'This page link is broken; start again from the first page.' }));
     }
     let result;
+    let after;
+    let first;
     try {
-      result = await client.listUsers(req.session.token, after, limit);
+      if (before !== undefined) {
+        result = await pageBefore(list, before, limit);
+        after = result.after;
+        first = result.first;
+      } else {
+        after = from !== undefined ? from - 1n : (afterQ ?? 0n);
+        result = await list(after, limit);
+        first = after === 0n;
+      }
+      // Previous exists when some user precedes the page: one indexed row.
+      if (!first) {
+        const lowest = (await list(0n, 1)).users[0];
+        first = !lowest || (result.users.length > 0 && result.users[0].id <= lowest.id);
+      }
     } catch (err) {
       return failure(req, res, err);
     }
-    const href = (a, t) => `/users?after=${a}&limit=${limit}${t.length ? `&trail=${t.join(',')}` : ''}`;
-    const nextHref = result.next_after_id > 0n ? href(result.next_after_id, [...trail, after].slice(-MAX_TRAIL)) : '';
+    const href = (key, value) => `/users?${key}=${value}&limit=${limit}`;
+    const nextHref = result.next_after_id > 0n ? href('after', result.next_after_id) : '';
     let prevHref = '';
-    if (trail.length) prevHref = href(trail[trail.length - 1], trail.slice(0, -1));
-    else if (after > 0n) prevHref = `/users?limit=${limit}`;
-    return page(req, res, 200, views.listPage({ users: result.users, prevHref, nextHref, from, limit }));
+    if (!first) prevHref = href('before', result.users.length ? result.users[0].id : (after < INT64_MAX ? after + 1n : after));
+    let notice = '';
+    if (from !== undefined) {
+      if (!result.users.length) notice = `There are no users with id ${from} or above.`;
+      else if (result.users[0].id !== from) notice = `There is no user ${from}; the list continues with the next id, ${result.users[0].id}.`;
+    }
+    return page(req, res, 200, views.listPage({ users: result.users, prevHref, nextHref, from: from ?? '', limit, notice }));
   });
 
   router.get('/users/new', signedIn, adminOnly, (req, res) => page(req, res, 200, views.createPage({ csrf: req.session.csrf })));
@@ -225,6 +269,10 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
         else if (err.code === 'CONFLICT') error = 'Another user already has this username or e-mail address (compared case-insensitively).';
         else error = describe(err);
         return page(req, res, HTTP_STATUS[err.code], views.createPage({ csrf: req.session.csrf, values, errors, error }));
+      }
+      if (keepsForm(err)) {
+        retryHeader(res, err);
+        return page(req, res, HTTP_STATUS[err.code], views.createPage({ csrf: req.session.csrf, values, error: `Nothing was created. ${describe(err)}` }));
       }
       return failure(req, res, err);
     }
@@ -278,6 +326,12 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
           return page(req, res, 409, views.editPage({ csrf: req.session.csrf, user: current, values: current, conflict: { yourVersion: version, yours } }));
         }
         return page(req, res, 409, views.editPage({ csrf: req.session.csrf, user: current, values: yours, errors: { email: 'Another user already has this e-mail address (compared case-insensitively).' } }));
+      }
+      if (keepsForm(err)) {
+        retryHeader(res, err);
+        const current = await client.getUser(req.session.token, id).catch(() => null);
+        const user = { ...(current || { id, username: '' }), version }; // resubmitting keeps the expected version
+        return page(req, res, HTTP_STATUS[err.code], views.editPage({ csrf: req.session.csrf, user, values: yours, error: `Nothing was saved. ${describe(err)}` }));
       }
       return failure(req, res, err, { id });
     }

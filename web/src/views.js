@@ -97,7 +97,7 @@ function userRows(users) {
 </tr>`);
 }
 
-function listPage({ users, prevHref, nextHref, from, error, limit }) {
+function listPage({ users, prevHref, nextHref, from, error, notice, limit }) {
   return {
     title: 'Users',
     body: html`<section class="card">
@@ -111,7 +111,8 @@ function listPage({ users, prevHref, nextHref, from, error, limit }) {
   </form>
 </div>
 ${errorBox(error)}
-${users.length === 0 && !error ? html`<p class="empty">No users here.</p>` : ''}
+${notice ? html`<p class="notice" role="status">${notice}</p>` : ''}
+${users.length === 0 && !error && !notice ? html`<p class="empty">No users here.</p>` : ''}
 ${users.length > 0 ? html`<div class="table-wrap"><table>
 <caption class="visually-hidden">Users in id order</caption>
 <thead><tr><th scope="col">Id</th><th scope="col">Username</th><th scope="col">E-mail</th><th scope="col">Full name</th><th scope="col">Version</th></tr></thead>
@@ -179,7 +180,7 @@ function editPage({ csrf, user, values, errors = {}, error, conflict }) {
   return {
     title: `Edit user ${user.id}`,
     body: html`<section class="card narrow">
-<h1>Edit ${user.username} <span class="muted">#${user.id}</span></h1>
+<h1>Edit ${user.username || 'user'} <span class="muted">#${user.id}</span></h1>
 ${errorBox(error)}
 ${conflict ? html`<div class="conflict" role="alert">
   <h2>Someone else changed this user meanwhile</h2>
@@ -194,7 +195,7 @@ ${conflict ? html`<div class="conflict" role="alert">
 <form method="post" action="/users/${user.id}/edit" novalidate>
   <input type="hidden" name="_csrf" value="${csrf}">
   <input type="hidden" name="version" value="${user.version}">
-  <p class="help">Username <strong>${user.username}</strong> (cannot be changed) · version ${user.version}</p>
+  <p class="help">${user.username ? html`Username <strong>${user.username}</strong> (cannot be changed) · ` : ''}version ${user.version}</p>
   ${field({ id: 'email', label: 'E-mail', value: values.email, error: errors.email, type: 'email', attrs: 'required maxlength="254"' })}
   ${field({ id: 'full_name', label: 'Full name', value: values.full_name, error: errors.full_name, attrs: 'required maxlength="128"' })}
   <p class="actions"><button type="submit">Save changes</button> <a href="/users/${user.id}">Cancel</a></p>

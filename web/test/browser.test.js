@@ -33,11 +33,34 @@ after(async () => {
   if (server) await server.stop();
 });
 
+// Pages of the running test, so a failure can show what they looked like.
+const openPages = new Set();
+
 async function newPage(viewport = { width: 1100, height: 800 }) {
   const context = await browser.newContext({ viewport, baseURL: web.base });
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
+  openPages.add(page);
+  context.on('close', () => openPages.delete(page));
   return page;
+}
+
+// it() that, when the test fails, saves a FAILED-<test>-<n>.png of every
+// page still open and closes them.
+function test(name, fn) {
+  it(name, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);
+      let n = 0;
+      for (const page of [...openPages]) {
+        await page.screenshot({ path: path.join(shots, `FAILED-${slug}-${n++}.png`), fullPage: true }).catch(() => {});
+        await page.context().close().catch(() => {});
+      }
+      throw err;
+    }
+  });
 }
 
 async function signIn(page, token) {
@@ -65,13 +88,22 @@ async function unlabelledControls(page) {
     .map((el) => el.outerHTML));
 }
 
+// A user created over the C++ REST face.
+async function restCreate(username, fullName) {
+  const r = await fetch(`${server.restBase}/v1/users`, { method: 'POST',
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, email: `${username}@example.com`, full_name: fullName }) });
+  assert.equal(r.status, 201);
+  return r.json();
+}
+
 const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 
 describe('console in Chromium', () => {
   let userId;
   let username;
 
-  it('signs in with an admin token', async () => {
+  test('signs in with an admin token', async () => {
     const page = await newPage();
     await page.goto('/');
     assert.deepEqual(await unlabelledControls(page), []);
@@ -86,20 +118,18 @@ describe('console in Chromium', () => {
     await page.context().close();
   });
 
-  it('creates a user and finds it with jump-to-id', async () => {
+  test('creates a user, finds it with jump-to-id and pages back and forth', async () => {
     const page = await newPage();
     await signIn(page, ADMIN_TOKEN);
+    // One user older than ours, so the page of the jump has a Previous.
+    const older = await restCreate(unique('older'), 'Older Neighbour');
     username = unique('browser');
     userId = await createUser(page, username, 'Zoë Ångström 😀');
     assert.match(await page.locator('.flash').innerText(), new RegExp(`User ${username} created`));
     assert.equal(await page.locator('h1').innerText(), `${username} #${userId}`);
     // Neighbours (over the REST face), so the list shows more than one row.
     for (const [name, fullName] of [['ada', 'Ada Lovelace'], ['grace', 'Grace Hopper'], ['linus', "Linus O'Torvalds"]]) {
-      const u = unique(name);
-      const r = await fetch(`${server.restBase}/v1/users`, { method: 'POST',
-        headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ username: u, email: `${u}@example.com`, full_name: fullName }) });
-      assert.equal(r.status, 201);
+      await restCreate(unique(name), fullName);
     }
     await page.getByRole('link', { name: 'Users' }).click();
     await page.getByLabel('Jump to id').fill(userId);
@@ -110,12 +140,23 @@ describe('console in Chromium', () => {
     assert.equal(await page.locator('tbody tr').count(), 4);
     assert.deepEqual(await unlabelledControls(page), []);
     await shot(page, '03-find');
+    // Previous is keyset paging (a ?before= link, not browser history): with
+    // one user a page, it shows exactly the older user, and Next comes back.
+    await page.goto(`/users?from=${userId}&limit=1`);
+    await page.getByRole('link', { name: '← Previous' }).click();
+    await page.waitForURL(/[?&]before=/);
+    assert.deepEqual(await page.locator('td[data-label=Id]').allInnerTexts(), [String(older.id)]);
+    await shot(page, '03b-previous');
+    await page.getByRole('link', { name: 'Next →' }).click();
+    await page.waitForURL(/[?&]after=/);
+    assert.deepEqual(await page.locator('td[data-label=Id]').allInnerTexts(), [userId]);
+    await page.goto(`/users?from=${userId}`);
     await firstRow.getByRole('link', { name: username }).click();
     await page.waitForURL(`**/users/${userId}`);
     await page.context().close();
   });
 
-  it('edits a user', async () => {
+  test('edits a user', async () => {
     const page = await newPage();
     await signIn(page, ADMIN_TOKEN);
     await page.goto(`/users/${userId}`);
@@ -130,7 +171,7 @@ describe('console in Chromium', () => {
     await page.context().close();
   });
 
-  it('shows a version conflict from a second session with the fresh values', async () => {
+  test('shows a version conflict from a second session with the fresh values', async () => {
     const first = await newPage();
     const second = await newPage();
     await signIn(first, ADMIN_TOKEN);
@@ -154,7 +195,7 @@ describe('console in Chromium', () => {
     await second.context().close();
   });
 
-  it('works on a phone-sized screen', async () => {
+  test('works on a phone-sized screen', async () => {
     const page = await newPage({ width: 390, height: 844 });
     await signIn(page, ADMIN_TOKEN);
     await page.goto(`/users?from=${userId}`);
@@ -165,7 +206,7 @@ describe('console in Chromium', () => {
     await page.context().close();
   });
 
-  it('deletes a user after confirmation', async () => {
+  test('deletes a user after confirmation', async () => {
     const page = await newPage();
     await signIn(page, ADMIN_TOKEN);
     await page.goto(`/users/${userId}`);
@@ -181,7 +222,7 @@ describe('console in Chromium', () => {
     await page.context().close();
   });
 
-  it('signs out', async () => {
+  test('signs out', async () => {
     const page = await newPage();
     await signIn(page, ADMIN_TOKEN);
     await page.getByRole('button', { name: 'Sign out' }).click();
@@ -193,7 +234,7 @@ describe('console in Chromium', () => {
     await page.context().close();
   });
 
-  it('gives a reader token a read-only console', async () => {
+  test('gives a reader token a read-only console', async () => {
     const admin = await newPage();
     await signIn(admin, ADMIN_TOKEN);
     const id = await createUser(admin, unique('reader'));

@@ -1,10 +1,16 @@
 // The console over plain HTTP against a real polycrud-server: sign-in and
 // roles, session cookie flags, CSRF, security headers, rate limiting, body
-// limits, error pages, read-only enforcement, sign-out, an unreachable
-// service, and a clean SIGTERM.
+// limits, error pages, keyset paging both ways, read-only enforcement,
+// sign-out, an unreachable service, --help, JSON request logs, and SIGTERM
+// with a request in flight.
 'use strict';
 
 const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
+const path = require('node:path');
 const { after, before, describe, it } = require('node:test');
 const { ADMIN_TOKEN, READER_TOKEN, freePort, startServer, startWeb, unique } = require('./support/stack');
 const { Session } = require('./support/browser_session');
@@ -40,6 +46,10 @@ describe('sign-in', () => {
     assert.match(csp, /default-src 'self'/);
     assert.match(csp, /script-src 'self'/);
     assert.match(csp, /frame-ancestors 'none'/);
+    assert.match(csp, /object-src 'none'/);
+    assert.match(csp, /font-src 'self'(;|$)/);
+    assert.doesNotMatch(csp, /https:|data:|unsafe/, 'nothing but this origin');
+    assert.equal(page.headers.get('x-frame-options'), 'DENY');
     assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(page.headers.get('cache-control'), 'no-store');
     assert.equal(page.headers.get('x-powered-by'), null);
@@ -75,6 +85,7 @@ describe('sign-in', () => {
     const wrong = await s.signIn('not-a-token');
     assert.equal(wrong.status, 401);
     assert.match(wrong.text, /does not accept this token/);
+    assert.doesNotMatch(wrong.text, /not-a-token/, 'a refused token is not echoed');
     const forged = await s.post('/signin', { token: ADMIN_TOKEN, _csrf: 'forged' });
     assert.equal(forged.status, 403);
     assert.equal((await s.get('/users')).status, 303, 'still signed out');
@@ -117,6 +128,29 @@ describe('admin console', () => {
     const missing = await s.get(`/users/${id}`);
     assert.equal(missing.status, 404);
     assert.match(missing.text, new RegExp(`User ${id} does not exist`));
+  });
+
+  it('escapes user fields created elsewhere on every page', async () => {
+    const s = new Session(web.base);
+    await s.signIn(ADMIN_TOKEN);
+    const attacks = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "' autofocus onfocus='alert(1)"];
+    for (const fullName of attacks) {
+      const username = unique('xss');
+      const r = await fetch(`${server.restBase}/v1/users`, { method: 'POST',
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username, email: `${username}@example.com`, full_name: fullName }) });
+      assert.equal(r.status, 201);
+      const { id } = await r.json();
+      for (const path of [`/users?from=${id}`, `/users/${id}`, `/users/${id}/edit`, `/users/${id}/delete`]) {
+        const page = await s.get(path);
+        assert.equal(page.status, 200, path);
+        assert.ok(!page.text.includes(fullName), `${path} shows ${fullName} raw`);
+        assert.doesNotMatch(page.text, /<script>|<img|' autofocus/, path);
+      }
+      const detail = await s.get(`/users/${id}`);
+      const escaped = fullName.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+      assert.ok(detail.text.includes(escaped), 'shown escaped');
+    }
   });
 
   it('shows field errors, duplicates and version conflicts instead of overwriting', async () => {
@@ -171,7 +205,67 @@ describe('admin console', () => {
     assert.deepEqual(rows((await s.get(prev)).text), ids.slice(0, 2));
     const invalid = await s.get('/users?from=abc');
     assert.equal(invalid.status, 400);
-    assert.match(invalid.text, /positive whole number/);
+    assert.match(invalid.text, /give a whole number from 1/);
+  });
+
+  // Ids of the list rows, and the pager's links (null when disabled).
+  const rowIds = (t) => [...t.matchAll(/<td data-label="Id"><a href="\/users\/(\d+)">/g)].map((m) => m[1]);
+  const pager = (t) => {
+    const link = (rel) => {
+      const m = new RegExp(`<a rel="${rel}" href="([^"]+)"`).exec(t);
+      return m ? m[1].replace(/&amp;/g, '&') : null;
+    };
+    return { prev: link('prev'), next: link('next') };
+  };
+
+  it('pages backward by keyset from any page: after a jump, across deleted ids, to a disabled first page', async () => {
+    const s = new Session(web.base);
+    await s.signIn(ADMIN_TOKEN);
+    const ids = [];
+    for (let i = 0; i < 7; i++) ids.push(await createUser(s, unique('back')));
+    for (const gone of [ids[2], ids[3]]) {
+      await s.get(`/users/${gone}/delete`);
+      assert.equal((await s.post(`/users/${gone}/delete`)).status, 303);
+    }
+    // Jump to the newest users: the last page, Next disabled.
+    const last = await s.get(`/users?from=${ids[5]}&limit=2`);
+    assert.deepEqual(rowIds(last.text), [ids[5], ids[6]]);
+    assert.equal(pager(last.text).next, null, 'Next is disabled on the last page');
+    assert.match(last.text, /<span class="disabled" aria-disabled="true">Next →<\/span>/);
+    // Previous right after the jump: the two live users just below, skipping the deleted ones.
+    const p1 = await s.get(pager(last.text).prev);
+    assert.equal(p1.status, 200);
+    assert.deepEqual(rowIds(p1.text), [ids[1], ids[4]]);
+    // Next from there comes back to the jumped-to page.
+    assert.deepEqual(rowIds((await s.get(pager(p1.text).next)).text), [ids[5], ids[6]]);
+    // One more step back ends with the oldest of ours; each step shows lower ids.
+    const p2 = await s.get(pager(p1.text).prev);
+    const p2ids = rowIds(p2.text);
+    assert.equal(p2ids[p2ids.length - 1], ids[0]);
+    assert.ok(p2ids.length === 2 || pager(p2.text).prev === null, 'a full page unless it is the first');
+    const p3 = pager(p2.text).prev ? rowIds((await s.get(pager(p2.text).prev)).text) : [];
+    assert.ok(p3.every((id) => BigInt(id) < BigInt(p2ids[0])), 'Previous shows lower ids');
+    // The first page: Previous disabled.
+    const firstPage = await s.get('/users?limit=2');
+    assert.equal(pager(firstPage.text).prev, null);
+    assert.match(firstPage.text, /<span class="disabled" aria-disabled="true">← Previous<\/span>/);
+    const firstId = rowIds(firstPage.text)[0];
+    assert.equal(pager((await s.get(`/users?before=${firstId}&limit=2`)).text).prev, null, 'nothing precedes the first user');
+    assert.equal(pager((await s.get(`/users?from=${firstId}&limit=2`)).text).prev, null, 'a jump to the first user is the first page');
+    // A jump to a deleted id says so and shows the next live ones.
+    const jump = await s.get(`/users?from=${ids[2]}&limit=2`);
+    assert.equal(jump.status, 200);
+    assert.match(jump.text, new RegExp(`There is no user ${ids[2]}; the list continues with the next id, ${ids[4]}\\.`));
+    assert.deepEqual(rowIds(jump.text), [ids[4], ids[5]]);
+    assert.deepEqual(rowIds((await s.get(pager(jump.text).prev)).text), [ids[0], ids[1]]);
+    // Beyond the newest user: a clear message, and Previous leads to the last page.
+    const beyond = await s.get(`/users?from=${BigInt(ids[6]) + 1000n}&limit=2`);
+    assert.match(beyond.text, /There are no users with id \d+ or above\./);
+    assert.deepEqual(rowIds((await s.get(pager(beyond.text).prev)).text), [ids[5], ids[6]]);
+    // Broken links are a clear 400, never a silent first page.
+    for (const bad of ['after=x', 'before=-1', 'from=0', 'from=9223372036854775808']) {
+      assert.equal((await s.get(`/users?${bad}`)).status, 400, bad);
+    }
   });
 
   it('answers oversized forms with 413', async () => {
@@ -193,6 +287,141 @@ describe('admin console', () => {
     const r = await replay.get('/users');
     assert.equal(r.status, 303);
     assert.equal(r.location, '/signin');
+    // Signing out again (an expired session, a second tab) is no "Form expired" error.
+    const again = await replay.request('POST', '/signout', { form: {} });
+    assert.equal(again.status, 303);
+    assert.equal(again.location, '/signin?signed_out=1');
+  });
+});
+
+describe('service down while signed in', () => {
+  it('shows a clear 503 page with a way to retry, and keeps the input of a form', async () => {
+    const own = await startServer('console-api-down');
+    const lonely = await startWeb('console-api-down', own.thriftPort, ['--thrift-connect-timeout-ms', '500']);
+    try {
+      const s = new Session(lonely.base);
+      assert.equal((await s.signIn(ADMIN_TOKEN)).status, 303);
+      const id = await createUser(s, unique('down'));
+      await s.get(`/users/${id}/edit`);
+      await own.stop();
+      const list = await s.get('/users?limit=5');
+      assert.equal(list.status, 503);
+      assert.ok(Number(list.headers.get('retry-after')) >= 1);
+      assert.match(list.text, /<h1>Service unavailable<\/h1>/);
+      assert.match(list.text, /service is unavailable .*Try again in \d+ s\./);
+      assert.match(list.text, /<a href="\/users\?limit=5">Try again<\/a>/);
+      assert.doesNotMatch(list.text, /at .*\.js:\d+|ECONNREFUSED|127\.0\.0\.1/, 'no stack trace or internals');
+      const name = unique('kept');
+      const create = await s.post('/users', { username: name, email: `${name}@example.com`, full_name: 'Kept <input>' });
+      assert.equal(create.status, 503);
+      assert.match(create.text, /Nothing was created\. The service is unavailable/);
+      assert.match(create.text, new RegExp(`value="${name}"`));
+      assert.match(create.text, /value="Kept &lt;input&gt;"/);
+      const edit = await s.post(`/users/${id}/edit`, { version: '1', email: `${name}@example.org`, full_name: 'Kept edit' });
+      assert.equal(edit.status, 503);
+      assert.match(edit.text, /Nothing was saved\. The service is unavailable/);
+      assert.match(edit.text, /value="Kept edit"/);
+      assert.match(edit.text, /name="version" value="1"/, 'the expected version survives');
+      // A trick path never becomes an off-site "Try again" link.
+      const raw = await new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: lonely.port, path: '//evil.example/users',
+          headers: { Cookie: [...s.cookies].map(([k, v]) => `${k}=${v}`).join('; ') } }, (res) => {
+          let text = '';
+          res.on('data', (d) => { text += d; });
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.doesNotMatch(raw, /href="\/\//);
+    } finally {
+      assert.equal(await lonely.stop(), 0);
+      await own.stop();
+    }
+  });
+});
+
+describe('operations', () => {
+  const bin = path.resolve(__dirname, '..', 'bin', 'polycrud-web.js');
+
+  it('prints --help with every flag and refuses unknown ones', () => {
+    const helpRun = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
+    assert.equal(helpRun.status, 0);
+    for (const flag of ['--port', '--thrift-host', '--thrift-port', '--thrift-timeout-ms', '--max-body-bytes', '--signin-limit',
+      '--secure-cookie', '--shutdown-grace-ms', '--log-level', 'POLYCRUD_WEB_PORT']) {
+      assert.ok(helpRun.stdout.includes(flag), flag);
+    }
+    const bad = spawnSync(process.execPath, [bin, '--no-such-flag'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /polycrud-web: .*no-such-flag/);
+    const badPort = spawnSync(process.execPath, [bin, '--port', '70000'], { encoding: 'utf8' });
+    assert.equal(badPort.status, 2);
+  });
+
+  it('logs one JSON line per request with its id, status and duration, and never a token', async () => {
+    const s = new Session(web.base);
+    await s.signIn(ADMIN_TOKEN);
+    const r = await s.get('/users/1?secret=query-text');
+    const reqId = r.headers.get('x-request-id');
+    assert.match(reqId, /^[0-9a-f-]{36}$/);
+    const api = await fetch(`${web.base}/api/v1/users/1`, { headers: { Authorization: `Bearer ${READER_TOKEN}` } });
+    const apiId = api.headers.get('x-request-id');
+    await api.text();
+    let lines = [];
+    for (let i = 0; i < 50; i++) { // the line is written when the answer is complete
+      lines = fs.readFileSync(web.logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      if (lines.some((l) => l.req_id === apiId && l.msg === 'request')) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    const line = lines.find((l) => l.req_id === reqId && l.msg === 'request');
+    assert.ok(line, 'a request line for the page');
+    assert.equal(line.method, 'GET');
+    assert.equal(line.path, '/users/1', 'the path without its query');
+    assert.equal(line.status, r.status);
+    assert.equal(typeof line.ms, 'number');
+    assert.ok(lines.find((l) => l.req_id === apiId && l.path === '/api/v1/users/1'));
+    const text = fs.readFileSync(web.logFile, 'utf8');
+    for (const secret of [ADMIN_TOKEN, READER_TOKEN, 'query-text', s.cookies.get('polycrud.sid')]) {
+      assert.ok(!text.includes(secret), 'secrets and query strings stay out of the log');
+    }
+  });
+
+  it('on SIGTERM finishes the request in flight, refuses new connections and exits 0 without waiting for keep-alive', async () => {
+    // A Thrift port that accepts and never answers: the call stays in flight until its timeout.
+    const sockets = new Set();
+    const silent = net.createServer((sock) => {
+      sock.resume();
+      sockets.add(sock);
+    });
+    await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+    const stopping = await startWeb('console-api-sigterm', silent.address().port, ['--thrift-timeout-ms', '1500']);
+    try {
+      const agent = new http.Agent({ keepAlive: true });
+      const answer = new Promise((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: stopping.port, path: '/api/v1/users/1', agent,
+          headers: { Authorization: `Bearer ${READER_TOKEN}` } }, (res) => {
+          let body = '';
+          res.on('data', (d) => { body += d; });
+          res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection, body }));
+        }).on('error', reject);
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      const exited = new Promise((r) => stopping.child.once('exit', (code) => r(code)));
+      stopping.child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 200));
+      await assert.rejects(fetch(`${stopping.base}/healthz`), 'no new connections while stopping');
+      const res = await answer;
+      assert.equal(res.status, 503, 'the request in flight gets its answer');
+      assert.equal(JSON.parse(res.body).code, 'UNAVAILABLE');
+      assert.equal(await exited, 0);
+      assert.ok(Date.now() - started < 3000, `exits once the request is done (${Date.now() - started} ms), not after keep-alive`);
+      agent.destroy();
+    } finally {
+      await stopping.stop();
+      for (const sock of sockets) sock.destroy();
+      silent.close();
+    }
   });
 });
 

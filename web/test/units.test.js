@@ -76,7 +76,20 @@ describe('BoundedSessionStore', () => {
     assert.deepEqual(await get(store, 'b'), { n: 2 });
     now = 1200;
     store.prune();
-    assert.equal(store.sessions.size, 0);
+    assert.equal(store.size, 0);
+    store.close();
+  });
+  it('never evicts a signed-in session for visitors\' sessions', async () => {
+    const store = new BoundedSessionStore({ maxSessions: 2, ttlMs: 60000 });
+    store.set('admin', { token: 't', role: 'admin' });
+    for (let i = 0; i < 100; i++) store.set(`visitor${i}`, { csrf: String(i) });
+    assert.deepEqual(await get(store, 'admin'), { token: 't', role: 'admin' });
+    assert.equal(await get(store, 'visitor0'), null, 'visitors evict visitors');
+    assert.deepEqual(await get(store, 'visitor99'), { csrf: '99' });
+    assert.equal(store.size, 3);
+    // Signing out (the session loses its token) moves it back among visitors.
+    store.set('admin', { csrf: 'x' });
+    assert.equal(store.signedIn.size, 0);
     store.close();
   });
 });
@@ -158,5 +171,65 @@ describe('ThriftPool', () => {
     await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /cannot reach/.test(err.message));
     assert.ok(Date.now() - started < 50, 'no connect attempt during the backoff');
     p.close();
+  });
+});
+
+describe('pageBefore (backward keyset pages)', () => {
+  const { pageBefore, MAX_PROBES } = require('../src/paging');
+  // listUsers over a sorted list of BigInt ids, counting calls.
+  function fakeList(ids) {
+    const fake = async (after, limit) => {
+      fake.calls++;
+      const users = ids.filter((id) => id > after).slice(0, limit + 1).map((id) => ({ id }));
+      const more = users.length > limit;
+      if (more) users.pop();
+      return { users, next_after_id: more ? users[users.length - 1].id : 0n };
+    };
+    fake.calls = 0;
+    return fake;
+  }
+  const range = (a, b) => Array.from({ length: Number(b - a) + 1 }, (_, i) => a + BigInt(i));
+  const idsOf = (page) => page.users.map((u) => u.id);
+  // What a forward walk shows: the `limit` ids just below `before`.
+  const expected = (ids, before, limit) => ids.filter((id) => id < before).slice(-limit);
+
+  it('finds the page just below an id in one call when ids are dense', async () => {
+    // 8,000,000 dense ids; their neighbourhood is all the probes can see.
+    const list = fakeList(range(3999000n, 4001000n));
+    const page = await pageBefore(list, 4000000n, 20);
+    assert.deepEqual(idsOf(page), range(3999980n, 3999999n));
+    assert.equal(page.after, 3999979n);
+    assert.equal(page.next_after_id, 3999999n);
+    assert.equal(page.first, false);
+    assert.equal(list.calls, 1);
+  });
+
+  it('skips deleted ids and huge gaps, and stops at the first page', async () => {
+    const ids = [...range(1n, 30n), ...range(100n, 104n), 5000000n, ...range(9000000000000n, 9000000000003n)];
+    for (const limit of [1, 2, 5, 20, 100]) {
+      for (const before of [2n, 25n, 31n, 100n, 102n, 105n, 4999999n, 5000000n, 5000001n, 9000000000000n, 9000000000002n, 2n ** 63n - 1n]) {
+        const list = fakeList(ids);
+        const page = await pageBefore(list, before, limit);
+        const want = expected(ids, before, limit);
+        if (want.length < limit) {
+          assert.equal(page.first, true, `before ${before} limit ${limit}`);
+          assert.deepEqual(idsOf(page), ids.slice(0, limit), `first page for before ${before} limit ${limit}`);
+        } else {
+          assert.deepEqual(idsOf(page), want, `before ${before} limit ${limit}`);
+          assert.equal(page.first, want[0] === ids[0]);
+          const forward = await fakeList(ids)(page.after, limit);
+          assert.deepEqual(idsOf(forward), want, 'the same page as a forward walk from its position');
+          assert.equal(page.next_after_id, forward.next_after_id);
+        }
+        assert.ok(list.calls <= MAX_PROBES + 1, `${list.calls} calls`);
+      }
+    }
+  });
+
+  it('answers the first page below id 1 and on an empty table', async () => {
+    assert.equal((await pageBefore(fakeList([5n]), 1n, 20)).first, true);
+    const empty = await pageBefore(fakeList([]), 100n, 20);
+    assert.deepEqual(empty.users, []);
+    assert.equal(empty.first, true);
   });
 });

@@ -54,6 +54,13 @@ function main() {
   });
 
   let stopping = false;
+  // While stopping, answers tell keep-alive clients to go away (before the
+  // app writes anything), and connections are closed as soon as they fall
+  // idle, so the exit waits for requests in flight only, never for
+  // keep-alive timeouts.
+  server.prependListener('request', (req, res) => {
+    if (stopping) res.setHeader('Connection', 'close');
+  });
   const shutdown = (signal) => {
     if (stopping) return;
     stopping = true;
@@ -63,7 +70,10 @@ function main() {
       server.closeAllConnections();
     }, config.shutdownGraceMs);
     force.unref();
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    idle.unref();
     server.close(() => {
+      clearInterval(idle);
       client.close();
       store.close();
       logger.info('stopped');

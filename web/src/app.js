@@ -25,21 +25,25 @@ function createApp(config, client, logger) {
   app.set('trust proxy', config.trustProxy);
   app.set('session cookie name', SESSION_COOKIE);
 
-  // One JSON log line per request: id, method, path, status, duration.
+  // One JSON log line per request: id, method, path, status, duration; also
+  // for a request the client gave up on before the answer (aborted: true).
+  // The path only: query strings and bodies are never logged.
   app.use((req, res, next) => {
     const id = crypto.randomUUID();
     const started = process.hrtime.bigint();
     req.log = logger.child({ req_id: id });
     res.set('X-Request-Id', id);
-    res.on('finish', () => {
-      req.log.info({
+    res.once('close', () => {
+      const line = {
         method: req.method,
         path: req.originalUrl.split('?')[0],
         status: res.statusCode,
         ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
         bytes: Number(res.get('content-length')) || 0,
         ip: req.ip,
-      }, 'request');
+      };
+      if (!res.writableFinished) line.aborted = true;
+      req.log.info(line, 'request');
     });
     next();
   });
@@ -52,6 +56,7 @@ function createApp(config, client, logger) {
         'script-src': ["'self'"],
         'style-src': ["'self'"],
         'img-src': ["'self'"],
+        'font-src': ["'self'"],
         'form-action': ["'self'"],
         'frame-ancestors': ["'none'"],
         // Plain-HTTP loopback by default: only upgrade when served over TLS.
@@ -59,6 +64,8 @@ function createApp(config, client, logger) {
       },
     },
     strictTransportSecurity: config.secureCookie,
+    // The same as frame-ancestors 'none', for browsers without CSP level 2.
+    xFrameOptions: { action: 'deny' },
     referrerPolicy: { policy: 'same-origin' },
   }));
 

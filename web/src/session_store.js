@@ -1,8 +1,14 @@
 // A bounded in-process session store for express-session. express-session's
-// MemoryStore never evicts and grows without bound; this one holds at most
-// `maxSessions` sessions, each for `ttlMs` after its last use (sliding), and
-// evicts the least recently used session when full. A Map keeps insertion
-// order, and every touch re-inserts, so the first key is always the oldest.
+// MemoryStore never evicts and grows without bound; this one holds each
+// session for `ttlMs` after its last use (sliding) and evicts the least
+// recently used one when full. A Map keeps insertion order, and every touch
+// re-inserts, so the first key is always the oldest.
+//
+// Signed-in sessions (those holding a token) and visitors' sessions (only a
+// sign-in form's CSRF token or a flash) are kept apart, each at most
+// `maxSessions`: anyone can create visitor sessions by loading the sign-in
+// page, and a flood of them must never evict a signed-in admin. Only a
+// successful, rate-limited sign-in creates a signed-in session.
 //
 // Sessions live in this process only: a restart signs everybody out, and
 // several console instances behind one name need sticky routing. The session
@@ -18,60 +24,77 @@ class BoundedSessionStore extends session.Store {
     this.maxSessions = maxSessions;
     this.ttlMs = ttlMs;
     this.now = now;
-    this.sessions = new Map(); // sid -> { data (JSON text), expires }
+    // sid -> { data (JSON text), expires }; a sid is in at most one of them.
+    this.signedIn = new Map();
+    this.visitors = new Map();
     this.sweeper = setInterval(() => this.prune(), Math.min(60000, ttlMs)).unref();
   }
 
+  /** Sessions held, both kinds. */
+  get size() {
+    return this.signedIn.size + this.visitors.size;
+  }
+
+  entry(sid) {
+    return this.signedIn.get(sid) || this.visitors.get(sid);
+  }
+
   get(sid, callback) {
-    const entry = this.sessions.get(sid);
+    const entry = this.entry(sid);
     if (!entry) return callback(null, null);
     if (entry.expires <= this.now()) {
-      this.sessions.delete(sid);
+      this.signedIn.delete(sid);
+      this.visitors.delete(sid);
       return callback(null, null);
     }
     return callback(null, JSON.parse(entry.data));
   }
 
   set(sid, sess, callback) {
-    this.sessions.delete(sid);
-    this.sessions.set(sid, { data: JSON.stringify(sess), expires: this.now() + this.ttlMs });
-    while (this.sessions.size > this.maxSessions) {
-      this.sessions.delete(this.sessions.keys().next().value);
-    }
+    this.signedIn.delete(sid);
+    this.visitors.delete(sid);
+    const map = sess && sess.token ? this.signedIn : this.visitors;
+    map.set(sid, { data: JSON.stringify(sess), expires: this.now() + this.ttlMs });
+    while (map.size > this.maxSessions) map.delete(map.keys().next().value);
     if (callback) callback(null);
   }
 
   touch(sid, sess, callback) {
-    const entry = this.sessions.get(sid);
-    if (entry) {
-      this.sessions.delete(sid);
+    for (const map of [this.signedIn, this.visitors]) {
+      const entry = map.get(sid);
+      if (!entry) continue;
+      map.delete(sid);
       entry.expires = this.now() + this.ttlMs;
-      this.sessions.set(sid, entry);
+      map.set(sid, entry);
     }
     if (callback) callback(null);
   }
 
   destroy(sid, callback) {
-    this.sessions.delete(sid);
+    this.signedIn.delete(sid);
+    this.visitors.delete(sid);
     if (callback) callback(null);
   }
 
   length(callback) {
     this.prune();
-    callback(null, this.sessions.size);
+    callback(null, this.size);
   }
 
   clear(callback) {
-    this.sessions.clear();
+    this.signedIn.clear();
+    this.visitors.clear();
     if (callback) callback(null);
   }
 
   /** Drops expired sessions; oldest first, so it stops at the first live one. */
   prune() {
     const now = this.now();
-    for (const [sid, entry] of this.sessions) {
-      if (entry.expires > now) break;
-      this.sessions.delete(sid);
+    for (const map of [this.signedIn, this.visitors]) {
+      for (const [sid, entry] of map) {
+        if (entry.expires > now) break;
+        map.delete(sid);
+      }
     }
   }
 

@@ -19,6 +19,10 @@ const children = new Set();
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
+// Interrupted (Ctrl-C, or the runner stopping this file): the same clean-up.
+for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]]) {
+  process.once(signal, () => process.exit(128 + number));
+}
 
 /** The test stack's settings (tests/CMakeLists.txt); the environment overrides each. */
 function settings() {

@@ -266,7 +266,12 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
         const errors = {};
         let error = '';
         if (err.code === 'INVALID_ARGUMENT' && err.field in values) errors[err.field] = `${err.message}.`;
-        else if (err.code === 'CONFLICT') error = 'Another user already has this username or e-mail address (compared case-insensitively).';
+        else if (err.code === 'CONFLICT') {
+          // The service's message names the duplicate ("username already exists").
+          if (/^username\b/.test(err.message)) errors.username = 'Another user already has this username.';
+          else if (/^email\b/.test(err.message)) errors.email = 'Another user already has this e-mail address (compared case-insensitively).';
+          else error = 'Another user already has this username or e-mail address (compared case-insensitively).';
+        }
         else error = describe(err);
         return page(req, res, HTTP_STATUS[err.code], views.createPage({ csrf: req.session.csrf, values, errors, error }));
       }

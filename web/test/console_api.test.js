@@ -164,7 +164,10 @@ describe('admin console', () => {
     const id = await createUser(s, name);
     const dup = await s.post('/users', { username: name, email: `other-${name}@example.com`, full_name: 'X' });
     assert.equal(dup.status, 409);
-    assert.match(dup.text, /already has this username or e-mail/);
+    assert.match(dup.text, /<p id="username-error" class="field-error">Another user already has this username\.<\/p>/);
+    const dupMail = await s.post('/users', { username: unique('other'), email: `${name.toUpperCase()}@EXAMPLE.com`, full_name: 'X' });
+    assert.equal(dupMail.status, 409);
+    assert.match(dupMail.text, /<p id="email-error" class="field-error">Another user already has this e-mail address/);
     // Someone else saves version 1 first; this save of version 1 must not win.
     await s.post(`/users/${id}/edit`, { version: '1', email: `${name}@example.com`, full_name: 'First writer' });
     const late = await s.post(`/users/${id}/edit`, { version: '1', email: `${name}@example.com`, full_name: 'Second writer' });

@@ -52,8 +52,9 @@ function createApp(config, client, logger) {
     contentSecurityPolicy: {
       useDefaults: true,
       directives: {
-        'default-src': ["'self'"],
-        'script-src': ["'self'"],
+        // The console has no script and loads only its stylesheet and icon.
+        'default-src': ["'none'"],
+        'script-src': ["'none'"],
         'style-src': ["'self'"],
         'img-src': ["'self'"],
         'font-src': ["'self'"],

@@ -43,8 +43,9 @@ describe('sign-in', () => {
     assert.equal(page.status, 200);
     assert.match(page.text, /<label for="token">Bearer token<\/label>/);
     const csp = page.headers.get('content-security-policy');
-    assert.match(csp, /default-src 'self'/);
-    assert.match(csp, /script-src 'self'/);
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /script-src 'none'/, 'the console runs no script at all');
+    assert.match(csp, /style-src 'self'/);
     assert.match(csp, /frame-ancestors 'none'/);
     assert.match(csp, /object-src 'none'/);
     assert.match(csp, /font-src 'self'(;|$)/);

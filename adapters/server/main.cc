@@ -7,11 +7,13 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "adapters/mysql/mysql_user_store.h"
+#include "adapters/redis/near_user_cache.h"
 #include "adapters/redis/redis_user_cache.h"
 #include "adapters/server/face.h"
 #include "core/sha256_token_verifier.h"
@@ -28,6 +30,8 @@ struct Config {
   polycrud::RedisCacheOptions redis;
   int cache_ttl_s = 3600;
   int redis_timeout_ms = 500;
+  polycrud::NearCacheOptions near{.entries = 0};
+  int near_ttl_ms = 1000;
   polycrud::UserServiceOptions service;
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
@@ -99,6 +103,18 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
                  "its commands fail (the circuit breaker counts them)")
       ->envname("POLYCRUD_REDIS_TIMEOUT_MS")
       ->check(CLI::Range(1, 60000))
+      ->capture_default_str();
+  app.add_option("--near-cache-entries", c.near.entries,
+                 "Slots of an in-process cache in front of Redis (a hit then costs no Redis "
+                 "round trip); 0: off. Correct only when every write goes through this one "
+                 "server instance")
+      ->envname("POLYCRUD_NEAR_CACHE_ENTRIES")
+      ->check(CLI::Range(0, 50'000'000))
+      ->capture_default_str();
+  app.add_option("--near-cache-ttl-ms", c.near_ttl_ms,
+                 "Longest time an entry stays in the in-process cache")
+      ->envname("POLYCRUD_NEAR_CACHE_TTL_MS")
+      ->check(CLI::Range(1, 3'600'000))
       ->capture_default_str();
   app.add_option("--cache-ttl-s", c.cache_ttl_s, "TTL of a cached user (jittered by 10%)")
       ->envname("POLYCRUD_CACHE_TTL_S")
@@ -199,9 +215,20 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   polycrud::RedisUserCache cache(config.redis);
+  polycrud::UserCache* service_cache = &cache;
+  std::optional<polycrud::NearUserCache> near_cache;
+  if (config.near.entries > 0) {
+    config.near.ttl = std::chrono::milliseconds(config.near_ttl_ms);
+    near_cache.emplace(cache, config.near);
+    service_cache = &*near_cache;
+    spdlog::warn(
+        "near cache on ({} entries, {} ms): correct only while every write goes "
+        "through this one server instance",
+        config.near.entries, config.near_ttl_ms);
+  }
   polycrud::SystemClock clock;
   config.service.server_version = POLYCRUD_VERSION;
-  polycrud::UserService service(store, cache, *tokens, clock, config.service);
+  polycrud::UserService service(store, *service_cache, *tokens, clock, config.service);
   if (!service.CacheReachable()) {
     spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",
                  config.redis.connection.host, config.redis.connection.port);

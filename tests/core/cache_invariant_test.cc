@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/redis/near_user_cache.h"
 #include "core/user_service.h"
 #include "tests/core/user_service_fixture.h"
 
@@ -174,8 +175,18 @@ class Client {
   ClientLog log_;
 };
 
-class CacheInvariantTest : public UserServiceFixture {
+class CacheInvariantBase : public UserServiceFixture {
  protected:
+  void SetUp() override { StartService(UserServiceOptions{}); }
+
+  // The cache the service is built on; a subclass may put one in front.
+  virtual UserCache& ServiceCache() { return cache_; }
+  void StartService(UserServiceOptions options) {
+    service_.reset();
+    service_ =
+        std::make_unique<UserService>(store_, ServiceCache(), tokens_, clock_, std::move(options));
+  }
+
   void SeedHotIds() {
     for (int n = 0; n < kHotIds; ++n) Create(1000 + n);
     ASSERT_EQ(store_.last_id(), kHotIds);
@@ -240,62 +251,108 @@ class CacheInvariantTest : public UserServiceFixture {
   }
 };
 
-TEST_F(CacheInvariantTest, ConcurrentClientsLeaveTheCacheEqualToTheStore) {
-  ASSERT_NO_FATAL_FAILURE(SeedHotIds());
-  std::vector<ClientLog> all;
-  // Each round starts with a cold cache (as if every entry had expired), so
-  // fills race the writes again and again.
-  for (int round = 0; round < 10; ++round) {
-    cache_.EvictAll();
-    std::vector<ClientLog> logs = RunClients(round, 300, ClientOptions{});
-    ExpectNoViolations(logs);
-    all.insert(all.end(), logs.begin(), logs.end());
-    EXPECT_EQ(CacheDisagreements(), "") << "after round " << round;
+// The rounds of the tests below, run over the plain cache and over a near
+// cache in front of it.
+class CacheInvariantTest : public CacheInvariantBase {
+ protected:
+  void HealthyRounds() {
+    ASSERT_NO_FATAL_FAILURE(SeedHotIds());
+    std::vector<ClientLog> all;
+    // Each round starts with a cold cache (as if every entry had expired), so
+    // fills race the writes again and again.
+    for (int round = 0; round < 10; ++round) {
+      cache_.EvictAll();
+      std::vector<ClientLog> logs = RunClients(round, 300, ClientOptions{});
+      ExpectNoViolations(logs);
+      all.insert(all.end(), logs.begin(), logs.end());
+      EXPECT_EQ(CacheDisagreements(), "") << "after round " << round;
+    }
+    ExpectNoAcknowledgedWriteLost(all);
+    EXPECT_GT(stats().fills.load(), 0u);
+    EXPECT_EQ(stats().errors.load(), 0u);
   }
-  ExpectNoAcknowledgedWriteLost(all);
-  EXPECT_GT(stats().fills.load(), 0u);
-  EXPECT_EQ(stats().errors.load(), 0u);
+
+  // The same with a cache that keeps failing (all calls, or only writes) while
+  // the clients run: once it is healthy again and the writes have stopped, the
+  // repair thread must bring every entry back in line with the store.
+  void FlakyRounds() {
+    StartService(UserServiceOptions{.cache_failure_threshold = 3,
+                                    .cache_open_ms = 50,
+                                    .fallback_read_concurrency = 4 * kClients,
+                                    .repair_interval_ms = 1});
+    ASSERT_NO_FATAL_FAILURE(SeedHotIds());
+    std::jthread chaos([&](const std::stop_token& stop) {
+      std::mt19937 rng(12345);
+      while (!stop.stop_requested()) {
+        const auto mode = rng() % 10;
+        cache_.SetUnavailable(mode < 2);
+        cache_.SetWritesUnavailable(mode >= 2 && mode < 4);
+        clock_.AdvanceMs(20);  // lets the breaker half-open now and then
+        std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 1500));
+      }
+    });
+    std::vector<ClientLog> all;
+    for (int round = 0; round < 5; ++round) {
+      std::vector<ClientLog> logs = RunClients(round, 300, ClientOptions{.monotonic_reads = false});
+      ExpectNoViolations(logs);
+      all.insert(all.end(), logs.begin(), logs.end());
+    }
+    chaos.request_stop();
+    chaos.join();
+    cache_.SetUnavailable(false);
+    cache_.SetWritesUnavailable(false);
+    EXPECT_GT(stats().errors.load(), 0u) << "the outage switches never hit a call";
+
+    std::string disagreements;
+    const bool converged = WaitUntil([&] {
+      clock_.AdvanceMs(50);
+      disagreements = CacheDisagreements();
+      return disagreements.empty();
+    });
+    EXPECT_TRUE(converged) << disagreements;
+    ExpectNoAcknowledgedWriteLost(all);
+  }
+};
+
+TEST_F(CacheInvariantTest, ConcurrentClientsLeaveTheCacheEqualToTheStore) { HealthyRounds(); }
+
+TEST_F(CacheInvariantTest, FlakyCacheConvergesOnceWritesStop) { FlakyRounds(); }
+
+// The same clients through a NearUserCache (few slots, long TTL, so entries
+// collide and live across rounds): every guarantee must hold as well, and
+// once the writes stop its entries agree with the store too.
+class NearCacheInvariantTest : public CacheInvariantTest {
+ protected:
+  UserCache& ServiceCache() override { return near_; }
+
+  std::string NearDisagreements() {
+    std::ostringstream out;
+    for (std::int64_t id = 1; id <= store_.last_id() + 1; ++id) {
+      const std::optional<User> row = store_.Peek(id);
+      const std::optional<CacheEntry> entry = near_.Peek(id);
+      if (!entry) continue;
+      if (entry->kind == CacheEntry::Kind::kUser && (!row || !(entry->user == *row))) {
+        out << "id " << id << ": the near cache holds version " << entry->user.version << "\n";
+      } else if (entry->kind == CacheEntry::Kind::kAbsent && row) {
+        out << "id " << id << ": the near cache says absent, the store has version " << row->version
+            << "\n";
+      }
+    }
+    return out.str();
+  }
+
+  NearUserCache near_{cache_, NearCacheOptions{.entries = 16, .ttl = std::chrono::minutes(1)}};
+};
+
+TEST_F(NearCacheInvariantTest, ConcurrentClientsThroughTheNearCache) {
+  HealthyRounds();
+  EXPECT_EQ(NearDisagreements(), "");
+  EXPECT_GT(near_.hits(), 0u);
 }
 
-// The same with a cache that keeps failing (all calls, or only writes) while
-// the clients run: once it is healthy again and the writes have stopped, the
-// repair thread must bring every entry back in line with the store.
-TEST_F(CacheInvariantTest, FlakyCacheConvergesOnceWritesStop) {
-  Restart(UserServiceOptions{.cache_failure_threshold = 3,
-                             .cache_open_ms = 50,
-                             .fallback_read_concurrency = 4 * kClients,
-                             .repair_interval_ms = 1});
-  ASSERT_NO_FATAL_FAILURE(SeedHotIds());
-  std::jthread chaos([&](const std::stop_token& stop) {
-    std::mt19937 rng(12345);
-    while (!stop.stop_requested()) {
-      const auto mode = rng() % 10;
-      cache_.SetUnavailable(mode < 2);
-      cache_.SetWritesUnavailable(mode >= 2 && mode < 4);
-      clock_.AdvanceMs(20);  // lets the breaker half-open now and then
-      std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 1500));
-    }
-  });
-  std::vector<ClientLog> all;
-  for (int round = 0; round < 5; ++round) {
-    std::vector<ClientLog> logs = RunClients(round, 300, ClientOptions{.monotonic_reads = false});
-    ExpectNoViolations(logs);
-    all.insert(all.end(), logs.begin(), logs.end());
-  }
-  chaos.request_stop();
-  chaos.join();
-  cache_.SetUnavailable(false);
-  cache_.SetWritesUnavailable(false);
-  EXPECT_GT(stats().errors.load(), 0u) << "the outage switches never hit a call";
-
-  std::string disagreements;
-  const bool converged = WaitUntil([&] {
-    clock_.AdvanceMs(50);
-    disagreements = CacheDisagreements();
-    return disagreements.empty();
-  });
-  EXPECT_TRUE(converged) << disagreements;
-  ExpectNoAcknowledgedWriteLost(all);
+TEST_F(NearCacheInvariantTest, FlakyCacheThroughTheNearCacheConverges) {
+  FlakyRounds();
+  EXPECT_EQ(NearDisagreements(), "");
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // Location, Allow, WWW-Authenticate, Retry-After, body shape) must be equal.
 // The scenarios are those of tests/conformance/conformance_test.cc, in REST
 // form, plus the REST-only behaviours (415, 413, 405, 404, If-Match, query
-// validation, malformed bodies, HEAD).
+// validation, malformed bodies and where they break, exact int64 batch ids,
+// HEAD).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -257,6 +258,34 @@ const SCENARIOS = {
       } else {
         assert.equal(r.status, 200, label);
       }
+    }
+  },
+
+  async batchIdsAreExactInt64(f, rec) {
+    const batch = async (label, ids) => rec(label, await call(f, 'POST', '/v1/users:batchGet',
+      { token: READER_TOKEN, body: `{"ids":${ids}}`, type: 'application/json' }));
+    const u = (await call(f, 'POST', '/v1/users', { token: ADMIN_TOKEN, json: draft(unique('exact')) })).json;
+    // Beyond 2^53 (JavaScript numbers would round 2^53 + 1 to 2^53): exact, simply absent.
+    const big = await batch('beyond-2^53', `[${u.id}, 9007199254740993, 9223372036854775807]`);
+    assert.equal(big.status, 200, big.text);
+    assert.deepEqual(big.json.users.map((x) => x.id), [u.id]);
+    for (const [label, ids, detail] of [['float', '[1.0]', 'ids must be an array of 64-bit integers'],
+      ['exponent', '[1e2]', 'ids must be an array of 64-bit integers'], ['beyond-int64', '[9223372036854775808]', 'ids must be an array of 64-bit integers'],
+      ['int64-min', '[-9223372036854775808]', 'every id must be a positive integer'], ['string-id', '["1"]', 'ids must be an array of 64-bit integers']]) {
+      const r = await batch(label, ids);
+      assert.equal(r.status, 400, label);
+      assert.equal(r.json.field, 'ids', label);
+      if (detail) assert.equal(r.json.detail, detail, label);
+    }
+  },
+
+  async malformedJsonSaysWhere(f, rec) {
+    // The 1-based byte of the error, one past the end for a truncated text.
+    for (const [label, body, at] of [['truncated', '{"a":', 6], ['bare-key', '{a:1}', 2], ['trailing', '{"a":1}}', 8],
+      ['after-utf8', '{"a":"\u00e9', 9], ['empty', '', 1]]) {
+      const r = rec(label, await call(f, 'POST', '/v1/users', { token: ADMIN_TOKEN, body, type: 'application/json' }));
+      assert.equal(r.status, 400, label);
+      assert.equal(r.json.detail, `malformed JSON at byte ${at}`, label);
     }
   },
 

@@ -233,3 +233,21 @@ describe('pageBefore (backward keyset pages)', () => {
     assert.equal(empty.first, true);
   });
 });
+
+describe('parseExactNumbers (gateway JSON bodies)', () => {
+  const { parseExactNumbers, JsonNumber } = require('../src/gateway');
+  it('keeps every number literal exact and leaves strings alone', () => {
+    const body = parseExactNumbers('{"ids":[1, -9223372036854775808, 9007199254740993, 1.0, 1e2, -0.5E-3],' +
+      '"s":"12 \\"34\\" \\\\ 56", "n":null, "t":[true,false], "o":{"k":7}}');
+    assert.deepEqual(body.ids.map((n) => n instanceof JsonNumber && n.text),
+      ['1', '-9223372036854775808', '9007199254740993', '1.0', '1e2', '-0.5E-3']);
+    assert.equal(body.s, '12 "34" \\ 56');
+    assert.equal(body.n, null);
+    assert.deepEqual(body.t, [true, false]);
+    assert.equal(body.o.k.text, '7');
+  });
+  it('turns no string into a number', () => {
+    const body = parseExactNumbers('{"ids":["0", ":0", "1e2"]}');
+    assert.deepEqual(body.ids, ['0', ':0', '1e2']);
+  });
+});

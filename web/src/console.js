@@ -333,9 +333,9 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
         return page(req, res, 409, views.editPage({ csrf: req.session.csrf, user: current, values: yours, errors: { email: 'Another user already has this e-mail address (compared case-insensitively).' } }));
       }
       if (keepsForm(err)) {
+        // No second call to a service that just failed (it could time out again).
         retryHeader(res, err);
-        const current = await client.getUser(req.session.token, id).catch(() => null);
-        const user = { ...(current || { id, username: '' }), version }; // resubmitting keeps the expected version
+        const user = { id, username: '', version }; // resubmitting keeps the expected version
         return page(req, res, HTTP_STATUS[err.code], views.editPage({ csrf: req.session.csrf, user, values: yours, error: `Nothing was saved. ${describe(err)}` }));
       }
       return failure(req, res, err, { id });

@@ -151,8 +151,12 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
     skipSuccessfulRequests: true,
     handler: (req, res, next, options) => {
       req.log.warn('console: sign-in rate limit reached');
-      res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
-      page(req, res, 429, views.signinPage({ csrf: req.session.csrf, error: 'Too many sign-in attempts from this address. Wait a few minutes and try again.' }));
+      // When this address's window ends, not a whole window from now.
+      const reset = req.rateLimit && req.rateLimit.resetTime ? req.rateLimit.resetTime.getTime() : Date.now() + options.windowMs;
+      const seconds = Math.max(1, Math.ceil((reset - Date.now()) / 1000));
+      res.set('Retry-After', String(seconds));
+      const wait = seconds < 120 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`;
+      page(req, res, 429, views.signinPage({ csrf: req.session.csrf, error: `Too many refused sign-in attempts from this address. Try again in ${wait}.` }));
     },
   });
 

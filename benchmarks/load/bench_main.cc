@@ -168,7 +168,7 @@ CallResult Execute(Op op, Worker& w, const Config& config) {
       auto out = client.CreateUser(o.token, UserDraft{.username = username,
                                                       .email = username + "@bench.example.com",
                                                       .full_name = "Bench User"});
-      // Bounded: beyond a million live ids, deletes simply reuse older ones.
+      // Bounded: beyond a million ids, new ones are no longer kept for deletes.
       if (out.ok() && w.created.size() < 1'000'000) w.created.push_back(out.value->id);
       return {op, out.status};
     }

@@ -69,7 +69,15 @@ TARGETS = {
         "server_args": ["--thrift-protocol", "compact"],
     },
     "grpc": {"kind": "polycrud", "faces": ["grpc"], "client": "grpc", "port": "grpc"},
-    "soap": {"kind": "polycrud", "faces": ["soap"], "client": "soap", "port": "soap"},
+    # SOAP serves one connection per worker thread: enough workers for every
+    # open-loop connection (Thrift's thread pool has 128 by default too).
+    "soap": {
+        "kind": "polycrud",
+        "faces": ["soap"],
+        "client": "soap",
+        "port": "soap",
+        "server_args": ["--soap-workers", "128"],
+    },
     "rest": {"kind": "polycrud", "faces": [], "client": "rest", "port": "rest"},
     "web": {"kind": "web", "faces": ["thrift"], "client": "web", "port": "web"},
     "python-thrift": {"kind": "peer", "client": "thrift", "port": "python-thrift"},
@@ -205,8 +213,9 @@ def tail(path, lines=20):
 class Stack:
     """MariaDB and Redis of the local stack, plus the tokens of this run."""
 
-    def __init__(self, endpoints):
+    def __init__(self, endpoints, state_dir):
         self.env = endpoints
+        self.state_dir = state_dir
         self.redis_port = int(endpoints["REDIS_PORT"])
         self.mysql_port = int(endpoints["MYSQL_PORT"])
         self.admin_token = secrets.token_hex(32)
@@ -228,6 +237,17 @@ class Stack:
         })
         return env
 
+    def store_pids(self):
+        """Pids of the local stack's Redis and MariaDB (for CPU affinity)."""
+        pids = []
+        for path in ("redis/redis.pid", "mariadb/mysqld.pid"):
+            try:
+                with open(os.path.join(self.state_dir, path), encoding="ascii") as f:
+                    pids.append(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
+        return pids
+
     def redis(self, *args):
         return subprocess.run(["redis-cli", "-p", str(self.redis_port), *args], check=True,
                               capture_output=True, text=True).stdout.strip()
@@ -246,6 +266,7 @@ class Target:
         self.pids = []  # server-side pids whose CPU counts
         self.port = PORTS[spec["port"]]
         self.metrics_url = None
+        self.cpus = None  # e.g. "1": the server side runs on these CPUs only
 
     def start(self):
         kind = self.spec["kind"]
@@ -258,7 +279,7 @@ class Target:
 
     def _start_server(self):
         faces = list(self.spec["faces"]) + ["rest"]
-        args = [SERVER_BIN, "--protocols", ",".join(faces)]
+        args = pinned([SERVER_BIN, "--protocols", ",".join(faces)], self.cpus)
         for face in ("thrift", "grpc", "soap", "rest"):
             args += ["--%s-port" % face, str(PORTS[face])]
         args += self.spec.get("server_args", [])
@@ -329,6 +350,19 @@ class Target:
         return args
 
 
+def pinned(command, cpus):
+    """COMMAND run on CPUS only (taskset), or as it is when CPUS is None."""
+    return command if cpus is None else ["taskset", "-c", cpus, *command]
+
+
+def set_affinity(pids, cpus):
+    for pid in pids:
+        try:
+            os.sched_setaffinity(pid, cpus)
+        except OSError:
+            pass
+
+
 def web_command():
     """The web console's own entry point (web/bin/polycrud-web.js)."""
     subprocess.run(["node", os.path.join(WEB_DIR, "scripts", "gen.js")], check=True,
@@ -336,10 +370,10 @@ def web_command():
     return ["node", os.path.join(WEB_DIR, "bin", "polycrud-web.js")]
 
 
-def run_bench(target, plan, out_dir, run_name, extra, label_note=""):
+def run_bench(target, plan, out_dir, run_name, extra, label_note="", client_cpus=None):
     """Runs polycrud-bench once; returns its result document (with run metadata)."""
     path = os.path.join(out_dir, "raw", "%s--%s.json" % (target.name, run_name))
-    args = [BENCH_BIN, *target.bench_args(), "--warmup-s", str(plan.warmup_s), "--duration-s",
+    args = [*pinned([BENCH_BIN], client_cpus), *target.bench_args(), "--warmup-s", str(plan.warmup_s), "--duration-s",
             str(plan.duration_s), "--json", path, "--label", "%s/%s" % (target.name, run_name),
             *extra]
     started = time.monotonic()
@@ -480,52 +514,33 @@ def varint(n):
 
 
 def validate(stack, plan, out_dir, progress):
-    """The harness against wrk (REST, SOAP) and h2load (gRPC), same concurrency."""
+    """The harness against wrk (REST, SOAP) and h2load (gRPC), same concurrency.
+
+    Twice: as the main runs (everything shares every core), where each tool's
+    own CPU cost competes with the server's; and with the load generator
+    pinned to CPU 0 and the server, Redis and MariaDB to the other CPUs, so
+    both tools measure the server rather than themselves.
+    """
     results = []
     c = plan.connections
     d = max(plan.duration_s, 2)
+    cpus = sorted(os.sched_getaffinity(0))
+    layouts = [("shared", None, None)]
+    if len(cpus) >= 2:
+        layouts.append(("pinned", str(cpus[0]), ",".join(str(x) for x in cpus[1:])))
     scratch = tempfile.mkdtemp(prefix="polycrud-bench-")
     try:
-        for name, tool_runs in (
-            ("rest", [("ping", "wrk"), ("get", "wrk")]),
-            ("soap", [("ping", "wrk"), ("get", "wrk")]),
-            ("grpc", [("ping", "h2load"), ("get", "h2load")]),
-        ):
-            target = Target(name, TARGETS[name], stack, out_dir)
-            progress.step("validate %s" % name)
+        for layout, client_cpus, server_cpus in layouts:
+            store_pids = stack.store_pids()
+            if server_cpus is not None:
+                set_affinity(store_pids, {int(x) for x in server_cpus.split(",")})
             try:
-                target.start()
-                for op, tool in tool_runs:
-                    extra = ["--mode", "closed", "--connections", str(c)]
-                    if op == "ping":
-                        extra += ["--mix", "ping=1"]
-                    else:
-                        extra += ["--mix", "get=1", "--keys", "uniform", "--min-id", "1",
-                                  "--max-id", "1000"]
-                    harness = run_bench(target, plan, out_dir, "validate-" + op, extra)
-                    tool_out = run_tool(tool, name, op, target, c, d, stack, scratch)
-                    results.append({
-                        "target": name,
-                        "op": op,
-                        "connections": c,
-                        "tool": tool,
-                        "tool_command": tool_out["command"],
-                        "tool_rps": tool_out["parsed"]["throughput_rps"],
-                        "tool_non_2xx": tool_out["parsed"]["non_2xx"],
-                        "harness_rps": harness["throughput_rps"],
-                    })
-                    r = results[-1]
-                    ratio = (r["harness_rps"] / r["tool_rps"]) if r["tool_rps"] else None
-                    r["ratio"] = ratio
-                    log("%-15s %-9s %s %9.0f req/s vs harness %9.0f req/s (ratio %s)" % (
-                        name, op, tool, r["tool_rps"] or 0, r["harness_rps"],
-                        "%.2f" % ratio if ratio else "n/a"))
-                    with open(os.path.join(out_dir, "raw", "validate-%s-%s-%s.txt" %
-                                           (name, op, tool)), "w", encoding="utf-8") as f:
-                        f.write("$ " + tool_out["command"] + "\n" + tool_out["output"])
+                for name, tool in (("rest", "wrk"), ("soap", "wrk"), ("grpc", "h2load")):
+                    results += validate_face(stack, plan, out_dir, scratch, name, tool, c, d,
+                                             layout, client_cpus, server_cpus)
+                    progress.advance()
             finally:
-                target.stop()
-            progress.advance()
+                set_affinity(store_pids, set(cpus))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     with open(os.path.join(out_dir, "raw", "validation.json"), "w", encoding="utf-8") as f:
@@ -533,7 +548,52 @@ def validate(stack, plan, out_dir, progress):
     return results
 
 
-def run_tool(tool, name, op, target, c, d, stack, scratch):
+def validate_face(stack, plan, out_dir, scratch, name, tool, c, d, layout, client_cpus,
+                  server_cpus):
+    results = []
+    target = Target(name, TARGETS[name], stack, scratch)
+    target.cpus = server_cpus
+    try:
+        target.start()
+        for op in ("ping", "get"):
+            extra = ["--mode", "closed", "--connections", str(c)]
+            if op == "ping":
+                extra += ["--mix", "ping=1"]
+            else:
+                extra += ["--mix", "get=1", "--keys", "uniform", "--min-id", "1", "--max-id",
+                          "1000"]
+            run_name = "validate-%s-%s" % (layout, op)
+            harness = run_bench(target, plan, out_dir, run_name, extra, client_cpus=client_cpus)
+            tool_out = run_tool(tool, name, op, target, c, d, stack, scratch, client_cpus)
+            tool_rps = tool_out["parsed"]["throughput_rps"]
+            r = {
+                "target": name,
+                "op": op,
+                "layout": layout,
+                "client_cpus": client_cpus,
+                "server_cpus": server_cpus,
+                "connections": c,
+                "tool": tool,
+                "tool_command": tool_out["command"],
+                "tool_rps": tool_rps,
+                "tool_non_2xx": tool_out["parsed"]["non_2xx"],
+                "harness_rps": harness["throughput_rps"],
+                "harness_client_cpu_us": (harness.get("client_cpu") or {}).get("per_request_us"),
+                "ratio": (harness["throughput_rps"] / tool_rps) if tool_rps else None,
+            }
+            results.append(r)
+            log("%-15s %-9s %-6s %s %9.0f req/s vs harness %9.0f req/s (ratio %s)" % (
+                name, op, layout, tool, tool_rps or 0, r["harness_rps"],
+                "%.2f" % r["ratio"] if r["ratio"] else "n/a"))
+            with open(os.path.join(out_dir, "raw", "validate-%s-%s-%s-%s.txt" %
+                                   (layout, name, op, tool)), "w", encoding="utf-8") as f:
+                f.write("$ " + tool_out["command"] + "\n" + tool_out["output"])
+    finally:
+        target.stop()
+    return results
+
+
+def run_tool(tool, name, op, target, c, d, stack, scratch, client_cpus=None):
     token = stack.admin_token
     threads = "2"
     if tool == "wrk":
@@ -556,7 +616,8 @@ def run_tool(tool, name, op, target, c, d, stack, scratch):
                 f.write(script)
             cmd += ["-s", path]
         cmd.append(url)
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=d + 60)
+        out = subprocess.run(pinned(cmd, client_cpus), capture_output=True, text=True,
+                             timeout=d + 60)
         text = out.stdout + out.stderr
         parsed = parse_wrk(text)
     else:
@@ -571,7 +632,8 @@ def run_tool(tool, name, op, target, c, d, stack, scratch):
                "-H", "content-type: application/grpc", "-H", "te: trailers",
                "-H", "authorization: Bearer %s" % token,
                "http://127.0.0.1:%d/polycrud.v1.UserService/%s" % (target.port, method)]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=d + 60)
+        out = subprocess.run(pinned(cmd, client_cpus), capture_output=True, text=True,
+                             timeout=d + 60)
         text = out.stdout + out.stderr
         parsed = parse_h2load(text)
     shown = " ".join(a if token not in a else a.replace(token, "$TOKEN") for a in cmd)
@@ -724,13 +786,13 @@ def main():
     out_dir = args.out
     os.makedirs(os.path.join(out_dir, "raw"), exist_ok=True)
     state_dir = tempfile.mkdtemp(prefix="polycrud-bench-state-")
-    stack = Stack(read_env_file(args.endpoints))
+    stack = Stack(read_env_file(args.endpoints), os.path.dirname(os.path.abspath(args.endpoints)))
     env = environment(plan)
     env["targets"] = targets
     with open(os.path.join(out_dir, "raw", "environment.json"), "w", encoding="utf-8") as f:
         json.dump(env, f, indent=1)
 
-    total = 1 + len(targets) * plan.runs_per_target() + (3 if plan.validate else 0) + (
+    total = 1 + len(targets) * plan.runs_per_target() + (6 if plan.validate else 0) + (
         1 if plan.micro else 0)
     progress = Progress(total, enabled=sys.stderr.isatty() and not args.no_progress)
     failures = []

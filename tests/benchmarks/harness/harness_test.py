@@ -93,10 +93,12 @@ class ReportTest(unittest.TestCase):
                                 "warmup_s": 2, "duration_s": 8, "zipf_s": 0.99},
                        "versions": {"thrift": "0.17.0"}}, f)
         with open(os.path.join(raw, "validation.json"), "w") as f:
-            json.dump([{"target": "rest", "op": "get", "connections": 16, "tool": "wrk",
+            json.dump([{"target": "rest", "op": "get", "layout": "pinned", "connections": 16,
+                        "tool": "wrk", "harness_client_cpu_us": 30.0,
                         "tool_command": "wrk ...", "tool_rps": 32000.0, "tool_non_2xx": 0,
                         "harness_rps": 30000.0, "ratio": 30000.0 / 32000.0},
-                       {"target": "grpc", "op": "ping", "connections": 16, "tool": "h2load",
+                       {"target": "grpc", "op": "ping", "layout": "shared", "connections": 16,
+                        "tool": "h2load", "harness_client_cpu_us": 60.0,
                         "tool_command": "h2load ...", "tool_rps": 20000.0, "tool_non_2xx": 0,
                         "harness_rps": 30000.0, "ratio": 1.5}], f)
         report.build_report(self.out)
@@ -154,8 +156,9 @@ class ReportTest(unittest.TestCase):
 
     def test_validation_flags_disagreement_beyond_15_percent(self):
         section = "## The harness checked"
-        self.assertEqual(self.row("rest", section)[-1], "yes")
-        self.assertEqual(self.row("grpc", section)[-1], "no")
+        self.assertEqual(self.row("rest", section)[1:], ["get", "pinned", "16", "wrk", "32,000",
+                                                         "30,000", "0.94", "yes", "30"])
+        self.assertEqual(self.row("grpc", section)[-2], "no")
 
     def test_errors_are_reported(self):
         self.assertIn("soap/mix UNAVAILABLE 3", self.md)

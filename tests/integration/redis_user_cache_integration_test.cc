@@ -356,6 +356,70 @@ TEST_P(RedisUserCacheTest, RedisDownIsUnavailableAndRestartIsUsedAgain) {
   EXPECT_TRUE(*cache.PutIfNewer(MakeUser(id, 2, "after")));
 }
 
+// keyspace_hits of the Redis on `port` (INFO stats).
+long RedisKeyspaceHits(int port) {
+  redisContext* ctx = redisConnect("127.0.0.1", port);
+  if (ctx == nullptr || ctx->err != 0) throw std::runtime_error("cannot connect to redis");
+  auto* reply = static_cast<redisReply*>(redisCommand(ctx, "INFO stats"));
+  long hits = -1;
+  if (reply != nullptr && reply->type == REDIS_REPLY_STRING) {
+    const std::string info(reply->str, reply->len);
+    const std::size_t at = info.find("keyspace_hits:");
+    if (at != std::string::npos) hits = std::stol(info.substr(at + 14));
+  }
+  if (reply != nullptr) freeReplyObject(reply);
+  redisFree(ctx);
+  return hits;
+}
+
+// polycrud-server end to end: how many cache hits reach Redis with and
+// without --near-cache-entries, and read-your-writes through the near cache.
+class NearCacheServerTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(NearCacheServerTest, HitsSkipRedisOnlyWithTheNearCacheAndWritesShowAtOnce) {
+  const bool near = GetParam();
+  ServerSettings settings;
+  if (near) settings.extra_args = {"--near-cache-entries", "1000", "--near-cache-ttl-ms", "60000"};
+  ServerProcess server(settings);
+  ThriftClient client(server.thrift_port());
+  gen::UserDraft draft;
+  draft.username = UniqueKey("near").substr(5);
+  for (char& c : draft.username) c = (c == ':') ? '_' : c;
+  draft.email = draft.username + "@example.com";
+  draft.full_name = "Near Cache";
+  gen::User created;
+  client->createUser(created, kAdminToken, draft);
+  gen::User got;
+  client->getUser(got, kReaderToken, created.id);  // fills the near cache, if on
+  const long hits_before = RedisKeyspaceHits(TestRedisPort());
+  for (int i = 0; i < 20; ++i) {
+    client->getUser(got, kReaderToken, created.id);
+    ASSERT_EQ(got.version, created.version);
+  }
+  const long redis_hits = RedisKeyspaceHits(TestRedisPort()) - hits_before;
+  if (near) {
+    EXPECT_EQ(redis_hits, 0) << "near-cache hits went to Redis";
+  } else {
+    EXPECT_GE(redis_hits, 20) << "hits did not go to Redis with the near cache off";
+  }
+
+  gen::UserPatch patch;
+  patch.__set_full_name("Changed");
+  patch.expected_version = created.version;
+  gen::User updated;
+  client->updateUser(updated, kAdminToken, created.id, patch);
+  client->getUser(got, kReaderToken, created.id);
+  EXPECT_EQ(got.version, updated.version);
+  EXPECT_EQ(got.full_name, "Changed");
+  client->deleteUser(kAdminToken, created.id);
+  EXPECT_THROW(client->getUser(got, kReaderToken, created.id), gen::NotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(Server, NearCacheServerTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& param_info) {
+                           return std::string(param_info.param ? "NearCacheOn" : "NearCacheOff");
+                         });
+
 INSTANTIATE_TEST_SUITE_P(Connections, RedisUserCacheTest, ::testing::Values(0, 1, 2),
                          [](const ::testing::TestParamInfo<int>& param_info) {
                            return param_info.param == 0

@@ -1,13 +1,20 @@
 // WorkerPool: a fixed set of threads that run the gRPC face's blocking calls
 // (MySQL and Redis round trips) off gRPC's own callback threads, which must
 // never block. The queue is bounded so overload is refused, not piled up.
+//
+// A task submitted while a worker is idle is handed straight to that worker
+// (the one that went idle last, whose stack and caches are still warm) and
+// wakes only it: one wake-up per call, no thundering herd and no contention
+// for a shared lock on the way. Tasks queue only while every worker is busy;
+// a worker that finishes takes the next queued task before going idle.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <semaphore>
 #include <thread>
 #include <vector>
 
@@ -22,20 +29,29 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Queues `task`; false (and `task` not run) if the queue is full or the
+  // Runs `task` on an idle worker, or queues it; false (and `task` not run)
+  // if every worker is busy and `max_queued` tasks already wait, or if the
   // pool is stopping. Thread-safe.
   [[nodiscard]] bool Submit(std::function<void()> task);
   // Runs every task already queued, then joins the workers. Idempotent.
   void Stop();
 
  private:
-  void Work();
+  // One worker's hand-off slot: while the worker is idle (on `idle_`),
+  // Submit writes `task` under `mu_` and releases `wake`.
+  struct Worker {
+    std::binary_semaphore wake{0};
+    std::function<void()> task;  // guarded by mu_ until `wake` is released
+  };
+
+  void Work(Worker& self);
 
   const std::size_t max_queued_;
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
+  std::deque<std::function<void()>> tasks_;  // only while no worker is idle
+  std::vector<Worker*> idle_;                // LIFO: the last to go idle is woken first
   bool stopping_ = false;
+  std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
 };
 

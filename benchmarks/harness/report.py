@@ -19,11 +19,12 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Display order and names.
-TARGET_ORDER = ["thrift", "thrift-compact", "grpc", "soap", "rest", "web", "python-thrift",
+TARGET_ORDER = ["thrift", "thrift-compact", "thrift-near", "grpc", "soap", "rest", "web", "python-thrift",
                 "express"]
 TARGET_NAMES = {
     "thrift": "Thrift (binary)",
     "thrift-compact": "Thrift (compact)",
+    "thrift-near": "Thrift + near cache",
     "grpc": "gRPC",
     "soap": "SOAP",
     "rest": "REST",
@@ -34,6 +35,7 @@ TARGET_NAMES = {
 SHORT_NAMES = {
     "thrift": "Thrift",
     "thrift-compact": "Thrift compact",
+    "thrift-near": "Thrift near",
     "grpc": "gRPC",
     "soap": "SOAP",
     "rest": "REST",
@@ -439,7 +441,7 @@ def build_report(out):
         bullets.append("Thrift `getUser` on a cache hit runs at **%.0f%%** of Thrift `ping` "
                        "(%s vs %s requests/s)." % (100 * thrift_get / thrift_ping,
                                                   fmt_int(thrift_get), fmt_int(thrift_ping)))
-    for t in ["thrift-compact", "grpc", "rest", "soap", "web"]:
+    for t in ["thrift-compact", "thrift-near", "grpc", "rest", "soap", "web"]:
         r = ratio(rps(runs, t, "get"), thrift_get)
         if r is not None:
             bullets.append("%s `GetUser`: **%.2fx** Thrift's throughput (%s requests/s), p99 "
@@ -471,6 +473,10 @@ def build_report(out):
     r = ratio(thrift_get, thrift_ping)
     rows.append(["Thrift getUser (hit) >= 60% of Thrift ping", "%s" % (
         "%.0f%%" % (100 * r) if r else "-"), verdict(r, 0.6)])
+    near = ratio(rps(runs, "thrift-near", "get"), thrift_ping)
+    if near is not None:
+        rows.append(["... with the near cache (`--near-cache-entries`, single instance), "
+                     "against the same Thrift ping", "%.0f%%" % (100 * near), verdict(near, 0.6)])
     for ours, peer, need in (("thrift", "python-thrift", 5.0), ("rest", "express", 3.0)):
         for run in ("get", "mix"):
             r = ratio(rps(runs, ours, run), rps(runs, peer, run))

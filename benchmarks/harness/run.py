@@ -68,6 +68,14 @@ TARGETS = {
         "port": "thrift",
         "server_args": ["--thrift-protocol", "compact"],
     },
+    # The Thrift face with the in-process near cache (single instance only).
+    "thrift-near": {
+        "kind": "polycrud",
+        "faces": ["thrift"],
+        "client": "thrift",
+        "port": "thrift",
+        "server_args": ["--near-cache-entries", "1000000"],
+    },
     "grpc": {"kind": "polycrud", "faces": ["grpc"], "client": "grpc", "port": "grpc"},
     # SOAP serves one connection per worker thread: enough workers for every
     # open-loop connection (Thrift's thread pool has 128 by default too).
@@ -93,9 +101,10 @@ class Plan:
 
     def __init__(self, args):
         self.quick = args.quick
-        self.warmup_s = args.warmup_s if args.warmup_s is not None else (1 if args.quick else 2)
+        self.warmup_s = args.warmup_s if args.warmup_s is not None else (
+            0.5 if args.quick else 2)
         self.duration_s = args.duration_s if args.duration_s is not None else (
-            2 if args.quick else 8)
+            1.5 if args.quick else 6)
         self.connections = args.connections
         self.open_connections = args.open_connections
         self.zipf_s = args.zipf_s
@@ -526,7 +535,7 @@ def validate(stack, plan, out_dir, progress):
     d = max(plan.duration_s, 2)
     cpus = sorted(os.sched_getaffinity(0))
     layouts = [("shared", None, None)]
-    if len(cpus) >= 2:
+    if len(cpus) >= 2 and not plan.quick:
         layouts.append(("pinned", str(cpus[0]), ",".join(str(x) for x in cpus[1:])))
     scratch = tempfile.mkdtemp(prefix="polycrud-bench-")
     try:
@@ -757,9 +766,9 @@ def main():
                         help="comma-separated subset of: " + ", ".join(DEFAULT_TARGETS))
     parser.add_argument("--quick", action="store_true",
                         help="short runs, two open-loop rates, no batch run")
-    parser.add_argument("--warmup-s", type=float, help="warm-up per run (default 2; quick 1)")
-    parser.add_argument("--duration-s", type=float, help="measured time per run (default 8; "
-                        "quick 2)")
+    parser.add_argument("--warmup-s", type=float, help="warm-up per run (default 2; quick 0.5)")
+    parser.add_argument("--duration-s", type=float, help="measured time per run (default 6; "
+                        "quick 1.5)")
     parser.add_argument("--connections", type=int, default=16,
                         help="connections of the closed-loop runs (default 16)")
     parser.add_argument("--open-connections", type=int, default=64,
@@ -792,7 +801,8 @@ def main():
     with open(os.path.join(out_dir, "raw", "environment.json"), "w", encoding="utf-8") as f:
         json.dump(env, f, indent=1)
 
-    total = 1 + len(targets) * plan.runs_per_target() + (6 if plan.validate else 0) + (
+    total = 1 + len(targets) * plan.runs_per_target() + (
+        (3 if plan.quick else 6) if plan.validate else 0) + (
         1 if plan.micro else 0)
     progress = Progress(total, enabled=sys.stderr.isatty() and not args.no_progress)
     failures = []

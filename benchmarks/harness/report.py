@@ -206,24 +206,38 @@ def write_data(path, header, rows):
                               ("NaN" if c is None else repr(c)) for c in row) + "\n")
 
 
-def chart_throughput(runs, targets, charts):
-    rows = [[SHORT_NAMES[t], rps(runs, t, "ping"), rps(runs, t, "get"), rps(runs, t, "mix")]
-            for t in targets]
-    write_data(os.path.join(charts, "throughput.dat"), ["target", "ping", "get", "mix"], rows)
-    return gnuplot(STYLE + """set output 'throughput.png'
-set title 'Closed-loop throughput (16 connections): Ping, cached GetUser, 95/5 Zipf mix'
-set ylabel 'requests per second'
+COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"]
+RUN_TITLES = {"ping": "Ping", "get": "GetUser (cache hit)",
+              "mix": "get=95,update=4,create=1 (Zipf)"}
+
+
+def chart_bars(name, title, ylabel, targets, series, charts, extra=""):
+    """A clustered bar chart: one cluster per target, one bar per (title, value-of) series."""
+    rows = [[SHORT_NAMES[t]] + [value(t) for _, value in series] for t in targets]
+    write_data(os.path.join(charts, name + ".dat"), ["target"] + [s[0] for s in series], rows)
+    plot = ", \\\n     ".join("'%s.dat' using %d%s title '%s' lc rgb '%s'" % (
+        name, i + 2, ":xtic(1)" if i == 0 else "", label, COLORS[i])
+                                for i, (label, _) in enumerate(series))
+    return gnuplot(STYLE + """set output '%s.png'
+set title '%s'
+set ylabel '%s'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set xtics rotate by -20
 set yrange [0:*]
-set format y '%.0s%c'
-plot 'throughput.dat' using 2:xtic(1) title 'Ping' lc rgb '#4e79a7', \
-     '' using 3 title 'GetUser (cache hit)' lc rgb '#f28e2b', \
-     '' using 4 title 'get=95,update=4,create=1 (Zipf)' lc rgb '#59a14f'
-""", charts)
+%s
+plot %s
+""" % (name, title, ylabel, extra, plot), charts)
+
+
+def chart_throughput(runs, targets, charts):
+    return chart_bars(
+        "throughput", "Closed-loop throughput (16 connections): Ping, cached GetUser, 95/5 Zipf "
+        "mix", "requests per second", targets,
+        [(RUN_TITLES[r], lambda t, r=r: rps(runs, t, r)) for r in ("ping", "get", "mix")],
+        charts, "set format y '%.0s%c'")
 
 
 def chart_latency(runs, targets, charts, key, filename, title):
@@ -276,23 +290,11 @@ plot 'bytes.dat' using 2:xtic(1) title 'request (client to server)' lc rgb '#4e7
 
 
 def chart_cpu(runs, targets, charts):
-    rows = [[SHORT_NAMES[t], server_cpu_us(runs.get((t, "ping"))),
-             server_cpu_us(runs.get((t, "get"))), server_cpu_us(runs.get((t, "mix")))]
-            for t in targets]
-    write_data(os.path.join(charts, "cpu.dat"), ["target", "ping", "get", "mix"], rows)
-    return gnuplot(STYLE + """set output 'cpu_per_request.png'
-set title 'Server CPU time per request (user + system, all server-side processes of the target)'
-set ylabel 'CPU microseconds per request'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set xtics rotate by -20
-set yrange [0:*]
-plot 'cpu.dat' using 2:xtic(1) title 'Ping' lc rgb '#4e79a7', \
-     '' using 3 title 'GetUser (cache hit)' lc rgb '#f28e2b', \
-     '' using 4 title '95/5 Zipf mix' lc rgb '#59a14f'
-""", charts)
+    return chart_bars(
+        "cpu_per_request", "Server CPU time per request (user + system, all server-side "
+        "processes of the target)", "CPU microseconds per request", targets,
+        [(RUN_TITLES[r], lambda t, r=r: server_cpu_us(runs.get((t, r))))
+         for r in ("ping", "get", "mix")], charts)
 
 
 def chart_micro(micro, charts):
@@ -311,9 +313,8 @@ def chart_micro(micro, charts):
             for m in messages])
     write_data(os.path.join(charts, "micro_bytes.dat"), ["encoding"] + messages, rows_b)
     write_data(os.path.join(charts, "micro_time.dat"), ["encoding"] + messages, rows_t)
-    colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"]
     plot_b = ", ".join("'micro_bytes.dat' using %d%s title '%s' lc rgb '%s'" %
-                       (i + 2, ":xtic(1)" if i == 0 else "", MESSAGE_NAMES[m], colors[i])
+                       (i + 2, ":xtic(1)" if i == 0 else "", MESSAGE_NAMES[m], COLORS[i])
                        for i, m in enumerate(messages))
     plot_t = plot_b.replace("micro_bytes.dat", "micro_time.dat")
     common = """set style data histograms

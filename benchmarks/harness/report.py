@@ -588,6 +588,7 @@ def build_report(out):
             md.append("![Encode + decode time](charts/micro_time.png)\n")
 
     md.append(claims_section(runs, micro))
+    md.append(why_section(runs, micro))
 
     # Validation.
     md.append("## The harness checked against independent tools\n")
@@ -642,6 +643,87 @@ def build_report(out):
 
     with open(os.path.join(out, "REPORT.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md))
+
+
+def why_section(runs, micro):
+    """Plain-word reasons, each backed by a figure of this run."""
+    md = ["## Why\n"]
+    points = []
+    user = {e: micro.get(("encode", e, "user")) for e in ENCODING_ORDER}
+    user_dec = {e: micro.get(("decode", e, "user")) for e in ENCODING_ORDER}
+    if all(user.values()) and all(user_dec.values()):
+        tb = user["thrift_binary"]
+        cost = {e: user[e]["ns"] + user_dec[e]["ns"] for e in ENCODING_ORDER}
+        points.append(
+            "**Payload size.** One User is %s bytes in Thrift compact, %s in Thrift binary, %s "
+            "in Protobuf, %s as the REST JSON body and %s as a SOAP envelope: SOAP carries "
+            "%.1fx the bytes of Thrift binary for the same record, JSON %.1fx. Field names and "
+            "closing tags travel with every JSON and XML message; Thrift and Protobuf send "
+            "numeric field ids." % (fmt_int(user["thrift_compact"]["bytes"]), fmt_int(tb["bytes"]),
+                                    fmt_int(user["protobuf"]["bytes"]),
+                                    fmt_int(user["json"]["bytes"]),
+                                    fmt_int(user["soap_xml"]["bytes"]),
+                                    user["soap_xml"]["bytes"] / tb["bytes"],
+                                    user["json"]["bytes"] / tb["bytes"]))
+        points.append(
+            "**Parsing cost.** Encoding plus decoding one User takes %.2f us in Thrift binary, "
+            "%.2f us in Protobuf, %.2f us in JSON and %.2f us in SOAP XML on one core: text "
+            "formats are %.0fx (JSON) and %.0fx (SOAP) the CPU of Thrift binary, because every "
+            "number is printed and parsed as text and every name is matched as a string." % (
+                cost["thrift_binary"] / 1000, cost["protobuf"] / 1000, cost["json"] / 1000,
+                cost["soap_xml"] / 1000, cost["json"] / cost["thrift_binary"],
+                cost["soap_xml"] / cost["thrift_binary"]))
+    wire = {t: per_request_bytes(runs.get((t, "get"))) for t in ("thrift", "grpc", "rest", "soap")}
+    cpu = {t: server_cpu_us(runs.get((t, "get"))) for t in ("thrift", "grpc", "rest", "soap")}
+    if all(wire.values()) and all(cpu.values()):
+        points.append(
+            "**On the wire, whole calls.** A cached GetUser call moves %s bytes over TCP in "
+            "Thrift, %s in gRPC, %s in REST and %s in SOAP (both directions, with HTTP "
+            "headers, HTTP/2 frames and Thrift frames), and costs the server %s, %s, %s and %s "
+            "us of CPU. HTTP/1.1 headers cost REST and SOAP bytes and parsing on every call; "
+            "Thrift's framed binary protocol has a 4-byte frame header and a short message "
+            "header." % (fmt_int(wire["thrift"]), fmt_int(wire["grpc"]), fmt_int(wire["rest"]),
+                         fmt_int(wire["soap"]), fmt_int(cpu["thrift"]), fmt_int(cpu["grpc"]),
+                         fmt_int(cpu["rest"]), fmt_int(cpu["soap"])))
+    ping = {t: rps(runs, t, "ping") for t in ("thrift", "grpc", "rest", "soap")}
+    if all(ping.values()):
+        points.append(
+            "**Connection model.** Ping, which does no I/O behind the face, shows the cost of "
+            "each stack alone: Thrift %s/s (one thread per connection, a blocking read and "
+            "write per call), REST %s/s (Boost.Beast, 2 event-loop threads), SOAP %s/s "
+            "(gSOAP, one worker thread per keep-alive connection), gRPC %s/s (HTTP/2 with "
+            "its own completion-queue threads and a hand-off to workers for calls that reach "
+            "Redis or MariaDB)." % tuple(fmt_int(ping[t]) for t in ("thrift", "rest", "soap",
+                                                                     "grpc")))
+    mix = {t: rps(runs, t, "mix") for t in ("thrift", "python-thrift", "rest", "express")}
+    if mix["thrift"] and mix["python-thrift"]:
+        get_ratio = ratio(rps(runs, "thrift", "get"), rps(runs, "python-thrift", "get"))
+        mix_ratio = ratio(mix["thrift"], mix["python-thrift"])
+        text = ("**Runtime.** The Python peer speaks the same Thrift wire protocol to the same "
+                "Redis and MariaDB with the same cache format, so what separates it from "
+                "polycrud is the runtime: CPU per cached get %s us against %s us, %.1fx the "
+                "throughput on cached gets" % (
+                    fmt_int(server_cpu_us(runs.get(("python-thrift", "get")))),
+                    fmt_int(server_cpu_us(runs.get(("thrift", "get")))), get_ratio or 0))
+        if mix_ratio is not None and mix_ratio < 2:
+            text += (", but only %.1fx in the mix, where both wait mostly on the same MariaDB "
+                     "(writes and cache misses)." % mix_ratio)
+        else:
+            text += " and %.1fx in the mix." % (mix_ratio or 0)
+        points.append(text)
+    web = rps(runs, "web", "get")
+    if web and rps(runs, "rest", "get"):
+        points.append(
+            "**The gateway hop.** The Express gateway in front of Thrift serves %s cached "
+            "gets/s against %s/s for the C++ REST face on the same server: every call crosses "
+            "one more process and one more protocol, and a single Node.js event loop does the "
+            "HTTP, JSON and Thrift work (CPU per get %s us, both processes)." % (
+                fmt_int(web), fmt_int(rps(runs, "rest", "get")),
+                fmt_int(server_cpu_us(runs.get(("web", "get"))))))
+    if not points:
+        return ""
+    md.append("\n".join("- " + x for x in points) + "\n")
+    return "\n".join(md)
 
 
 def claims_section(runs, micro):

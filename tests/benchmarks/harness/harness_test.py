@@ -101,6 +101,17 @@ class ReportTest(unittest.TestCase):
                         "tool": "h2load", "harness_client_cpu_us": 60.0,
                         "tool_command": "h2load ...", "tool_rps": 20000.0, "tool_non_2xx": 0,
                         "harness_rps": 30000.0, "ratio": 1.5}], f)
+        micro = []
+        for encoding, size, ns in (("thrift_binary", 144, 300.0), ("thrift_compact", 97, 320.0),
+                                   ("protobuf", 85, 200.0), ("json", 177, 3000.0),
+                                   ("soap_xml", 720, 15000.0)):
+            for direction in ("Encode", "Decode"):
+                micro.append({"name": "BM_%s/%s/user" % (direction, encoding),
+                              "run_name": "BM_%s/%s/user" % (direction, encoding),
+                              "run_type": "iteration", "real_time": ns, "cpu_time": ns,
+                              "time_unit": "ns", "bytes": size})
+        with open(os.path.join(raw, "micro.json"), "w") as f:
+            json.dump({"context": {}, "benchmarks": micro}, f)
         report.build_report(self.out)
         with open(os.path.join(self.out, "REPORT.md"), encoding="utf-8") as f:
             self.md = f.read()
@@ -159,6 +170,14 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(self.row("rest", section)[1:], ["get", "pinned", "16", "wrk", "32,000",
                                                          "30,000", "0.94", "yes", "30"])
         self.assertEqual(self.row("grpc", section)[-2], "no")
+
+    def test_why_section_explains_with_figures(self):
+        why = self.md[self.md.index("## Why"):]
+        self.assertIn("SOAP carries 5.0x the bytes of Thrift binary", why)
+        self.assertIn("text formats are 10x (JSON) and 50x (SOAP) the CPU of Thrift binary", why)
+        self.assertIn("7.0x the throughput on cached gets and 6.0x in the mix", why)
+        micro = self.row("Thrift binary", section="## Micro-benchmarks")
+        self.assertEqual(micro[1], "144 B, 0.60 us")
 
     def test_errors_are_reported(self):
         self.assertIn("soap/mix UNAVAILABLE 3", self.md)

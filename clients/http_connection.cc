@@ -1,7 +1,11 @@
 #include "clients/http_connection.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
+#include <cerrno>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -12,71 +16,160 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// Waits in poll() until `fd` is ready for `events` or `deadline` passes
+// (then beast::error::timeout). POLLERR and POLLHUP count as ready: the next
+// read or write reports what happened.
+beast::error_code WaitReady(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return beast::error::timeout;
+    pollfd p{.fd = fd, .events = events, .revents = 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30)));
+    if (n > 0) return {};
+    if (n < 0 && errno != EINTR) return {errno, boost::system::system_category()};
+  }
+}
+
+// Beast's SyncReadStream and SyncWriteStream over a non-blocking socket:
+// each read_some or write_some tries the socket at once and, when it would
+// block, waits until the deadline.
+class DeadlineStream {
+ public:
+  DeadlineStream(tcp::socket& socket, Clock::time_point deadline, bool wait_before_read = false)
+      : socket_(socket), deadline_(deadline), wait_before_read_(wait_before_read) {}
+
+  template <typename MutableBufferSequence>
+  std::size_t read_some(const MutableBufferSequence& buffers, beast::error_code& ec) {
+    // Right after a request the answer has not come yet: wait before the
+    // first read instead of trying a read that would block.
+    if (std::exchange(wait_before_read_, false) &&
+        (ec = WaitReady(socket_.native_handle(), POLLIN, deadline_))) {
+      return 0;
+    }
+    for (;;) {
+      const std::size_t n = socket_.read_some(buffers, ec);
+      if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
+      if ((ec = WaitReady(socket_.native_handle(), POLLIN, deadline_))) return 0;
+    }
+  }
+  template <typename MutableBufferSequence>
+  std::size_t read_some(const MutableBufferSequence& buffers) {
+    beast::error_code ec;
+    const std::size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+  template <typename ConstBufferSequence>
+  std::size_t write_some(const ConstBufferSequence& buffers, beast::error_code& ec) {
+    for (;;) {
+      const std::size_t n = socket_.write_some(buffers, ec);
+      if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
+      if ((ec = WaitReady(socket_.native_handle(), POLLOUT, deadline_))) return 0;
+    }
+  }
+  template <typename ConstBufferSequence>
+  std::size_t write_some(const ConstBufferSequence& buffers) {
+    beast::error_code ec;
+    const std::size_t n = write_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+ private:
+  tcp::socket& socket_;
+  Clock::time_point deadline_;
+  bool wait_before_read_;
+};
+
+static_assert(beast::is_sync_read_stream<DeadlineStream>::value);
+static_assert(beast::is_sync_write_stream<DeadlineStream>::value);
+
+// Connects the non-blocking `socket` to `endpoint` by `deadline`. (Asio's
+// synchronous connect waits without a limit even on a non-blocking socket.)
+beast::error_code ConnectBy(tcp::socket& socket, const tcp::endpoint& endpoint,
+                            Clock::time_point deadline) {
+  beast::error_code ec;
+  socket.open(endpoint.protocol(), ec);
+  if (!ec) socket.non_blocking(true, ec);
+  if (ec) return ec;
+  const int fd = socket.native_handle();
+  if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) == 0) return {};
+  if (errno != EINPROGRESS && errno != EINTR) return {errno, boost::system::system_category()};
+  if ((ec = WaitReady(fd, POLLOUT, deadline))) return ec;
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+  if (error != 0) return {error, boost::system::system_category()};
+  return {};
+}
 
 }  // namespace
 
 HttpConnection::HttpConnection(std::string host, int port, int timeout_ms)
-    : host_(std::move(host)), port_(port), timeout_ms_(timeout_ms) {
+    : host_(std::move(host)),
+      port_(port),
+      timeout_ms_(timeout_ms),
+      host_field_(host_ + ":" + std::to_string(port_)) {
   Connect();
 }
 
 HttpConnection::~HttpConnection() {
-  if (stream_) {
+  if (socket_) {
     beast::error_code ignored;
-    stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket_->shutdown(tcp::socket::shutdown_both, ignored);
   }
-}
-
-// Asio's synchronous socket calls ignore both tcp_stream's expiry and
-// SO_RCVTIMEO (they poll without a limit), so every operation runs
-// asynchronously on the private io_context with the stream's expiry set:
-// on expiry the stream closes and the operation fails with
-// beast::error::timeout.
-template <typename Start>
-beast::error_code HttpConnection::Run(Start&& start) {
-  beast::error_code result = asio::error::would_block;
-  stream_->expires_after(std::chrono::milliseconds(timeout_ms_));
-  std::forward<Start>(start)([&result](beast::error_code ec, auto&&...) { result = ec; });
-  ioc_.restart();
-  ioc_.run();
-  return result;
 }
 
 void HttpConnection::Connect() {
-  stream_.emplace(ioc_);
+  socket_.reset();
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
   beast::error_code ec;
   tcp::resolver resolver(ioc_);
   const auto endpoints = resolver.resolve(host_, std::to_string(port_), ec);
+  if (!ec && endpoints.empty()) ec = asio::error::host_not_found;
   if (!ec) {
-    ec = Run([&](auto handler) { stream_->async_connect(endpoints, std::move(handler)); });
+    for (const auto& entry : endpoints) {
+      socket_.emplace(ioc_);
+      ec = ConnectBy(*socket_, entry.endpoint(), deadline);
+      if (!ec) break;
+      socket_.reset();
+    }
   }
   if (ec) {
-    stream_.reset();  // so that the next Send tries again
+    socket_.reset();  // so that the next Send tries again
     throw boost::system::system_error(ec);
   }
-  stream_->socket().set_option(tcp::no_delay(true));
+  socket_->set_option(tcp::no_delay(true));
   buffer_.clear();
   ++connections_opened_;
 }
 
 HttpResponse HttpConnection::Send(HttpRequest request) {
   request.version(11);
-  request.set(http::field::host, host_ + ":" + std::to_string(port_));
+  request.set(http::field::host, host_field_);
   request.prepare_payload();
+  const auto timeout = std::chrono::milliseconds(timeout_ms_);
   for (int attempt = 0;; ++attempt) {
-    if (!stream_) Connect();
-    beast::error_code ec =
-        Run([&](auto handler) { http::async_write(*stream_, request, std::move(handler)); });
+    if (!socket_) Connect();
+    beast::error_code ec;
+    {
+      DeadlineStream stream(*socket_, Clock::now() + timeout);
+      http::write(stream, request, ec);
+    }
     HttpResponse response;
     if (!ec) {
-      ec = Run(
-          [&](auto handler) { http::async_read(*stream_, buffer_, response, std::move(handler)); });
+      DeadlineStream stream(*socket_, Clock::now() + timeout, /*wait_before_read=*/true);
+      http::read(stream, buffer_, response, ec);
     }
     if (!ec) {
-      if (!response.keep_alive()) stream_.reset();
+      if (!response.keep_alive()) socket_.reset();
       return response;
     }
-    stream_.reset();
+    // Closing the socket drops whatever the server might still send late.
+    socket_.reset();
+    buffer_.clear();
     const bool closed_by_server = ec == http::error::end_of_stream ||
                                   ec == asio::error::connection_reset ||
                                   ec == asio::error::broken_pipe || ec == asio::error::eof;
@@ -97,12 +190,13 @@ HttpResponse HttpConnection::Send(http::verb method, const std::string& target,
 }
 
 bool HttpConnection::ServerClosed() {
-  if (!stream_) return true;
+  if (!socket_) return true;
   char byte = 0;
-  const beast::error_code ec = Run(
-      [&](auto handler) { stream_->async_read_some(asio::buffer(&byte, 1), std::move(handler)); });
+  beast::error_code ec;
+  DeadlineStream stream(*socket_, Clock::now() + std::chrono::milliseconds(timeout_ms_));
+  stream.read_some(asio::buffer(&byte, 1), ec);
   if (ec == beast::error::timeout) {
-    stream_.reset();  // the expiry closed it; still open on the server's side
+    socket_.reset();  // still open on the server's side; closed on ours
     return false;
   }
   return ec == asio::error::eof || ec == asio::error::connection_reset;

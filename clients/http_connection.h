@@ -1,11 +1,13 @@
 // A synchronous HTTP/1.1 client over Boost.Beast (the REST client of
 // ProtocolClient, and tests of the REST face): one keep-alive connection,
-// reopened when the server closed it.
+// reopened when the server closed it. Beast's synchronous read and write run
+// on a non-blocking socket that waits in poll() up to a deadline, so timeouts
+// fire without an event loop, a timer or a thread per call.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
 #include <string>
@@ -44,16 +46,13 @@ class HttpConnection {
 
  private:
   void Connect();
-  // Starts one asynchronous operation (start(handler)) under the timeout and
-  // runs it to completion; returns its error.
-  template <typename Start>
-  boost::beast::error_code Run(Start&& start);
 
   std::string host_;
   int port_;
   int timeout_ms_;
-  boost::asio::io_context ioc_;
-  std::optional<boost::beast::tcp_stream> stream_;
+  std::string host_field_;       // "host:port"
+  boost::asio::io_context ioc_;  // only to make sockets and resolve; never run
+  std::optional<boost::asio::ip::tcp::socket> socket_;  // non-blocking
   boost::beast::flat_buffer buffer_;
   int connections_opened_ = 0;
 };

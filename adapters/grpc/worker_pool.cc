@@ -33,22 +33,21 @@ bool WorkerPool::Submit(std::function<void()> task) {
     idle_.pop_back();
     worker->task = std::move(task);
   }
-  // Released outside the lock, so the woken worker never waits for it.
-  worker->wake.release();
+  // Signalled outside the lock, so the woken worker need not wait for it.
+  worker->wake.notify_one();
   return true;
 }
 
 void WorkerPool::Stop() {
-  std::vector<Worker*> idle;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
-    idle.swap(idle_);
+    idle_.clear();
   }
   // An idle worker woken with no task sees `stopping_` and exits; busy ones
   // drain the queue first.
-  for (Worker* worker : idle) worker->wake.release();
+  for (const auto& worker : workers_) worker->wake.notify_all();
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
@@ -62,21 +61,18 @@ void WorkerPool::Work(Worker& self) {
       std::unique_lock<std::mutex> lock(mu_);
       // Queued tasks still run when stopping: each one owns a call that
       // must be finished.
-      if (!tasks_.empty()) {
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      } else if (stopping_) {
-        return;
-      } else {
+      if (tasks_.empty() && !stopping_) {
         idle_.push_back(&self);
-        lock.unlock();
-        self.wake.acquire();
-        // Woken by Submit with a task (its write is visible through the
-        // semaphore, and nobody else touches the slot until this worker is
-        // idle again), or by Stop without one: then drain or exit.
-        if (!self.task) continue;
+        self.wake.wait(lock, [&] { return self.task != nullptr || stopping_; });
+      }
+      if (self.task) {
         task = std::move(self.task);
         self.task = nullptr;
+      } else if (!tasks_.empty()) {
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      } else {
+        return;  // stopping, and nothing is left to run
       }
     }
     task();

@@ -759,8 +759,9 @@ def claims_section(runs, micro):
                                                             sizes["thrift_compact"])
             rows.append(["Payload: SOAP heaviest, Thrift lightest (one User encoded)",
                          "Thrift compact %s B, binary %s B, JSON %s B, SOAP %s B (SOAP %.1fx "
-                         "Thrift binary)" % (sizes["thrift_compact"], sizes["thrift_binary"],
-                                            sizes["json"], sizes["soap_xml"],
+                         "Thrift binary)" % (fmt_int(sizes["thrift_compact"]),
+                                            fmt_int(sizes["thrift_binary"]),
+                                            fmt_int(sizes["json"]), fmt_int(sizes["soap_xml"]),
                                             sizes["soap_xml"] / sizes["thrift_binary"]),
                          "holds" if holds else "does not hold"])
     wire = {t: per_request_bytes(runs.get((t, "get"))) for t in ("thrift", "rest", "soap")}

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "adapters/rest/user_json.h"
+
 namespace polycrud::rest_adapter {
 namespace {
 
@@ -42,7 +44,7 @@ http::status HttpStatusFor(StatusCode code) {
 HttpResponse JsonResponse(http::status status, const nlohmann::ordered_json& body) {
   HttpResponse response{status, 11};
   response.set(http::field::content_type, "application/json");
-  response.body() = body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  response.body() = DumpBody(body);
   return response;
 }
 

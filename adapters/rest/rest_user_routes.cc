@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "adapters/rest/problem.h"
+#include "adapters/rest/user_json.h"
 
 namespace polycrud::rest_adapter {
 namespace {
@@ -21,26 +22,10 @@ using nlohmann::json;
 // A route body's result: a response, or a status to map.
 using Result = std::variant<HttpResponse, Status>;
 
-nlohmann::ordered_json ToJson(const User& user) {
-  return nlohmann::ordered_json{{"id", user.id},
-                                {"username", user.username},
-                                {"email", user.email},
-                                {"full_name", user.full_name},
-                                {"version", user.version},
-                                {"created_at_ms", user.created_at_ms},
-                                {"updated_at_ms", user.updated_at_ms}};
-}
-
-nlohmann::ordered_json ToJson(const std::vector<User>& users) {
-  nlohmann::ordered_json out = nlohmann::ordered_json::array();
-  for (const User& user : users) out.push_back(ToJson(user));
-  return out;
-}
-
 std::string ETag(std::int64_t version) { return "\"" + std::to_string(version) + "\""; }
 
 HttpResponse UserResponse(http::status status, const User& user) {
-  HttpResponse response = JsonResponse(status, ToJson(user));
+  HttpResponse response = JsonResponse(status, UserToJson(user));
   response.set(http::field::etag, ETag(user.version));
   return response;
 }
@@ -260,25 +245,11 @@ HttpResponse RestUserRoutes::BatchGetUsers(const HttpRequest& request, const Rou
   return Run(Operation::kBatchGetUsers, [&]() -> Result {
     auto body = JsonBody(request);
     if (auto* error = std::get_if<HttpResponse>(&body)) return std::move(*error);
-    const json& object = std::get<json>(body);
-    std::vector<std::int64_t> ids;
-    const auto it = object.find("ids");
-    if (it != object.end() && !it->is_null()) {
-      if (!it->is_array()) return BadField("ids must be an array of integers", "ids");
-      ids.reserve(it->size());
-      for (const json& id : *it) {
-        if (!id.is_number_integer() ||
-            (id.is_number_unsigned() &&
-             id.get<std::uint64_t>() >
-                 static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
-          return BadField("ids must be an array of 64-bit integers", "ids");
-        }
-        ids.push_back(id.get<std::int64_t>());
-      }
-    }
-    StatusOr<std::vector<User>> users = service_.BatchGetUsers(BearerToken(request), ids);
+    StatusOr<std::vector<std::int64_t>> ids = BatchIdsFromJson(std::get<json>(body));
+    if (!ids.ok()) return ids.status();
+    StatusOr<std::vector<User>> users = service_.BatchGetUsers(BearerToken(request), *ids);
     if (!users.ok()) return users.status();
-    return JsonResponse(http::status::ok, {{"users", ToJson(*users)}});
+    return JsonResponse(http::status::ok, {{"users", UsersToJson(*users)}});
   });
 }
 
@@ -329,8 +300,8 @@ HttpResponse RestUserRoutes::ListUsers(const HttpRequest& request, const RouteAr
     StatusOr<UserPage> page =
         service_.ListUsers(BearerToken(request), after_id, static_cast<std::int32_t>(limit));
     if (!page.ok()) return page.status();
-    return JsonResponse(http::status::ok,
-                        {{"users", ToJson(page->users)}, {"next_after_id", page->next_after_id}});
+    return JsonResponse(http::status::ok, {{"users", UsersToJson(page->users)},
+                                           {"next_after_id", page->next_after_id}});
   });
 }
 

@@ -1,21 +1,20 @@
 // JSON codec: the REST face's bodies, built and parsed with nlohmann::json
 // exactly the way adapters/rest/rest_user_routes.cc and the REST client
-// (clients/rest_protocol_client.cc) do. The REST face keeps its
-// conversions private to its translation unit, so they are repeated here
-// line for line: responses are an ordered_json of the user fields dumped with
-// error_handler_t::replace (the server), parsed back with json::parse and
-// .at() (the client); the batch request is json{{"ids", ids}}.dump() (the
-// client), parsed with the server's integer checks. Encode starts from core
+// (clients/rest_protocol_client.cc) do. Responses are built and dumped with
+// the REST face's own functions (adapters/rest/user_json.h) and parsed back
+// with json::parse and .at() as the client's document path does; the batch
+// request is json{{"ids", ids}}.dump() (the client), parsed with the
+// server's BatchIdsFromJson. Encode starts from core
 // Users and decode ends with core Users, because the REST face has no other
 // typed objects: building and walking the JSON tree is its serialization.
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "adapters/rest/user_json.h"
 #include "benchmarks/micro/wire_codec.h"
 
 namespace polycrud::micro_bench {
@@ -23,27 +22,9 @@ namespace {
 
 using nlohmann::json;
 
-// As RestUserRoutes (rest_user_routes.cc, ToJson).
-nlohmann::ordered_json ToJson(const User& user) {
-  return nlohmann::ordered_json{{"id", user.id},
-                                {"username", user.username},
-                                {"email", user.email},
-                                {"full_name", user.full_name},
-                                {"version", user.version},
-                                {"created_at_ms", user.created_at_ms},
-                                {"updated_at_ms", user.updated_at_ms}};
-}
-
-nlohmann::ordered_json ToJson(const std::vector<User>& users) {
-  nlohmann::ordered_json out = nlohmann::ordered_json::array();
-  for (const User& user : users) out.push_back(ToJson(user));
-  return out;
-}
-
-// As JsonResponse (problem.cc).
-std::string Dump(const nlohmann::ordered_json& body) {
-  return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
+using rest_adapter::DumpBody;
+using rest_adapter::UsersToJson;
+using rest_adapter::UserToJson;
 
 // As the REST client (rest_protocol_client.cc, FromJson / UsersFromJson).
 User FromJson(const json& j) {
@@ -62,24 +43,11 @@ std::vector<User> UsersFromJson(const json& j) {
   return users;
 }
 
-// As RestUserRoutes::BatchGetUsers: "ids" must be an array of int64.
+// As RestUserRoutes::BatchGetUsers.
 std::vector<std::int64_t> IdsFromJson(const json& object) {
-  std::vector<std::int64_t> ids;
-  const auto it = object.find("ids");
-  if (it != object.end() && !it->is_null()) {
-    if (!it->is_array()) throw std::runtime_error("ids must be an array of integers");
-    ids.reserve(it->size());
-    for (const json& id : *it) {
-      if (!id.is_number_integer() ||
-          (id.is_number_unsigned() &&
-           id.get<std::uint64_t>() >
-               static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
-        throw std::runtime_error("ids must be an array of 64-bit integers");
-      }
-      ids.push_back(id.get<std::int64_t>());
-    }
-  }
-  return ids;
+  StatusOr<std::vector<std::int64_t>> ids = rest_adapter::BatchIdsFromJson(object);
+  if (!ids.ok()) throw std::runtime_error(ids.status().message());
+  return *std::move(ids);
 }
 
 class JsonCodec final : public Codec {
@@ -89,10 +57,11 @@ class JsonCodec final : public Codec {
   std::size_t Encode() override {
     switch (kind_) {
       case MessageKind::kUser:
-        body_ = Dump(ToJson(value_.users.front()));
+        body_ = DumpBody(UserToJson(value_.users.front()));
         break;
       case MessageKind::kList100:
-        body_ = Dump({{"users", ToJson(value_.users)}, {"next_after_id", value_.next_after_id}});
+        body_ = DumpBody(
+            {{"users", UsersToJson(value_.users)}, {"next_after_id", value_.next_after_id}});
         break;
       case MessageKind::kBatchRequest1000: {
         const json body = {{"ids", value_.ids}};
@@ -100,7 +69,7 @@ class JsonCodec final : public Codec {
         break;
       }
       case MessageKind::kBatchResponse1000:
-        body_ = Dump({{"users", ToJson(value_.users)}});
+        body_ = DumpBody({{"users", UsersToJson(value_.users)}});
         break;
     }
     return body_.size();

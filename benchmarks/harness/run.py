@@ -411,7 +411,7 @@ def web_command():
     return ["node", os.path.join(WEB_DIR, "bin", "polycrud-web.js")]
 
 
-def run_bench(target, plan, out_dir, run_name, extra, label_note="", client_cpus=None):
+def run_bench(target, plan, out_dir, run_name, extra, client_cpus=None):
     """Runs polycrud-bench once; returns its result document (with run metadata)."""
     path = os.path.join(out_dir, "raw", "%s--%s.json" % (target.name, run_name))
     args = [*pinned([BENCH_BIN], client_cpus), *target.bench_args(), "--warmup-s", str(plan.warmup_s), "--duration-s",
@@ -431,9 +431,9 @@ def run_bench(target, plan, out_dir, run_name, extra, label_note="", client_cpus
     doc["wall_s"] = round(time.monotonic() - started, 3)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1)
-    summary = "%-15s %-9s %9.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d%s" % (
+    summary = "%-15s %-9s %9.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d" % (
         target.name, run_name, doc["throughput_rps"], doc["latency_ms"]["p50"],
-        doc["latency_ms"]["p99"], doc.get("error_count", 0), label_note)
+        doc["latency_ms"]["p99"], doc.get("error_count", 0))
     if doc.get("mode") == "open":
         summary += "  %s" % ("sustained" if doc.get("sustained") else "NOT sustained")
     log(summary)

@@ -7,10 +7,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "clients/io_wait.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
 #include "polycrud/v1/user_service.grpc.pb.h"
@@ -89,15 +91,21 @@ CallStatus FromGrpc(const grpc::Status& status, const grpc::ClientContext& conte
 }
 
 class GrpcProtocolClient final : public ProtocolClient {
+  using Done = std::function<void(grpc::Status)>;
+
  public:
   explicit GrpcProtocolClient(const ClientOptions& options)
       : timeout_(std::chrono::milliseconds(options.timeout_ms)), stub_(NewStub(options)) {}
   std::string_view protocol() const override { return "grpc"; }
 
   Outcome<std::string> Ping() override {
+    const v1::PingRequest ping_request;
     v1::PingResponse response;
     return Call<std::string>(
-        "", [&](grpc::ClientContext* c) { return stub_->Ping(c, v1::PingRequest(), &response); },
+        "",
+        [&](grpc::ClientContext* c, Done done) {
+          stub_->async()->Ping(c, &ping_request, &response, std::move(done));
+        },
         [&] { return response.server(); });
   }
   Outcome<User> CreateUser(const std::string& token, const UserDraft& draft) override {
@@ -107,7 +115,10 @@ class GrpcProtocolClient final : public ProtocolClient {
     request.set_full_name(draft.full_name);
     v1::CreateUserResponse response;
     return Call<User>(
-        token, [&](grpc::ClientContext* c) { return stub_->CreateUser(c, request, &response); },
+        token,
+        [&](grpc::ClientContext* c, Done done) {
+          stub_->async()->CreateUser(c, &request, &response, std::move(done));
+        },
         [&] { return FromProto(response.user()); });
   }
   Outcome<User> GetUser(const std::string& token, std::int64_t id) override {
@@ -115,7 +126,10 @@ class GrpcProtocolClient final : public ProtocolClient {
     request.set_id(id);
     v1::GetUserResponse response;
     return Call<User>(
-        token, [&](grpc::ClientContext* c) { return stub_->GetUser(c, request, &response); },
+        token,
+        [&](grpc::ClientContext* c, Done done) {
+          stub_->async()->GetUser(c, &request, &response, std::move(done));
+        },
         [&] { return FromProto(response.user()); });
   }
   Outcome<std::vector<User>> BatchGetUsers(const std::string& token,
@@ -124,7 +138,10 @@ class GrpcProtocolClient final : public ProtocolClient {
     for (std::int64_t id : ids) request.add_ids(id);
     v1::BatchGetUsersResponse response;
     return Call<std::vector<User>>(
-        token, [&](grpc::ClientContext* c) { return stub_->BatchGetUsers(c, request, &response); },
+        token,
+        [&](grpc::ClientContext* c, Done done) {
+          stub_->async()->BatchGetUsers(c, &request, &response, std::move(done));
+        },
         [&] {
           std::vector<User> users;
           for (const auto& u : response.users()) users.push_back(FromProto(u));
@@ -140,7 +157,10 @@ class GrpcProtocolClient final : public ProtocolClient {
     request.set_expected_version(patch.expected_version);
     v1::UpdateUserResponse response;
     return Call<User>(
-        token, [&](grpc::ClientContext* c) { return stub_->UpdateUser(c, request, &response); },
+        token,
+        [&](grpc::ClientContext* c, Done done) {
+          stub_->async()->UpdateUser(c, &request, &response, std::move(done));
+        },
         [&] { return FromProto(response.user()); });
   }
   Outcome<Empty> DeleteUser(const std::string& token, std::int64_t id) override {
@@ -148,7 +168,10 @@ class GrpcProtocolClient final : public ProtocolClient {
     request.set_id(id);
     v1::DeleteUserResponse response;
     return Call<Empty>(
-        token, [&](grpc::ClientContext* c) { return stub_->DeleteUser(c, request, &response); },
+        token,
+        [&](grpc::ClientContext* c, Done done) {
+          stub_->async()->DeleteUser(c, &request, &response, std::move(done));
+        },
         [] { return Empty{}; });
   }
   Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
@@ -158,7 +181,10 @@ class GrpcProtocolClient final : public ProtocolClient {
     request.set_limit(limit);
     v1::ListUsersResponse response;
     return Call<UserPage>(
-        token, [&](grpc::ClientContext* c) { return stub_->ListUsers(c, request, &response); },
+        token,
+        [&](grpc::ClientContext* c, Done done) {
+          stub_->async()->ListUsers(c, &request, &response, std::move(done));
+        },
         [&] {
           UserPage page;
           for (const auto& u : response.users()) page.users.push_back(FromProto(u));
@@ -170,12 +196,21 @@ class GrpcProtocolClient final : public ProtocolClient {
  private:
   // Runs one call with the token as bearer metadata (none if empty) and maps
   // the status back; `result` converts the response on success.
+  // The call runs on the stub's callback API and its completion (on one of
+  // gRPC's threads) is waited for with CallDone, so a thread's IoWaiter may
+  // run other clients meanwhile; without one it blocks like the sync stub.
   template <typename T, typename CallFn, typename ResultFn>
   Outcome<T> Call(const std::string& token, CallFn&& call, ResultFn&& result) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout_);
     if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
-    const grpc::Status status = std::forward<CallFn>(call)(&context);
+    grpc::Status status;
+    CallDone done;
+    std::forward<CallFn>(call)(&context, [&](grpc::Status s) {
+      status = std::move(s);
+      done.Notify();
+    });
+    done.Wait();
     Outcome<T> out;
     out.status = FromGrpc(status, context);
     if (status.ok()) out.value = std::forward<ResultFn>(result)();

@@ -10,26 +10,23 @@
 #include <string>
 #include <utility>
 
+#include "clients/io_wait.h"
+
 namespace polycrud::clients {
 namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
+using Clock = IoClock;
 
-// Waits in poll() until `fd` is ready for `events` or `deadline` passes
-// (then beast::error::timeout). POLLERR and POLLHUP count as ready: the next
-// read or write reports what happened.
+// Waits (clients::WaitReady) until `fd` is ready for `events` or `deadline`
+// passes (then beast::error::timeout).
 beast::error_code WaitReady(int fd, short events, Clock::time_point deadline) {
-  for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return beast::error::timeout;
-    pollfd p{.fd = fd, .events = events, .revents = 0};
-    const int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30)));
-    if (n > 0) return {};
-    if (n < 0 && errno != EINTR) return {errno, boost::system::system_category()};
-  }
+  const std::error_code ec = clients::WaitReady(fd, events, deadline);
+  if (!ec) return {};
+  if (ec == std::errc::timed_out) return beast::error::timeout;
+  return {ec.value(), boost::system::system_category()};
 }
 
 // Beast's SyncReadStream and SyncWriteStream over a non-blocking socket:

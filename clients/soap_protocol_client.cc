@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "clients/io_wait.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
 #include "soapUserServiceBindingProxy.h"
@@ -44,15 +45,30 @@ StatusCode CodeFromName(const std::string& name) {
   return StatusCode::kInternal;
 }
 
-// soap->fsend: sends at once and waits (up to soap->send_timeout) only when
-// the socket buffer is full. gSOAP's own fsend waits in select() before every
-// send when a send timeout is set, a system call per message for nothing.
-int SendAll(struct soap* soap, const char* data, std::size_t size) {
-  using Clock = std::chrono::steady_clock;
-  const int timeout = soap->send_timeout;  // > 0 seconds, < 0 microseconds
+// The deadline of one send or receive: gSOAP's timeouts are seconds when
+// positive, microseconds when negative, none when 0.
+IoClock::time_point DeadlineOf(int timeout) {
+  if (timeout == 0) return IoClock::time_point::max();
   const auto limit = timeout > 0 ? std::chrono::microseconds(std::int64_t{timeout} * 1'000'000)
                                  : std::chrono::microseconds(-std::int64_t{timeout});
-  const Clock::time_point deadline = Clock::now() + limit;
+  return IoClock::now() + limit;
+}
+
+// Waits for the socket (clients::WaitReady); false, with soap->errnum set
+// (0 for a timeout), when it failed.
+bool WaitSocket(struct soap* soap, short events, IoClock::time_point deadline) {
+  const std::error_code ec = WaitReady(soap->socket, events, deadline);
+  if (!ec) return true;
+  soap->errnum = ec == std::errc::timed_out ? 0 : ec.value();
+  return false;
+}
+
+// soap->fsend: sends at once and waits only when the socket buffer is full.
+// (gSOAP's own fsend waits in select() before every send when a send
+// timeout is set, a system call per message for nothing, and blocks the
+// thread.)
+int SendAll(struct soap* soap, const char* data, std::size_t size) {
+  const IoClock::time_point deadline = DeadlineOf(soap->send_timeout);
   while (size > 0) {
     const ssize_t n = ::send(soap->socket, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
@@ -65,21 +81,33 @@ int SendAll(struct soap* soap, const char* data, std::size_t size) {
       soap->errnum = errno;
       return SOAP_EOF;
     }
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-    pollfd p{.fd = soap->socket, .events = POLLOUT, .revents = 0};
-    const int ready = timeout == 0
-                          ? ::poll(&p, 1, -1)
-                          : (left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0);
-    if (ready == 0) {
-      soap->errnum = 0;  // timed out
-      return SOAP_EOF;
-    }
-    if (ready < 0 && errno != EINTR) {
-      soap->errnum = errno;
-      return SOAP_EOF;
-    }
+    if (!WaitSocket(soap, POLLOUT, deadline)) return SOAP_EOF;
   }
+  *static_cast<bool*>(soap->user) = true;  // sent since the last receive
   return SOAP_OK;
+}
+
+// soap->frecv: reads what has arrived, waiting only when nothing has (the
+// same reasons). 0 is end of stream, a failure or a timeout.
+std::size_t RecvSome(struct soap* soap, char* buffer, std::size_t size) {
+  const IoClock::time_point deadline = DeadlineOf(soap->recv_timeout);
+  // Right after a request its answer has not come yet: wait before the
+  // first read instead of trying one that would block.
+  if (std::exchange(*static_cast<bool*>(soap->user), false) &&
+      !WaitSocket(soap, POLLIN, deadline)) {
+    return 0;
+  }
+  for (;;) {
+    const ssize_t n = ::recv(soap->socket, buffer, size, MSG_DONTWAIT);
+    if (n > 0) return static_cast<std::size_t>(n);
+    if (n == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      soap->errnum = errno;
+      return 0;
+    }
+    if (!WaitSocket(soap, POLLIN, deadline)) return 0;
+  }
 }
 
 class SoapProtocolClient final : public ProtocolClient {
@@ -93,6 +121,8 @@ class SoapProtocolClient final : public ProtocolClient {
     soap_clr_omode(proxy_.soap, SOAP_IO);
     soap_set_omode(proxy_.soap, SOAP_IO_STORE);
     proxy_.soap->fsend = SendAll;
+    proxy_.soap->frecv = RecvSome;
+    proxy_.soap->user = &sent_;
     // Positive values are seconds, negative ones microseconds.
     const int timeout_us = -1000 * options.timeout_ms;
     proxy_.soap->connect_timeout = timeout_us;
@@ -217,6 +247,7 @@ class SoapProtocolClient final : public ProtocolClient {
   }
 
   std::string endpoint_;
+  bool sent_ = false;  // soap->user: a request was sent since the last receive
   UserServiceBindingProxy proxy_;
 };
 

@@ -1,7 +1,10 @@
 // ProtocolClient over the generated Thrift C++ client: framed transport,
 // binary or compact protocol, one socket kept open across calls. After a
 // transport or protocol failure the socket is closed (the stream may be out
-// of step) and the next call opens a new one.
+// of step) and the next call opens a new one. Reads and writes wait in
+// clients::WaitReady, so a thread's IoWaiter may run other clients meanwhile.
+#include <poll.h>
+#include <sys/socket.h>
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
@@ -9,13 +12,17 @@
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TSocket.h>
 #include <thrift/transport/TTransportException.h>
+#include <thrift/transport/TVirtualTransport.h>
 
+#include <cerrno>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "UserService.h"
 #include "adapters/thrift/framed_transport.h"
+#include "clients/io_wait.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
 
@@ -33,6 +40,81 @@ User FromThrift(const gen::User& u) {
               .created_at_ms = u.created_at_ms,
               .updated_at_ms = u.updated_at_ms};
 }
+
+namespace transport = ::apache::thrift::transport;
+
+// A TSocket that connects and closes as usual, while reads and writes go
+// straight to its descriptor without blocking and, when it would block, wait
+// in clients::WaitReady up to the timeout (TSocket's own would block the
+// thread in recv()).
+class WaitingSocket final : public transport::TVirtualTransport<WaitingSocket> {
+ public:
+  WaitingSocket(std::shared_ptr<transport::TSocket> socket, int timeout_ms)
+      : socket_(std::move(socket)), timeout_(timeout_ms) {}
+
+  bool isOpen() const override { return socket_->isOpen(); }
+  void open() override { socket_->open(); }
+  void close() override { socket_->close(); }
+
+  std::uint32_t read(std::uint8_t* buf, std::uint32_t len) {
+    const int fd = socket_->getSocketFD();
+    const IoClock::time_point deadline = IoClock::now() + timeout_;
+    // Right after a request its answer has not come yet: wait before the
+    // first read instead of trying one that would block.
+    if (std::exchange(sent_, false)) Wait(fd, POLLIN, deadline);
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, len, MSG_DONTWAIT);
+      if (n > 0) return static_cast<std::uint32_t>(n);
+      if (n == 0) {
+        throw transport::TTransportException(transport::TTransportException::END_OF_FILE,
+                                             "the server closed the connection");
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        throw transport::TTransportException(transport::TTransportException::UNKNOWN,
+                                             "recv() failed", errno);
+      }
+      Wait(fd, POLLIN, deadline);
+    }
+  }
+
+  void write(const std::uint8_t* buf, std::uint32_t len) {
+    const int fd = socket_->getSocketFD();
+    const IoClock::time_point deadline = IoClock::now() + timeout_;
+    while (len > 0) {
+      const ssize_t n = ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        buf += n;
+        len -= static_cast<std::uint32_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        throw transport::TTransportException(transport::TTransportException::UNKNOWN,
+                                             "send() failed", errno);
+      }
+      Wait(fd, POLLOUT, deadline);
+    }
+    sent_ = true;
+  }
+
+ private:
+  static void Wait(int fd, short events, IoClock::time_point deadline) {
+    const std::error_code ec = WaitReady(fd, events, deadline);
+    if (ec == std::errc::timed_out) {
+      throw transport::TTransportException(transport::TTransportException::TIMED_OUT,
+                                           "no answer within the timeout");
+    }
+    if (ec) {
+      throw transport::TTransportException(transport::TTransportException::UNKNOWN,
+                                           "waiting for the socket failed", ec.value());
+    }
+  }
+
+  std::shared_ptr<transport::TSocket> socket_;
+  std::chrono::milliseconds timeout_;
+  bool sent_ = false;  // written since the last read
+};
 
 class ThriftProtocolClient final : public ProtocolClient {
  public:
@@ -145,11 +227,10 @@ class ThriftProtocolClient final : public ProtocolClient {
     using namespace ::apache::thrift;
     auto socket = std::make_shared<transport::TSocket>(options_.host, options_.port);
     socket->setConnTimeout(options_.timeout_ms);
-    socket->setRecvTimeout(options_.timeout_ms);
-    socket->setSendTimeout(options_.timeout_ms);
     socket->setNoDelay(true);
     // One frame's budget per read, however long the connection lives.
-    auto framed = thrift_adapter::MakeFramedTransport(socket);
+    auto framed = thrift_adapter::MakeFramedTransport(
+        std::make_shared<WaitingSocket>(std::move(socket), options_.timeout_ms));
     std::shared_ptr<protocol::TProtocol> proto;
     if (options_.thrift_compact) {
       proto = std::make_shared<protocol::TCompactProtocol>(framed);

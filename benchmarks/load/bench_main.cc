@@ -23,6 +23,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -32,11 +33,13 @@
 #include <vector>
 
 #include "benchmarks/load/arrival_schedule.h"
+#include "benchmarks/load/fiber_scheduler.h"
 #include "benchmarks/load/key_chooser.h"
 #include "benchmarks/load/latency_histogram.h"
 #include "benchmarks/load/op_mix.h"
 #include "benchmarks/load/server_stats.h"
 #include "benchmarks/load/socket_bytes.h"
+#include "clients/io_wait.h"
 #include "clients/protocol_client.h"
 
 namespace polycrud::bench {
@@ -73,7 +76,8 @@ struct Options {
   std::int64_t min_id = 1;
   std::int64_t max_id = 1000;
   int connections = 16;
-  int threads = 0;  // 0: = connections
+  std::string io = "fibers";
+  int threads = 0;  // 0: fibers 2 (at most connections), threads = connections
   std::string mode = "closed";
   double rate = 0;
   std::string arrivals = "uniform";
@@ -223,7 +227,7 @@ void ClosedLoop(Worker& w, const Config& config, const Timeline& t) {
     if (r.status.transport_failure || r.status.code != StatusCode::kOk) {
       w.failures.fetch_add(1, std::memory_order_relaxed);
     }
-    if (r.status.transport_failure) std::this_thread::sleep_for(kTransportBackoff);
+    if (r.status.transport_failure) clients::SleepUntil(Clock::now() + kTransportBackoff);
   }
 }
 
@@ -240,7 +244,7 @@ void OpenLoop(Worker& w, const Config& config, const Timeline& t, ArrivalSchedul
       if (in_window) ++w.not_sent;
       continue;
     }
-    std::this_thread::sleep_until(intended);
+    clients::SleepUntil(intended);
     const CallResult r = Execute(config.mix(w.rng), w, config);
     const Clock::time_point end = Clock::now();
     if (end >= t.w0 && end < t.w1) ++w.window_completions;
@@ -256,7 +260,7 @@ void OpenLoop(Worker& w, const Config& config, const Timeline& t, ArrivalSchedul
     if (r.status.transport_failure || r.status.code != StatusCode::kOk) {
       w.failures.fetch_add(1, std::memory_order_relaxed);
     }
-    if (r.status.transport_failure) std::this_thread::sleep_for(kTransportBackoff);
+    if (r.status.transport_failure) clients::SleepUntil(Clock::now() + kTransportBackoff);
   }
 }
 
@@ -426,9 +430,16 @@ int Run(int argc, char** argv) {
   app.add_option("--connections", o.connections, "TCP connections to the server")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  app.add_option("--io", o.io,
+                 "fibers: each connection runs its client on a fiber of its own, many per "
+                 "thread, and a thread waits for all its connections at once (epoll), as an "
+                 "event-driven tool does; threads: a thread per --threads, blocking in each call")
+      ->check(CLI::IsMember({"fibers", "threads"}))
+      ->capture_default_str();
   app.add_option("--threads", o.threads,
-                 "Client threads (default: = connections); connections are spread over them and "
-                 "each thread uses its connections in turn, one call at a time")
+                 "Client threads (default: fibers 2, at most --connections; threads = "
+                 "connections). With threads, connections are spread over them and each thread "
+                 "uses its connections in turn, one call at a time")
       ->check(CLI::Range(1, 1024));
   app.add_option("--mode", o.mode, "closed (saturation) or open (fixed arrival rate)")
       ->check(CLI::IsMember({"closed", "open"}))
@@ -481,7 +492,9 @@ int Run(int argc, char** argv) {
     return 2;
   }
 
-  if (o.threads == 0) o.threads = std::min(o.connections, 1024);
+  const bool fibers = o.io == "fibers";
+  if (o.threads == 0)
+    o.threads = fibers ? std::min(o.connections, 2) : std::min(o.connections, 1024);
   if (o.threads > o.connections) return UsageError("--threads may not exceed --connections");
   if (o.max_id < o.min_id) return UsageError("--max-id is below --min-id");
   if (o.mode == "open" && o.rate <= 0) return UsageError("--mode open needs --rate");
@@ -522,8 +535,11 @@ int Run(int argc, char** argv) {
           "-" + Base36(o.seed)};
 
   // Connect every connection and check that a polycrud server answers.
+  // Fibers: a worker per connection, spread over the threads' schedulers;
+  // threads: a worker per thread, with its share of the connections.
+  const int worker_count = fibers ? o.connections : o.threads;
   std::vector<std::unique_ptr<Worker>> workers;
-  for (int i = 0; i < o.threads; ++i) {
+  for (int i = 0; i < worker_count; ++i) {
     workers.push_back(std::make_unique<Worker>());
     workers.back()->index = i;
     workers.back()->rng.seed(static_cast<std::uint64_t>(o.seed) * 1'000'003 +
@@ -556,7 +572,7 @@ int Run(int argc, char** argv) {
         return RunError("the first call failed on " + where + ": " + probe.status.message);
       }
     }
-    workers[static_cast<std::size_t>(c % o.threads)]->clients.push_back(std::move(client));
+    workers[static_cast<std::size_t>(c % worker_count)]->clients.push_back(std::move(client));
   }
   try {
     (void)ReadCache(sources);
@@ -583,15 +599,34 @@ int Run(int argc, char** argv) {
   }
 
   std::atomic<int> finished{0};
+  const auto work = [&](Worker* w) {
+    if (schedule) {
+      OpenLoop(*w, config, t, *schedule);
+    } else {
+      ClosedLoop(*w, config, t);
+    }
+    finished.fetch_add(1);
+  };
   std::vector<std::thread> threads;
-  for (auto& worker : workers) {
-    threads.emplace_back([&, w = worker.get()] {
-      if (schedule) {
-        OpenLoop(*w, config, t, *schedule);
-      } else {
-        ClosedLoop(*w, config, t);
+  std::string thread_error;
+  std::mutex thread_error_mutex;
+  for (int i = 0; i < o.threads; ++i) {
+    if (!fibers) {
+      threads.emplace_back(work, workers[static_cast<std::size_t>(i)].get());
+      continue;
+    }
+    threads.emplace_back([&, i] {
+      try {
+        FiberScheduler scheduler;
+        for (int w = i; w < worker_count; w += o.threads) {
+          scheduler.Spawn([&, w] { work(workers[static_cast<std::size_t>(w)].get()); });
+        }
+        scheduler.Run();
+      } catch (const std::exception& e) {
+        const std::lock_guard lock(thread_error_mutex);
+        thread_error = e.what();
+        finished.store(worker_count);
       }
-      finished.fetch_add(1);
     });
   }
 
@@ -603,7 +638,7 @@ int Run(int argc, char** argv) {
   };
   // Draws until `until` (or until every thread finished, if `until` is nullopt).
   const auto wait = [&](std::optional<Clock::time_point> until, const char* phase) {
-    while (until ? Clock::now() < *until : finished.load() < o.threads) {
+    while (until ? Clock::now() < *until : finished.load() < worker_count) {
       Clock::time_point next = Clock::now() + std::chrono::milliseconds(200);
       if (until) next = std::min(next, *until);
       std::this_thread::sleep_until(next);
@@ -628,6 +663,7 @@ int Run(int argc, char** argv) {
   wait(std::nullopt, schedule ? "draining" : "finishing");
   for (auto& thread : threads) thread.join();
   progress.Finish();
+  if (!thread_error.empty()) return RunError("the load stopped: " + thread_error);
   if (!snapshot_error.empty()) {
     std::cerr << "polycrud-bench: warning: cache counters unavailable: " << snapshot_error << '\n';
   }
@@ -677,6 +713,7 @@ int Run(int argc, char** argv) {
   }
   doc["connections"] = o.connections;
   doc["threads"] = o.threads;
+  doc["io"] = o.io;
   Json mix_json = Json::object();
   for (std::size_t i = 0; i < kOpCount; ++i) {
     if (mix->weight(static_cast<Op>(i)) > 0) {
@@ -758,8 +795,8 @@ int Run(int argc, char** argv) {
   std::cout << "polycrud-bench " << (o.label.empty() ? "" : o.label + ": ") << o.protocol << " "
             << o.mode << " loop";
   if (schedule) std::cout << " at " << Fixed(o.rate, 0) << "/s (" << o.arrivals << ")";
-  std::cout << ", " << o.connections << " connections, " << o.threads << " threads, mix "
-            << o.mix_text << ", keys " << o.keys
+  std::cout << ", " << o.connections << " connections, " << o.threads << " threads (" << o.io
+            << "), mix " << o.mix_text << ", keys " << o.keys
             << (o.keys == "zipf" ? "(s=" + Fixed(o.zipf_s, 2) + ")" : "") << " " << o.min_id << ".."
             << o.max_id << "\n";
   std::cout << "  window " << Fixed(duration, 3) << " s: " << requests << " requests, "

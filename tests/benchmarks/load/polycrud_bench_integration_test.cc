@@ -71,14 +71,16 @@ void ExpectLatencyObject(const json& latency) {
 }
 
 // The structure every result document has, and the counts of a clean run
-// of `connections` connections over existing ids with a get/ping mix.
+// of `connections` connections over existing ids with a get/ping mix, on
+// `threads` threads (0: as many as connections) doing `io`.
 void ExpectCleanResult(const json& r, const std::string& protocol, const std::string& mode,
-                       int connections) {
+                       int connections, int threads = 0, const std::string& io = "fibers") {
   ASSERT_TRUE(r.is_object());
   EXPECT_EQ(r["protocol"], protocol);
   EXPECT_EQ(r["mode"], mode);
   EXPECT_EQ(r["connections"], connections);
-  EXPECT_EQ(r["threads"], connections);
+  EXPECT_EQ(r["threads"], threads != 0 ? threads : connections);
+  EXPECT_EQ(r["io"], io);
   EXPECT_EQ(r["mix"], json({{"ping", 2}, {"get", 8}}));
   EXPECT_EQ(r["keys"]["dist"], "zipf");
   EXPECT_EQ(r["keys"]["s"], 0.99);
@@ -189,6 +191,22 @@ TEST_P(PolycrudBenchTest, ClosedLoopProducesACompleteCleanResult) {
   ExpectCleanResult(run.result, GetParam(), "closed", 2);
   EXPECT_EQ(run.result["label"], "it-" + GetParam());
   EXPECT_TRUE(run.result["open_loop"].is_null());
+}
+
+TEST_P(PolycrudBenchTest, ManyConnectionsShareOneThreadOfFibers) {
+  std::vector<std::string> args = CommonArgs();
+  args.insert(args.end(), {"--connections", "6", "--threads", "1"});
+  const BenchRun run = RunBench(args);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  ExpectCleanResult(run.result, GetParam(), "closed", 6, 1);
+}
+
+TEST_P(PolycrudBenchTest, ThreadsThatBlockInEachCallGiveTheSameCleanResult) {
+  std::vector<std::string> args = CommonArgs();
+  args.insert(args.end(), {"--io", "threads"});
+  const BenchRun run = RunBench(args);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  ExpectCleanResult(run.result, GetParam(), "closed", 2, 2, "threads");
 }
 
 TEST_P(PolycrudBenchTest, OpenLoopSendsOnTheScheduleAndReportsIt) {

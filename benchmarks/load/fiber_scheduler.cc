@@ -1,0 +1,232 @@
+#include "benchmarks/load/fiber_scheduler.h"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/context/protected_fixedsize_stack.hpp>
+#include <cerrno>
+#include <ctime>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace polycrud::bench {
+namespace {
+
+namespace ctx = boost::context;
+using clients::IoClock;
+
+// Room for a client library's deepest call (gSOAP's parser, gRPC's call
+// set-up), with the red zones of AddressSanitizer builds. Pages are only
+// committed when touched; a guard page below each stack traps an overflow.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::size_t kStackBytes = 1024 * 1024;
+#else
+constexpr std::size_t kStackBytes = 256 * 1024;
+#endif
+
+[[noreturn]] void ThrowErrno(const std::string& what) {
+  throw std::system_error(errno, std::system_category(), what);
+}
+
+}  // namespace
+
+FiberScheduler::FiberScheduler() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) ThrowErrno("epoll_create1");
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) ThrowErrno("eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) ThrowErrno("epoll_ctl");
+}
+
+FiberScheduler::~FiberScheduler() {
+  // An Unpark of another thread may still hold the lock (it sets its flag
+  // and writes the eventfd under it): wait for it to let go.
+  { const std::lock_guard lock(remote_mutex_); }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+void FiberScheduler::Spawn(std::function<void()> body) {
+  auto task = std::make_unique<Task>();
+  task->body = std::move(body);
+  Task* t = task.get();
+  t->fiber = ctx::fiber(std::allocator_arg, ctx::protected_fixedsize_stack(kStackBytes),
+                        [this, t](ctx::fiber&& back) {
+                          t->back = std::move(back);
+                          try {
+                            t->body();
+                          } catch (...) {
+                            if (!error_) error_ = std::current_exception();
+                          }
+                          t->done = true;
+                          return std::move(t->back);
+                        });
+  tasks_.push_back(std::move(task));
+  ++live_;
+  ready_.push_back(t);
+}
+
+void FiberScheduler::Run() {
+  clients::IoWaiter* const previous = clients::ThreadIoWaiter();
+  clients::SetThreadIoWaiter(this);
+  while (live_ > 0) {
+    while (!ready_.empty()) {
+      Task* t = ready_.front();
+      ready_.pop_front();
+      current_ = t;
+      t->fiber = std::move(t->fiber).resume();
+      current_ = nullptr;
+      if (t->done) --live_;
+    }
+    if (live_ > 0) Poll();
+  }
+  clients::SetThreadIoWaiter(previous);
+  if (error_) std::rethrow_exception(error_);
+}
+
+FiberScheduler::Task& FiberScheduler::Current() {
+  if (current_ == nullptr) throw std::logic_error("FiberScheduler: wait outside a fiber");
+  return *current_;
+}
+
+void FiberScheduler::Suspend() {
+  Task& t = Current();
+  t.back = std::move(t.back).resume();
+}
+
+void FiberScheduler::MakeReady(Task* task) {
+  task->wait = Wait::kNone;
+  ++task->timer_seq;
+  ready_.push_back(task);
+}
+
+void FiberScheduler::AddTimer(Task* task, IoClock::time_point when) {
+  timers_.push(Timer{.when = when, .seq = task->timer_seq, .task = task});
+}
+
+std::error_code FiberScheduler::WaitFd(int fd, short events, IoClock::time_point deadline) {
+  Task& t = Current();
+  if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  epoll_event ev{};
+  ev.events = EPOLLONESHOT | ((events & POLLIN) != 0 ? EPOLLIN : 0u) |
+              ((events & POLLOUT) != 0 ? EPOLLOUT : 0u);
+  ev.data.fd = fd;
+  // One-shot: armed again for each wait. A descriptor closed since its last
+  // wait has left the set by itself, so a new one of the same number is added.
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+      (errno != ENOENT || ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)) {
+    return {errno, std::system_category()};
+  }
+  if (static_cast<std::size_t>(fd) >= fd_waiter_.size()) {
+    fd_waiter_.resize(static_cast<std::size_t>(fd) + 1, nullptr);
+  }
+  fd_waiter_[static_cast<std::size_t>(fd)] = &t;
+  t.wait = Wait::kFd;
+  t.fd = fd;
+  t.fd_ready = false;
+  if (deadline != IoClock::time_point::max()) AddTimer(&t, deadline);
+  Suspend();
+  if (t.fd_ready) return {};
+  fd_waiter_[static_cast<std::size_t>(fd)] = nullptr;  // a late event finds no one
+  return std::make_error_code(std::errc::timed_out);
+}
+
+void FiberScheduler::SleepUntil(IoClock::time_point when) {
+  Task& t = Current();
+  if (IoClock::now() >= when) return;
+  t.wait = Wait::kTimer;
+  AddTimer(&t, when);
+  Suspend();
+}
+
+void* FiberScheduler::CurrentTicket() { return &Current(); }
+
+void FiberScheduler::Park() {
+  Task& t = Current();
+  if (std::exchange(t.pending_unpark, false)) return;
+  t.wait = Wait::kPark;
+  Suspend();
+}
+
+void FiberScheduler::Unpark(void* ticket, std::atomic<bool>& done) {
+  const std::lock_guard lock(remote_mutex_);
+  done.store(true, std::memory_order_release);
+  remote_.push_back(static_cast<Task*>(ticket));
+  if (sleeping_) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    sleeping_ = false;  // one write wakes it
+  }
+}
+
+void FiberScheduler::Poll() {
+  timespec timeout{};
+  timespec* wait_for = &timeout;  // 0: a fiber is ready, or wake-ups are waiting
+  std::vector<Task*> woken;
+  {
+    const std::lock_guard lock(remote_mutex_);
+    woken.swap(remote_);
+    if (woken.empty() && ready_.empty()) {
+      if (timers_.empty()) {
+        wait_for = nullptr;
+      } else {
+        const auto left = std::max(timers_.top().when - IoClock::now(), IoClock::duration::zero());
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+        timeout.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        timeout.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+      }
+      sleeping_ = wait_for == nullptr || timeout.tv_sec != 0 || timeout.tv_nsec != 0;
+    }
+  }
+  std::array<epoll_event, 256> events{};
+  const int n =
+      ::epoll_pwait2(epoll_fd_, events.data(), static_cast<int>(events.size()), wait_for, nullptr);
+  if (n < 0 && errno != EINTR) ThrowErrno("epoll_pwait2");
+  {
+    const std::lock_guard lock(remote_mutex_);
+    sleeping_ = false;
+    woken.insert(woken.end(), remote_.begin(), remote_.end());
+    remote_.clear();
+  }
+  for (int i = 0; i < n; ++i) {
+    const int fd = events[static_cast<std::size_t>(i)].data.fd;
+    if (fd == wake_fd_) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
+      continue;
+    }
+    Task* t = static_cast<std::size_t>(fd) < fd_waiter_.size()
+                  ? fd_waiter_[static_cast<std::size_t>(fd)]
+                  : nullptr;
+    if (t == nullptr || t->wait != Wait::kFd || t->fd != fd) continue;
+    fd_waiter_[static_cast<std::size_t>(fd)] = nullptr;
+    t->fd_ready = true;
+    MakeReady(t);
+  }
+  for (Task* t : woken) {
+    if (t->wait == Wait::kPark) {
+      MakeReady(t);
+    } else {
+      t->pending_unpark = true;
+    }
+  }
+  const IoClock::time_point now = IoClock::now();
+  while (!timers_.empty() && timers_.top().when <= now) {
+    const Timer timer = timers_.top();
+    timers_.pop();
+    Task* t = timer.task;
+    if (timer.seq != t->timer_seq || (t->wait != Wait::kFd && t->wait != Wait::kTimer)) continue;
+    if (t->wait == Wait::kFd) fd_waiter_[static_cast<std::size_t>(t->fd)] = nullptr;
+    MakeReady(t);
+  }
+}
+
+}  // namespace polycrud::bench

@@ -1,0 +1,64 @@
+#include "clients/io_wait.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <thread>
+
+namespace polycrud::clients {
+namespace {
+
+thread_local IoWaiter* thread_waiter = nullptr;
+
+}  // namespace
+
+IoWaiter* ThreadIoWaiter() { return thread_waiter; }
+void SetThreadIoWaiter(IoWaiter* waiter) { thread_waiter = waiter; }
+
+std::error_code WaitReady(int fd, short events, IoClock::time_point deadline) {
+  if (thread_waiter != nullptr) return thread_waiter->WaitFd(fd, events, deadline);
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - IoClock::now());
+    if (left.count() <= 0) return std::make_error_code(std::errc::timed_out);
+    pollfd p{.fd = fd, .events = events, .revents = 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30)));
+    if (n > 0) return {};
+    if (n < 0 && errno != EINTR) return {errno, std::system_category()};
+  }
+}
+
+void SleepUntil(IoClock::time_point when) {
+  if (thread_waiter != nullptr) {
+    thread_waiter->SleepUntil(when);
+  } else {
+    std::this_thread::sleep_until(when);
+  }
+}
+
+CallDone::CallDone() : waiter_(thread_waiter) {
+  if (waiter_ != nullptr) ticket_ = waiter_->CurrentTicket();
+}
+
+void CallDone::Notify() {
+  if (waiter_ != nullptr) {
+    waiter_->Unpark(ticket_, done_);  // *this may be gone once it returns
+    return;
+  }
+  // Notified under the lock: the waiter may destroy *this once it has it.
+  const std::lock_guard lock(mutex_);
+  done_.store(true, std::memory_order_release);
+  cv_.notify_one();
+}
+
+void CallDone::Wait() {
+  if (waiter_ != nullptr) {
+    while (!done_.load(std::memory_order_acquire)) waiter_->Park();
+    return;
+  }
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] { return done_.load(std::memory_order_acquire); });
+}
+
+}  // namespace polycrud::clients

@@ -1,0 +1,68 @@
+// How a client waits. Every ProtocolClient is synchronous: a call returns
+// when its answer is in. While it waits (for its socket to become readable
+// or writable, or for a gRPC call that completes on one of gRPC's own
+// threads) it asks the thread's IoWaiter. By default there is none and the
+// thread blocks (poll(), a condition variable). A scheduler that runs many
+// clients on one thread, each on a stack of its own (polycrud-bench's
+// fibers), installs itself as the thread's IoWaiter and switches to another
+// client instead, so one thread keeps many connections busy the way an
+// event-driven tool does, with the clients' code unchanged.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+
+namespace polycrud::clients {
+
+using IoClock = std::chrono::steady_clock;
+
+class IoWaiter {
+ public:
+  virtual ~IoWaiter() = default;
+  // Returns when `fd` may be ready for `events` (POLLIN, POLLOUT) or when
+  // `deadline` has passed: errc::timed_out then. May return early (callers
+  // retry their non-blocking operation and wait again).
+  virtual std::error_code WaitFd(int fd, short events, IoClock::time_point deadline) = 0;
+  virtual void SleepUntil(IoClock::time_point when) = 0;
+  // Park() suspends the caller until Unpark(ticket, done) with the ticket
+  // CurrentTicket() gave before. Unpark runs on any thread, possibly before
+  // Park (which then returns at once): it sets `done` and wakes the ticket's
+  // owner, and touches neither the waiter nor `done` once `done` may be
+  // seen. Park may return spuriously: callers loop until `done`.
+  virtual void* CurrentTicket() = 0;
+  virtual void Park() = 0;
+  virtual void Unpark(void* ticket, std::atomic<bool>& done) = 0;
+};
+
+// The calling thread's waiter (nullptr: block the thread).
+IoWaiter* ThreadIoWaiter();
+void SetThreadIoWaiter(IoWaiter* waiter);
+
+// Waits until `fd` is ready for `events` or `deadline` passes (errc::timed_out).
+// POLLERR and POLLHUP count as ready: the next read or write reports them.
+std::error_code WaitReady(int fd, short events, IoClock::time_point deadline);
+// Sleeps until `when`.
+void SleepUntil(IoClock::time_point when);
+
+// A call completed on another thread: Wait() returns once Notify() ran.
+// Made and waited on by one thread; Notify() from any.
+class CallDone {
+ public:
+  CallDone();
+  CallDone(const CallDone&) = delete;
+  CallDone& operator=(const CallDone&) = delete;
+  void Notify();
+  void Wait();
+
+ private:
+  IoWaiter* waiter_;
+  void* ticket_ = nullptr;
+  std::atomic<bool> done_{false};
+  std::mutex mutex_;  // only without a waiter
+  std::condition_variable cv_;
+};
+
+}  // namespace polycrud::clients

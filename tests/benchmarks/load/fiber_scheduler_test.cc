@@ -1,0 +1,165 @@
+// FiberScheduler: many waits on one thread, each resumed by what it waits
+// for (its socket, its deadline, a notification from another thread).
+#include "benchmarks/load/fiber_scheduler.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "clients/io_wait.h"
+
+namespace polycrud::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using clients::IoClock;
+
+struct SocketPair {
+  SocketPair() {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+    a = fds[0];
+    b = fds[1];
+  }
+  ~SocketPair() {
+    ::close(a);
+    ::close(b);
+  }
+  int a = -1;
+  int b = -1;
+};
+
+TEST(FiberSchedulerTest, EachFiberResumesWhenItsOwnSocketIsReadable) {
+  constexpr int kFibers = 8;
+  std::array<SocketPair, kFibers> pairs;
+  std::vector<int> order;  // which fiber read, in order
+  FiberScheduler scheduler;
+  for (int i = 0; i < kFibers; ++i) {
+    scheduler.Spawn([&, i] {
+      ASSERT_FALSE(clients::WaitReady(pairs[i].a, POLLIN, IoClock::now() + 5s));
+      char byte = 0;
+      ASSERT_EQ(::read(pairs[i].a, &byte, 1), 1);
+      EXPECT_EQ(byte, 'a' + i);
+      order.push_back(i);
+    });
+  }
+  // The writer answers the sockets in reverse order, one every 5 ms.
+  scheduler.Spawn([&] {
+    for (int i = kFibers - 1; i >= 0; --i) {
+      clients::SleepUntil(IoClock::now() + 5ms);
+      const char byte = static_cast<char>('a' + i);
+      ASSERT_EQ(::write(pairs[i].b, &byte, 1), 1);
+    }
+  });
+  scheduler.Run();
+  EXPECT_EQ(order, (std::vector<int>{7, 6, 5, 4, 3, 2, 1, 0}));
+}
+
+TEST(FiberSchedulerTest, AWaitThatIsNeverSatisfiedTimesOutAtItsDeadline) {
+  SocketPair pair;
+  std::error_code result;
+  IoClock::duration waited{};
+  bool other_ran = false;
+  FiberScheduler scheduler;
+  scheduler.Spawn([&] {
+    const IoClock::time_point start = IoClock::now();
+    result = clients::WaitReady(pair.a, POLLIN, start + 50ms);
+    waited = IoClock::now() - start;
+  });
+  scheduler.Spawn([&] { other_ran = true; });
+  scheduler.Run();
+  EXPECT_EQ(result, std::errc::timed_out);
+  EXPECT_GE(waited, 50ms);
+  EXPECT_TRUE(other_ran);
+  // A byte that arrives after the timeout wakes no one (the scheduler is gone).
+  ASSERT_EQ(::write(pair.b, "x", 1), 1);
+}
+
+TEST(FiberSchedulerTest, SleepersWakeInTheOrderOfTheirDeadlines) {
+  std::vector<int> order;
+  FiberScheduler scheduler;
+  const IoClock::time_point start = IoClock::now();
+  for (const int ms : {30, 10, 20, 0}) {
+    scheduler.Spawn([&, ms] {
+      clients::SleepUntil(start + std::chrono::milliseconds(ms));
+      EXPECT_GE(IoClock::now(), start + std::chrono::milliseconds(ms));
+      order.push_back(ms);
+    });
+  }
+  scheduler.Run();
+  EXPECT_EQ(order, (std::vector<int>{0, 10, 20, 30}));
+}
+
+TEST(FiberSchedulerTest, ACallDoneOnAnotherThreadResumesItsFiberWhileOthersRun) {
+  int ticks_while_waiting = 0;
+  bool waiting = true;
+  std::thread notifier;
+  FiberScheduler scheduler;
+  scheduler.Spawn([&] {
+    clients::CallDone done;
+    notifier = std::thread([&done] {
+      std::this_thread::sleep_for(30ms);
+      done.Notify();
+    });
+    done.Wait();
+    waiting = false;
+  });
+  scheduler.Spawn([&] {
+    while (waiting) {
+      ++ticks_while_waiting;
+      clients::SleepUntil(IoClock::now() + 1ms);
+    }
+  });
+  scheduler.Run();
+  notifier.join();
+  EXPECT_GT(ticks_while_waiting, 5);  // the thread was not blocked meanwhile
+}
+
+TEST(FiberSchedulerTest, ANotificationBeforeTheWaitIsNotLost) {
+  FiberScheduler scheduler;
+  bool finished = false;
+  scheduler.Spawn([&] {
+    clients::CallDone done;
+    std::thread([&done] { done.Notify(); }).join();
+    done.Wait();
+    finished = true;
+  });
+  scheduler.Run();
+  EXPECT_TRUE(finished);
+}
+
+TEST(FiberSchedulerTest, WithoutASchedulerCallDoneBlocksTheThread) {
+  clients::CallDone done;
+  std::thread notifier([&done] {
+    std::this_thread::sleep_for(10ms);
+    done.Notify();
+  });
+  done.Wait();
+  notifier.join();
+  SocketPair pair;
+  EXPECT_EQ(clients::WaitReady(pair.a, POLLIN, IoClock::now() + 20ms), std::errc::timed_out);
+  EXPECT_FALSE(clients::WaitReady(pair.a, POLLOUT, IoClock::now() + 20ms));
+}
+
+TEST(FiberSchedulerTest, AnExceptionInAFiberIsRethrownByRunAfterTheOthersFinish) {
+  bool other_finished = false;
+  FiberScheduler scheduler;
+  scheduler.Spawn([] { throw std::runtime_error("boom"); });
+  scheduler.Spawn([&] {
+    clients::SleepUntil(IoClock::now() + 5ms);
+    other_finished = true;
+  });
+  EXPECT_THROW(scheduler.Run(), std::runtime_error);
+  EXPECT_TRUE(other_finished);
+  EXPECT_EQ(clients::ThreadIoWaiter(), nullptr);
+}
+
+}  // namespace
+}  // namespace polycrud::bench

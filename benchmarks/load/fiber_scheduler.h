@@ -55,7 +55,12 @@ class FiberScheduler final : public clients::IoWaiter {
     bool pending_unpark = false;
     bool done = false;
     std::uint64_t timer_seq = 0;  // a timer of an earlier wait no longer counts
+    // Its stack, and AddressSanitizer's fake stack while it is switched out.
+    void* stack_bottom = nullptr;
+    std::size_t stack_size = 0;
+    void* fake_stack = nullptr;
   };
+  class TaskStack;
   struct Timer {
     clients::IoClock::time_point when;
     std::uint64_t seq;
@@ -64,7 +69,8 @@ class FiberScheduler final : public clients::IoWaiter {
   };
 
   Task& Current();
-  void Suspend();
+  void Resume(Task* task);  // scheduler -> task
+  void Suspend();           // task -> scheduler
   void MakeReady(Task* task);
   void AddTimer(Task* task, clients::IoClock::time_point when);
   // Waits for sockets, timers and wake-ups (not at all if a fiber is ready).
@@ -79,6 +85,10 @@ class FiberScheduler final : public clients::IoWaiter {
   std::vector<Task*> fd_waiter_;  // by descriptor
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   std::exception_ptr error_;
+  // The scheduler's stack, for AddressSanitizer's stack switch annotations.
+  const void* main_bottom_ = nullptr;
+  std::size_t main_size_ = 0;
+  void* main_fake_stack_ = nullptr;
 
   std::mutex remote_mutex_;
   std::vector<Task*> remote_;  // unparked from other threads

@@ -506,7 +506,9 @@ def build_report(out):
 
     # Closed-loop results.
     md.append("## Closed loop: saturation\n")
-    md.append("%d connections (batch: 4), %s s warm-up, %s s measured per run. *get*: "
+    md.append("%d connections (batch: 4) on 2 load-generator threads (fibers, one "
+              "epoll wait per thread for all its connections), %s s warm-up, %s s measured "
+              "per run. *get*: "
               "GetUser over ids 1-1000, all cache hits after warm-up; *mix*: "
               "get=95,update=4,create=1 with Zipf(s=%s) ids over the %s seeded users; "
               "*batch*: BatchGetUsers of 1000 Zipf ids.\n" % (
@@ -595,11 +597,14 @@ def build_report(out):
     if validation:
         md.append("The same requests at the same concurrency, measured by `polycrud-bench` and "
                   "by a tool nobody here wrote (`wrk` for HTTP/1.1, `h2load` for gRPC over "
-                  "HTTP/2), one right after the other, in two layouts. *shared*: as in every "
+                  "HTTP/2), one right after the other, with the same number of threads "
+                  "(each of the harness's threads runs its connections' clients as fibers "
+                  "and waits for all of them in one epoll call, as `wrk` and `h2load` do), "
+                  "in two layouts. *shared*: as in every "
                   "run above, all processes share every core, so each tool's own CPU cost per "
                   "request competes with the server's: `wrk` and `h2load` parse nothing, "
-                  "while the harness decodes every answer with the protocol's real client "
-                  "library (its cost per request is in the last column). *pinned*: the load "
+                  "while the harness encodes and decodes every call with the protocol's real "
+                  "client library (its cost per request is in the last column). *pinned*: the load "
                   "generator on CPU 0, the server, Redis and MariaDB on the others, so both "
                   "tools measure the server rather than themselves; this is the check that "
                   "the harness measures what the tools measure. (h2load counts HTTP statuses "

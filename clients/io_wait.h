@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <mutex>
 #include <system_error>
 
@@ -46,6 +47,16 @@ void SetThreadIoWaiter(IoWaiter* waiter);
 std::error_code WaitReady(int fd, short events, IoClock::time_point deadline);
 // Sleeps until `when`.
 void SleepUntil(IoClock::time_point when);
+
+// Sends all of data[0, size) on the socket `fd` without blocking in send(),
+// waiting (WaitReady) while its buffer is full; errc::timed_out at `deadline`.
+std::error_code SendAll(int fd, const void* data, std::size_t size, IoClock::time_point deadline);
+// Receives into buffer[0, size) what has arrived, waiting (WaitReady) until
+// something has; `received` 0 means the peer closed the stream. `wait_first`
+// waits before the first try: right after a request, whose answer cannot
+// have come yet, a try would only fail.
+std::error_code RecvSome(int fd, void* buffer, std::size_t size, IoClock::time_point deadline,
+                         bool wait_first, std::size_t& received);
 
 // A call completed on another thread: Wait() returns once Notify() ran.
 // Made and waited on by one thread; Notify() from any.

@@ -4,11 +4,9 @@
 // both kinds of conflict, so ConflictKind stays kNone. The proxy keeps its
 // connection alive (SOAP_IO_KEEPALIVE) and opens a new one when the server
 // closed it, as it does after every fault (Connection: close).
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <array>
-#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -54,60 +52,36 @@ IoClock::time_point DeadlineOf(int timeout) {
   return IoClock::now() + limit;
 }
 
-// Waits for the socket (clients::WaitReady); false, with soap->errnum set
-// (0 for a timeout), when it failed.
-bool WaitSocket(struct soap* soap, short events, IoClock::time_point deadline) {
-  const std::error_code ec = WaitReady(soap->socket, events, deadline);
+// false, with soap->errnum set (0 for a timeout), when `ec` is an error.
+bool Succeeded(struct soap* soap, const std::error_code& ec) {
   if (!ec) return true;
   soap->errnum = ec == std::errc::timed_out ? 0 : ec.value();
   return false;
 }
 
-// soap->fsend: sends at once and waits only when the socket buffer is full.
-// (gSOAP's own fsend waits in select() before every send when a send
-// timeout is set, a system call per message for nothing, and blocks the
-// thread.)
-int SendAll(struct soap* soap, const char* data, std::size_t size) {
-  const IoClock::time_point deadline = DeadlineOf(soap->send_timeout);
-  while (size > 0) {
-    const ssize_t n = ::send(soap->socket, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      data += n;
-      size -= static_cast<std::size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      soap->errnum = errno;
-      return SOAP_EOF;
-    }
-    if (!WaitSocket(soap, POLLOUT, deadline)) return SOAP_EOF;
+// soap->fsend: sends at once and waits (clients::SendAll) only when the
+// socket buffer is full. gSOAP's own fsend waits in select() before every
+// send when a send timeout is set, a system call per message for nothing,
+// and blocks the thread.
+int SendRequest(struct soap* soap, const char* data, std::size_t size) {
+  if (!Succeeded(soap, SendAll(soap->socket, data, size, DeadlineOf(soap->send_timeout)))) {
+    return SOAP_EOF;
   }
   *static_cast<bool*>(soap->user) = true;  // sent since the last receive
   return SOAP_OK;
 }
 
-// soap->frecv: reads what has arrived, waiting only when nothing has (the
-// same reasons). 0 is end of stream, a failure or a timeout.
-std::size_t RecvSome(struct soap* soap, char* buffer, std::size_t size) {
-  const IoClock::time_point deadline = DeadlineOf(soap->recv_timeout);
-  // Right after a request its answer has not come yet: wait before the
-  // first read instead of trying one that would block.
-  if (std::exchange(*static_cast<bool*>(soap->user), false) &&
-      !WaitSocket(soap, POLLIN, deadline)) {
+// soap->frecv: reads what has arrived, waiting (clients::RecvSome) only when
+// nothing has, and before the first read after a request. 0 is end of
+// stream, a failure or a timeout.
+std::size_t ReceiveAnswer(struct soap* soap, char* buffer, std::size_t size) {
+  std::size_t received = 0;
+  const bool wait_first = std::exchange(*static_cast<bool*>(soap->user), false);
+  if (!Succeeded(soap, RecvSome(soap->socket, buffer, size, DeadlineOf(soap->recv_timeout),
+                                wait_first, received))) {
     return 0;
   }
-  for (;;) {
-    const ssize_t n = ::recv(soap->socket, buffer, size, MSG_DONTWAIT);
-    if (n > 0) return static_cast<std::size_t>(n);
-    if (n == 0) return 0;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      soap->errnum = errno;
-      return 0;
-    }
-    if (!WaitSocket(soap, POLLIN, deadline)) return 0;
-  }
+  return received;
 }
 
 class SoapProtocolClient final : public ProtocolClient {
@@ -120,8 +94,8 @@ class SoapProtocolClient final : public ProtocolClient {
     // (the default serialises it twice: once to count its length).
     soap_clr_omode(proxy_.soap, SOAP_IO);
     soap_set_omode(proxy_.soap, SOAP_IO_STORE);
-    proxy_.soap->fsend = SendAll;
-    proxy_.soap->frecv = RecvSome;
+    proxy_.soap->fsend = SendRequest;
+    proxy_.soap->frecv = ReceiveAnswer;
     proxy_.soap->user = &sent_;
     // Positive values are seconds, negative ones microseconds.
     const int timeout_us = -1000 * options.timeout_ms;

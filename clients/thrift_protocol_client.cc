@@ -3,8 +3,6 @@
 // transport or protocol failure the socket is closed (the stream may be out
 // of step) and the next call opens a new one. Reads and writes wait in
 // clients::WaitReady, so a thread's IoWaiter may run other clients meanwhile.
-#include <poll.h>
-#include <sys/socket.h>
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
@@ -14,7 +12,6 @@
 #include <thrift/transport/TTransportException.h>
 #include <thrift/transport/TVirtualTransport.h>
 
-#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -57,57 +54,31 @@ class WaitingSocket final : public transport::TVirtualTransport<WaitingSocket> {
   void close() override { socket_->close(); }
 
   std::uint32_t read(std::uint8_t* buf, std::uint32_t len) {
-    const int fd = socket_->getSocketFD();
-    const IoClock::time_point deadline = IoClock::now() + timeout_;
-    // Right after a request its answer has not come yet: wait before the
-    // first read instead of trying one that would block.
-    if (std::exchange(sent_, false)) Wait(fd, POLLIN, deadline);
-    for (;;) {
-      const ssize_t n = ::recv(fd, buf, len, MSG_DONTWAIT);
-      if (n > 0) return static_cast<std::uint32_t>(n);
-      if (n == 0) {
-        throw transport::TTransportException(transport::TTransportException::END_OF_FILE,
-                                             "the server closed the connection");
-      }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        throw transport::TTransportException(transport::TTransportException::UNKNOWN,
-                                             "recv() failed", errno);
-      }
-      Wait(fd, POLLIN, deadline);
+    std::size_t received = 0;
+    Check(RecvSome(socket_->getSocketFD(), buf, len, IoClock::now() + timeout_,
+                   std::exchange(sent_, false), received),
+          "recv() failed");
+    if (received == 0) {
+      throw transport::TTransportException(transport::TTransportException::END_OF_FILE,
+                                           "the server closed the connection");
     }
+    return static_cast<std::uint32_t>(received);
   }
 
   void write(const std::uint8_t* buf, std::uint32_t len) {
-    const int fd = socket_->getSocketFD();
-    const IoClock::time_point deadline = IoClock::now() + timeout_;
-    while (len > 0) {
-      const ssize_t n = ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) {
-        buf += n;
-        len -= static_cast<std::uint32_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        throw transport::TTransportException(transport::TTransportException::UNKNOWN,
-                                             "send() failed", errno);
-      }
-      Wait(fd, POLLOUT, deadline);
-    }
+    Check(SendAll(socket_->getSocketFD(), buf, len, IoClock::now() + timeout_), "send() failed");
     sent_ = true;
   }
 
  private:
-  static void Wait(int fd, short events, IoClock::time_point deadline) {
-    const std::error_code ec = WaitReady(fd, events, deadline);
+  static void Check(const std::error_code& ec, const char* what) {
     if (ec == std::errc::timed_out) {
       throw transport::TTransportException(transport::TTransportException::TIMED_OUT,
                                            "no answer within the timeout");
     }
     if (ec) {
-      throw transport::TTransportException(transport::TTransportException::UNKNOWN,
-                                           "waiting for the socket failed", ec.value());
+      throw transport::TTransportException(transport::TTransportException::UNKNOWN, what,
+                                           ec.value());
     }
   }
 

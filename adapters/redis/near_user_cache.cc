@@ -16,23 +16,17 @@ std::size_t NearUserCache::SlotOf(std::int64_t id) const {
   return static_cast<std::size_t>((h >> 17) % slots_.size());
 }
 
-std::uint64_t NearUserCache::hits() const {
+std::uint64_t NearUserCache::Sum(std::uint64_t Stripe::*counter) const {
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < kStripes; ++i) {
     std::lock_guard lock(stripes_[i].mu);
-    total += stripes_[i].hits;
+    total += stripes_[i].*counter;
   }
   return total;
 }
 
-std::uint64_t NearUserCache::misses() const {
-  std::uint64_t total = 0;
-  for (std::size_t i = 0; i < kStripes; ++i) {
-    std::lock_guard lock(stripes_[i].mu);
-    total += stripes_[i].misses;
-  }
-  return total;
-}
+std::uint64_t NearUserCache::hits() const { return Sum(&Stripe::hits); }
+std::uint64_t NearUserCache::misses() const { return Sum(&Stripe::misses); }
 
 std::optional<CacheEntry> NearUserCache::Peek(std::int64_t id) {
   const std::size_t slot_index = SlotOf(id);

@@ -81,6 +81,8 @@ class NearUserCache final : public UserCache {
 
   std::size_t SlotOf(std::int64_t id) const;
   Stripe& StripeOf(std::size_t slot) { return stripes_[slot % kStripes]; }
+  // A counter summed over the stripes.
+  std::uint64_t Sum(std::uint64_t Stripe::*counter) const;
   // The entry if slot holds a fresh one for id; else the stripe's sequence.
   bool Lookup(std::int64_t id, CacheEntry& out, std::uint64_t& sequence);
   void Store(std::int64_t id, const CacheEntry& entry, std::uint64_t sequence);

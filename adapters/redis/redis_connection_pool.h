@@ -46,6 +46,27 @@ struct RedisReplyDeleter {
 };
 using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyDeleter>;
 
+// A command's arguments as hiredis's *Argv functions take them: pointers
+// into `argv` (which must outlive it) and their lengths.
+class RedisArgv {
+ public:
+  explicit RedisArgv(const std::vector<std::string>& argv) {
+    args_.reserve(argv.size());
+    lens_.reserve(argv.size());
+    for (const std::string& a : argv) {
+      args_.push_back(a.data());
+      lens_.push_back(a.size());
+    }
+  }
+  int argc() const { return static_cast<int>(args_.size()); }
+  const char** argv() { return args_.data(); }
+  const std::size_t* lens() const { return lens_.data(); }
+
+ private:
+  std::vector<const char*> args_;
+  std::vector<std::size_t> lens_;
+};
+
 class RedisConnectionPool {
  public:
   // A borrowed connection; returns itself to the pool when destroyed unless

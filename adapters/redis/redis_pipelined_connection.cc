@@ -34,17 +34,9 @@ Status Unavailable(std::string message) {
 
 // Appends argv in the Redis protocol (RESP) to `out`.
 bool AppendCommand(const std::vector<std::string>& argv, std::string& out) {
-  std::vector<const char*> args;
-  std::vector<std::size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const std::string& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
+  RedisArgv args(argv);
   char* formatted = nullptr;
-  const int len =
-      redisFormatCommandArgv(&formatted, static_cast<int>(args.size()), args.data(), lens.data());
+  const int len = redisFormatCommandArgv(&formatted, args.argc(), args.argv(), args.lens());
   if (len < 0 || formatted == nullptr) return false;
   out.append(formatted, static_cast<std::size_t>(len));
   redisFreeCommand(formatted);

@@ -150,17 +150,10 @@ StatusOr<RedisReplyPtr> RedisUserCache::Send(const std::vector<std::string>& arg
   if (RedisPipelinedConnection* connection = NextPipelined()) return connection->Command(argv);
   StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
   if (!lease.ok()) return lease.status();
-  std::vector<const char*> args;
-  std::vector<std::size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const std::string& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
+  RedisArgv args(argv);
   redisContext* ctx = lease->get();
-  RedisReplyPtr reply(static_cast<redisReply*>(
-      redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
+  RedisReplyPtr reply(
+      static_cast<redisReply*>(redisCommandArgv(ctx, args.argc(), args.argv(), args.lens())));
   if (reply == nullptr) {
     lease->MarkBroken();
     return ConnectionError(ctx);
@@ -175,14 +168,8 @@ StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::SendAll(
   if (!lease.ok()) return lease.status();
   redisContext* ctx = lease->get();
   for (const auto& argv : cmds) {
-    std::vector<const char*> args;
-    std::vector<std::size_t> lens;
-    for (const std::string& a : argv) {
-      args.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data()) !=
-        REDIS_OK) {
+    RedisArgv args(argv);
+    if (redisAppendCommandArgv(ctx, args.argc(), args.argv(), args.lens()) != REDIS_OK) {
       lease->MarkBroken();
       return ConnectionError(ctx);
     }

@@ -2,12 +2,13 @@
 // proto/polycrud/v1/user_service.proto. Each client has its own channel with
 // a local subchannel pool, so every client is one HTTP/2 connection of its
 // own (channels with equal arguments would otherwise share one); the channel
-// reconnects by itself after the server closed it.
+// reconnects by itself after the server closed it. Calls run on gRPC's
+// asynchronous API, on a completion queue of the calling thread.
 #include <absl/synchronization/mutex.h>
+#include <grpc/support/time.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -90,61 +91,99 @@ CallStatus FromGrpc(const grpc::Status& status, const grpc::ClientContext& conte
   return out;
 }
 
-class GrpcProtocolClient final : public ProtocolClient {
-  using Done = std::function<void(grpc::Status)>;
+// The calling thread's completion queue. A call started on it completes
+// when this thread asks the queue for its next event: with gRPC's epoll
+// engine the asking thread also does the connection's reads and writes, so
+// a call is done where it was made, with no hand-off to another thread.
+class ThreadQueue final : public CompletionSource {
+ public:
+  static ThreadQueue& Get() {
+    thread_local ThreadQueue queue;
+    return queue;
+  }
+  ~ThreadQueue() override {
+    queue_.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (queue_.Next(&tag, &ok)) {
+    }
+  }
+  grpc::CompletionQueue* queue() { return &queue_; }
 
+  void Collect(IoClock::time_point deadline) override {
+    void* tag = nullptr;
+    bool ok = false;
+    for (gpr_timespec until = ToGpr(deadline);
+         queue_.AsyncNext(&tag, &ok, until) == grpc::CompletionQueue::GOT_EVENT;
+         until = gpr_inf_past(GPR_CLOCK_MONOTONIC)) {
+      static_cast<CallDone*>(tag)->Notify();
+    }
+  }
+
+ private:
+  ThreadQueue() = default;
+  static gpr_timespec ToGpr(IoClock::time_point deadline) {
+    if (deadline == IoClock::time_point::max()) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    const auto left = deadline - IoClock::now();
+    if (left <= IoClock::duration::zero()) return gpr_inf_past(GPR_CLOCK_MONOTONIC);
+    return gpr_time_add(
+        gpr_now(GPR_CLOCK_MONOTONIC),
+        gpr_time_from_nanos(std::chrono::duration_cast<std::chrono::nanoseconds>(left).count(),
+                            GPR_TIMESPAN));
+  }
+
+  grpc::CompletionQueue queue_;
+};
+
+class GrpcProtocolClient final : public ProtocolClient {
  public:
   explicit GrpcProtocolClient(const ClientOptions& options)
       : timeout_(std::chrono::milliseconds(options.timeout_ms)), stub_(NewStub(options)) {}
   std::string_view protocol() const override { return "grpc"; }
 
   Outcome<std::string> Ping() override {
-    const v1::PingRequest ping_request;
-    v1::PingResponse response;
-    return Call<std::string>(
+    const v1::PingRequest request;
+    return Call<std::string, v1::PingResponse>(
         "",
-        [&](grpc::ClientContext* c, Done done) {
-          stub_->async()->Ping(c, &ping_request, &response, std::move(done));
+        [&](grpc::ClientContext* c, grpc::CompletionQueue* q) {
+          return stub_->AsyncPing(c, request, q);
         },
-        [&] { return response.server(); });
+        [](const v1::PingResponse& r) { return r.server(); });
   }
   Outcome<User> CreateUser(const std::string& token, const UserDraft& draft) override {
     v1::CreateUserRequest request;
     request.set_username(draft.username);
     request.set_email(draft.email);
     request.set_full_name(draft.full_name);
-    v1::CreateUserResponse response;
-    return Call<User>(
+    return Call<User, v1::CreateUserResponse>(
         token,
-        [&](grpc::ClientContext* c, Done done) {
-          stub_->async()->CreateUser(c, &request, &response, std::move(done));
+        [&](grpc::ClientContext* c, grpc::CompletionQueue* q) {
+          return stub_->AsyncCreateUser(c, request, q);
         },
-        [&] { return FromProto(response.user()); });
+        [](const v1::CreateUserResponse& r) { return FromProto(r.user()); });
   }
   Outcome<User> GetUser(const std::string& token, std::int64_t id) override {
     v1::GetUserRequest request;
     request.set_id(id);
-    v1::GetUserResponse response;
-    return Call<User>(
+    return Call<User, v1::GetUserResponse>(
         token,
-        [&](grpc::ClientContext* c, Done done) {
-          stub_->async()->GetUser(c, &request, &response, std::move(done));
+        [&](grpc::ClientContext* c, grpc::CompletionQueue* q) {
+          return stub_->AsyncGetUser(c, request, q);
         },
-        [&] { return FromProto(response.user()); });
+        [](const v1::GetUserResponse& r) { return FromProto(r.user()); });
   }
   Outcome<std::vector<User>> BatchGetUsers(const std::string& token,
                                            const std::vector<std::int64_t>& ids) override {
     v1::BatchGetUsersRequest request;
     for (std::int64_t id : ids) request.add_ids(id);
-    v1::BatchGetUsersResponse response;
-    return Call<std::vector<User>>(
+    return Call<std::vector<User>, v1::BatchGetUsersResponse>(
         token,
-        [&](grpc::ClientContext* c, Done done) {
-          stub_->async()->BatchGetUsers(c, &request, &response, std::move(done));
+        [&](grpc::ClientContext* c, grpc::CompletionQueue* q) {
+          return stub_->AsyncBatchGetUsers(c, request, q);
         },
-        [&] {
+        [](const v1::BatchGetUsersResponse& r) {
           std::vector<User> users;
-          for (const auto& u : response.users()) users.push_back(FromProto(u));
+          for (const auto& u : r.users()) users.push_back(FromProto(u));
           return users;
         });
   }
@@ -155,65 +194,63 @@ class GrpcProtocolClient final : public ProtocolClient {
     if (patch.email) request.set_email(*patch.email);
     if (patch.full_name) request.set_full_name(*patch.full_name);
     request.set_expected_version(patch.expected_version);
-    v1::UpdateUserResponse response;
-    return Call<User>(
+    return Call<User, v1::UpdateUserResponse>(
         token,
-        [&](grpc::ClientContext* c, Done done) {
-          stub_->async()->UpdateUser(c, &request, &response, std::move(done));
+        [&](grpc::ClientContext* c, grpc::CompletionQueue* q) {
+          return stub_->AsyncUpdateUser(c, request, q);
         },
-        [&] { return FromProto(response.user()); });
+        [](const v1::UpdateUserResponse& r) { return FromProto(r.user()); });
   }
   Outcome<Empty> DeleteUser(const std::string& token, std::int64_t id) override {
     v1::DeleteUserRequest request;
     request.set_id(id);
-    v1::DeleteUserResponse response;
-    return Call<Empty>(
+    return Call<Empty, v1::DeleteUserResponse>(
         token,
-        [&](grpc::ClientContext* c, Done done) {
-          stub_->async()->DeleteUser(c, &request, &response, std::move(done));
+        [&](grpc::ClientContext* c, grpc::CompletionQueue* q) {
+          return stub_->AsyncDeleteUser(c, request, q);
         },
-        [] { return Empty{}; });
+        [](const v1::DeleteUserResponse&) { return Empty{}; });
   }
   Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
                               std::int32_t limit) override {
     v1::ListUsersRequest request;
     request.set_after_id(after_id);
     request.set_limit(limit);
-    v1::ListUsersResponse response;
-    return Call<UserPage>(
+    return Call<UserPage, v1::ListUsersResponse>(
         token,
-        [&](grpc::ClientContext* c, Done done) {
-          stub_->async()->ListUsers(c, &request, &response, std::move(done));
+        [&](grpc::ClientContext* c, grpc::CompletionQueue* q) {
+          return stub_->AsyncListUsers(c, request, q);
         },
-        [&] {
+        [](const v1::ListUsersResponse& r) {
           UserPage page;
-          for (const auto& u : response.users()) page.users.push_back(FromProto(u));
-          page.next_after_id = response.next_after_id();
+          for (const auto& u : r.users()) page.users.push_back(FromProto(u));
+          page.next_after_id = r.next_after_id();
           return page;
         });
   }
 
  private:
   // Runs one call with the token as bearer metadata (none if empty) and maps
-  // the status back; `result` converts the response on success.
-  // The call runs on the stub's callback API and its completion (on one of
-  // gRPC's threads) is waited for with CallDone, so a thread's IoWaiter may
-  // run other clients meanwhile; without one it blocks like the sync stub.
-  template <typename T, typename CallFn, typename ResultFn>
-  Outcome<T> Call(const std::string& token, CallFn&& call, ResultFn&& result) {
+  // the status back; `result` converts the response on success. `start`
+  // starts the call on this thread's completion queue, and its completion
+  // is collected from there (CallDone with the queue as its source): by the
+  // thread's IoWaiter if it has one, which meanwhile runs other clients,
+  // else right here, blocking like the sync stub.
+  template <typename T, typename Response, typename StartFn, typename ResultFn>
+  Outcome<T> Call(const std::string& token, StartFn&& start, ResultFn&& result) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout_);
     if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    ThreadQueue& queue = ThreadQueue::Get();
+    Response response;
     grpc::Status status;
-    CallDone done;
-    std::forward<CallFn>(call)(&context, [&](grpc::Status s) {
-      status = std::move(s);
-      done.Notify();
-    });
+    CallDone done(&queue);
+    const auto reader = std::forward<StartFn>(start)(&context, queue.queue());
+    reader->Finish(&response, &status, &done);
     done.Wait();
     Outcome<T> out;
     out.status = FromGrpc(status, context);
-    if (status.ok()) out.value = std::forward<ResultFn>(result)();
+    if (status.ok()) out.value = std::forward<ResultFn>(result)(response);
     return out;
   }
 

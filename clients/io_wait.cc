@@ -72,7 +72,7 @@ std::error_code RecvSome(int fd, void* buffer, std::size_t size, IoClock::time_p
   }
 }
 
-CallDone::CallDone() : waiter_(thread_waiter) {
+CallDone::CallDone(CompletionSource* source) : waiter_(thread_waiter), source_(source) {
   if (waiter_ != nullptr) ticket_ = waiter_->CurrentTicket();
 }
 
@@ -89,7 +89,12 @@ void CallDone::Notify() {
 
 void CallDone::Wait() {
   if (waiter_ != nullptr) {
+    if (source_ != nullptr) waiter_->WatchSource(source_);
     while (!done_.load(std::memory_order_acquire)) waiter_->Park();
+    return;
+  }
+  if (source_ != nullptr) {
+    while (!done_.load(std::memory_order_acquire)) source_->Collect(IoClock::time_point::max());
     return;
   }
   std::unique_lock lock(mutex_);

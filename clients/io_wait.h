@@ -1,7 +1,8 @@
 // How a client waits. Every ProtocolClient is synchronous: a call returns
 // when its answer is in. While it waits (for its socket to become readable
-// or writable, or for a gRPC call that completes on one of gRPC's own
-// threads) it asks the thread's IoWaiter. By default there is none and the
+// or writable, or for a call whose completion the thread must collect from a
+// queue, as gRPC's completion queues deliver them) it asks the thread's
+// IoWaiter. By default there is none and the
 // thread blocks (poll(), a condition variable). A scheduler that runs many
 // clients on one thread, each on a stack of its own (polycrud-bench's
 // fibers), installs itself as the thread's IoWaiter and switches to another
@@ -20,6 +21,16 @@ namespace polycrud::clients {
 
 using IoClock = std::chrono::steady_clock;
 
+// Completions that only a thread polling for them collects (a gRPC
+// completion queue: the thread that asks it for the next event also does the
+// call's network work). Collect waits until at least one came or `deadline`
+// passed, and signals (CallDone::Notify) each one that came.
+class CompletionSource {
+ public:
+  virtual ~CompletionSource() = default;
+  virtual void Collect(IoClock::time_point deadline) = 0;
+};
+
 class IoWaiter {
  public:
   virtual ~IoWaiter() = default;
@@ -36,6 +47,10 @@ class IoWaiter {
   virtual void* CurrentTicket() = 0;
   virtual void Park() = 0;
   virtual void Unpark(void* ticket, std::atomic<bool>& done) = 0;
+  // From now on the waiter collects from `source` (on this thread) where it
+  // would otherwise sleep. Repeating it for the same source does nothing;
+  // the source outlives the waiter's use of the thread.
+  virtual void WatchSource(CompletionSource* source) = 0;
 };
 
 // The calling thread's waiter (nullptr: block the thread).
@@ -58,11 +73,13 @@ std::error_code SendAll(int fd, const void* data, std::size_t size, IoClock::tim
 std::error_code RecvSome(int fd, void* buffer, std::size_t size, IoClock::time_point deadline,
                          bool wait_first, std::size_t& received);
 
-// A call completed on another thread: Wait() returns once Notify() ran.
-// Made and waited on by one thread; Notify() from any.
+// A call completed: Wait() returns once Notify() ran. Made and waited on by
+// one thread; Notify() from any, or, with a `source`, from that source's
+// Collect on this thread, which Wait() then polls itself (or has the
+// thread's waiter poll).
 class CallDone {
  public:
-  CallDone();
+  explicit CallDone(CompletionSource* source = nullptr);
   CallDone(const CallDone&) = delete;
   CallDone& operator=(const CallDone&) = delete;
   void Notify();
@@ -70,6 +87,7 @@ class CallDone {
 
  private:
   IoWaiter* waiter_;
+  CompletionSource* source_;
   void* ticket_ = nullptr;
   std::atomic<bool> done_{false};
   std::mutex mutex_;  // only without a waiter

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/context/protected_fixedsize_stack.hpp>
 #include <cerrno>
@@ -50,6 +51,10 @@ void FinishSwitch(void* fake_stack_save, const void** old_bottom, std::size_t* o
   (void)fake_stack_save, (void)old_bottom, (void)old_size;
 #endif
 }
+
+// How long a wait in a completion source lasts before the sockets and
+// cross-thread wake-ups are looked at again.
+constexpr auto kSourceSlice = std::chrono::milliseconds(1);
 
 [[noreturn]] void ThrowErrno(const std::string& what) {
   throw std::system_error(errno, std::system_category(), what);
@@ -215,6 +220,12 @@ void FiberScheduler::Unpark(void* ticket, std::atomic<bool>& done) {
   }
 }
 
+void FiberScheduler::WatchSource(clients::CompletionSource* source) {
+  if (std::find(sources_.begin(), sources_.end(), source) == sources_.end()) {
+    sources_.push_back(source);
+  }
+}
+
 void FiberScheduler::Poll() {
   timespec timeout{};
   timespec* wait_for = &timeout;  // 0: a fiber is ready, or wake-ups are waiting
@@ -234,10 +245,26 @@ void FiberScheduler::Poll() {
       sleeping_ = wait_for == nullptr || timeout.tv_sec != 0 || timeout.tv_nsec != 0;
     }
   }
+  // With completion sources, the wait is in the first of them; the sockets
+  // are only looked at, and looked at again within kSourceSlice.
+  const bool wait_in_source = !sources_.empty() && sleeping_;
+  if (wait_in_source) {
+    const std::lock_guard lock(remote_mutex_);
+    sleeping_ = false;  // an Unpark then waits for the slice's end
+  }
+  timespec no_wait{};
   std::array<epoll_event, 256> events{};
-  const int n =
-      ::epoll_pwait2(epoll_fd_, events.data(), static_cast<int>(events.size()), wait_for, nullptr);
+  const int n = ::epoll_pwait2(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                               wait_in_source ? &no_wait : wait_for, nullptr);
   if (n < 0 && errno != EINTR) ThrowErrno("epoll_pwait2");
+  for (std::size_t i = 0; i < sources_.size(); ++i) {
+    IoClock::time_point until = IoClock::time_point::min();  // only what has come
+    if (i == 0 && wait_in_source && n == 0) {
+      until = IoClock::now() + kSourceSlice;
+      if (!timers_.empty()) until = std::min(until, timers_.top().when);
+    }
+    sources_[i]->Collect(until);
+  }
   {
     const std::lock_guard lock(remote_mutex_);
     sleeping_ = false;

@@ -4,7 +4,9 @@
 // waits (clients::WaitReady, clients::SleepUntil, clients::CallDone) the
 // scheduler, installed as the thread's clients::IoWaiter, switches to a
 // fiber that can go on, and when none can it waits in one epoll_pwait2() for
-// every socket, timer and cross-thread wake-up at once. So a call costs the
+// every socket, timer and cross-thread wake-up at once, or, once a client
+// asked it to watch a completion source (gRPC's completion queue of this
+// thread), waits in that source, with the sockets looked at before. So a call costs the
 // client its library's work and a few system calls, not a thread's sleep and
 // wake-up per call.
 #pragma once
@@ -42,6 +44,7 @@ class FiberScheduler final : public clients::IoWaiter {
   void* CurrentTicket() override;
   void Park() override;
   void Unpark(void* ticket, std::atomic<bool>& done) override;
+  void WatchSource(clients::CompletionSource* source) override;
 
  private:
   enum class Wait { kNone, kFd, kTimer, kPark };
@@ -84,6 +87,7 @@ class FiberScheduler final : public clients::IoWaiter {
   std::deque<Task*> ready_;
   std::vector<Task*> fd_waiter_;  // by descriptor
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  std::vector<clients::CompletionSource*> sources_;
   std::exception_ptr error_;
   // The scheduler's stack, for AddressSanitizer's stack switch annotations.
   const void* main_bottom_ = nullptr;

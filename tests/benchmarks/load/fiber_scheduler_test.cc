@@ -1,5 +1,6 @@
 // FiberScheduler: many waits on one thread, each resumed by what it waits
-// for (its socket, its deadline, a notification from another thread).
+// for (its socket, its deadline, a notification from another thread, a
+// completion collected from a source on this thread).
 #include "benchmarks/load/fiber_scheduler.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <stdexcept>
@@ -34,6 +36,45 @@ struct SocketPair {
   }
   int a = -1;
   int b = -1;
+};
+
+// A completion source like a completion queue: what Complete() queued is
+// delivered by the next Collect, on the collecting thread, once its time
+// has come; Collect waits at most until its deadline.
+class ScriptedSource final : public clients::CompletionSource {
+ public:
+  void Complete(clients::CallDone* done, IoClock::time_point at = IoClock::time_point::min()) {
+    queued_.push_back({at, done});
+  }
+  void Collect(IoClock::time_point deadline) override {
+    ++collects_;
+    if (deadline == IoClock::time_point::max() && queued_.empty()) {
+      ADD_FAILURE() << "waits forever for a completion nobody will queue";
+      return;
+    }
+    IoClock::time_point first = IoClock::time_point::max();
+    for (const auto& q : queued_) first = std::min(first, q.at);
+    std::this_thread::sleep_until(std::min(first, deadline));
+    const IoClock::time_point now = IoClock::now();
+    std::vector<Queued> later;
+    for (const auto& q : queued_) {
+      if (q.at <= now) {
+        q.done->Notify();
+      } else {
+        later.push_back(q);
+      }
+    }
+    queued_.swap(later);
+  }
+  int collects() const { return collects_; }
+
+ private:
+  struct Queued {
+    IoClock::time_point at;
+    clients::CallDone* done;
+  };
+  std::vector<Queued> queued_;
+  int collects_ = 0;
 };
 
 TEST(FiberSchedulerTest, EachFiberResumesWhenItsOwnSocketIsReadable) {
@@ -146,6 +187,68 @@ TEST(FiberSchedulerTest, WithoutASchedulerCallDoneBlocksTheThread) {
   SocketPair pair;
   EXPECT_EQ(clients::WaitReady(pair.a, POLLIN, IoClock::now() + 20ms), std::errc::timed_out);
   EXPECT_FALSE(clients::WaitReady(pair.a, POLLOUT, IoClock::now() + 20ms));
+}
+
+TEST(FiberSchedulerTest, CompletionsOfASourceAreCollectedOnTheSchedulersThread) {
+  ScriptedSource source;
+  std::vector<int> order;
+  const std::thread::id here = std::this_thread::get_id();
+  FiberScheduler scheduler;
+  for (int i = 0; i < 3; ++i) {
+    scheduler.Spawn([&, i] {
+      clients::CallDone done(&source);
+      // Completions due in reverse order of the calls, 30 ms apart.
+      source.Complete(&done, IoClock::now() + (3 - i) * 30ms);
+      done.Wait();
+      EXPECT_EQ(std::this_thread::get_id(), here);
+      order.push_back(i);
+    });
+  }
+  // A sleeper is woken at its deadline though the scheduler waits in the
+  // source: it is the first to finish.
+  scheduler.Spawn([&] {
+    clients::SleepUntil(IoClock::now() + 5ms);
+    order.push_back(9);
+  });
+  scheduler.Run();
+  EXPECT_EQ(order, (std::vector<int>{9, 2, 1, 0}));
+}
+
+TEST(FiberSchedulerTest, SocketsAreWatchedWhileTheSchedulerWaitsInASource) {
+  ScriptedSource source;
+  SocketPair pair;
+  bool call_done = false;
+  FiberScheduler scheduler;
+  clients::CallDone* pending = nullptr;
+  scheduler.Spawn([&] {
+    clients::CallDone done(&source);
+    pending = &done;
+    done.Wait();  // completed only once the socket fiber has read its byte
+    call_done = true;
+  });
+  scheduler.Spawn([&] {
+    ASSERT_FALSE(clients::WaitReady(pair.a, POLLIN, IoClock::now() + 5s));
+    char byte = 0;
+    ASSERT_EQ(::read(pair.a, &byte, 1), 1);
+    source.Complete(pending);
+  });
+  std::thread writer([&] {
+    std::this_thread::sleep_for(20ms);
+    const char byte = 'x';
+    EXPECT_EQ(::write(pair.b, &byte, 1), 1);
+  });
+  scheduler.Run();
+  writer.join();
+  EXPECT_TRUE(call_done);
+  EXPECT_GT(source.collects(), 1);
+}
+
+TEST(FiberSchedulerTest, WithoutASchedulerCallDoneCollectsFromItsSource) {
+  ScriptedSource source;
+  clients::CallDone done(&source);
+  source.Complete(&done, IoClock::now() + 10ms);
+  done.Wait();
+  EXPECT_GE(source.collects(), 1);
 }
 
 TEST(FiberSchedulerTest, AnExceptionInAFiberIsRethrownByRunAfterTheOthersFinish) {

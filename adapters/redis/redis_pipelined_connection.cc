@@ -14,10 +14,10 @@
 namespace polycrud {
 namespace {
 
-// A caller waiting for others to read its reply waits this much longer than
-// its deadline before it gives up on its own: the reading caller fails the
-// connection right at the oldest deadline, so this only matters if that
-// caller itself is stuck.
+// A caller whose reply the reader thread did not deliver by the deadline
+// waits this much longer before it gives up on its own: the reader normally
+// fails the connection right at the deadline, so this only matters if the
+// reader thread itself is stuck.
 constexpr std::chrono::milliseconds kCallerGrace{100};
 constexpr std::size_t kReadChunk = 64 * 1024;
 
@@ -56,48 +56,59 @@ bool SendAll(int fd, std::string_view data) {
   return true;
 }
 
+struct ReaderDeleter {
+  void operator()(redisReader* r) const { redisReaderFree(r); }
+};
+
 }  // namespace
 
-void WakeCounter::Bump() {
-  value_.fetch_add(1, std::memory_order_acq_rel);
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&value_), FUTEX_WAKE_PRIVATE, 1, nullptr,
+void OneShotEvent::Set() {
+  state_.store(1, std::memory_order_release);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAKE_PRIVATE, 1, nullptr,
           nullptr, 0);
 }
 
-bool WakeCounter::WaitChange(std::uint32_t seen, std::chrono::steady_clock::time_point deadline) {
-  while (value_.load(std::memory_order_acquire) == seen) {
+bool OneShotEvent::WaitUntil(std::chrono::steady_clock::time_point deadline) {
+  while (state_.load(std::memory_order_acquire) == 0) {
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) return false;
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
     timespec timeout{.tv_sec = static_cast<time_t>(ns / 1'000'000'000),
                      .tv_nsec = static_cast<long>(ns % 1'000'000'000)};
-    // Returns at once if the value changed; EINTR and spurious wake-ups just
-    // go round the loop.
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&value_), FUTEX_WAIT_PRIVATE, seen,
-            &timeout, nullptr, 0);
+    // Returns at once if state_ is no longer 0; EINTR and spurious wake-ups
+    // just go round the loop.
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAIT_PRIVATE, 0, &timeout,
+            nullptr, 0);
   }
   return true;
 }
 
+void OneShotEvent::Wait() {
+  while (state_.load(std::memory_order_acquire) == 0) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAIT_PRIVATE, 0, nullptr,
+            nullptr, 0);
+  }
+}
+
 RedisPipelinedConnection::RedisPipelinedConnection(RedisPipelineOptions options)
-    : options_(std::move(options)), parser_(redisReaderCreate()), chunk_(kReadChunk) {
+    : options_(std::move(options)) {
   StatusOr<std::shared_ptr<Socket>> socket = Connect();
   if (socket.ok()) {
     socket_ = std::move(*socket);
     connects_.fetch_add(1, std::memory_order_relaxed);
   }
-  reconnector_ = std::thread([this] { ReconnectLoop(); });
+  reader_ = std::thread([this] { ReaderLoop(); });
 }
 
 RedisPipelinedConnection::~RedisPipelinedConnection() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
-    // Also wakes a reading caller out of poll().
-    FailLocked(socket_, Unavailable("the connection is shutting down"));
+    // Wakes the reader out of poll().
+    if (socket_ != nullptr) shutdown(socket_->fd(), SHUT_RDWR);
   }
-  reconnect_cv_.notify_all();
-  reconnector_.join();
+  reader_cv_.notify_all();
+  reader_.join();
 }
 
 StatusOr<std::shared_ptr<RedisPipelinedConnection::Socket>> RedisPipelinedConnection::Connect()
@@ -162,28 +173,16 @@ StatusOr<std::vector<RedisReplyPtr>> RedisPipelinedConnection::Submit(std::strin
     // accumulated as soon as the replies in flight are in: the batch grows
     // with the load instead of each command costing Redis a read and a write.
     if (!flushing_ && pending_replies_ == queued_replies_) FlushLocked(lock);
-    std::vector<std::shared_ptr<Waiter>> done;
-    while (!waiter->completed) {
-      if (!reading_) {
-        ReadLocked(lock, done);
-        if (!done.empty()) {
-          lock.unlock();
-          Complete(done);
-          lock.lock();
-        }
-        continue;
-      }
-      const std::uint32_t seen = waiter->wake.value();
-      lock.unlock();
-      const bool woken = waiter->wake.WaitChange(seen, waiter->deadline + kCallerGrace);
-      lock.lock();
-      if (!woken && !waiter->completed) {
-        waiter->abandoned = true;
-        HandOffLocked();
-        return Unavailable("no reply within the command timeout");
-      }
+  }
+  if (!waiter->done.WaitUntil(waiter->deadline + kCallerGrace)) {
+    std::unique_lock lock(mu_);
+    if (!waiter->completed) {
+      waiter->abandoned = true;
+      return Unavailable("no reply within the command timeout");
     }
-    HandOffLocked();
+    lock.unlock();
+    // Completed just now: the release follows right after the reader's unlock.
+    waiter->done.Wait();
   }
   if (!waiter->status.ok()) return waiter->status;
   return std::move(waiter->replies);
@@ -224,122 +223,116 @@ void RedisPipelinedConnection::FailLocked(const std::shared_ptr<Socket>& socket,
   for (const std::shared_ptr<Waiter>& waiter : fifo_) {
     waiter->status = status;
     waiter->completed = true;
-    if (!waiter->abandoned) waiter->wake.Bump();
+    if (!waiter->abandoned) waiter->done.Set();
   }
   fifo_.clear();
-  reconnect_cv_.notify_all();
 }
 
 void RedisPipelinedConnection::Complete(std::vector<std::shared_ptr<Waiter>>& done) {
-  for (const std::shared_ptr<Waiter>& waiter : done) waiter->wake.Bump();
+  for (const std::shared_ptr<Waiter>& waiter : done) waiter->done.Set();
   done.clear();
 }
 
-void RedisPipelinedConnection::HandOffLocked() {
-  if (reading_) return;
-  for (const std::shared_ptr<Waiter>& waiter : fifo_) {
-    if (!waiter->abandoned) {
-      waiter->wake.Bump();
-      return;
-    }
-  }
-}
+void RedisPipelinedConnection::ReaderLoop() {
+  std::unique_ptr<redisReader, ReaderDeleter> parser(redisReaderCreate());
+  std::shared_ptr<Socket> parsed_socket;  // the socket `parser` holds state for
+  std::vector<char> chunk(kReadChunk);
+  std::vector<RedisReplyPtr> replies;
+  std::vector<std::shared_ptr<Waiter>> done;
 
-void RedisPipelinedConnection::ReconnectLoop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
-    if (socket_ != nullptr) {
-      reconnect_cv_.wait(lock, [this] { return stop_ || socket_ == nullptr; });
+    if (socket_ == nullptr) {
+      lock.unlock();
+      StatusOr<std::shared_ptr<Socket>> socket = Connect();
+      lock.lock();
+      if (stop_) break;
+      if (socket.ok()) {
+        socket_ = std::move(*socket);
+        connects_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        reader_cv_.wait_for(lock, options_.reconnect_interval, [this] { return stop_; });
+      }
       continue;
     }
-    lock.unlock();
-    StatusOr<std::shared_ptr<Socket>> socket = Connect();
-    lock.lock();
-    if (stop_) break;
-    if (socket.ok()) {
-      socket_ = std::move(*socket);
-      connects_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      reconnect_cv_.wait_for(lock, options_.reconnect_interval, [this] { return stop_; });
+    std::shared_ptr<Socket> socket = socket_;
+    if (socket != parsed_socket) {
+      parser.reset(redisReaderCreate());
+      parsed_socket = socket;
     }
-  }
-}
+    // Wake up at the oldest command's deadline; a command queued later has a
+    // later deadline than a full timeout from now.
+    const auto now = std::chrono::steady_clock::now();
+    auto wait = options_.command_timeout;
+    if (!fifo_.empty()) {
+      wait = std::chrono::ceil<std::chrono::milliseconds>(fifo_.front()->deadline - now);
+    }
+    lock.unlock();
 
-void RedisPipelinedConnection::ReadLocked(std::unique_lock<std::mutex>& lock,
-                                          std::vector<std::shared_ptr<Waiter>>& done) {
-  // An outstanding waiter is in fifo_, and fifo_ belongs to the current
-  // socket: neither is empty.
-  std::shared_ptr<Socket> socket = socket_;
-  if (socket != parsed_socket_) {
-    parser_.reset(redisReaderCreate());
-    parsed_socket_ = socket;
-  }
-  // Wait at most until the oldest command's deadline; a command queued later
-  // has a later deadline.
-  const auto wait = std::chrono::ceil<std::chrono::milliseconds>(fifo_.front()->deadline -
-                                                                 std::chrono::steady_clock::now());
-  reading_ = true;
-  lock.unlock();
-
-  pollfd pfd{.fd = socket->fd(), .events = POLLIN, .revents = 0};
-  const int ready = wait.count() <= 0 ? 0 : poll(&pfd, 1, static_cast<int>(wait.count()));
-  Status failure;
-  if (ready > 0) {
-    const ssize_t n = recv(socket->fd(), chunk_.data(), chunk_.size(), 0);
-    if (n == 0) {
-      failure = Unavailable("connection closed by Redis");
-    } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
-      failure = Unavailable(std::string("receive failed: ") + std::strerror(errno));
-    } else if (n > 0) {
-      if (parser_ == nullptr ||
-          redisReaderFeed(parser_.get(), chunk_.data(), static_cast<std::size_t>(n)) != REDIS_OK) {
-        failure = Unavailable("out of memory parsing replies");
-      }
-      while (failure.ok()) {
-        void* raw = nullptr;
-        if (redisReaderGetReply(parser_.get(), &raw) != REDIS_OK) {
-          failure = Unavailable(std::string("protocol error: ") + parser_->errstr);
-        } else if (raw == nullptr) {
-          break;
-        } else {
-          replies_.emplace_back(static_cast<redisReply*>(raw));
+    pollfd pfd{.fd = socket->fd(), .events = POLLIN, .revents = 0};
+    const int ready = wait.count() <= 0 ? 0 : poll(&pfd, 1, static_cast<int>(wait.count()));
+    Status failure;
+    if (ready > 0) {
+      const ssize_t n = recv(socket->fd(), chunk.data(), chunk.size(), 0);
+      if (n == 0) {
+        failure = Unavailable("connection closed by Redis");
+      } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        failure = Unavailable(std::string("receive failed: ") + std::strerror(errno));
+      } else if (n > 0) {
+        if (redisReaderFeed(parser.get(), chunk.data(), static_cast<std::size_t>(n)) != REDIS_OK) {
+          failure = Unavailable("out of memory parsing replies");
+        }
+        while (failure.ok()) {
+          void* raw = nullptr;
+          if (redisReaderGetReply(parser.get(), &raw) != REDIS_OK) {
+            failure = Unavailable(std::string("protocol error: ") + parser->errstr);
+          } else if (raw == nullptr) {
+            break;
+          } else {
+            replies.emplace_back(static_cast<redisReply*>(raw));
+          }
         }
       }
+    } else if (ready < 0 && errno != EINTR) {
+      failure = Unavailable(std::string("poll failed: ") + std::strerror(errno));
     }
-  } else if (ready < 0 && errno != EINTR) {
-    failure = Unavailable(std::string("poll failed: ") + std::strerror(errno));
-  }
 
-  lock.lock();
-  reading_ = false;
-  if (socket != socket_) {
-    // Failed meanwhile (a send failed, or shutdown): its commands are answered.
-    replies_.clear();
-    return;
-  }
-  for (RedisReplyPtr& reply : replies_) {
-    if (fifo_.empty()) {
-      failure = Unavailable("a reply arrived that no command was waiting for");
-      break;
+    lock.lock();
+    if (socket != socket_) {
+      // A sender failed this socket meanwhile; its commands are answered.
+      replies.clear();
+      continue;
     }
-    const std::shared_ptr<Waiter>& front = fifo_.front();
-    front->replies.push_back(std::move(reply));
-    --pending_replies_;
-    if (front->replies.size() == front->expected) {
-      front->completed = true;
-      if (!front->abandoned) done.push_back(front);
-      fifo_.pop_front();
+    for (RedisReplyPtr& reply : replies) {
+      if (fifo_.empty()) {
+        failure = Unavailable("a reply arrived that no command was waiting for");
+        break;
+      }
+      const std::shared_ptr<Waiter>& front = fifo_.front();
+      front->replies.push_back(std::move(reply));
+      --pending_replies_;
+      if (front->replies.size() == front->expected) {
+        front->completed = true;
+        if (!front->abandoned) done.push_back(front);
+        fifo_.pop_front();
+      }
+    }
+    replies.clear();
+    if (failure.ok() && !fifo_.empty() &&
+        fifo_.front()->deadline <= std::chrono::steady_clock::now()) {
+      failure = Unavailable("no reply within the command timeout");
+    }
+    if (!failure.ok()) FailLocked(socket, failure);
+    // Everything sent is answered: send what queued up meanwhile, before
+    // waking the callers, so Redis works on it while they run.
+    if (!flushing_ && !out_.empty() && pending_replies_ == queued_replies_) FlushLocked(lock);
+    if (!done.empty()) {
+      lock.unlock();
+      Complete(done);
+      lock.lock();
     }
   }
-  replies_.clear();
-  if (failure.ok() && !fifo_.empty() &&
-      fifo_.front()->deadline <= std::chrono::steady_clock::now()) {
-    failure = Unavailable("no reply within the command timeout");
-  }
-  if (!failure.ok()) FailLocked(socket, failure);
-  // Everything sent is answered: send what queued up meanwhile, before
-  // waking the callers, so Redis works on it while they run.
-  if (!flushing_ && !out_.empty() && pending_replies_ == queued_replies_) FlushLocked(lock);
+  FailLocked(socket_, Unavailable("the connection is shutting down"));
 }
 
 }  // namespace polycrud

@@ -1,21 +1,16 @@
 // RedisPipelinedConnection: one Redis connection shared by every thread, with
 // automatic pipelining. A caller's command is appended to an output buffer;
 // whichever caller finds no write in progress writes everything queued so far
-// in one send(), so concurrent commands share a round trip. The callers read
-// the replies themselves, one at a time: a caller waiting for its reply
-// while nobody reads becomes the reader, parses what arrives (hiredis
-// redisReader), completes every caller whose replies are in, and once its
-// own is in wakes a caller still waiting to read on. So a lone command costs
-// its caller one wait on the socket and no hand-off to another thread, and
-// under load one read serves many callers. Redis answers commands of one
-// connection in the order it received them, which is what pairs replies with
-// callers.
+// in one send(), so concurrent commands share a round trip. One reader thread
+// parses the replies in order (hiredis redisReader) and completes each
+// caller. Redis answers commands of one connection in the order it received
+// them, which is what pairs replies with callers.
 //
 // Failure handling: a command gets kUnavailable when the connection is down,
 // when it breaks while the command is outstanding (every outstanding caller is
 // failed at once), or when no reply came within command_timeout (the
 // connection is then closed too, since its remaining replies can no longer be
-// trusted to arrive in time). A background thread reconnects, every
+// trusted to arrive in time). The reader thread reconnects on its own, every
 // reconnect_interval. More than max_pending outstanding commands get
 // kResourceExhausted instead of queueing. Thread-safe.
 #pragma once
@@ -52,26 +47,26 @@ struct RedisPipelineOptions {
   std::size_t max_pending = 4096;
 };
 
-// A counter one thread bumps and another waits to see change, on a futex:
-// no spinning or yielding before sleeping (std::binary_semaphore yields,
-// which costs context switches when many threads share two cores).
-class WakeCounter {
+// A flag one thread sets and another waits for, on a futex: no spinning or
+// yielding before sleeping (std::binary_semaphore yields, which costs
+// context switches when many threads share two cores).
+class OneShotEvent {
  public:
-  std::uint32_t value() const { return value_.load(std::memory_order_acquire); }
-  void Bump();
-  // True once the value differs from `seen`; false if `deadline` passed first.
-  bool WaitChange(std::uint32_t seen, std::chrono::steady_clock::time_point deadline);
+  void Set();
+  // True once Set() was called; false if `deadline` passed first.
+  bool WaitUntil(std::chrono::steady_clock::time_point deadline);
+  void Wait();
 
  private:
-  std::atomic<std::uint32_t> value_{0};
+  std::atomic<std::uint32_t> state_{0};
 };
 
 class RedisPipelinedConnection {
  public:
   // Connects once synchronously (so a reachable Redis is usable at once) and
-  // starts the thread that reconnects whenever the connection is down.
+  // starts the reader thread, which keeps reconnecting if that failed.
   explicit RedisPipelinedConnection(RedisPipelineOptions options);
-  // Fails every outstanding command with kUnavailable and joins that thread.
+  // Fails every outstanding command with kUnavailable and joins the reader.
   ~RedisPipelinedConnection();
   RedisPipelinedConnection(const RedisPipelinedConnection&) = delete;
   RedisPipelinedConnection& operator=(const RedisPipelinedConnection&) = delete;
@@ -88,14 +83,14 @@ class RedisPipelinedConnection {
   // Commands sent or queued and not answered yet.
   std::size_t pending() const;
   bool connected() const;
-  // Times a connection was opened (the first one included).
+  // Times the reader thread opened a connection (the first one included).
   std::uint64_t connects() const { return connects_.load(std::memory_order_relaxed); }
   // Writes so far; each carries every command queued when it started.
   std::uint64_t sends() const { return sends_.load(std::memory_order_relaxed); }
 
  private:
-  // One caller's command(s): completed by the reading caller (or by a
-  // failure) once `expected` replies have arrived.
+  // One caller's command(s): completed by the reader thread (or by a failure)
+  // once `expected` replies have arrived.
   struct Waiter {
     explicit Waiter(std::size_t n) : expected(n) { replies.reserve(n); }
     const std::size_t expected;
@@ -104,11 +99,11 @@ class RedisPipelinedConnection {
     std::chrono::steady_clock::time_point deadline;
     bool completed = false;  // guarded by mu_
     bool abandoned = false;  // guarded by mu_: the caller timed out and left
-    // Bumped when the waiter is completed, or asked to take over reading.
-    WakeCounter wake;
+    // Set once, by whoever completes the waiter.
+    OneShotEvent done;
   };
-  // The socket; shared so a sender or the reader can finish its send() or
-  // recv() on it while another caller closes the connection.
+  // The socket; shared so a sender can finish its send() on it while the
+  // reader closes the connection.
   struct Socket {
     RedisContextPtr ctx;
     int fd() const { return ctx->fd; }
@@ -117,45 +112,26 @@ class RedisPipelinedConnection {
   StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count);
   // Called by the sender that found no send in progress; mu_ is held.
   void FlushLocked(std::unique_lock<std::mutex>& lock);
-  // One round of the reader's work, by a caller that found nobody reading
-  // while its waiter is outstanding: waits for the socket (at most until
-  // the oldest command's deadline), parses what came and completes those
-  // whose replies are all in (added to `done`, woken by the caller after
-  // unlocking). mu_ is held, and released during the wait.
-  void ReadLocked(std::unique_lock<std::mutex>& lock, std::vector<std::shared_ptr<Waiter>>& done);
-  // With nobody reading, wakes the oldest caller still waiting so it reads
-  // on; mu_ is held.
-  void HandOffLocked();
-  void ReconnectLoop();
+  void ReaderLoop();
   StatusOr<std::shared_ptr<Socket>> Connect() const;
   // Closes the current socket (if it is still `socket`) and fails every
   // outstanding command with `status`; mu_ is held.
   void FailLocked(const std::shared_ptr<Socket>& socket, const Status& status);
   void Complete(std::vector<std::shared_ptr<Waiter>>& done);
-  struct ParserDeleter {
-    void operator()(redisReader* r) const { redisReaderFree(r); }
-  };
 
   const RedisPipelineOptions options_;
   mutable std::mutex mu_;
-  std::condition_variable reconnect_cv_;      // connection lost, or stop
+  std::condition_variable reader_cv_;         // reconnect pause, interrupted by stop
   std::shared_ptr<Socket> socket_;            // guarded by mu_; null while disconnected
   std::string out_;                           // guarded by mu_: formatted, not sent yet
   std::deque<std::shared_ptr<Waiter>> fifo_;  // guarded by mu_: in send order
   std::size_t pending_replies_ = 0;           // guarded by mu_: replies fifo_ expects
   std::size_t queued_replies_ = 0;            // guarded by mu_: of which not sent yet
   bool flushing_ = false;                     // guarded by mu_
-  bool reading_ = false;                      // guarded by mu_: a caller is in ReadLocked
   bool stop_ = false;                         // guarded by mu_
-  // The reading caller's: the parser, the socket it holds state for, and
-  // its buffers.
-  std::unique_ptr<redisReader, ParserDeleter> parser_;
-  std::shared_ptr<Socket> parsed_socket_;
-  std::vector<char> chunk_;
-  std::vector<RedisReplyPtr> replies_;
   std::atomic<std::uint64_t> connects_{0};
   std::atomic<std::uint64_t> sends_{0};
-  std::thread reconnector_;
+  std::thread reader_;
 };
 
 }  // namespace polycrud

@@ -125,13 +125,8 @@ class SoapProtocolClient final : public ProtocolClient {
   Outcome<std::string> Ping() override {
     return Call<std::string>("", [&] {
       _pc__Ping request;
-      __pc__Ping wrapper;  // the request in its SOAP operation
-      wrapper.pc__Ping = &request;
       _pc__PingResponse response;
-      return std::make_pair(
-          Exchange(wrapper, soap_serialize___pc__Ping, soap_put___pc__Ping, "urn:polycrud:v1#Ping",
-                   "-pc:Ping", [&] { return proxy_.recv_Ping(response); }),
-          response.server);
+      return std::make_pair(proxy_.Ping(&request, response), response.server);
     });
   }
   Outcome<User> CreateUser(const std::string& token, const UserDraft& draft) override {
@@ -140,13 +135,8 @@ class SoapProtocolClient final : public ProtocolClient {
       request.username = draft.username;
       request.email = draft.email;
       request.full_USCOREname = draft.full_name;
-      __pc__CreateUser wrapper;  // the request in its SOAP operation
-      wrapper.pc__CreateUser = &request;
       _pc__CreateUserResponse response;
-      const int error =
-          Exchange(wrapper, soap_serialize___pc__CreateUser, soap_put___pc__CreateUser,
-                   "urn:polycrud:v1#CreateUser", "-pc:CreateUser",
-                   [&] { return proxy_.recv_CreateUser(response); });
+      const int error = proxy_.CreateUser(&request, response);
       return std::make_pair(error, response.user ? FromSoap(*response.user) : User{});
     });
   }
@@ -154,12 +144,8 @@ class SoapProtocolClient final : public ProtocolClient {
     return Call<User>(token, [&] {
       _pc__GetUser request;
       request.id = id;
-      __pc__GetUser wrapper;  // the request in its SOAP operation
-      wrapper.pc__GetUser = &request;
       _pc__GetUserResponse response;
-      const int error = Exchange(wrapper, soap_serialize___pc__GetUser, soap_put___pc__GetUser,
-                                 "urn:polycrud:v1#GetUser", "-pc:GetUser",
-                                 [&] { return proxy_.recv_GetUser(response); });
+      const int error = proxy_.GetUser(&request, response);
       return std::make_pair(error, response.user ? FromSoap(*response.user) : User{});
     });
   }
@@ -168,13 +154,8 @@ class SoapProtocolClient final : public ProtocolClient {
     return Call<std::vector<User>>(token, [&] {
       _pc__BatchGetUsers request;
       request.ids.assign(ids.begin(), ids.end());
-      __pc__BatchGetUsers wrapper;  // the request in its SOAP operation
-      wrapper.pc__BatchGetUsers = &request;
       _pc__BatchGetUsersResponse response;
-      const int error =
-          Exchange(wrapper, soap_serialize___pc__BatchGetUsers, soap_put___pc__BatchGetUsers,
-                   "urn:polycrud:v1#BatchGetUsers", "-pc:BatchGetUsers",
-                   [&] { return proxy_.recv_BatchGetUsers(response); });
+      const int error = proxy_.BatchGetUsers(&request, response);
       std::vector<User> users;
       for (const pc__User* u : response.users) users.push_back(FromSoap(*u));
       return std::make_pair(error, std::move(users));
@@ -191,13 +172,8 @@ class SoapProtocolClient final : public ProtocolClient {
       request.email = patch.email ? &email : nullptr;
       request.full_USCOREname = patch.full_name ? &full_name : nullptr;
       request.expected_USCOREversion = &expected_version;
-      __pc__UpdateUser wrapper;  // the request in its SOAP operation
-      wrapper.pc__UpdateUser = &request;
       _pc__UpdateUserResponse response;
-      const int error =
-          Exchange(wrapper, soap_serialize___pc__UpdateUser, soap_put___pc__UpdateUser,
-                   "urn:polycrud:v1#UpdateUser", "-pc:UpdateUser",
-                   [&] { return proxy_.recv_UpdateUser(response); });
+      const int error = proxy_.UpdateUser(&request, response);
       return std::make_pair(error, response.user ? FromSoap(*response.user) : User{});
     });
   }
@@ -205,14 +181,8 @@ class SoapProtocolClient final : public ProtocolClient {
     return Call<Empty>(token, [&] {
       _pc__DeleteUser request;
       request.id = id;
-      __pc__DeleteUser wrapper;  // the request in its SOAP operation
-      wrapper.pc__DeleteUser = &request;
       _pc__DeleteUserResponse response;
-      return std::make_pair(
-          Exchange(wrapper, soap_serialize___pc__DeleteUser, soap_put___pc__DeleteUser,
-                   "urn:polycrud:v1#DeleteUser", "-pc:DeleteUser",
-                   [&] { return proxy_.recv_DeleteUser(response); }),
-          Empty{});
+      return std::make_pair(proxy_.DeleteUser(&request, response), Empty{});
     });
   }
   Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
@@ -223,12 +193,8 @@ class SoapProtocolClient final : public ProtocolClient {
       _pc__ListUsers request;
       request.after_USCOREid = &after;
       request.limit = &page_limit;
-      __pc__ListUsers wrapper;  // the request in its SOAP operation
-      wrapper.pc__ListUsers = &request;
       _pc__ListUsersResponse response;
-      const int error = Exchange(wrapper, soap_serialize___pc__ListUsers, soap_put___pc__ListUsers,
-                                 "urn:polycrud:v1#ListUsers", "-pc:ListUsers",
-                                 [&] { return proxy_.recv_ListUsers(response); });
+      const int error = proxy_.ListUsers(&request, response);
       UserPage page;
       for (const pc__User* u : response.users) page.users.push_back(FromSoap(*u));
       page.next_after_id = response.next_USCOREafter_USCOREid;
@@ -266,77 +232,15 @@ class SoapProtocolClient final : public ProtocolClient {
     }
     proxy_.soap->bearer = nullptr;
     Release();
-    clean_ = error == SOAP_OK;
     return out;
   }
 
-  // One request and its answer (`receive` is the proxy's recv_ function):
-  // SOAP_OK or the gSOAP error.
-  template <typename Wrapper, typename Receive>
-  int Exchange(const Wrapper& wrapper, void (*serialize)(struct soap*, const Wrapper*),
-               int (*put)(struct soap*, const Wrapper*, const char*, const char*),
-               const char* action, const char* tag, Receive&& receive) {
-    if (Send(wrapper, serialize, put, action, tag) != SOAP_OK || receive() != SOAP_OK) {
-      return proxy_.soap->error;
-    }
-    return SOAP_OK;
-  }
-
-  // Serialises and sends one request as the generated proxy's send_
-  // functions do, with one difference: after a call that succeeded it
-  // restarts the context with soap_begin()'s field resets but without its
-  // soap_free_temp(). That one would clear gSOAP's pointer and id hash tables
-  // (4096 and 1999 slots) and the parser's scratch state of the last answer,
-  // which soap_begin_recv() clears before the next answer anyway; sending on
-  // from the state a complete receive leaves is what a gSOAP service does
-  // for every response. After a failed call the full soap_begin() runs.
-  template <typename Wrapper>
-  int Send(const Wrapper& wrapper, void (*serialize)(struct soap*, const Wrapper*),
-           int (*put)(struct soap*, const Wrapper*, const char*, const char*), const char* action,
-           const char* tag) {
-    struct soap* soap = proxy_.soap;
-    if (clean_) {
-      soap->error = SOAP_OK;
-      if (!soap->keep_alive) {
-        soap->buflen = 0;
-        soap->bufidx = 0;
-      }
-      soap->mode = 0;
-      soap->encoding = 0;
-      soap->part = SOAP_END;
-      soap->peeked = 0;
-      soap->ahead = 0;
-      soap->level = 0;
-    } else {
-      soap_begin(soap);
-    }
-    soap->encodingStyle = nullptr;  // literal
-    soap_serializeheader(soap);
-    serialize(soap, &wrapper);
-    if (soap_begin_count(soap) != SOAP_OK) return soap->error;
-    if ((soap->mode & SOAP_IO_LENGTH) != 0 &&
-        (soap_envelope_begin_out(soap) != SOAP_OK || soap_putheader(soap) != SOAP_OK ||
-         soap_body_begin_out(soap) != SOAP_OK || put(soap, &wrapper, tag, "") != SOAP_OK ||
-         soap_body_end_out(soap) != SOAP_OK || soap_envelope_end_out(soap) != SOAP_OK)) {
-      return soap->error;
-    }
-    if (soap_end_count(soap) != SOAP_OK) return soap->error;
-    if (soap_connect(soap, proxy_.soap_endpoint, action) != SOAP_OK ||
-        soap_envelope_begin_out(soap) != SOAP_OK || soap_putheader(soap) != SOAP_OK ||
-        soap_body_begin_out(soap) != SOAP_OK || put(soap, &wrapper, tag, "") != SOAP_OK ||
-        soap_body_end_out(soap) != SOAP_OK || soap_envelope_end_out(soap) != SOAP_OK ||
-        soap_end_send(soap) != SOAP_OK) {
-      return soap_closesock(soap);
-    }
-    return SOAP_OK;
-  }
-
   // Frees what the call deserialised (the answer's objects, the fault) as
-  // proxy_.destroy() does, less its soap_end()'s soap_free_temp(): the
-  // scratch state that one clears is bounded (one message's) and cleared
-  // by the next call, in Send after a failure, in soap_begin_recv() before
-  // its answer otherwise, and by the proxy's destructor.
-  // soap_dealloc(soap, nullptr) also resets soap->fault, header and bearer.
+  // proxy_.destroy() does, less its soap_end()'s soap_free_temp(), which
+  // clears gSOAP's pointer and id hash tables (4096 and 1999 slots): the
+  // next call's soap_begin() clears them anyway, and the proxy's destructor
+  // at the end. soap_dealloc(soap, nullptr) also resets soap->fault and
+  // header.
   void Release() {
     soap_destroy(proxy_.soap);
     soap_dealloc(proxy_.soap, nullptr);
@@ -344,8 +248,7 @@ class SoapProtocolClient final : public ProtocolClient {
   }
 
   std::string endpoint_;
-  bool clean_ = false;  // the last call succeeded: Send may skip soap_free_temp()
-  bool sent_ = false;   // soap->user: a request was sent since the last receive
+  bool sent_ = false;  // soap->user: a request was sent since the last receive
   UserServiceBindingProxy proxy_;
 };
 

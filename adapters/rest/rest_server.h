@@ -24,7 +24,9 @@ namespace polycrud::rest_adapter {
 struct RestServerOptions {
   std::string bind_address = "127.0.0.1";
   int port = 8081;  // 0: pick a free port (see RestServer::port())
-  int threads = 2;
+  // Also the number of handlers in flight: a handler blocks while the core
+  // waits for Redis or MariaDB.
+  int threads = 8;
   std::size_t max_body_bytes = 1024 * 1024;
   std::uint32_t max_header_bytes = 16 * 1024;
   int idle_timeout_ms = 30'000;  // waiting for the next request's headers

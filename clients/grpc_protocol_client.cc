@@ -124,8 +124,11 @@ class ThreadQueue final : public CompletionSource {
   ThreadQueue() = default;
   static gpr_timespec ToGpr(IoClock::time_point deadline) {
     if (deadline == IoClock::time_point::max()) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
-    const auto left = deadline - IoClock::now();
-    if (left <= IoClock::duration::zero()) return gpr_inf_past(GPR_CLOCK_MONOTONIC);
+    // Compared before subtracting: time_point::min() (only what has come)
+    // minus now would overflow.
+    const IoClock::time_point now = IoClock::now();
+    if (deadline <= now) return gpr_inf_past(GPR_CLOCK_MONOTONIC);
+    const auto left = deadline - now;
     return gpr_time_add(
         gpr_now(GPR_CLOCK_MONOTONIC),
         gpr_time_from_nanos(std::chrono::duration_cast<std::chrono::nanoseconds>(left).count(),

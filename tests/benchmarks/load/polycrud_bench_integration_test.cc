@@ -224,6 +224,19 @@ TEST_P(PolycrudBenchTest, OpenLoopSendsOnTheScheduleAndReportsIt) {
   EXPECT_EQ(run.result["requests"].get<std::int64_t>(), 200 - open["not_sent"].get<std::int64_t>());
 }
 
+// Many fibers per thread at a low rate: most of the time nothing is in
+// flight, and a thread must still wake for the next send time (a wait for
+// completions that never come would hang the run).
+TEST_P(PolycrudBenchTest, OpenLoopWithMostConnectionsIdleKeepsItsSchedule) {
+  std::vector<std::string> args = CommonArgs();
+  args.insert(args.end(), {"--mode", "open", "--rate", "200", "--connections", "12"});
+  const BenchRun run = RunBench(args);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  ExpectCleanResult(run.result, GetParam(), "open", 12, 2);
+  EXPECT_TRUE(run.result["sustained"].get<bool>()) << run.output;
+  EXPECT_EQ(run.result["open_loop"]["not_sent"].get<std::int64_t>(), 0);
+}
+
 TEST_P(PolycrudBenchTest, ErrorAnswersAreCountedByCodeAndTheClientReconnects) {
   // Ids past the end: every get is NOT_FOUND (a fault after which gSOAP's
   // server closes the connection), yet no call fails below the protocol.

@@ -695,7 +695,7 @@ def why_section(runs, micro):
         points.append(
             "**Connection model.** Ping, which does no I/O behind the face, shows the cost of "
             "each stack alone: Thrift %s/s (one thread per connection, a blocking read and "
-            "write per call), REST %s/s (Boost.Beast, 2 event-loop threads), SOAP %s/s "
+            "write per call), REST %s/s (Boost.Beast, 8 event-loop threads), SOAP %s/s "
             "(gSOAP, one worker thread per keep-alive connection), gRPC %s/s (HTTP/2 with "
             "its own completion-queue threads and a hand-off to workers for calls that reach "
             "Redis or MariaDB)." % tuple(fmt_int(ping[t]) for t in ("thrift", "rest", "soap",

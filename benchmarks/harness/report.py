@@ -391,6 +391,16 @@ def order(target):
     return TARGET_ORDER.index(target) if target in TARGET_ORDER else len(TARGET_ORDER)
 
 
+
+def rounds_text(cases):
+    """How the validation cases were run, for the report's text."""
+    rounds = max(v.get("rounds", 1) for v in cases)
+    if rounds <= 1:
+        return "one round per case"
+    return ("%d rounds per case, harness then tool in each; the figures are medians "
+            "and *harness / tool* the median of the rounds' ratios" % rounds)
+
+
 def build_report(out):
     raw = os.path.join(out, "raw")
     runs = load_runs(raw)
@@ -594,10 +604,11 @@ def build_report(out):
 
     # Validation.
     md.append("## The harness checked against independent tools\n")
+
     if validation:
         md.append("The same requests at the same concurrency, measured by `polycrud-bench` and "
                   "by a tool nobody here wrote (`wrk` for HTTP/1.1, `h2load` for gRPC over "
-                  "HTTP/2), one right after the other, with the same number of threads "
+                  "HTTP/2), one right after the other (%s), with the same number of threads "
                   "(each of the harness's threads runs its connections' clients as fibers "
                   "and waits for all of them in one epoll call, as `wrk` and `h2load` do), "
                   "in two layouts. *shared*: as in every "
@@ -608,7 +619,8 @@ def build_report(out):
                   "generator on CPU 0, the server, Redis and MariaDB on the others, so both "
                   "tools measure the server rather than themselves; this is the check that "
                   "the harness measures what the tools measure. (h2load counts HTTP statuses "
-                  "only, not grpc-status; raw outputs in `raw/validate-*.txt`.)\n")
+                  "only, not grpc-status; raw outputs in `raw/validate-*.txt`.)\n"
+                  % rounds_text(validation))
         rows = []
         for v in validation:
             r = v.get("ratio")

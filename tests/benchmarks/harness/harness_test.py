@@ -171,6 +171,10 @@ class ReportTest(unittest.TestCase):
                                                          "30,000", "0.94", "yes", "30"])
         self.assertEqual(self.row("grpc", section)[-2], "no")
 
+    def test_validation_says_how_many_rounds(self):
+        self.assertIn("one right after the other (one round per case)", self.md)
+        self.assertIn("3 rounds per case", report.rounds_text([{"rounds": 3}, {}]))
+
     def test_why_section_explains_with_figures(self):
         why = self.md[self.md.index("## Why"):]
         self.assertIn("SOAP carries 5.0x the bytes of Thrift binary", why)
@@ -212,6 +216,18 @@ class ValidationToolsTest(unittest.TestCase):
         self.assertEqual(parsed["throughput_rps"], 50000.25)
         self.assertEqual(parsed["non_2xx"], 12)
         self.assertEqual(parsed["mean_latency"], "310.52us")
+
+    def test_rounds_are_summarized_by_medians_of_pairs(self):
+        harness, tool, ratio = run.summarize_rounds([900.0, 1200.0, 1000.0],
+                                                    [1000.0, 1000.0, 1250.0])
+        self.assertEqual(harness, 1000.0)
+        self.assertEqual(tool, 1000.0)
+        # Pair ratios 0.9, 1.2 and 0.8: their median, not 1000 / 1000.
+        self.assertAlmostEqual(ratio, 0.9)
+        # A tool run that gave no figure gives no ratio.
+        self.assertEqual(run.summarize_rounds([1000.0, 500.0], [None, 1000.0]),
+                         (750.0, 1000.0, 0.5))
+        self.assertEqual(run.summarize_rounds([1000.0], [None]), (1000.0, None, None))
 
     def test_parse_h2load(self):
         text = ("finished in 8.00s, 41234.50 req/s, 3.00MB/s\n"

@@ -230,6 +230,7 @@ void FiberScheduler::Poll() {
   timespec timeout{};
   timespec* wait_for = &timeout;  // 0: a fiber is ready, or wake-ups are waiting
   std::vector<Task*> woken;
+  bool would_wait = false;  // nothing to run until an event or a timer
   {
     const std::lock_guard lock(remote_mutex_);
     woken.swap(remote_);
@@ -242,16 +243,14 @@ void FiberScheduler::Poll() {
         timeout.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
         timeout.tv_nsec = static_cast<long>(ns % 1'000'000'000);
       }
-      sleeping_ = wait_for == nullptr || timeout.tv_sec != 0 || timeout.tv_nsec != 0;
+      would_wait = wait_for == nullptr || timeout.tv_sec != 0 || timeout.tv_nsec != 0;
     }
+    // With completion sources, the wait is in the first of them and the
+    // sockets are only looked at (again within kSourceSlice); an Unpark then
+    // waits for the slice's end instead of writing the eventfd.
+    sleeping_ = would_wait && sources_.empty();
   }
-  // With completion sources, the wait is in the first of them; the sockets
-  // are only looked at, and looked at again within kSourceSlice.
-  const bool wait_in_source = !sources_.empty() && sleeping_;
-  if (wait_in_source) {
-    const std::lock_guard lock(remote_mutex_);
-    sleeping_ = false;  // an Unpark then waits for the slice's end
-  }
+  const bool wait_in_source = would_wait && !sources_.empty();
   timespec no_wait{};
   std::array<epoll_event, 256> events{};
   const int n = ::epoll_pwait2(epoll_fd_, events.data(), static_cast<int>(events.size()),

@@ -9,17 +9,8 @@
 #include <thread>
 
 namespace polycrud::clients {
-namespace {
-
-thread_local IoWaiter* thread_waiter = nullptr;
-
-}  // namespace
-
-IoWaiter* ThreadIoWaiter() { return thread_waiter; }
-void SetThreadIoWaiter(IoWaiter* waiter) { thread_waiter = waiter; }
-
 std::error_code WaitReady(int fd, short events, IoClock::time_point deadline) {
-  if (thread_waiter != nullptr) return thread_waiter->WaitFd(fd, events, deadline);
+  if (ThreadIoWaiter() != nullptr) return ThreadIoWaiter()->WaitFd(fd, events, deadline);
   for (;;) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - IoClock::now());
     if (left.count() <= 0) return std::make_error_code(std::errc::timed_out);
@@ -31,8 +22,8 @@ std::error_code WaitReady(int fd, short events, IoClock::time_point deadline) {
 }
 
 void SleepUntil(IoClock::time_point when) {
-  if (thread_waiter != nullptr) {
-    thread_waiter->SleepUntil(when);
+  if (IoWaiter* waiter = ThreadIoWaiter()) {
+    waiter->SleepUntil(when);
   } else {
     std::this_thread::sleep_until(when);
   }
@@ -70,35 +61,6 @@ std::error_code RecvSome(int fd, void* buffer, std::size_t size, IoClock::time_p
     if (errno != EAGAIN && errno != EWOULDBLOCK) return {errno, std::system_category()};
     if (const std::error_code ec = WaitReady(fd, POLLIN, deadline)) return ec;
   }
-}
-
-CallDone::CallDone(CompletionSource* source) : waiter_(thread_waiter), source_(source) {
-  if (waiter_ != nullptr) ticket_ = waiter_->CurrentTicket();
-}
-
-void CallDone::Notify() {
-  if (waiter_ != nullptr) {
-    waiter_->Unpark(ticket_, done_);  // *this may be gone once it returns
-    return;
-  }
-  // Notified under the lock: the waiter may destroy *this once it has it.
-  const std::lock_guard lock(mutex_);
-  done_.store(true, std::memory_order_release);
-  cv_.notify_one();
-}
-
-void CallDone::Wait() {
-  if (waiter_ != nullptr) {
-    if (source_ != nullptr) waiter_->WatchSource(source_);
-    while (!done_.load(std::memory_order_acquire)) waiter_->Park();
-    return;
-  }
-  if (source_ != nullptr) {
-    while (!done_.load(std::memory_order_acquire)) source_->Collect(IoClock::time_point::max());
-    return;
-  }
-  std::unique_lock lock(mutex_);
-  cv_.wait(lock, [&] { return done_.load(std::memory_order_acquire); });
 }
 
 }  // namespace polycrud::clients

@@ -19,6 +19,7 @@
 
 #include "UserService.h"
 #include "adapters/thrift/framed_transport.h"
+#include "adapters/thrift/waiting_socket_io.h"
 #include "clients/io_wait.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
@@ -42,8 +43,8 @@ namespace transport = ::apache::thrift::transport;
 
 // A TSocket that connects and closes as usual, while reads and writes go
 // straight to its descriptor without blocking and, when it would block, wait
-// in clients::WaitReady up to the timeout (TSocket's own would block the
-// thread in recv()).
+// in clients::WaitReady up to the timeout (waiting_socket_io.h; TSocket's own
+// would block the thread in recv()).
 class WaitingSocket final : public transport::TVirtualTransport<WaitingSocket> {
  public:
   WaitingSocket(std::shared_ptr<transport::TSocket> socket, int timeout_ms)
@@ -54,34 +55,16 @@ class WaitingSocket final : public transport::TVirtualTransport<WaitingSocket> {
   void close() override { socket_->close(); }
 
   std::uint32_t read(std::uint8_t* buf, std::uint32_t len) {
-    std::size_t received = 0;
-    Check(RecvSome(socket_->getSocketFD(), buf, len, IoClock::now() + timeout_,
-                   std::exchange(sent_, false), received),
-          "recv() failed");
-    if (received == 0) {
-      throw transport::TTransportException(transport::TTransportException::END_OF_FILE,
-                                           "the server closed the connection");
-    }
-    return static_cast<std::uint32_t>(received);
+    return thrift_adapter::ReadWaiting(socket_->getSocketFD(), buf, len, timeout_,
+                                       std::exchange(sent_, false));
   }
 
   void write(const std::uint8_t* buf, std::uint32_t len) {
-    Check(SendAll(socket_->getSocketFD(), buf, len, IoClock::now() + timeout_), "send() failed");
+    thrift_adapter::WriteWaiting(socket_->getSocketFD(), buf, len, timeout_);
     sent_ = true;
   }
 
  private:
-  static void Check(const std::error_code& ec, const char* what) {
-    if (ec == std::errc::timed_out) {
-      throw transport::TTransportException(transport::TTransportException::TIMED_OUT,
-                                           "no answer within the timeout");
-    }
-    if (ec) {
-      throw transport::TTransportException(transport::TTransportException::UNKNOWN, what,
-                                           ec.value());
-    }
-  }
-
   std::shared_ptr<transport::TSocket> socket_;
   std::chrono::milliseconds timeout_;
   bool sent_ = false;  // written since the last read

@@ -1,15 +1,19 @@
 // SingleFlight coalesces concurrent calls for the same key: while one caller
 // (the leader) runs the load, others asking for that key wait and share its
 // result. N concurrent misses of one cold id therefore cost one store query.
-// Thread-safe.
+// A follower waits through a CallDone (core/io_waiter.h), so on a fiber
+// thread it parks its fiber and the leader, which may be a fiber of the same
+// thread, can finish. Thread-safe.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <vector>
+
+#include "core/io_waiter.h"
 
 namespace polycrud {
 
@@ -33,8 +37,14 @@ class SingleFlight {
     }
     if (shared != nullptr) *shared = !leader;
     if (!leader) {
-      std::unique_lock lock(call->mu);
-      call->cv.wait(lock, [&] { return call->result.has_value(); });
+      CallDone done;
+      {
+        std::lock_guard lock(call->mu);
+        if (call->result.has_value()) return *call->result;
+        call->waiting.push_back(&done);
+      }
+      done.Wait();
+      std::lock_guard lock(call->mu);
       return *call->result;
     }
     Value result = load();
@@ -42,19 +52,21 @@ class SingleFlight {
       std::lock_guard lock(mu_);
       calls_.erase(key);
     }
+    std::vector<CallDone*> waiting;
     {
       std::lock_guard lock(call->mu);
       call->result.emplace(result);
+      waiting.swap(call->waiting);
     }
-    call->cv.notify_all();
+    for (CallDone* done : waiting) done->Notify();
     return result;
   }
 
  private:
   struct Call {
     std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Value> result;
+    std::optional<Value> result;     // guarded by mu
+    std::vector<CallDone*> waiting;  // guarded by mu: followers not notified yet
   };
 
   std::mutex mu_;

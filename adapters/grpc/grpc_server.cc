@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "adapters/grpc/grpc_user_service.h"
-#include "adapters/grpc/worker_pool.h"
+#include "core/worker_pool.h"
 
 namespace polycrud::grpc_adapter {
 namespace {

@@ -20,10 +20,13 @@ namespace grpc {
 class Server;
 }  // namespace grpc
 
+namespace polycrud {
+class WorkerPool;
+}  // namespace polycrud
+
 namespace polycrud::grpc_adapter {
 
 class GrpcUserService;
-class WorkerPool;
 
 struct GrpcServerOptions {
   std::string bind_address = "127.0.0.1";

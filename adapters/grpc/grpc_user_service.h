@@ -14,10 +14,10 @@
 #include <string>
 #include <string_view>
 
-#include "adapters/grpc/worker_pool.h"
 #include "core/metrics.h"
 #include "core/status.h"
 #include "core/user_service.h"
+#include "core/worker_pool.h"
 #include "polycrud/v1/user_service.grpc.pb.h"
 
 namespace polycrud::grpc_adapter {

@@ -32,17 +32,6 @@ Status Unavailable(std::string message) {
   return Status::Unavailable("cache: " + std::move(message), 1000);
 }
 
-// Appends argv in the Redis protocol (RESP) to `out`.
-bool AppendCommand(const std::vector<std::string>& argv, std::string& out) {
-  RedisArgv args(argv);
-  char* formatted = nullptr;
-  const int len = redisFormatCommandArgv(&formatted, args.argc(), args.argv(), args.lens());
-  if (len < 0 || formatted == nullptr) return false;
-  out.append(formatted, static_cast<std::size_t>(len));
-  redisFreeCommand(formatted);
-  return true;
-}
-
 // Sends all of `data`; false (errno set) on an error or when SO_SNDTIMEO ran out.
 bool SendAll(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -62,13 +51,35 @@ struct ReaderDeleter {
 
 }  // namespace
 
+bool AppendRedisCommand(const std::vector<std::string>& argv, std::string& out) {
+  RedisArgv args(argv);
+  char* formatted = nullptr;
+  const int len = redisFormatCommandArgv(&formatted, args.argc(), args.argv(), args.lens());
+  if (len < 0 || formatted == nullptr) return false;
+  out.append(formatted, static_cast<std::size_t>(len));
+  redisFreeCommand(formatted);
+  return true;
+}
+
+OneShotEvent::OneShotEvent() : waiter_(clients::ThreadIoWaiter()) {
+  if (waiter_ != nullptr) ticket_ = waiter_->CurrentTicket();
+}
+
 void OneShotEvent::Set() {
+  if (waiter_ != nullptr) {
+    waiter_->Unpark(ticket_, parked_done_);  // *this may be gone once it returns
+    return;
+  }
   state_.store(1, std::memory_order_release);
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAKE_PRIVATE, 1, nullptr,
           nullptr, 0);
 }
 
 bool OneShotEvent::WaitUntil(std::chrono::steady_clock::time_point deadline) {
+  if (waiter_ != nullptr) {
+    Wait();
+    return true;
+  }
   while (state_.load(std::memory_order_acquire) == 0) {
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) return false;
@@ -84,6 +95,10 @@ bool OneShotEvent::WaitUntil(std::chrono::steady_clock::time_point deadline) {
 }
 
 void OneShotEvent::Wait() {
+  if (waiter_ != nullptr) {
+    while (!parked_done_.load(std::memory_order_acquire)) waiter_->Park();
+    return;
+  }
   while (state_.load(std::memory_order_acquire) == 0) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAIT_PRIVATE, 0, nullptr,
             nullptr, 0);
@@ -139,7 +154,7 @@ bool RedisPipelinedConnection::connected() const {
 
 StatusOr<RedisReplyPtr> RedisPipelinedConnection::Command(const std::vector<std::string>& argv) {
   std::string bytes;
-  if (!AppendCommand(argv, bytes)) return Status::Internal("cache: cannot format a command");
+  if (!AppendRedisCommand(argv, bytes)) return Status::Internal("cache: cannot format a command");
   StatusOr<std::vector<RedisReplyPtr>> replies = Submit(std::move(bytes), 1);
   if (!replies.ok()) return replies.status();
   return std::move(replies->front());
@@ -150,7 +165,7 @@ StatusOr<std::vector<RedisReplyPtr>> RedisPipelinedConnection::Commands(
   if (commands.empty()) return std::vector<RedisReplyPtr>{};
   std::string bytes;
   for (const auto& argv : commands) {
-    if (!AppendCommand(argv, bytes)) return Status::Internal("cache: cannot format a command");
+    if (!AppendRedisCommand(argv, bytes)) return Status::Internal("cache: cannot format a command");
   }
   return Submit(std::move(bytes), commands.size());
 }

@@ -2,8 +2,12 @@
 
 #include <openssl/sha.h>
 
+#include <atomic>
 #include <charconv>
 #include <utility>
+
+#include "adapters/redis/redis_fiber_connection.h"
+#include "clients/io_wait.h"
 
 namespace polycrud {
 namespace {
@@ -54,6 +58,11 @@ Status ErrorReply(const redisReply* reply) {
   return Status::Unavailable(std::string("cache: ") + std::string(reply->str, reply->len), 1000);
 }
 
+std::uint64_t NextFiberOwner() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 bool IsNoScript(const redisReply* reply) {
   return std::string_view(reply->str, reply->len).starts_with("NOSCRIPT");
 }
@@ -63,17 +72,18 @@ bool IsNoScript(const redisReply* reply) {
 RedisUserCache::RedisUserCache(RedisCacheOptions options)
     : options_(std::move(options)),
       pool_(options_.connection),
+      pipeline_options_{
+          .host = options_.connection.host,
+          .port = options_.connection.port,
+          .connect_timeout = options_.connection.connect_timeout,
+          .command_timeout = options_.connection.command_timeout,
+          .max_pending = options_.connection.max_pending,
+      },
+      fiber_owner_(NextFiberOwner()),
       fill_script_sha_(Sha1Hex(kPutIfNewerScript)),
       rng_(options_.jitter_seed) {
-  const RedisOptions& c = options_.connection;
-  for (int i = 0; i < c.pipelined_connections; ++i) {
-    pipelined_.push_back(std::make_unique<RedisPipelinedConnection>(RedisPipelineOptions{
-        .host = c.host,
-        .port = c.port,
-        .connect_timeout = c.connect_timeout,
-        .command_timeout = c.command_timeout,
-        .max_pending = c.max_pending,
-    }));
+  for (int i = 0; i < options_.connection.pipelined_connections; ++i) {
+    pipelined_.push_back(std::make_unique<RedisPipelinedConnection>(pipeline_options_));
   }
 }
 
@@ -140,6 +150,10 @@ int RedisUserCache::connections_in_use() const {
   return busy;
 }
 
+bool RedisUserCache::OnFiberThread() const {
+  return !pipelined_.empty() && clients::ThreadIoWaiter() != nullptr;
+}
+
 RedisPipelinedConnection* RedisUserCache::NextPipelined() {
   if (pipelined_.empty()) return nullptr;
   const std::size_t i = next_pipelined_.fetch_add(1, std::memory_order_relaxed);
@@ -147,6 +161,9 @@ RedisPipelinedConnection* RedisUserCache::NextPipelined() {
 }
 
 StatusOr<RedisReplyPtr> RedisUserCache::Send(const std::vector<std::string>& argv) {
+  if (OnFiberThread()) {
+    return RedisFiberConnection::ForThisThread(fiber_owner_, pipeline_options_).Command(argv);
+  }
   if (RedisPipelinedConnection* connection = NextPipelined()) return connection->Command(argv);
   StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
   if (!lease.ok()) return lease.status();
@@ -163,6 +180,9 @@ StatusOr<RedisReplyPtr> RedisUserCache::Send(const std::vector<std::string>& arg
 
 StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::SendAll(
     const std::vector<std::vector<std::string>>& cmds) {
+  if (OnFiberThread()) {
+    return RedisFiberConnection::ForThisThread(fiber_owner_, pipeline_options_).Commands(cmds);
+  }
   if (RedisPipelinedConnection* connection = NextPipelined()) return connection->Commands(cmds);
   StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
   if (!lease.ok()) return lease.status();

@@ -73,12 +73,18 @@ class RedisUserCache final : public UserCache {
   StatusOr<RedisReplyPtr> Send(const std::vector<std::string>& argv);
   StatusOr<std::vector<RedisReplyPtr>> SendAll(const std::vector<std::vector<std::string>>& cmds);
   RedisPipelinedConnection* NextPipelined();
+  // With pipelining on, a fiber's commands go on its thread's own
+  // RedisFiberConnection instead of a shared pipelined connection.
+  bool OnFiberThread() const;
   std::vector<std::string> PutIfNewerCommand(const User& user);
   std::int64_t JitteredTtlMs(std::chrono::milliseconds base);
 
   const RedisCacheOptions options_;
   RedisConnectionPool pool_;
+  RedisPipelineOptions pipeline_options_;
   std::vector<std::unique_ptr<RedisPipelinedConnection>> pipelined_;
+  // Names this cache's connection on each fiber thread (RedisFiberConnection).
+  const std::uint64_t fiber_owner_;
   std::atomic<std::size_t> next_pipelined_{0};
   std::string fill_script_sha_;
   std::mutex rng_mu_;

@@ -16,6 +16,7 @@
 #include "adapters/redis/near_user_cache.h"
 #include "adapters/redis/redis_user_cache.h"
 #include "adapters/server/face.h"
+#include "adapters/thrift/offloading_user_store.h"
 #include "core/sha256_token_verifier.h"
 #include "core/user_service.h"
 
@@ -228,7 +229,11 @@ int main(int argc, char** argv) {
   }
   polycrud::SystemClock clock;
   config.service.server_version = POLYCRUD_VERSION;
-  polycrud::UserService service(store, *service_cache, *tokens, clock, config.service);
+  // The fiber Thrift model's calls reach MySQL from worker threads; every
+  // other thread's calls go straight through.
+  polycrud::thrift_adapter::OffloadingUserStore service_store(
+      store, static_cast<int>(config.mysql.pool_size), /*max_queued=*/4096);
+  polycrud::UserService service(service_store, *service_cache, *tokens, clock, config.service);
   if (!service.CacheReachable()) {
     spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",
                  config.redis.connection.host, config.redis.connection.port);

@@ -17,6 +17,7 @@
 #include <future>
 #include <stdexcept>
 
+#include "adapters/thrift/fiber_thrift_server.h"
 #include "adapters/thrift/framed_transport.h"
 #include "adapters/thrift/thrift_user_handler.h"
 
@@ -69,6 +70,22 @@ void ThriftServer::Start() {
   auto handler = std::make_shared<ThriftUserHandler>(service_, metrics_);
   auto processor = std::make_shared<gen::UserServiceProcessor>(handler);
   auto protocol = MakeProtocolFactory(options_);
+  if (options_.model == ThriftServerModel::kFibers) {
+    // A copy: the constant has no out-of-line definition to bind a reference to.
+    const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
+    auto config = std::make_shared<TConfiguration>(max_message_bytes, options_.max_frame_bytes);
+    fiber_server_ = std::make_unique<FiberThriftServer>(
+        processor, protocol, config,
+        FiberServerOptions{.bind_address = options_.bind_address,
+                           .port = options_.port,
+                           .threads = options_.io_threads,
+                           .max_connections = options_.max_connections,
+                           .idle_timeout = std::chrono::milliseconds(options_.idle_timeout_ms),
+                           .send_timeout = std::chrono::milliseconds(options_.send_timeout_ms)});
+    fiber_server_->Start();
+    bound_port_ = fiber_server_->port();
+    return;
+  }
   auto thread_manager =
       ThreadManager::newSimpleThreadManager(static_cast<size_t>(options_.workers));
   thread_manager->threadFactory(std::make_shared<ThreadFactory>());
@@ -127,6 +144,10 @@ void ThriftServer::Start() {
 }
 
 void ThriftServer::Stop() {
+  if (fiber_server_ != nullptr) {
+    fiber_server_->Stop();
+    return;
+  }
   if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
   server_->stop();

@@ -3,7 +3,11 @@
 //   threadpool   TThreadPoolServer: one worker thread per open connection,
 //                at most `workers` connections served at once;
 //   nonblocking  TNonblockingServer: libevent I/O threads hand each call to a
-//                pool of `workers` threads; any number of connections.
+//                pool of `workers` threads; any number of connections;
+//   fibers       FiberThriftServer: `io_threads` threads each serve many
+//                connections, one fiber per connection (fiber_thrift_server.h);
+//                the service's blocking calls must then be offloaded
+//                (OffloadingUserStore); up to `max_connections` connections.
 // Frames and strings are bounded, idle connections time out, and Stop()
 // drains: calls already running finish before it returns.
 #pragma once
@@ -24,21 +28,26 @@ class ThreadManager;
 }  // namespace apache::thrift::concurrency
 
 namespace polycrud::thrift_adapter {
+class FiberThriftServer;
+}  // namespace polycrud::thrift_adapter
+
+namespace polycrud::thrift_adapter {
 
 enum class ThriftProtocol : std::uint8_t { kBinary, kCompact };
-enum class ThriftServerModel : std::uint8_t { kThreadPool, kNonblocking };
+enum class ThriftServerModel : std::uint8_t { kThreadPool, kNonblocking, kFibers };
 
 struct ThriftServerOptions {
   std::string bind_address = "127.0.0.1";
   int port = 9090;  // 0: pick a free port (see ThriftServer::port())
   int workers = 128;
-  int io_threads = 2;  // nonblocking model only
+  int io_threads = 2;            // nonblocking and fibers models
+  int max_connections = 10'000;  // fibers model
   ThriftProtocol protocol = ThriftProtocol::kBinary;
-  ThriftServerModel model = ThriftServerModel::kThreadPool;
+  ThriftServerModel model = ThriftServerModel::kFibers;
   std::int32_t max_frame_bytes = 4 * 1024 * 1024;
   std::int32_t max_string_bytes = 64 * 1024;
   std::int32_t max_container_items = 100'000;
-  int idle_timeout_ms = 30'000;  // threadpool model: idle or stalled reads
+  int idle_timeout_ms = 30'000;  // threadpool and fibers models: idle or stalled reads
   int send_timeout_ms = 10'000;
 };
 
@@ -60,6 +69,7 @@ class ThriftServer {
   const ThriftServerOptions options_;
   std::shared_ptr<apache::thrift::concurrency::ThreadManager> thread_manager_;
   std::shared_ptr<apache::thrift::server::TServer> server_;
+  std::unique_ptr<FiberThriftServer> fiber_server_;
   std::thread serve_thread_;
   int bound_port_ = 0;
   bool stopped_ = false;

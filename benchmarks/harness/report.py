@@ -706,8 +706,9 @@ def why_section(runs, micro):
     if all(ping.values()):
         points.append(
             "**Connection model.** Ping, which does no I/O behind the face, shows the cost of "
-            "each stack alone: Thrift %s/s (one thread per connection, a blocking read and "
-            "write per call), REST %s/s (Boost.Beast, 8 event-loop threads), SOAP %s/s "
+            "each stack alone: Thrift %s/s (2 threads, each running its connections as "
+            "fibers over one epoll, so a call costs a read and a write but no thread "
+            "switch), REST %s/s (Boost.Beast, 8 event-loop threads), SOAP %s/s "
             "(gSOAP, one worker thread per keep-alive connection), gRPC %s/s (HTTP/2 with "
             "its own completion-queue threads and a hand-off to workers for calls that reach "
             "Redis or MariaDB)." % tuple(fmt_int(ping[t]) for t in ("thrift", "rest", "soap",

@@ -814,7 +814,7 @@ def environment(plan):
             "gnuplot": command_version(["gnuplot", "--version"]),
         },
         "plan": plan.as_json(),
-        "server_settings": "polycrud-server defaults (Thrift threadpool, 128 workers; REST 8 "
+        "server_settings": "polycrud-server defaults (Thrift fibers, 2 fiber threads; REST 8 "
                            "threads; gRPC 64 workers; SOAP 32 workers; MySQL pool 16; Redis "
                            "pool 16), log level warn; one target at a time",
     }

@@ -33,12 +33,12 @@
 #include <vector>
 
 #include "benchmarks/load/arrival_schedule.h"
-#include "benchmarks/load/fiber_scheduler.h"
 #include "benchmarks/load/key_chooser.h"
 #include "benchmarks/load/latency_histogram.h"
 #include "benchmarks/load/op_mix.h"
 #include "benchmarks/load/server_stats.h"
 #include "benchmarks/load/socket_bytes.h"
+#include "clients/fiber_scheduler.h"
 #include "clients/io_wait.h"
 #include "clients/protocol_client.h"
 
@@ -47,6 +47,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using clients::CallStatus;
+using clients::FiberScheduler;
 using clients::ProtocolClient;
 using Json = nlohmann::ordered_json;
 

@@ -1,4 +1,4 @@
-// RedisPipelinedConnection and RedisUserCache against a real Redis (the test
+// RedisPipelinedConnection, RedisFiberConnection and RedisUserCache against a real Redis (the test
 // stack's, or a private instance for the tests that stop it), plus a silent
 // TCP peer for timeouts and the bounded queue.
 #include <arpa/inet.h>
@@ -15,8 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include "adapters/redis/redis_fiber_connection.h"
 #include "adapters/redis/redis_pipelined_connection.h"
 #include "adapters/redis/redis_user_cache.h"
+#include "clients/fiber_scheduler.h"
 #include "tests/support/server_process.h"
 #include "tests/support/settings.h"
 #include "tests/support/stack.h"
@@ -249,6 +251,188 @@ TEST(RedisPipelinedConnectionTest, RedisStoppedMidFlightFailsWaitersThenRecovers
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(other.load(), 0);
   EXPECT_GE(connection.connects(), 2u);
+}
+
+// Runs body(i) for i in [0, fibers) on as many fibers of one new thread,
+// each with that thread's RedisFiberConnection of `options`.
+template <typename Body>
+void RunOnFibers(int fibers, const RedisPipelineOptions& options, Body body) {
+  static std::atomic<std::uint64_t> owner{1'000'000};
+  const std::uint64_t mine = owner.fetch_add(1);
+  std::thread thread([&] {
+    clients::FiberScheduler scheduler;
+    RedisFiberConnection& connection = RedisFiberConnection::ForThisThread(mine, options);
+    for (int i = 0; i < fibers; ++i) scheduler.Spawn([&, i] { body(connection, i); });
+    scheduler.Run();
+  });
+  thread.join();
+}
+
+TEST(RedisFiberConnectionTest, EveryFiberGetsItsOwnReplyAndFibersShareSends) {
+  constexpr int kFibers = 64;
+  constexpr int kPerFiber = 300;
+  std::atomic<int> wrong{0};
+  std::uint64_t sends = 0;
+  std::uint64_t connects = 0;
+  std::thread thread([&] {
+    clients::FiberScheduler scheduler;
+    RedisFiberConnection connection(Options(TestRedisPort()));
+    for (int f = 0; f < kFibers; ++f) {
+      scheduler.Spawn([&, f] {
+        for (int i = 0; i < kPerFiber; ++i) {
+          const std::string text = std::to_string(f) + "/" + std::to_string(i);
+          StatusOr<RedisReplyPtr> reply = connection.Command({"ECHO", text});
+          if (!reply.ok() || (*reply)->type != REDIS_REPLY_STRING || ReplyText(*reply) != text) {
+            wrong.fetch_add(1);
+          }
+        }
+      });
+    }
+    scheduler.Run();
+    sends = connection.sends();
+    connects = connection.connects();
+  });
+  thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  // The fibers' commands shared writes: far fewer writes than commands.
+  EXPECT_LT(sends, static_cast<std::uint64_t>(kFibers * kPerFiber) / 4);
+  EXPECT_EQ(connects, 1u);
+}
+
+TEST(RedisFiberConnectionTest, CommandsOfOneFiberStayTogetherAndInOrder) {
+  std::atomic<int> wrong{0};
+  RunOnFibers(8, Options(TestRedisPort()), [&](RedisFiberConnection& connection, int) {
+    const std::string key = UniqueKey("fiber-batch");
+    for (int i = 1; i <= 200; ++i) {
+      StatusOr<std::vector<RedisReplyPtr>> replies = connection.Commands(
+          {{"SET", key, "0"}, {"INCR", key}, {"INCRBY", key, std::to_string(i)}, {"GET", key}});
+      if (!replies.ok() || replies->size() != 4 || (*replies)[1]->integer != 1 ||
+          (*replies)[2]->integer != i + 1 || ReplyText((*replies)[3]) != std::to_string(i + 1)) {
+        wrong.fetch_add(1);
+      }
+    }
+    (void)connection.Command({"DEL", key});
+  });
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(RedisFiberConnectionTest, NothingListeningIsUnavailableAtOnce) {
+  const int port = FreePort();
+  std::atomic<int> unavailable{0};
+  const auto start = std::chrono::steady_clock::now();
+  RunOnFibers(4, Options(port), [&](RedisFiberConnection& connection, int) {
+    if (connection.Command({"PING"}).status().code() == StatusCode::kUnavailable) {
+      unavailable.fetch_add(1);
+    }
+  });
+  EXPECT_EQ(unavailable.load(), 4);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 300ms);
+}
+
+TEST(RedisFiberConnectionTest, NoReplyWithinTheTimeoutFailsEveryFiberAndALaterCommandReconnects) {
+  SilentPeer peer;
+  RedisPipelineOptions options = Options(peer.port());
+  options.command_timeout = 200ms;
+  std::atomic<int> unavailable{0};
+  std::atomic<int> other_fiber_ran{0};
+  std::uint64_t connects = 0;
+  std::chrono::steady_clock::duration took{};
+  std::thread thread([&] {
+    clients::FiberScheduler scheduler;
+    RedisFiberConnection connection(options);
+    const auto start = std::chrono::steady_clock::now();
+    for (int f = 0; f < 6; ++f) {
+      scheduler.Spawn([&] {
+        if (connection.Command({"PING"}).status().code() == StatusCode::kUnavailable) {
+          unavailable.fetch_add(1);
+        }
+      });
+    }
+    // The thread is not blocked meanwhile: another fiber keeps running.
+    scheduler.Spawn([&] {
+      for (int i = 0; i < 10; ++i) {
+        clients::SleepUntil(clients::IoClock::now() + 10ms);
+        other_fiber_ran.fetch_add(1);
+      }
+    });
+    scheduler.Run();
+    took = std::chrono::steady_clock::now() - start;
+    scheduler.Spawn([&] {
+      clients::SleepUntil(clients::IoClock::now() + options.reconnect_interval);
+      (void)connection.Command({"PING"});  // connects again (and times out again)
+    });
+    scheduler.Run();
+    connects = connection.connects();
+  });
+  thread.join();
+  EXPECT_EQ(unavailable.load(), 6);
+  EXPECT_EQ(other_fiber_ran.load(), 10);
+  EXPECT_GE(took, 190ms);
+  EXPECT_LT(took, 1000ms);
+  EXPECT_EQ(connects, 2u);
+}
+
+TEST(RedisFiberConnectionTest, BeyondMaxPendingCommandsFailFastWithResourceExhausted) {
+  SilentPeer peer;
+  RedisPipelineOptions options = Options(peer.port());
+  options.command_timeout = 500ms;
+  options.max_pending = 4;
+  std::atomic<int> exhausted{0};
+  std::atomic<int> unavailable{0};
+  RunOnFibers(6, options, [&](RedisFiberConnection& connection, int) {
+    const StatusCode code = connection.Command({"PING"}).status().code();
+    if (code == StatusCode::kResourceExhausted) exhausted.fetch_add(1);
+    if (code == StatusCode::kUnavailable) unavailable.fetch_add(1);
+  });
+  EXPECT_EQ(exhausted.load(), 2);
+  EXPECT_EQ(unavailable.load(), 4);
+}
+
+TEST(RedisFiberConnectionTest, RedisStoppedFailsFibersThenRecoversAfterRestart) {
+  RedisInstance redis("fiber-redis");
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::atomic<int> unavailable{0};
+  std::atomic<int> other{0};
+  std::thread fibers([&] {
+    clients::FiberScheduler scheduler;
+    RedisFiberConnection connection(Options(redis.port()));
+    for (int f = 0; f < 8; ++f) {
+      scheduler.Spawn([&, f] {
+        int i = 0;
+        while (!stop.load()) {
+          const std::string text = std::to_string(f) + "/" + std::to_string(i++);
+          StatusOr<RedisReplyPtr> reply = connection.Command({"ECHO", text});
+          if (reply.ok() && ReplyText(*reply) == text) {
+            ok.fetch_add(1);
+          } else if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
+            unavailable.fetch_add(1);
+            clients::SleepUntil(clients::IoClock::now() + 5ms);
+          } else {
+            other.fetch_add(1);
+          }
+        }
+      });
+    }
+    scheduler.Run();
+  });
+  ASSERT_TRUE(Eventually([&] { return ok.load() > 1000; }, 5000ms));
+  redis.Stop();
+  const int ok_before = ok.load();
+  ASSERT_TRUE(Eventually([&] { return unavailable.load() > 50; }, 5000ms));
+  EXPECT_LE(ok.load() - ok_before, 16) << "commands succeeded with Redis stopped";
+  redis.Start();
+  const int ok_down = ok.load();
+  EXPECT_TRUE(Eventually([&] { return ok.load() > ok_down + 1000; }, 10000ms))
+      << "commands did not succeed again after Redis restarted";
+  stop.store(true);
+  fibers.join();
+  EXPECT_EQ(other.load(), 0);
+}
+
+TEST(RedisFiberConnectionTest, OffAFiberItRefusesToWait) {
+  RedisFiberConnection connection(Options(TestRedisPort()));
+  EXPECT_EQ(connection.Command({"PING"}).status().code(), StatusCode::kInternal);
 }
 
 // RedisUserCache's protocol is the same over pooled and pipelined connections.

@@ -210,15 +210,44 @@ TEST(ThriftCompactProtocolTest, ServesCompactWhenConfigured) {
   EXPECT_EQ(fetched, u);
 }
 
-TEST(ThriftNonblockingServerTest, ServesCrud) {
-  ServerProcess server({.extra_args = {"--thrift-server", "nonblocking"}});
-  ThriftClient client(server.thrift_port());
-  gen::User u;
-  client->createUser(u, kAdminToken, Draft(UniqueName("nb")));
+class ThriftServerModelTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ThriftServerModelTest, ServesCrudOverManyConnections) {
+  ServerProcess server({.extra_args = {"--thrift-server", GetParam()}});
+  std::vector<std::unique_ptr<ThriftClient>> clients;
+  for (int i = 0; i < 8; ++i)
+    clients.push_back(std::make_unique<ThriftClient>(server.thrift_port()));
+  std::vector<gen::User> users(clients.size());
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    (*clients[i])->createUser(users[i], kAdminToken, Draft(UniqueName("model")));
+  }
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    gen::User fetched;
+    (*clients[(i + 1) % clients.size()])->getUser(fetched, kAdminToken, users[i].id);
+    EXPECT_EQ(fetched, users[i]);
+  }
   gen::User fetched;
-  client->getUser(fetched, kAdminToken, u.id);
-  EXPECT_EQ(fetched, u);
-  EXPECT_THROW(client->getUser(fetched, kAdminToken, 987'654'321), gen::NotFound);
+  EXPECT_THROW((*clients[0])->getUser(fetched, kAdminToken, 987'654'321), gen::NotFound);
+  EXPECT_EQ(server.Terminate(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ThriftServerModelTest,
+                         ::testing::Values("threadpool", "nonblocking", "fibers"));
+
+TEST(ThriftServerLimitsTest, FiberModelClosesConnectionsBeyondItsLimit) {
+  ServerProcess server(
+      {.extra_args = {"--thrift-server", "fibers", "--thrift-max-connections", "2"}});
+  ThriftClient first(server.thrift_port());
+  ThriftClient second(server.thrift_port());
+  std::string pong;
+  first->ping(pong);
+  second->ping(pong);
+  {
+    ThriftClient third(server.thrift_port());
+    EXPECT_THROW(third->ping(pong), apache::thrift::transport::TTransportException);
+  }
+  first->ping(pong);  // the two within the limit are served on
+  EXPECT_FALSE(pong.empty());
 }
 
 TEST(ThriftServerLimitsTest, OversizedFrameClosesTheConnectionAndServerLivesOn) {

@@ -75,7 +75,7 @@ TEST_P(ThriftServerTest, LongLivedConnectionSurvivesMoreThanMaxMessageSize) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ServerModels, ThriftServerTest,
-                         ::testing::Values("threadpool", "nonblocking"),
+                         ::testing::Values("threadpool", "nonblocking", "fibers"),
                          [](const auto& param_info) { return param_info.param; });
 
 // Responses: batchGetUsers answers of users with the longest strings the API

@@ -1,7 +1,7 @@
 // FiberScheduler: many waits on one thread, each resumed by what it waits
 // for (its socket, its deadline, a notification from another thread, a
 // completion collected from a source on this thread).
-#include "benchmarks/load/fiber_scheduler.h"
+#include "clients/fiber_scheduler.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -17,11 +17,10 @@
 
 #include "clients/io_wait.h"
 
-namespace polycrud::bench {
+namespace polycrud::clients {
 namespace {
 
 using namespace std::chrono_literals;
-using clients::IoClock;
 
 struct SocketPair {
   SocketPair() {
@@ -41,9 +40,9 @@ struct SocketPair {
 // A completion source like a completion queue: what Complete() queued is
 // delivered by the next Collect, on the collecting thread, once its time
 // has come; Collect waits at most until its deadline.
-class ScriptedSource final : public clients::CompletionSource {
+class ScriptedSource final : public CompletionSource {
  public:
-  void Complete(clients::CallDone* done, IoClock::time_point at = IoClock::time_point::min()) {
+  void Complete(CallDone* done, IoClock::time_point at = IoClock::time_point::min()) {
     queued_.push_back({at, done});
   }
   void Collect(IoClock::time_point deadline) override {
@@ -71,7 +70,7 @@ class ScriptedSource final : public clients::CompletionSource {
  private:
   struct Queued {
     IoClock::time_point at;
-    clients::CallDone* done;
+    CallDone* done;
   };
   std::vector<Queued> queued_;
   int collects_ = 0;
@@ -84,7 +83,7 @@ TEST(FiberSchedulerTest, EachFiberResumesWhenItsOwnSocketIsReadable) {
   FiberScheduler scheduler;
   for (int i = 0; i < kFibers; ++i) {
     scheduler.Spawn([&, i] {
-      ASSERT_FALSE(clients::WaitReady(pairs[i].a, POLLIN, IoClock::now() + 5s));
+      ASSERT_FALSE(WaitReady(pairs[i].a, POLLIN, IoClock::now() + 5s));
       char byte = 0;
       ASSERT_EQ(::read(pairs[i].a, &byte, 1), 1);
       EXPECT_EQ(byte, 'a' + i);
@@ -94,7 +93,7 @@ TEST(FiberSchedulerTest, EachFiberResumesWhenItsOwnSocketIsReadable) {
   // The writer answers the sockets in reverse order, one every 5 ms.
   scheduler.Spawn([&] {
     for (int i = kFibers - 1; i >= 0; --i) {
-      clients::SleepUntil(IoClock::now() + 5ms);
+      SleepUntil(IoClock::now() + 5ms);
       const char byte = static_cast<char>('a' + i);
       ASSERT_EQ(::write(pairs[i].b, &byte, 1), 1);
     }
@@ -111,7 +110,7 @@ TEST(FiberSchedulerTest, AWaitThatIsNeverSatisfiedTimesOutAtItsDeadline) {
   FiberScheduler scheduler;
   scheduler.Spawn([&] {
     const IoClock::time_point start = IoClock::now();
-    result = clients::WaitReady(pair.a, POLLIN, start + 50ms);
+    result = WaitReady(pair.a, POLLIN, start + 50ms);
     waited = IoClock::now() - start;
   });
   scheduler.Spawn([&] { other_ran = true; });
@@ -123,13 +122,107 @@ TEST(FiberSchedulerTest, AWaitThatIsNeverSatisfiedTimesOutAtItsDeadline) {
   ASSERT_EQ(::write(pair.b, "x", 1), 1);
 }
 
+TEST(FiberSchedulerTest, FibersThatReturnedAreFreedWhileTheSchedulerRuns) {
+  constexpr int kFibers = 5000;
+  int ran = 0;
+  std::size_t most_held = 0;
+  std::size_t held_after_timers = 0;
+  FiberScheduler scheduler;
+  scheduler.Spawn([&] {
+    for (int i = 0; i < kFibers; ++i) {
+      scheduler.Spawn([&] { ++ran; });
+      SleepUntil(IoClock::now() + 1us);  // lets it run
+      most_held = std::max(most_held, scheduler.tasks_held());
+    }
+    // A fiber whose wait left a timer behind is freed once the timer is due.
+    for (int i = 0; i < 100; ++i) {
+      scheduler.Spawn([&] {
+        SocketPair pair;
+        ASSERT_FALSE(WaitReady(pair.a, POLLOUT, IoClock::now() + 20ms));  // ready at once
+        ++ran;
+      });
+    }
+    SleepUntil(IoClock::now() + 50ms);
+    SleepUntil(IoClock::now() + 1us);
+    held_after_timers = scheduler.tasks_held();
+  });
+  scheduler.Run();
+  EXPECT_EQ(ran, kFibers + 100);
+  EXPECT_LT(most_held, 200u);
+  EXPECT_LT(held_after_timers, 70u);
+}
+
+TEST(FiberSchedulerTest, RepeatedWaitsWithALongTimeoutKeepOneTimer) {
+  SocketPair pair;
+  int woken = 0;
+  std::size_t most_timers = 0;
+  FiberScheduler scheduler;
+  scheduler.Spawn([&] {
+    for (int i = 0; i < 1000; ++i) {
+      ASSERT_FALSE(WaitReady(pair.a, POLLIN, IoClock::now() + 30s));
+      char c = 0;
+      ASSERT_EQ(::read(pair.a, &c, 1), 1);
+      ++woken;
+      most_timers = std::max(most_timers, scheduler.timers_queued());
+    }
+  });
+  scheduler.Spawn([&] {
+    for (int i = 0; i < 1000; ++i) {
+      ASSERT_EQ(::write(pair.b, "x", 1), 1);
+      SleepUntil(IoClock::now() + 1us);
+    }
+  });
+  scheduler.Run();
+  EXPECT_EQ(woken, 1000);
+  EXPECT_LE(most_timers, 3u);
+}
+
+TEST(FiberSchedulerTest, AShortDeadlineAfterALongOneStillFiresOnTime) {
+  SocketPair pair;
+  std::error_code result;
+  IoClock::duration waited{};
+  FiberScheduler scheduler;
+  scheduler.Spawn([&] {
+    ASSERT_EQ(::write(pair.b, "x", 1), 1);
+    ASSERT_FALSE(WaitReady(pair.a, POLLIN, IoClock::now() + 10s));  // satisfied at once
+    char c = 0;
+    ASSERT_EQ(::read(pair.a, &c, 1), 1);
+    const IoClock::time_point start = IoClock::now();
+    result = WaitReady(pair.a, POLLIN, start + 30ms);  // never satisfied
+    waited = IoClock::now() - start;
+  });
+  scheduler.Run();
+  EXPECT_EQ(result, std::errc::timed_out);
+  EXPECT_GE(waited, 30ms);
+  EXPECT_LT(waited, 2s);
+}
+
+TEST(FiberSchedulerTest, ALongDeadlineAfterAShortOneDoesNotFireEarly) {
+  SocketPair pair;
+  std::error_code result;
+  IoClock::duration waited{};
+  FiberScheduler scheduler;
+  scheduler.Spawn([&] {
+    ASSERT_EQ(::write(pair.b, "x", 1), 1);
+    ASSERT_FALSE(WaitReady(pair.a, POLLIN, IoClock::now() + 20ms));  // satisfied at once
+    char c = 0;
+    ASSERT_EQ(::read(pair.a, &c, 1), 1);
+    const IoClock::time_point start = IoClock::now();
+    result = WaitReady(pair.a, POLLIN, start + 200ms);  // the 20 ms entry comes due first
+    waited = IoClock::now() - start;
+  });
+  scheduler.Run();
+  EXPECT_EQ(result, std::errc::timed_out);
+  EXPECT_GE(waited, 200ms);
+}
+
 TEST(FiberSchedulerTest, SleepersWakeInTheOrderOfTheirDeadlines) {
   std::vector<int> order;
   FiberScheduler scheduler;
   const IoClock::time_point start = IoClock::now();
   for (const int ms : {30, 10, 20, 0}) {
     scheduler.Spawn([&, ms] {
-      clients::SleepUntil(start + std::chrono::milliseconds(ms));
+      SleepUntil(start + std::chrono::milliseconds(ms));
       EXPECT_GE(IoClock::now(), start + std::chrono::milliseconds(ms));
       order.push_back(ms);
     });
@@ -144,7 +237,7 @@ TEST(FiberSchedulerTest, ACallDoneOnAnotherThreadResumesItsFiberWhileOthersRun) 
   std::thread notifier;
   FiberScheduler scheduler;
   scheduler.Spawn([&] {
-    clients::CallDone done;
+    CallDone done;
     notifier = std::thread([&done] {
       std::this_thread::sleep_for(30ms);
       done.Notify();
@@ -155,7 +248,7 @@ TEST(FiberSchedulerTest, ACallDoneOnAnotherThreadResumesItsFiberWhileOthersRun) 
   scheduler.Spawn([&] {
     while (waiting) {
       ++ticks_while_waiting;
-      clients::SleepUntil(IoClock::now() + 1ms);
+      SleepUntil(IoClock::now() + 1ms);
     }
   });
   scheduler.Run();
@@ -167,7 +260,7 @@ TEST(FiberSchedulerTest, ANotificationBeforeTheWaitIsNotLost) {
   FiberScheduler scheduler;
   bool finished = false;
   scheduler.Spawn([&] {
-    clients::CallDone done;
+    CallDone done;
     std::thread([&done] { done.Notify(); }).join();
     done.Wait();
     finished = true;
@@ -177,7 +270,7 @@ TEST(FiberSchedulerTest, ANotificationBeforeTheWaitIsNotLost) {
 }
 
 TEST(FiberSchedulerTest, WithoutASchedulerCallDoneBlocksTheThread) {
-  clients::CallDone done;
+  CallDone done;
   std::thread notifier([&done] {
     std::this_thread::sleep_for(10ms);
     done.Notify();
@@ -185,8 +278,8 @@ TEST(FiberSchedulerTest, WithoutASchedulerCallDoneBlocksTheThread) {
   done.Wait();
   notifier.join();
   SocketPair pair;
-  EXPECT_EQ(clients::WaitReady(pair.a, POLLIN, IoClock::now() + 20ms), std::errc::timed_out);
-  EXPECT_FALSE(clients::WaitReady(pair.a, POLLOUT, IoClock::now() + 20ms));
+  EXPECT_EQ(WaitReady(pair.a, POLLIN, IoClock::now() + 20ms), std::errc::timed_out);
+  EXPECT_FALSE(WaitReady(pair.a, POLLOUT, IoClock::now() + 20ms));
 }
 
 TEST(FiberSchedulerTest, CompletionsOfASourceAreCollectedOnTheSchedulersThread) {
@@ -196,7 +289,7 @@ TEST(FiberSchedulerTest, CompletionsOfASourceAreCollectedOnTheSchedulersThread) 
   FiberScheduler scheduler;
   for (int i = 0; i < 3; ++i) {
     scheduler.Spawn([&, i] {
-      clients::CallDone done(&source);
+      CallDone done(&source);
       // Completions due in reverse order of the calls, 30 ms apart.
       source.Complete(&done, IoClock::now() + (3 - i) * 30ms);
       done.Wait();
@@ -207,7 +300,7 @@ TEST(FiberSchedulerTest, CompletionsOfASourceAreCollectedOnTheSchedulersThread) 
   // A sleeper is woken at its deadline though the scheduler waits in the
   // source: it is the first to finish.
   scheduler.Spawn([&] {
-    clients::SleepUntil(IoClock::now() + 5ms);
+    SleepUntil(IoClock::now() + 5ms);
     order.push_back(9);
   });
   scheduler.Run();
@@ -219,15 +312,15 @@ TEST(FiberSchedulerTest, SocketsAreWatchedWhileTheSchedulerWaitsInASource) {
   SocketPair pair;
   bool call_done = false;
   FiberScheduler scheduler;
-  clients::CallDone* pending = nullptr;
+  CallDone* pending = nullptr;
   scheduler.Spawn([&] {
-    clients::CallDone done(&source);
+    CallDone done(&source);
     pending = &done;
     done.Wait();  // completed only once the socket fiber has read its byte
     call_done = true;
   });
   scheduler.Spawn([&] {
-    ASSERT_FALSE(clients::WaitReady(pair.a, POLLIN, IoClock::now() + 5s));
+    ASSERT_FALSE(WaitReady(pair.a, POLLIN, IoClock::now() + 5s));
     char byte = 0;
     ASSERT_EQ(::read(pair.a, &byte, 1), 1);
     source.Complete(pending);
@@ -245,7 +338,7 @@ TEST(FiberSchedulerTest, SocketsAreWatchedWhileTheSchedulerWaitsInASource) {
 
 TEST(FiberSchedulerTest, WithoutASchedulerCallDoneCollectsFromItsSource) {
   ScriptedSource source;
-  clients::CallDone done(&source);
+  CallDone done(&source);
   source.Complete(&done, IoClock::now() + 10ms);
   done.Wait();
   EXPECT_GE(source.collects(), 1);
@@ -256,13 +349,13 @@ TEST(FiberSchedulerTest, AnExceptionInAFiberIsRethrownByRunAfterTheOthersFinish)
   FiberScheduler scheduler;
   scheduler.Spawn([] { throw std::runtime_error("boom"); });
   scheduler.Spawn([&] {
-    clients::SleepUntil(IoClock::now() + 5ms);
+    SleepUntil(IoClock::now() + 5ms);
     other_finished = true;
   });
   EXPECT_THROW(scheduler.Run(), std::runtime_error);
   EXPECT_TRUE(other_finished);
-  EXPECT_EQ(clients::ThreadIoWaiter(), nullptr);
+  EXPECT_EQ(ThreadIoWaiter(), nullptr);
 }
 
 }  // namespace
-}  // namespace polycrud::bench
+}  // namespace polycrud::clients

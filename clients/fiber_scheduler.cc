@@ -1,4 +1,4 @@
-#include "benchmarks/load/fiber_scheduler.h"
+#include "clients/fiber_scheduler.h"
 
 #include <poll.h>
 #include <sys/epoll.h>
@@ -19,11 +19,10 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-namespace polycrud::bench {
+namespace polycrud::clients {
 namespace {
 
 namespace ctx = boost::context;
-using clients::IoClock;
 
 // Room for a client library's deepest call (gSOAP's parser, gRPC's call
 // set-up), with the red zones of AddressSanitizer builds. Pages are only
@@ -120,18 +119,23 @@ void FiberScheduler::Spawn(std::function<void()> body) {
 }
 
 void FiberScheduler::Run() {
-  clients::IoWaiter* const previous = clients::ThreadIoWaiter();
-  clients::SetThreadIoWaiter(this);
+  IoWaiter* const previous = ThreadIoWaiter();
+  SetThreadIoWaiter(this);
   while (live_ > 0) {
     while (!ready_.empty()) {
       Task* t = ready_.front();
       ready_.pop_front();
       Resume(t);
-      if (t->done) --live_;
+      if (t->done) {
+        --live_;
+        ++finished_;
+        t->body = nullptr;  // what it captured goes now; its stack went as it returned
+      }
     }
+    if (finished_ >= 64 && finished_ * 2 >= tasks_.size()) SweepFinished();
     if (live_ > 0) Poll();
   }
-  clients::SetThreadIoWaiter(previous);
+  SetThreadIoWaiter(previous);
   if (error_) std::rethrow_exception(error_);
 }
 
@@ -157,12 +161,28 @@ void FiberScheduler::Suspend() {
 
 void FiberScheduler::MakeReady(Task* task) {
   task->wait = Wait::kNone;
-  ++task->timer_seq;
+  task->deadline = IoClock::time_point::max();
   ready_.push_back(task);
 }
 
 void FiberScheduler::AddTimer(Task* task, IoClock::time_point when) {
-  timers_.push(Timer{.when = when, .seq = task->timer_seq, .task = task});
+  task->deadline = when;
+  // An entry due no later than `when` is there already: it will find this
+  // deadline when it comes due.
+  if (task->timer_refs > 0 && task->earliest_timer <= when) return;
+  ++task->timer_refs;
+  task->earliest_timer = std::min(task->earliest_timer, when);
+  timers_.push(Timer{.when = when, .task = task});
+}
+
+void FiberScheduler::SweepFinished() {
+  std::erase_if(tasks_, [this](const std::unique_ptr<Task>& t) {
+    if (!t->done || t->timer_refs > 0 || t->remote_refs.load(std::memory_order_acquire) > 0) {
+      return false;
+    }
+    --finished_;
+    return true;
+  });
 }
 
 std::error_code FiberScheduler::WaitFd(int fd, short events, IoClock::time_point deadline) {
@@ -211,8 +231,12 @@ void FiberScheduler::Park() {
 
 void FiberScheduler::Unpark(void* ticket, std::atomic<bool>& done) {
   const std::lock_guard lock(remote_mutex_);
+  Task* task = static_cast<Task*>(ticket);
+  // Counted before `done` is set: once the task sees it, it may return, and
+  // it must not be freed while remote_ names it.
+  task->remote_refs.fetch_add(1, std::memory_order_relaxed);
   done.store(true, std::memory_order_release);
-  remote_.push_back(static_cast<Task*>(ticket));
+  remote_.push_back(task);
   if (sleeping_) {
     const std::uint64_t one = 1;
     [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
@@ -220,7 +244,7 @@ void FiberScheduler::Unpark(void* ticket, std::atomic<bool>& done) {
   }
 }
 
-void FiberScheduler::WatchSource(clients::CompletionSource* source) {
+void FiberScheduler::WatchSource(CompletionSource* source) {
   if (std::find(sources_.begin(), sources_.end(), source) == sources_.end()) {
     sources_.push_back(source);
   }
@@ -286,6 +310,8 @@ void FiberScheduler::Poll() {
     MakeReady(t);
   }
   for (Task* t : woken) {
+    t->remote_refs.fetch_sub(1, std::memory_order_release);
+    if (t->done) continue;
     if (t->wait == Wait::kPark) {
       MakeReady(t);
     } else {
@@ -297,10 +323,17 @@ void FiberScheduler::Poll() {
     const Timer timer = timers_.top();
     timers_.pop();
     Task* t = timer.task;
-    if (timer.seq != t->timer_seq || (t->wait != Wait::kFd && t->wait != Wait::kTimer)) continue;
+    --t->timer_refs;
+    t->earliest_timer = IoClock::time_point::max();  // unknown now: the next AddTimer queues
+    const bool timed = t->wait == Wait::kFd || t->wait == Wait::kTimer;
+    if (!timed || t->deadline == IoClock::time_point::max()) continue;  // lapsed
+    if (t->deadline > now) {
+      AddTimer(t, t->deadline);  // due later now
+      continue;
+    }
     if (t->wait == Wait::kFd) fd_waiter_[static_cast<std::size_t>(t->fd)] = nullptr;
     MakeReady(t);
   }
 }
 
-}  // namespace polycrud::bench
+}  // namespace polycrud::clients

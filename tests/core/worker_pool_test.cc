@@ -1,6 +1,8 @@
 // WorkerPool: tasks run on the workers, at most `threads` at once; beyond
 // the busy workers at most `max_queued` wait and the rest are refused; Stop
 // runs what is queued, then refuses.
+#include "core/worker_pool.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,9 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "adapters/grpc/worker_pool.h"
-
-namespace polycrud::grpc_adapter {
+namespace polycrud {
 namespace {
 
 using std::chrono_literals::operator""s;
@@ -139,4 +139,4 @@ TEST(GrpcWorkerPoolTest, IdleWorkersAreReusedAfterTheyFinish) {
 }
 
 }  // namespace
-}  // namespace polycrud::grpc_adapter
+}  // namespace polycrud

@@ -1,9 +1,9 @@
 // WorkerPool: see worker_pool.h.
-#include "adapters/grpc/worker_pool.h"
+#include "core/worker_pool.h"
 
 #include <utility>
 
-namespace polycrud::grpc_adapter {
+namespace polycrud {
 
 WorkerPool::WorkerPool(int threads, std::size_t max_queued) : max_queued_(max_queued) {
   const auto count = static_cast<std::size_t>(threads);
@@ -80,4 +80,4 @@ void WorkerPool::Work(Worker& self) {
   }
 }
 
-}  // namespace polycrud::grpc_adapter
+}  // namespace polycrud

@@ -1,6 +1,7 @@
-// WorkerPool: a fixed set of threads that run the gRPC face's blocking calls
-// (MySQL and Redis round trips) off gRPC's own callback threads, which must
-// never block. The queue is bounded so overload is refused, not piled up.
+// WorkerPool: a fixed set of threads that run blocking calls (MySQL and Redis
+// round trips) for threads that must not block: gRPC's callback threads, and
+// the fiber threads of the Thrift face (OffloadingUserStore). The queue is
+// bounded so overload is refused, not piled up.
 //
 // A task submitted while a worker is idle is handed straight to that worker
 // (the one that went idle last, whose stack and caches are still warm) and
@@ -18,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-namespace polycrud::grpc_adapter {
+namespace polycrud {
 
 class WorkerPool {
  public:
@@ -58,4 +59,4 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace polycrud::grpc_adapter
+}  // namespace polycrud

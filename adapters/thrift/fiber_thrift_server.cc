@@ -1,0 +1,207 @@
+#include "adapters/thrift/fiber_thrift_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <thrift/TConfiguration.h>
+#include <thrift/TProcessor.h>
+#include <thrift/protocol/TProtocol.h>
+#include <thrift/transport/TTransportException.h>
+#include <thrift/transport/TVirtualTransport.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+#include "adapters/thrift/framed_transport.h"
+#include "adapters/thrift/waiting_socket_io.h"
+#include "clients/fiber_scheduler.h"
+#include "clients/io_wait.h"
+
+namespace polycrud::thrift_adapter {
+namespace {
+
+using ::apache::thrift::transport::TTransportException;
+using ::apache::thrift::transport::TVirtualTransport;
+
+[[noreturn]] void ThrowErrno(const std::string& what) {
+  throw std::system_error(errno, std::system_category(), what);
+}
+
+// One accepted connection's socket. The descriptor is closed by the server.
+class ConnectionSocket final : public TVirtualTransport<ConnectionSocket> {
+ public:
+  ConnectionSocket(int fd, const FiberServerOptions& options)
+      : fd_(fd), idle_timeout_(options.idle_timeout), send_timeout_(options.send_timeout) {}
+
+  bool isOpen() const override { return true; }
+
+  std::uint32_t read(std::uint8_t* buf, std::uint32_t len) {
+    // Right after an answer went out the next request cannot be in yet.
+    return ReadWaiting(fd_, buf, len, idle_timeout_, std::exchange(sent_, false));
+  }
+  void write(const std::uint8_t* buf, std::uint32_t len) {
+    WriteWaiting(fd_, buf, len, send_timeout_);
+    sent_ = true;
+  }
+
+ private:
+  const int fd_;
+  const std::chrono::milliseconds idle_timeout_;
+  const std::chrono::milliseconds send_timeout_;
+  bool sent_ = false;
+};
+
+int Listen(const std::string& address, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno("socket");
+  const int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    ::close(fd);
+    ThrowErrno("setsockopt");
+  }
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::inet_pton(AF_INET, address.c_str(), &sa.sin_addr) != 1) {
+    ::close(fd);
+    throw std::invalid_argument("not an IPv4 address: " + address);
+  }
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 ||
+      ::listen(fd, 1024) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw std::system_error(error, std::system_category(),
+                            "cannot listen on " + address + ":" + std::to_string(port));
+  }
+  return fd;
+}
+
+int BoundPort(int fd) {
+  sockaddr_in sa{};
+  socklen_t len = sizeof sa;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) ThrowErrno("getsockname");
+  return ntohs(sa.sin_port);
+}
+
+}  // namespace
+
+FiberThriftServer::FiberThriftServer(
+    std::shared_ptr<apache::thrift::TProcessor> processor,
+    std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol,
+    std::shared_ptr<apache::thrift::TConfiguration> config, FiberServerOptions options)
+    : processor_(std::move(processor)),
+      protocol_(std::move(protocol)),
+      config_(std::move(config)),
+      options_(std::move(options)) {}
+
+FiberThriftServer::~FiberThriftServer() {
+  Stop();
+  for (const int fd : listen_fds_) ::close(fd);
+}
+
+void FiberThriftServer::Start() {
+  port_ = options_.port;
+  try {
+    for (int i = 0; i < options_.threads; ++i) {
+      listen_fds_.push_back(Listen(options_.bind_address, port_));
+      if (port_ == 0) port_ = BoundPort(listen_fds_.front());
+    }
+  } catch (...) {
+    for (const int fd : listen_fds_) ::close(fd);
+    listen_fds_.clear();
+    throw;
+  }
+  for (const int fd : listen_fds_) threads_.emplace_back([this, fd] { RunThread(fd); });
+}
+
+void FiberThriftServer::Stop() {
+  if (stopped_.exchange(true)) return;
+  {
+    const std::lock_guard lock(mu_);
+    stopping_ = true;
+    // Wakes each acceptor: accept() then fails and it returns.
+    for (const int fd : listen_fds_) ::shutdown(fd, SHUT_RDWR);
+    // A connection between calls reads end-of-file and ends; one in a call
+    // finishes it, answers, and then reads end-of-file.
+    for (const int fd : open_) ::shutdown(fd, SHUT_RD);
+  }
+  for (std::thread& t : threads_) t.join();
+}
+
+void FiberThriftServer::RunThread(int listen_fd) {
+  try {
+    clients::FiberScheduler scheduler;
+    scheduler.Spawn([this, &scheduler, listen_fd] {
+      for (;;) {
+        const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            clients::WaitReady(listen_fd, POLLIN, clients::IoClock::time_point::max());
+          } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            spdlog::warn("thrift: cannot accept: {}", std::strerror(errno));
+            clients::SleepUntil(clients::IoClock::now() + std::chrono::milliseconds(50));
+          } else if (errno != EINTR && errno != ECONNABORTED) {
+            const std::lock_guard lock(mu_);
+            if (stopping_) return;
+            spdlog::warn("thrift: accept failed: {}", std::strerror(errno));
+          }
+          const std::lock_guard lock(mu_);
+          if (stopping_) return;
+          continue;
+        }
+        {
+          const std::lock_guard lock(mu_);
+          if (stopping_ ||
+              connections_.load(std::memory_order_relaxed) >= options_.max_connections) {
+            if (!stopping_)
+              spdlog::warn("thrift: {} connections open, refusing one more",
+                           options_.max_connections);
+            ::close(fd);
+            if (stopping_) return;
+            continue;
+          }
+          open_.insert(fd);
+          connections_.fetch_add(1, std::memory_order_relaxed);
+        }
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        scheduler.Spawn([this, fd] { Serve(fd); });
+      }
+    });
+    scheduler.Run();
+  } catch (const std::exception& e) {
+    spdlog::critical("thrift: a server thread stopped: {}", e.what());
+  }
+}
+
+void FiberThriftServer::Serve(int fd) {
+  try {
+    auto socket = std::make_shared<ConnectionSocket>(fd, options_);
+    auto framed = MakeFramedTransport(socket, config_);
+    auto protocol = protocol_->getProtocol(framed);
+    while (processor_->process(protocol, protocol, nullptr)) {
+    }
+  } catch (const TTransportException& e) {
+    if (e.getType() != TTransportException::END_OF_FILE) {
+      spdlog::debug("thrift: closing a connection: {}", e.what());
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("thrift: closing a connection: {}", e.what());
+  }
+  {
+    const std::lock_guard lock(mu_);
+    open_.erase(fd);
+    connections_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  ::close(fd);
+}
+
+}  // namespace polycrud::thrift_adapter

@@ -1,0 +1,87 @@
+// FiberThriftServer: the "fibers" Thrift server model. `threads` threads
+// (one per core is the point) each run a clients::FiberScheduler with a
+// listening socket of their own on the same port (SO_REUSEPORT: the kernel
+// spreads new connections over them). Every connection is a fiber that runs
+// the generated processor call after call over a framed transport whose
+// reads and writes wait in the scheduler. A call that waits, for its socket,
+// for a Redis reply (RedisPipelinedConnection parks its fiber) or for a
+// MySQL call handed to a worker thread (OffloadingUserStore), parks only its
+// fiber: the thread goes on with other connections. A cached read thus
+// costs no thread sleep and wake-up of its own, which on a 2-core machine
+// is about as much as a whole ping; the scheduler sleeps in epoll only when
+// every connection of its thread waits.
+//
+// Bounded like the other models: frames (the configuration's max frame
+// size), strings and containers (the protocol factory), connections
+// (`max_connections`; more are closed at once), idle or stalled reads
+// (`idle_timeout`) and stalled writes (`send_timeout`). Stop() stops
+// accepting, lets each call that is running finish and closes the
+// connections.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace apache::thrift {
+class TConfiguration;
+class TProcessor;
+namespace protocol {
+class TProtocolFactory;
+}  // namespace protocol
+}  // namespace apache::thrift
+
+namespace polycrud::thrift_adapter {
+
+struct FiberServerOptions {
+  std::string bind_address = "127.0.0.1";
+  int port = 0;  // 0: any free port
+  int threads = 2;
+  int max_connections = 10'000;
+  std::chrono::milliseconds idle_timeout{30'000};
+  std::chrono::milliseconds send_timeout{10'000};
+};
+
+class FiberThriftServer {
+ public:
+  FiberThriftServer(std::shared_ptr<apache::thrift::TProcessor> processor,
+                    std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol,
+                    std::shared_ptr<apache::thrift::TConfiguration> config,
+                    FiberServerOptions options);
+  ~FiberThriftServer();
+  FiberThriftServer(const FiberThriftServer&) = delete;
+  FiberThriftServer& operator=(const FiberThriftServer&) = delete;
+
+  // Binds every listening socket (throws std::system_error if it cannot) and
+  // starts the threads; they accept from then on.
+  void Start();
+  // Idempotent; see above.
+  void Stop();
+  int port() const { return port_; }
+  // Connections open now.
+  int connections() const { return connections_.load(std::memory_order_relaxed); }
+
+ private:
+  void RunThread(int listen_fd);
+  void Serve(int fd);
+
+  const std::shared_ptr<apache::thrift::TProcessor> processor_;
+  const std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol_;
+  const std::shared_ptr<apache::thrift::TConfiguration> config_;
+  const FiberServerOptions options_;
+  std::vector<int> listen_fds_;
+  std::vector<std::thread> threads_;
+  int port_ = 0;
+  std::atomic<int> connections_{0};
+  std::mutex mu_;
+  bool stopping_ = false;         // guarded by mu_
+  std::unordered_set<int> open_;  // guarded by mu_: the connections' descriptors
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace polycrud::thrift_adapter

@@ -1,0 +1,73 @@
+// SingleFlight: concurrent loads of one key run once and every caller gets
+// the result, whether the callers are threads or fibers of one thread.
+#include "core/single_flight.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "clients/fiber_scheduler.h"
+#include "clients/io_wait.h"
+
+namespace polycrud {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(SingleFlightTest, ConcurrentThreadsShareOneLoad) {
+  SingleFlight<int, int> flight;
+  std::atomic<int> loads{0};
+  std::atomic<bool> release{false};
+  std::vector<int> results(8, 0);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = flight.Do(7, [&] {
+        loads.fetch_add(1);
+        while (!release.load()) std::this_thread::sleep_for(1ms);
+        return 42;
+      });
+    });
+  }
+  std::this_thread::sleep_for(50ms);  // every thread has joined the flight
+  release.store(true);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(loads.load(), 1);
+  for (const int r : results) EXPECT_EQ(r, 42);
+}
+
+TEST(SingleFlightTest, FibersOfOneThreadShareOneLoadWithoutBlockingTheThread) {
+  SingleFlight<int, int> flight;
+  int loads = 0;
+  std::vector<int> results(6, 0);
+  std::vector<bool> shared(6, false);
+  clients::FiberScheduler scheduler;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    scheduler.Spawn([&, i] {
+      bool was_shared = false;
+      results[i] = flight.Do(
+          7,
+          [&] {
+            ++loads;
+            // The leader waits on its fiber: were a follower to block the
+            // thread, the leader could never finish.
+            clients::SleepUntil(clients::IoClock::now() + 20ms);
+            return 42;
+          },
+          &was_shared);
+      shared[i] = was_shared;
+    });
+  }
+  const auto start = std::chrono::steady_clock::now();
+  scheduler.Run();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_EQ(loads, 1);
+  for (const int r : results) EXPECT_EQ(r, 42);
+  EXPECT_EQ(std::count(shared.begin(), shared.end(), true), 5);
+}
+
+}  // namespace
+}  // namespace polycrud

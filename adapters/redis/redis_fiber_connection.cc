@@ -63,24 +63,6 @@ RedisFiberConnection& RedisFiberConnection::ForThisThread(std::uint64_t owner,
   return *connection;
 }
 
-StatusOr<RedisReplyPtr> RedisFiberConnection::Command(const std::vector<std::string>& argv) {
-  std::string bytes;
-  if (!AppendRedisCommand(argv, bytes)) return Status::Internal("cache: cannot format a command");
-  StatusOr<std::vector<RedisReplyPtr>> replies = Submit(std::move(bytes), 1);
-  if (!replies.ok()) return replies.status();
-  return std::move(replies->front());
-}
-
-StatusOr<std::vector<RedisReplyPtr>> RedisFiberConnection::Commands(
-    const std::vector<std::vector<std::string>>& commands) {
-  if (commands.empty()) return std::vector<RedisReplyPtr>{};
-  std::string bytes;
-  for (const auto& argv : commands) {
-    if (!AppendRedisCommand(argv, bytes)) return Status::Internal("cache: cannot format a command");
-  }
-  return Submit(std::move(bytes), commands.size());
-}
-
 Status RedisFiberConnection::EnsureConnected() {
   if (ctx_ != nullptr) return Status::Ok();
   const auto now = std::chrono::steady_clock::now();

@@ -38,7 +38,7 @@
 
 namespace polycrud {
 
-class RedisFiberConnection {
+class RedisFiberConnection final : public RedisCommandPipe {
  public:
   explicit RedisFiberConnection(RedisPipelineOptions options);
   ~RedisFiberConnection();
@@ -50,11 +50,6 @@ class RedisFiberConnection {
   static RedisFiberConnection& ForThisThread(std::uint64_t owner,
                                              const RedisPipelineOptions& options);
 
-  // As RedisPipelinedConnection::Command and Commands.
-  StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
-  StatusOr<std::vector<RedisReplyPtr>> Commands(
-      const std::vector<std::vector<std::string>>& commands);
-
   // Times a connection was opened; sends so far.
   std::uint64_t connects() const { return connects_; }
   std::uint64_t sends() const { return sends_; }
@@ -62,7 +57,7 @@ class RedisFiberConnection {
  private:
   struct Waiter;
 
-  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count);
+  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) override;
   Status EnsureConnected();
   // Sends the output buffer; fails the connection if it would block.
   void Flush();

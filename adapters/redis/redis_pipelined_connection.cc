@@ -45,21 +45,16 @@ bool SendAll(int fd, std::string_view data) {
   return true;
 }
 
+StatusOr<RedisReplyPtr> FirstReply(StatusOr<std::vector<RedisReplyPtr>> replies) {
+  if (!replies.ok()) return replies.status();
+  return std::move(replies->front());
+}
+
 struct ReaderDeleter {
   void operator()(redisReader* r) const { redisReaderFree(r); }
 };
 
 }  // namespace
-
-bool AppendRedisCommand(const std::vector<std::string>& argv, std::string& out) {
-  RedisArgv args(argv);
-  char* formatted = nullptr;
-  const int len = redisFormatCommandArgv(&formatted, args.argc(), args.argv(), args.lens());
-  if (len < 0 || formatted == nullptr) return false;
-  out.append(formatted, static_cast<std::size_t>(len));
-  redisFreeCommand(formatted);
-  return true;
-}
 
 OneShotEvent::OneShotEvent() : waiter_(clients::ThreadIoWaiter()) {
   if (waiter_ != nullptr) ticket_ = waiter_->CurrentTicket();
@@ -152,20 +147,26 @@ bool RedisPipelinedConnection::connected() const {
   return socket_ != nullptr;
 }
 
-StatusOr<RedisReplyPtr> RedisPipelinedConnection::Command(const std::vector<std::string>& argv) {
-  std::string bytes;
-  if (!AppendRedisCommand(argv, bytes)) return Status::Internal("cache: cannot format a command");
-  StatusOr<std::vector<RedisReplyPtr>> replies = Submit(std::move(bytes), 1);
-  if (!replies.ok()) return replies.status();
-  return std::move(replies->front());
+StatusOr<RedisReplyPtr> RedisCommandPipe::Command(const std::vector<std::string>& argv) {
+  return FirstReply(FormatAndSubmit(std::span(&argv, 1)));
 }
 
-StatusOr<std::vector<RedisReplyPtr>> RedisPipelinedConnection::Commands(
+StatusOr<std::vector<RedisReplyPtr>> RedisCommandPipe::Commands(
     const std::vector<std::vector<std::string>>& commands) {
   if (commands.empty()) return std::vector<RedisReplyPtr>{};
+  return FormatAndSubmit(commands);
+}
+
+StatusOr<std::vector<RedisReplyPtr>> RedisCommandPipe::FormatAndSubmit(
+    std::span<const std::vector<std::string>> commands) {
   std::string bytes;
-  for (const auto& argv : commands) {
-    if (!AppendRedisCommand(argv, bytes)) return Status::Internal("cache: cannot format a command");
+  for (const std::vector<std::string>& argv : commands) {
+    RedisArgv args(argv);
+    char* formatted = nullptr;
+    const int len = redisFormatCommandArgv(&formatted, args.argc(), args.argv(), args.lens());
+    if (len < 0 || formatted == nullptr) return Status::Internal("cache: cannot format a command");
+    bytes.append(formatted, static_cast<std::size_t>(len));
+    redisFreeCommand(formatted);
   }
   return Submit(std::move(bytes), commands.size());
 }

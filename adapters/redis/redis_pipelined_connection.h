@@ -25,6 +25,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -70,10 +71,29 @@ class OneShotEvent {
   std::atomic<std::uint32_t> state_{0};   // without one
 };
 
-// Appends argv in the Redis protocol (RESP) to `out`; false if it cannot.
-bool AppendRedisCommand(const std::vector<std::string>& argv, std::string& out);
+// What the pipelined connections share: commands are formatted (RESP) and
+// submitted as one block of bytes, whose replies come back in order.
+class RedisCommandPipe {
+ public:
+  virtual ~RedisCommandPipe() = default;
+  // Sends one command (argv form) and waits for its reply. A Redis error
+  // reply (REDIS_REPLY_ERROR) is returned as a reply, not as a status.
+  StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
+  // Sends the commands back to back (nothing of another caller between them)
+  // and waits for all their replies, returned in order.
+  StatusOr<std::vector<RedisReplyPtr>> Commands(
+      const std::vector<std::vector<std::string>>& commands);
 
-class RedisPipelinedConnection {
+ protected:
+  // Sends `bytes`, `count` formatted commands, and waits for their replies.
+  virtual StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) = 0;
+
+ private:
+  StatusOr<std::vector<RedisReplyPtr>> FormatAndSubmit(
+      std::span<const std::vector<std::string>> commands);
+};
+
+class RedisPipelinedConnection final : public RedisCommandPipe {
  public:
   // Connects once synchronously (so a reachable Redis is usable at once) and
   // starts the reader thread, which keeps reconnecting if that failed.
@@ -82,14 +102,6 @@ class RedisPipelinedConnection {
   ~RedisPipelinedConnection();
   RedisPipelinedConnection(const RedisPipelinedConnection&) = delete;
   RedisPipelinedConnection& operator=(const RedisPipelinedConnection&) = delete;
-
-  // Sends one command (argv form) and waits for its reply. A Redis error
-  // reply (REDIS_REPLY_ERROR) is returned as a reply, not as a status.
-  StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
-  // Sends the commands back to back (nothing of another caller between them)
-  // and waits for all their replies, returned in order.
-  StatusOr<std::vector<RedisReplyPtr>> Commands(
-      const std::vector<std::vector<std::string>>& commands);
 
   const RedisPipelineOptions& options() const { return options_; }
   // Commands sent or queued and not answered yet.
@@ -121,7 +133,7 @@ class RedisPipelinedConnection {
     int fd() const { return ctx->fd; }
   };
 
-  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count);
+  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) override;
   // Called by the sender that found no send in progress; mu_ is held.
   void FlushLocked(std::unique_lock<std::mutex>& lock);
   void ReaderLoop();

@@ -70,10 +70,11 @@ void ThriftServer::Start() {
   auto handler = std::make_shared<ThriftUserHandler>(service_, metrics_);
   auto processor = std::make_shared<gen::UserServiceProcessor>(handler);
   auto protocol = MakeProtocolFactory(options_);
+  // Frames up to max_frame_bytes (the fiber and threadpool models' transports).
+  // A copy: the constant has no out-of-line definition to bind a reference to.
+  const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
+  auto config = std::make_shared<TConfiguration>(max_message_bytes, options_.max_frame_bytes);
   if (options_.model == ThriftServerModel::kFibers) {
-    // A copy: the constant has no out-of-line definition to bind a reference to.
-    const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
-    auto config = std::make_shared<TConfiguration>(max_message_bytes, options_.max_frame_bytes);
     fiber_server_ = std::make_unique<FiberThriftServer>(
         processor, protocol, config,
         FiberServerOptions{.bind_address = options_.bind_address,
@@ -108,9 +109,6 @@ void ThriftServer::Start() {
     auto socket = std::make_shared<TServerSocket>(options_.bind_address, options_.port);
     socket->setRecvTimeout(options_.idle_timeout_ms);
     socket->setSendTimeout(options_.send_timeout_ms);
-    // A copy: the constant has no out-of-line definition to bind a reference to.
-    const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
-    auto config = std::make_shared<TConfiguration>(max_message_bytes, options_.max_frame_bytes);
     // Each connection's input side never flushes, so only a per-frame budget
     // keeps it open past max_message_bytes read in total (framed_transport.h).
     auto transport = std::make_shared<PerFrameFramedTransportFactory>(config);

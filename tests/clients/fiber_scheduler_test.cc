@@ -177,41 +177,39 @@ TEST(FiberSchedulerTest, RepeatedWaitsWithALongTimeoutKeepOneTimer) {
   EXPECT_LE(most_timers, 3u);
 }
 
-TEST(FiberSchedulerTest, AShortDeadlineAfterALongOneStillFiresOnTime) {
+// On one fiber: a wait with deadline now + `first` that is satisfied at
+// once, then a wait with deadline now + `second` that never is. Returns how
+// long the second lasted and what it returned.
+IoClock::duration SecondWaitAfterASatisfiedOne(IoClock::duration first, IoClock::duration second,
+                                               std::error_code& result) {
   SocketPair pair;
-  std::error_code result;
   IoClock::duration waited{};
   FiberScheduler scheduler;
   scheduler.Spawn([&] {
     ASSERT_EQ(::write(pair.b, "x", 1), 1);
-    ASSERT_FALSE(WaitReady(pair.a, POLLIN, IoClock::now() + 10s));  // satisfied at once
+    ASSERT_FALSE(WaitReady(pair.a, POLLIN, IoClock::now() + first));
     char c = 0;
     ASSERT_EQ(::read(pair.a, &c, 1), 1);
     const IoClock::time_point start = IoClock::now();
-    result = WaitReady(pair.a, POLLIN, start + 30ms);  // never satisfied
+    result = WaitReady(pair.a, POLLIN, start + second);
     waited = IoClock::now() - start;
   });
   scheduler.Run();
+  return waited;
+}
+
+TEST(FiberSchedulerTest, AShortDeadlineAfterALongOneStillFiresOnTime) {
+  std::error_code result;
+  const IoClock::duration waited = SecondWaitAfterASatisfiedOne(10s, 30ms, result);
   EXPECT_EQ(result, std::errc::timed_out);
   EXPECT_GE(waited, 30ms);
   EXPECT_LT(waited, 2s);
 }
 
 TEST(FiberSchedulerTest, ALongDeadlineAfterAShortOneDoesNotFireEarly) {
-  SocketPair pair;
   std::error_code result;
-  IoClock::duration waited{};
-  FiberScheduler scheduler;
-  scheduler.Spawn([&] {
-    ASSERT_EQ(::write(pair.b, "x", 1), 1);
-    ASSERT_FALSE(WaitReady(pair.a, POLLIN, IoClock::now() + 20ms));  // satisfied at once
-    char c = 0;
-    ASSERT_EQ(::read(pair.a, &c, 1), 1);
-    const IoClock::time_point start = IoClock::now();
-    result = WaitReady(pair.a, POLLIN, start + 200ms);  // the 20 ms entry comes due first
-    waited = IoClock::now() - start;
-  });
-  scheduler.Run();
+  // The entry of the first wait comes due first.
+  const IoClock::duration waited = SecondWaitAfterASatisfiedOne(20ms, 200ms, result);
   EXPECT_EQ(result, std::errc::timed_out);
   EXPECT_GE(waited, 200ms);
 }

@@ -3,6 +3,7 @@
 #include <sys/time.h>
 
 #include <string>
+#include <utility>
 
 namespace polycrud {
 namespace {
@@ -16,18 +17,26 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
 
 }  // namespace
 
-StatusOr<RedisContextPtr> RedisConnectionPool::Connect() const {
-  RedisContextPtr ctx(redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                              ToTimeval(options_.connect_timeout)));
-  if (ctx == nullptr) return Status::Unavailable("cache: out of memory connecting", 1000);
-  if (ctx->err != 0) {
-    return Status::Unavailable(std::string("cache: cannot connect: ") + ctx->errstr, 1000);
-  }
-  if (redisSetTimeout(ctx.get(), ToTimeval(options_.command_timeout)) != REDIS_OK) {
-    return Status::Unavailable("cache: cannot set timeout", 1000);
+Status CacheUnavailable(std::string message) {
+  return Status::Unavailable("cache: " + std::move(message), 1000);
+}
+
+StatusOr<RedisContextPtr> ConnectRedis(const std::string& host, int port,
+                                       std::chrono::milliseconds connect_timeout,
+                                       std::chrono::milliseconds command_timeout) {
+  RedisContextPtr ctx(redisConnectWithTimeout(host.c_str(), port, ToTimeval(connect_timeout)));
+  if (ctx == nullptr) return CacheUnavailable("out of memory connecting");
+  if (ctx->err != 0) return CacheUnavailable(std::string("cannot connect: ") + ctx->errstr);
+  if (redisSetTimeout(ctx.get(), ToTimeval(command_timeout)) != REDIS_OK) {
+    return CacheUnavailable("cannot set the socket timeout");
   }
   redisEnableKeepAlive(ctx.get());
   return ctx;
+}
+
+StatusOr<RedisContextPtr> RedisConnectionPool::Connect() const {
+  return ConnectRedis(options_.host, options_.port, options_.connect_timeout,
+                      options_.command_timeout);
 }
 
 StatusOr<RedisConnectionPool::Lease> RedisConnectionPool::Acquire() {

@@ -46,6 +46,16 @@ struct RedisReplyDeleter {
 };
 using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyDeleter>;
 
+// kUnavailable for the cache, "cache: <message>", retry after 1 s.
+Status CacheUnavailable(std::string message);
+
+// Opens a hiredis connection within `connect_timeout`, with TCP keep-alive;
+// `command_timeout` bounds each blocking send and receive on it (a
+// non-blocking call is not affected). kUnavailable if it cannot.
+StatusOr<RedisContextPtr> ConnectRedis(const std::string& host, int port,
+                                       std::chrono::milliseconds connect_timeout,
+                                       std::chrono::milliseconds command_timeout);
+
 // A command's arguments as hiredis's *Argv functions take them: pointers
 // into `argv` (which must outlive it) and their lengths.
 class RedisArgv {

@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <atomic>
 #include <cerrno>
@@ -16,17 +15,6 @@ namespace polycrud {
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-
-Status Unavailable(std::string message) {
-  return Status::Unavailable("cache: " + std::move(message), 1000);
-}
-
-timeval ToTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
-  return tv;
-}
 
 // Lets the other fibers that are ready on this thread run first.
 void Yield(clients::IoWaiter& waiter) {
@@ -66,19 +54,17 @@ RedisFiberConnection& RedisFiberConnection::ForThisThread(std::uint64_t owner,
 Status RedisFiberConnection::EnsureConnected() {
   if (ctx_ != nullptr) return Status::Ok();
   const auto now = std::chrono::steady_clock::now();
-  if (now < next_connect_) return Unavailable("not connected to Redis");
+  if (now < next_connect_) return CacheUnavailable("not connected to Redis");
   next_connect_ = now + options_.reconnect_interval;
   // Blocks the thread for at most connect_timeout, once per interval.
-  RedisContextPtr ctx(redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                              ToTimeval(options_.connect_timeout)));
-  if (ctx == nullptr) return Unavailable("out of memory connecting");
-  if (ctx->err != 0) return Unavailable(std::string("cannot connect: ") + ctx->errstr);
-  redisEnableKeepAlive(ctx.get());
-  ctx_ = std::move(ctx);
+  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.host, options_.port,
+                                               options_.connect_timeout, options_.command_timeout);
+  if (!ctx.ok()) return ctx.status();
+  ctx_ = std::move(*ctx);
   parser_.reset(redisReaderCreate());
   if (parser_ == nullptr) {
     ctx_.reset();
-    return Unavailable("out of memory connecting");
+    return CacheUnavailable("out of memory connecting");
   }
   ++connects_;
   return Status::Ok();
@@ -132,9 +118,9 @@ void RedisFiberConnection::Flush() {
     if (n < 0 && errno == EINTR) continue;
     // A socket buffer that will not take a batch means Redis stopped
     // reading; waiting here for it would stall the thread's reader too.
-    Fail(Unavailable(n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
-                         ? std::string("send failed: ") + std::strerror(errno)
-                         : std::string("Redis is not reading its connection")));
+    Fail(CacheUnavailable(n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
+                              ? std::string("send failed: ") + std::strerror(errno)
+                              : std::string("Redis is not reading its connection")));
     return;
   }
   out_.clear();
@@ -147,39 +133,39 @@ void RedisFiberConnection::Read(Waiter& self) {
   std::vector<char>& chunk = chunk_;
   while (!self.done) {
     if (ctx_ == nullptr) {
-      Fail(Unavailable("not connected to Redis"));
+      Fail(CacheUnavailable("not connected to Redis"));
       break;
     }
     const int fd = ctx_->fd;
     const std::error_code ec = clients::WaitReady(fd, POLLIN, fifo_.front()->deadline);
     if (ec == std::errc::timed_out) {
-      Fail(Unavailable("no reply within the command timeout"));
+      Fail(CacheUnavailable("no reply within the command timeout"));
       break;
     }
     const ssize_t n = ::recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
     if (n == 0) {
-      Fail(Unavailable("connection closed by Redis"));
+      Fail(CacheUnavailable("connection closed by Redis"));
       break;
     }
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-      Fail(Unavailable(std::string("receive failed: ") + std::strerror(errno)));
+      Fail(CacheUnavailable(std::string("receive failed: ") + std::strerror(errno)));
       break;
     }
     if (redisReaderFeed(parser_.get(), chunk.data(), static_cast<std::size_t>(n)) != REDIS_OK) {
-      Fail(Unavailable("out of memory parsing replies"));
+      Fail(CacheUnavailable("out of memory parsing replies"));
       break;
     }
     for (;;) {
       void* raw = nullptr;
       if (redisReaderGetReply(parser_.get(), &raw) != REDIS_OK) {
-        Fail(Unavailable(std::string("protocol error: ") + parser_->errstr));
+        Fail(CacheUnavailable(std::string("protocol error: ") + parser_->errstr));
         break;
       }
       if (raw == nullptr) break;
       RedisReplyPtr reply(static_cast<redisReply*>(raw));
       if (fifo_.empty()) {
-        Fail(Unavailable("a reply arrived that no command was waiting for"));
+        Fail(CacheUnavailable("a reply arrived that no command was waiting for"));
         break;
       }
       Waiter& front = *fifo_.front();

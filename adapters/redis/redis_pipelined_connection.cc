@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,17 +19,6 @@ namespace {
 // reader thread itself is stuck.
 constexpr std::chrono::milliseconds kCallerGrace{100};
 constexpr std::size_t kReadChunk = 64 * 1024;
-
-timeval ToTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
-Status Unavailable(std::string message) {
-  return Status::Unavailable("cache: " + std::move(message), 1000);
-}
 
 // Sends all of `data`; false (errno set) on an error or when SO_SNDTIMEO ran out.
 bool SendAll(int fd, std::string_view data) {
@@ -56,25 +44,13 @@ struct ReaderDeleter {
 
 }  // namespace
 
-OneShotEvent::OneShotEvent() : waiter_(clients::ThreadIoWaiter()) {
-  if (waiter_ != nullptr) ticket_ = waiter_->CurrentTicket();
-}
-
 void OneShotEvent::Set() {
-  if (waiter_ != nullptr) {
-    waiter_->Unpark(ticket_, parked_done_);  // *this may be gone once it returns
-    return;
-  }
   state_.store(1, std::memory_order_release);
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAKE_PRIVATE, 1, nullptr,
           nullptr, 0);
 }
 
 bool OneShotEvent::WaitUntil(std::chrono::steady_clock::time_point deadline) {
-  if (waiter_ != nullptr) {
-    Wait();
-    return true;
-  }
   while (state_.load(std::memory_order_acquire) == 0) {
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) return false;
@@ -90,10 +66,6 @@ bool OneShotEvent::WaitUntil(std::chrono::steady_clock::time_point deadline) {
 }
 
 void OneShotEvent::Wait() {
-  if (waiter_ != nullptr) {
-    while (!parked_done_.load(std::memory_order_acquire)) waiter_->Park();
-    return;
-  }
   while (state_.load(std::memory_order_acquire) == 0) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAIT_PRIVATE, 0, nullptr,
             nullptr, 0);
@@ -123,17 +95,12 @@ RedisPipelinedConnection::~RedisPipelinedConnection() {
 
 StatusOr<std::shared_ptr<RedisPipelinedConnection::Socket>> RedisPipelinedConnection::Connect()
     const {
-  RedisContextPtr ctx(redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                              ToTimeval(options_.connect_timeout)));
-  if (ctx == nullptr) return Unavailable("out of memory connecting");
-  if (ctx->err != 0) return Unavailable(std::string("cannot connect: ") + ctx->errstr);
-  // Bounds a send() into a Redis that stopped reading; reads are polled.
-  if (redisSetTimeout(ctx.get(), ToTimeval(options_.command_timeout)) != REDIS_OK) {
-    return Unavailable("cannot set the socket timeout");
-  }
-  redisEnableKeepAlive(ctx.get());
+  // The send timeout bounds a send() into a Redis that stopped reading; reads are polled.
+  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.host, options_.port,
+                                               options_.connect_timeout, options_.command_timeout);
+  if (!ctx.ok()) return ctx.status();
   auto socket = std::make_shared<Socket>();
-  socket->ctx = std::move(ctx);
+  socket->ctx = std::move(*ctx);
   return socket;
 }
 
@@ -176,7 +143,7 @@ StatusOr<std::vector<RedisReplyPtr>> RedisPipelinedConnection::Submit(std::strin
   auto waiter = std::make_shared<Waiter>(count);
   {
     std::unique_lock lock(mu_);
-    if (stop_ || socket_ == nullptr) return Unavailable("not connected to Redis");
+    if (stop_ || socket_ == nullptr) return CacheUnavailable("not connected to Redis");
     if (pending_replies_ + count > options_.max_pending) {
       return Status::ResourceExhausted("cache: too many commands waiting for Redis", 100);
     }
@@ -194,7 +161,7 @@ StatusOr<std::vector<RedisReplyPtr>> RedisPipelinedConnection::Submit(std::strin
     std::unique_lock lock(mu_);
     if (!waiter->completed) {
       waiter->abandoned = true;
-      return Unavailable("no reply within the command timeout");
+      return CacheUnavailable("no reply within the command timeout");
     }
     lock.unlock();
     // Completed just now: the release follows right after the reader's unlock.
@@ -218,9 +185,10 @@ void RedisPipelinedConnection::FlushLocked(std::unique_lock<std::mutex>& lock) {
     lock.lock();
     batch.clear();
     if (!sent) {
-      FailLocked(socket, Unavailable(error == EAGAIN || error == EWOULDBLOCK
-                                         ? "send timed out"
-                                         : std::string("send failed: ") + std::strerror(error)));
+      FailLocked(socket,
+                 CacheUnavailable(error == EAGAIN || error == EWOULDBLOCK
+                                      ? "send timed out"
+                                      : std::string("send failed: ") + std::strerror(error)));
     }
   }
   flushing_ = false;
@@ -291,17 +259,17 @@ void RedisPipelinedConnection::ReaderLoop() {
     if (ready > 0) {
       const ssize_t n = recv(socket->fd(), chunk.data(), chunk.size(), 0);
       if (n == 0) {
-        failure = Unavailable("connection closed by Redis");
+        failure = CacheUnavailable("connection closed by Redis");
       } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
-        failure = Unavailable(std::string("receive failed: ") + std::strerror(errno));
+        failure = CacheUnavailable(std::string("receive failed: ") + std::strerror(errno));
       } else if (n > 0) {
         if (redisReaderFeed(parser.get(), chunk.data(), static_cast<std::size_t>(n)) != REDIS_OK) {
-          failure = Unavailable("out of memory parsing replies");
+          failure = CacheUnavailable("out of memory parsing replies");
         }
         while (failure.ok()) {
           void* raw = nullptr;
           if (redisReaderGetReply(parser.get(), &raw) != REDIS_OK) {
-            failure = Unavailable(std::string("protocol error: ") + parser->errstr);
+            failure = CacheUnavailable(std::string("protocol error: ") + parser->errstr);
           } else if (raw == nullptr) {
             break;
           } else {
@@ -310,7 +278,7 @@ void RedisPipelinedConnection::ReaderLoop() {
         }
       }
     } else if (ready < 0 && errno != EINTR) {
-      failure = Unavailable(std::string("poll failed: ") + std::strerror(errno));
+      failure = CacheUnavailable(std::string("poll failed: ") + std::strerror(errno));
     }
 
     lock.lock();
@@ -321,7 +289,7 @@ void RedisPipelinedConnection::ReaderLoop() {
     }
     for (RedisReplyPtr& reply : replies) {
       if (fifo_.empty()) {
-        failure = Unavailable("a reply arrived that no command was waiting for");
+        failure = CacheUnavailable("a reply arrived that no command was waiting for");
         break;
       }
       const std::shared_ptr<Waiter>& front = fifo_.front();
@@ -336,7 +304,7 @@ void RedisPipelinedConnection::ReaderLoop() {
     replies.clear();
     if (failure.ok() && !fifo_.empty() &&
         fifo_.front()->deadline <= std::chrono::steady_clock::now()) {
-      failure = Unavailable("no reply within the command timeout");
+      failure = CacheUnavailable("no reply within the command timeout");
     }
     if (!failure.ok()) FailLocked(socket, failure);
     // Everything sent is answered: send what queued up meanwhile, before
@@ -348,7 +316,7 @@ void RedisPipelinedConnection::ReaderLoop() {
       lock.lock();
     }
   }
-  FailLocked(socket_, Unavailable("the connection is shutting down"));
+  FailLocked(socket_, CacheUnavailable("the connection is shutting down"));
 }
 
 }  // namespace polycrud

@@ -32,7 +32,6 @@
 #include <vector>
 
 #include "adapters/redis/redis_connection_pool.h"
-#include "clients/io_wait.h"
 #include "core/status.h"
 
 namespace polycrud {
@@ -49,26 +48,19 @@ struct RedisPipelineOptions {
   std::size_t max_pending = 4096;
 };
 
-// A flag one thread sets and another waits for. A thread waits on a futex:
-// no spinning or yielding before sleeping (std::binary_semaphore yields,
-// which costs context switches when many threads share two cores). A fiber
-// (the flag was made on a thread with a clients::IoWaiter, such as a fiber
-// server's scheduler) parks instead, so its thread serves other connections
-// meanwhile; it waits without a deadline, since the reader thread fails
-// every command at its own deadline.
+// A flag one thread sets and another waits for, on a futex: no spinning or
+// yielding before sleeping (std::binary_semaphore yields, which costs
+// context switches when many threads share two cores). For threads: fibers
+// use RedisFiberConnection, which parks them instead.
 class OneShotEvent {
  public:
-  OneShotEvent();
   void Set();
   // True once Set() was called; false if `deadline` passed first.
   bool WaitUntil(std::chrono::steady_clock::time_point deadline);
   void Wait();
 
  private:
-  clients::IoWaiter* const waiter_;
-  void* ticket_ = nullptr;
-  std::atomic<bool> parked_done_{false};  // with a waiter
-  std::atomic<std::uint32_t> state_{0};   // without one
+  std::atomic<std::uint32_t> state_{0};
 };
 
 // What the pipelined connections share: commands are formatted (RESP) and

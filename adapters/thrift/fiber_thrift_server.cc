@@ -123,9 +123,9 @@ void FiberThriftServer::Start() {
 }
 
 void FiberThriftServer::Stop() {
-  if (stopped_.exchange(true)) return;
   {
     const std::lock_guard lock(mu_);
+    if (stopping_) return;
     stopping_ = true;
     // Wakes each acceptor: accept() then fails and it returns.
     for (const int fd : listen_fds_) ::shutdown(fd, SHUT_RDWR);
@@ -139,46 +139,48 @@ void FiberThriftServer::Stop() {
 void FiberThriftServer::RunThread(int listen_fd) {
   try {
     clients::FiberScheduler scheduler;
-    scheduler.Spawn([this, &scheduler, listen_fd] {
-      for (;;) {
-        const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-          if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            clients::WaitReady(listen_fd, POLLIN, clients::IoClock::time_point::max());
-          } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            spdlog::warn("thrift: cannot accept: {}", std::strerror(errno));
-            clients::SleepUntil(clients::IoClock::now() + std::chrono::milliseconds(50));
-          } else if (errno != EINTR && errno != ECONNABORTED) {
-            const std::lock_guard lock(mu_);
-            if (stopping_) return;
-            spdlog::warn("thrift: accept failed: {}", std::strerror(errno));
-          }
-          const std::lock_guard lock(mu_);
-          if (stopping_) return;
-          continue;
-        }
-        {
-          const std::lock_guard lock(mu_);
-          if (stopping_ ||
-              connections_.load(std::memory_order_relaxed) >= options_.max_connections) {
-            if (!stopping_)
-              spdlog::warn("thrift: {} connections open, refusing one more",
-                           options_.max_connections);
-            ::close(fd);
-            if (stopping_) return;
-            continue;
-          }
-          open_.insert(fd);
-          connections_.fetch_add(1, std::memory_order_relaxed);
-        }
-        const int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        scheduler.Spawn([this, fd] { Serve(fd); });
-      }
-    });
+    scheduler.Spawn([this, &scheduler, listen_fd] { Accept(scheduler, listen_fd); });
     scheduler.Run();
   } catch (const std::exception& e) {
     spdlog::critical("thrift: a server thread stopped: {}", e.what());
+  }
+}
+
+void FiberThriftServer::Accept(clients::FiberScheduler& scheduler, int listen_fd) {
+  for (;;) {
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int error = errno;
+    bool refused = false;
+    {
+      const std::lock_guard lock(mu_);
+      if (stopping_) {
+        if (fd >= 0) ::close(fd);
+        return;
+      }
+      if (fd >= 0) {
+        refused = open_.size() >= static_cast<std::size_t>(options_.max_connections);
+        if (!refused) open_.insert(fd);
+      }
+    }
+    if (fd < 0) {
+      if (error == EAGAIN || error == EWOULDBLOCK) {
+        clients::WaitReady(listen_fd, POLLIN, clients::IoClock::time_point::max());
+      } else if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+        spdlog::warn("thrift: cannot accept: {}", std::strerror(error));
+        clients::SleepUntil(clients::IoClock::now() + std::chrono::milliseconds(50));
+      } else if (error != EINTR && error != ECONNABORTED) {
+        spdlog::warn("thrift: accept failed: {}", std::strerror(error));
+      }
+      continue;
+    }
+    if (refused) {
+      spdlog::warn("thrift: {} connections open, refusing one more", options_.max_connections);
+      ::close(fd);
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    scheduler.Spawn([this, fd] { Serve(fd); });
   }
 }
 
@@ -199,7 +201,6 @@ void FiberThriftServer::Serve(int fd) {
   {
     const std::lock_guard lock(mu_);
     open_.erase(fd);
-    connections_.fetch_sub(1, std::memory_order_relaxed);
   }
   ::close(fd);
 }

@@ -19,7 +19,6 @@
 // connections.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -35,6 +34,10 @@ namespace protocol {
 class TProtocolFactory;
 }  // namespace protocol
 }  // namespace apache::thrift
+
+namespace polycrud::clients {
+class FiberScheduler;
+}  // namespace polycrud::clients
 
 namespace polycrud::thrift_adapter {
 
@@ -63,11 +66,11 @@ class FiberThriftServer {
   // Idempotent; see above.
   void Stop();
   int port() const { return port_; }
-  // Connections open now.
-  int connections() const { return connections_.load(std::memory_order_relaxed); }
 
  private:
   void RunThread(int listen_fd);
+  // The acceptor fiber of one thread: each connection gets a fiber of its own.
+  void Accept(clients::FiberScheduler& scheduler, int listen_fd);
   void Serve(int fd);
 
   const std::shared_ptr<apache::thrift::TProcessor> processor_;
@@ -77,11 +80,9 @@ class FiberThriftServer {
   std::vector<int> listen_fds_;
   std::vector<std::thread> threads_;
   int port_ = 0;
-  std::atomic<int> connections_{0};
   std::mutex mu_;
   bool stopping_ = false;         // guarded by mu_
   std::unordered_set<int> open_;  // guarded by mu_: the connections' descriptors
-  std::atomic<bool> stopped_{false};
 };
 
 }  // namespace polycrud::thrift_adapter

@@ -15,19 +15,19 @@ std::size_t OffloadingUserStore::offloaded() const {
   return offloaded_;
 }
 
-WorkerPool& OffloadingUserStore::Pool() {
-  const std::lock_guard lock(mu_);
-  if (pool_ == nullptr) pool_ = std::make_unique<WorkerPool>(workers_, max_queued_);
-  ++offloaded_;
-  return *pool_;
-}
-
 template <typename Result, typename Call>
 Result OffloadingUserStore::Run(Call call) {
   if (clients::ThreadIoWaiter() == nullptr) return call();
+  WorkerPool* pool = nullptr;
+  {
+    const std::lock_guard lock(mu_);
+    if (pool_ == nullptr) pool_ = std::make_unique<WorkerPool>(workers_, max_queued_);
+    pool = pool_.get();
+    ++offloaded_;
+  }
   std::optional<Result> result;
   clients::CallDone done;
-  if (!Pool().Submit([&] {
+  if (!pool->Submit([&] {
         result.emplace(call());
         done.Notify();
       })) {

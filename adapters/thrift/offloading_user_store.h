@@ -36,7 +36,6 @@ class OffloadingUserStore final : public UserStore {
  private:
   template <typename Result, typename Call>
   Result Run(Call call);
-  WorkerPool& Pool();
 
   UserStore& inner_;
   const int workers_;

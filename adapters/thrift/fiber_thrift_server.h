@@ -4,9 +4,9 @@
 // spreads new connections over them). Every connection is a fiber that runs
 // the generated processor call after call over a framed transport whose
 // reads and writes wait in the scheduler. A call that waits, for its socket,
-// for a Redis reply (RedisPipelinedConnection parks its fiber) or for a
-// MySQL call handed to a worker thread (OffloadingUserStore), parks only its
-// fiber: the thread goes on with other connections. A cached read thus
+// for a Redis reply (the thread's RedisFiberConnection parks its fiber) or
+// for a MySQL call handed to a worker thread (OffloadingUserStore), parks
+// only its fiber: the thread goes on with other connections. A cached read thus
 // costs no thread sleep and wake-up of its own, which on a 2-core machine
 // is about as much as a whole ping; the scheduler sleeps in epoll only when
 // every connection of its thread waits.

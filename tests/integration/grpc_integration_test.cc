@@ -19,6 +19,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "polycrud/v1/user_service.grpc.pb.h"
+#include "tests/support/eventually.h"
 #include "tests/support/server_process.h"
 #include "tests/support/settings.h"
 #include "tests/support/stack.h"
@@ -257,12 +258,7 @@ TEST(GrpcDegradedTest, HealthIsNotServingWhileMysqlAndRedisAreBothDown) {
       {.protocols = {"grpc"}, .mysql_port = mysql.port(), .redis_port = redis.port()});
   auto channel = Connect(server.port("grpc"));
   const auto eventually = [&](health::HealthCheckResponse::ServingStatus wanted) {
-    const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (CheckHealth(*channel, "") == wanted) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
+    return Eventually([&] { return CheckHealth(*channel, "") == wanted; }, 15s);
   };
   EXPECT_TRUE(eventually(health::HealthCheckResponse::SERVING));
   redis.Stop();

@@ -19,6 +19,7 @@
 #include "adapters/redis/redis_pipelined_connection.h"
 #include "adapters/redis/redis_user_cache.h"
 #include "clients/fiber_scheduler.h"
+#include "tests/support/eventually.h"
 #include "tests/support/server_process.h"
 #include "tests/support/settings.h"
 #include "tests/support/stack.h"
@@ -53,16 +54,6 @@ RedisPipelineOptions Options(int port) {
 }
 
 std::string ReplyText(const RedisReplyPtr& reply) { return std::string(reply->str, reply->len); }
-
-template <typename Pred>
-bool Eventually(Pred pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
 
 // A TCP peer that accepts connections and never answers.
 class SilentPeer {

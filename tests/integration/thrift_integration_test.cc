@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/eventually.h"
 #include "tests/support/server_process.h"
 #include "tests/support/stack.h"
 
@@ -41,17 +42,6 @@ gen::UserDraft Draft(const std::string& name, const std::string& full_name = "Te
 
 std::int64_t CountRows(int mysql_port) {
   return std::stoll(MysqlQuery(mysql_port, "SELECT COUNT(*) FROM users"));
-}
-
-// Polls `condition` for up to `timeout`.
-template <typename Fn>
-bool Eventually(Fn condition, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
 }
 
 class ThriftCrudTest : public ::testing::Test {
@@ -240,17 +230,18 @@ TEST(ThriftServerLimitsTest, FiberModelClosesConnectionsBeyondItsLimit) {
   // A served connection; retried while the server still counts the probe
   // connection of the start-up check, until it has seen that one close.
   auto served = [&] {
-    for (int attempt = 0;; ++attempt) {
-      auto client = std::make_unique<ThriftClient>(server.thrift_port());
+    std::unique_ptr<ThriftClient> client;
+    EXPECT_TRUE(Eventually([&] {
+      client = std::make_unique<ThriftClient>(server.thrift_port());
       std::string pong;
       try {
         (*client)->ping(pong);
-        return client;
+        return true;
       } catch (const apache::thrift::transport::TTransportException&) {
-        if (attempt == 40) throw;
+        return false;
       }
-      std::this_thread::sleep_for(50ms);
-    }
+    }));
+    return client;
   };
   std::unique_ptr<ThriftClient> first = served();
   std::unique_ptr<ThriftClient> second = served();

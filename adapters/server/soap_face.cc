@@ -35,6 +35,12 @@ class SoapFace final : public ServerFace<SoapServer, SoapServerOptions> {
         ->envname("POLYCRUD_SOAP_TIMEOUT_MS")
         ->check(CLI::Range(100, 3'600'000))
         ->capture_default_str();
+    app.add_option("--soap-max-keep-alive-requests", options_.max_keep_alive_requests,
+                   "Requests served on one SOAP connection before it is closed (the client "
+                   "reconnects; 0: no limit)")
+        ->envname("POLYCRUD_SOAP_MAX_KEEP_ALIVE_REQUESTS")
+        ->check(CLI::Range(0, 1'000'000'000))
+        ->capture_default_str();
   }
 
   void Start(const FaceContext& context) override { StartServer(context); }

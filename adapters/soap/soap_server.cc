@@ -63,8 +63,12 @@ SoapServer::~SoapServer() {
 }
 
 void SoapServer::Start() {
-  // UTF-8 strings travel unchanged; connections stay open between requests.
-  master_ = soap_new1(SOAP_IO_KEEPALIVE | SOAP_C_UTFSTRING);
+  // UTF-8 strings travel unchanged; connections stay open between requests,
+  // for up to max_keep_alive_requests of them. gSOAP serves max_keep_alive
+  // + 1 requests on a connection (0: no limit), so a limit of one is no
+  // keep-alive at all.
+  const int keep_alive_requests = options_.max_keep_alive_requests;
+  master_ = soap_new1((keep_alive_requests == 1 ? 0 : SOAP_IO_KEEPALIVE) | SOAP_C_UTFSTRING);
   soap_set_namespaces(master_, namespaces);
   master_->bind_flags = SO_REUSEADDR;
   master_->socket_flags = MSG_NOSIGNAL;  // a vanished client must not SIGPIPE us
@@ -73,7 +77,7 @@ void SoapServer::Start() {
   master_->send_timeout = GsoapTimeout(options_.timeout_ms);
   master_->transfer_timeout = GsoapTimeout(2 * options_.timeout_ms);
   master_->recv_maxlength = options_.max_request_bytes;
-  master_->max_keep_alive = options_.max_keep_alive_requests;
+  master_->max_keep_alive = keep_alive_requests > 1 ? keep_alive_requests - 1 : 0;
   master_->fget = &ServeGet;
   if (!soap_valid_socket(
           soap_bind(master_, options_.bind_address.c_str(), options_.port, options_.backlog))) {

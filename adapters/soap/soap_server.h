@@ -33,7 +33,7 @@ struct SoapServerOptions {
   // long is closed; a whole message must arrive within twice this time.
   int timeout_ms = 30'000;
   int backlog = 128;
-  int max_keep_alive_requests = 10'000;  // per connection, then it is closed
+  int max_keep_alive_requests = 10'000;  // per connection, then it is closed; 0: no limit
 };
 
 class SoapServer {

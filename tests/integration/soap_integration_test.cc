@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -250,6 +251,42 @@ TEST(SoapServerShutdownTest, SigtermExitsCleanlyWithAnIdleKeepAliveConnectionOpe
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(server.Terminate(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
+// Pings on one connection until the server closes it (at most `most`): how
+// many were answered, and the headers of the last answer.
+int PingsAnsweredOnOneConnection(int port, int most, std::string& last_headers) {
+  RawConnection connection(port);
+  int answered = 0;
+  while (answered < most && connection.Send(PingRequest())) {
+    std::optional<HttpResponse> response = connection.Read();
+    if (!response.has_value()) break;
+    EXPECT_EQ(response->status, 200);
+    last_headers = response->headers;
+    ++answered;
+  }
+  return answered;
+}
+
+TEST(SoapKeepAliveLimitTest, ClosesAConnectionAfterItsRequestLimit) {
+  for (const int limit : {1, 3}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    ServerProcess server({.protocols = {"soap"},
+                          .extra_args = {"--soap-max-keep-alive-requests", std::to_string(limit)}});
+    std::string last_headers;
+    EXPECT_EQ(PingsAnsweredOnOneConnection(server.port("soap"), 10, last_headers), limit);
+    for (char& c : last_headers) c = static_cast<char>(std::tolower(c));
+    EXPECT_NE(last_headers.find("connection: close"), std::string::npos) << last_headers;
+    // The next connection gets as many.
+    EXPECT_EQ(PingsAnsweredOnOneConnection(server.port("soap"), 10, last_headers), limit);
+  }
+}
+
+TEST(SoapKeepAliveLimitTest, ZeroKeepsAConnectionOpenPastGsoapsDefaultOf100) {
+  ServerProcess server(
+      {.protocols = {"soap"}, .extra_args = {"--soap-max-keep-alive-requests", "0"}});
+  std::string last_headers;
+  EXPECT_EQ(PingsAnsweredOnOneConnection(server.port("soap"), 150, last_headers), 150);
 }
 
 }  // namespace

@@ -12,11 +12,13 @@
 #include <thrift/transport/TSocket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <stdexcept>
 #include <thread>
 
@@ -25,20 +27,36 @@
 
 namespace polycrud::testing {
 
-int FreePort() {
+namespace {
+
+// Whether a listening socket could bind 127.0.0.1:port now.
+bool CanBind(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+}  // namespace
+
+int FreePort() {
+  // Below the ephemeral range: a port from it (what bind() to port 0 hands
+  // out) is also where the kernel picks the local port of every outgoing
+  // connection, so any client socket could take it before the server binds.
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  static std::mt19937 random(std::random_device{}());
+  std::uniform_int_distribution<int> pick(std::max(1024, ephemeral_low - 16384), ephemeral_low - 1);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = pick(random);
+    if (CanBind(port)) return port;
+  }
+  throw std::runtime_error("no free port below the ephemeral range");
 }
 
 bool WaitForPort(int port, int timeout_ms) {

@@ -17,7 +17,8 @@ namespace polycrud::testing {
 
 namespace gen = ::polycrud::thrift;
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral
+// range (so no outgoing connection takes it meanwhile).
 int FreePort();
 
 // The admin and reader tokens every test server is configured with.

@@ -4,13 +4,8 @@ with Debian's protoc, grpc_python_plugin, python3-grpcio and python3-protobuf
 does a CRUD round and checks the error mapping against a real
 polycrud-server (started here, on the test stack's MariaDB and Redis)."""
 
-import hashlib
-import os
 import random
-import socket
-import subprocess
 import sys
-import time
 import unittest
 
 import grpc
@@ -18,26 +13,11 @@ import grpc
 from polycrud.v1 import user_service_pb2 as pb
 from polycrud.v1 import user_service_pb2_grpc as pb_grpc
 
+from polycrud_test_support import free_port, start_server
+
 ADMIN = "interop-admin-token"
 READER = "interop-reader-token"
 TIMEOUT_S = 10
-
-
-def settings():
-    """The test stack's settings (tests/CMakeLists.txt); the environment overrides each."""
-    values = {}
-    with open(os.environ["POLYCRUD_TEST_SETTINGS_FILE"], encoding="utf-8") as f:
-        for line in f:
-            key, sep, value = line.rstrip("\n").partition("=")
-            if sep:
-                values[key] = os.environ.get(key) or value
-    return values
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def auth(token):
@@ -48,22 +28,7 @@ class GrpcPythonInteropTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.port = free_port()
-        s = settings()
-        env = dict(os.environ)
-        env.update({
-            "POLYCRUD_PROTOCOLS": "grpc",
-            "POLYCRUD_GRPC_PORT": str(cls.port),
-            "POLYCRUD_MYSQL_HOST": s["POLYCRUD_TEST_MYSQL_HOST"],
-            "POLYCRUD_MYSQL_PORT": s["POLYCRUD_TEST_MYSQL_PORT"],
-            "POLYCRUD_MYSQL_USER": s["POLYCRUD_TEST_MYSQL_USER"],
-            "POLYCRUD_MYSQL_PASSWORD": s["POLYCRUD_TEST_MYSQL_PASSWORD"],
-            "POLYCRUD_MYSQL_DATABASE": s["POLYCRUD_TEST_MYSQL_DATABASE"],
-            "POLYCRUD_REDIS_PORT": s["POLYCRUD_TEST_REDIS_PORT"],
-            "POLYCRUD_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(),
-            "POLYCRUD_READER_TOKEN_SHA256": hashlib.sha256(READER.encode()).hexdigest(),
-        })
-        cls.server = subprocess.Popen([s["POLYCRUD_SERVER_BINARY"]], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cls.server = start_server("grpc", cls.port, ADMIN, READER)
         cls.channel = grpc.insecure_channel("127.0.0.1:%d" % cls.port)
         try:
             grpc.channel_ready_future(cls.channel).result(timeout=30)

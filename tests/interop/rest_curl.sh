@@ -51,7 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(PYTHONPATH="$(dirname "$0")/../support" "$PY" -c 'from polycrud_test_support import free_port; print(free_port())')
 base="http://127.0.0.1:$port"
 
 POLYCRUD_PROTOCOLS=rest \

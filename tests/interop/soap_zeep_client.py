@@ -4,13 +4,8 @@ at /soap?wsdl (no project code on this side), does a CRUD round with the
 bearer token in the HTTP Authorization header, and checks that a fault
 carries the core code in its <detail>."""
 
-import hashlib
-import os
 import random
-import socket
-import subprocess
 import sys
-import time
 import unittest
 
 import requests
@@ -18,26 +13,11 @@ import zeep
 import zeep.exceptions
 import zeep.transports
 
+from polycrud_test_support import free_port, start_server
+
 ADMIN = "interop-admin-token"
 READER = "interop-reader-token"
 NS = "{urn:polycrud:v1}"
-
-
-def settings():
-    """The test stack's settings (tests/CMakeLists.txt); the environment overrides each."""
-    values = {}
-    with open(os.environ["POLYCRUD_TEST_SETTINGS_FILE"], encoding="utf-8") as f:
-        for line in f:
-            key, sep, value = line.rstrip("\n").partition("=")
-            if sep:
-                values[key] = os.environ.get(key) or value
-    return values
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def client(port, token):
@@ -55,33 +35,7 @@ class SoapZeepInteropTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.port = free_port()
-        s = settings()
-        env = dict(os.environ)
-        env.update({
-            "POLYCRUD_PROTOCOLS": "soap",
-            "POLYCRUD_SOAP_PORT": str(cls.port),
-            "POLYCRUD_MYSQL_HOST": s["POLYCRUD_TEST_MYSQL_HOST"],
-            "POLYCRUD_MYSQL_PORT": s["POLYCRUD_TEST_MYSQL_PORT"],
-            "POLYCRUD_MYSQL_USER": s["POLYCRUD_TEST_MYSQL_USER"],
-            "POLYCRUD_MYSQL_PASSWORD": s["POLYCRUD_TEST_MYSQL_PASSWORD"],
-            "POLYCRUD_MYSQL_DATABASE": s["POLYCRUD_TEST_MYSQL_DATABASE"],
-            "POLYCRUD_REDIS_PORT": s["POLYCRUD_TEST_REDIS_PORT"],
-            "POLYCRUD_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(),
-            "POLYCRUD_READER_TOKEN_SHA256": hashlib.sha256(READER.encode()).hexdigest(),
-        })
-        cls.server = subprocess.Popen([s["POLYCRUD_SERVER_BINARY"]], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
-                break
-            except OSError:
-                if cls.server.poll() is not None:
-                    raise RuntimeError("server exited: " + cls.server.stderr.read().decode())
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("server did not start")
+        cls.server = start_server("soap", cls.port, ADMIN, READER)
         cls.admin = client(cls.port, ADMIN)
         cls.reader = client(cls.port, READER)
 

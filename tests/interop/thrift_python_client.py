@@ -3,13 +3,8 @@
 python3-thrift does a CRUD round and checks the error mapping against a real
 polycrud-server (started here, on the test stack's MariaDB and Redis)."""
 
-import hashlib
-import os
 import random
-import socket
-import subprocess
 import sys
-import time
 import unittest
 
 from thrift.protocol import TBinaryProtocol
@@ -19,59 +14,17 @@ from polycrud import UserService
 from polycrud.ttypes import (Conflict, InvalidArgument, NotFound, PermissionDenied,
                              Unauthenticated, UserDraft, UserPatch)
 
+from polycrud_test_support import free_port, start_server
+
 ADMIN = "interop-admin-token"
 READER = "interop-reader-token"
-
-
-def settings():
-    """The test stack's settings (tests/CMakeLists.txt); the environment overrides each."""
-    values = {}
-    with open(os.environ["POLYCRUD_TEST_SETTINGS_FILE"], encoding="utf-8") as f:
-        for line in f:
-            key, sep, value = line.rstrip("\n").partition("=")
-            if sep:
-                values[key] = os.environ.get(key) or value
-    return values
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ThriftPythonInteropTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.port = free_port()
-        s = settings()
-        env = dict(os.environ)
-        env.update({
-            # Only this face: the others' default ports may be taken.
-            "POLYCRUD_PROTOCOLS": "thrift",
-            "POLYCRUD_THRIFT_PORT": str(cls.port),
-            "POLYCRUD_MYSQL_HOST": s["POLYCRUD_TEST_MYSQL_HOST"],
-            "POLYCRUD_MYSQL_PORT": s["POLYCRUD_TEST_MYSQL_PORT"],
-            "POLYCRUD_MYSQL_USER": s["POLYCRUD_TEST_MYSQL_USER"],
-            "POLYCRUD_MYSQL_PASSWORD": s["POLYCRUD_TEST_MYSQL_PASSWORD"],
-            "POLYCRUD_MYSQL_DATABASE": s["POLYCRUD_TEST_MYSQL_DATABASE"],
-            "POLYCRUD_REDIS_PORT": s["POLYCRUD_TEST_REDIS_PORT"],
-            "POLYCRUD_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(),
-            "POLYCRUD_READER_TOKEN_SHA256": hashlib.sha256(READER.encode()).hexdigest(),
-        })
-        cls.server = subprocess.Popen([s["POLYCRUD_SERVER_BINARY"]], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
-                break
-            except OSError:
-                if cls.server.poll() is not None:
-                    raise RuntimeError("server exited: " + cls.server.stderr.read().decode())
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("server did not start")
+        cls.server = start_server("thrift", cls.port, ADMIN, READER)
 
     @classmethod
     def tearDownClass(cls):

@@ -1,14 +1,12 @@
-"""Shared pieces of the peer interop tests: the test stack's settings, a
-polycrud-server on the same MariaDB and Redis (it also applies the schema
-migrations), a peer started and stopped through peer.sh, and direct Redis and
-MariaDB handles to look behind both services' backs."""
+"""Shared pieces of the peer interop tests: a polycrud-server on the same
+MariaDB and Redis (it also applies the schema migrations), a peer started and
+stopped through peer.sh, and direct Redis and MariaDB handles to look behind
+both services' backs. The test stack's settings and free ports come from
+tests/support/polycrud_test_support.py."""
 
-import hashlib
 import os
 import re
-import socket
 import subprocess
-import time
 
 import pymysql
 import redis
@@ -16,6 +14,7 @@ from thrift.protocol import TBinaryProtocol
 from thrift.transport import TSocket, TTransport
 
 from polycrud import UserService
+from polycrud_test_support import free_port, service_env, settings, wait_for_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.dirname(HERE)
@@ -26,60 +25,13 @@ ADMIN = "peer-test-admin-token"
 READER = "peer-test-reader-token"
 
 
-def settings():
-    """The test stack's settings (tests/CMakeLists.txt); the environment overrides each."""
-    values = {}
-    with open(os.environ["POLYCRUD_TEST_SETTINGS_FILE"], encoding="utf-8") as f:
-        for line in f:
-            key, sep, value = line.rstrip("\n").partition("=")
-            if sep:
-                values[key] = os.environ.get(key) or value
-    return values
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, proc, timeout_s=30):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError("server exited: " + proc.stderr.read().decode(errors="replace"))
-            time.sleep(0.05)
-    raise RuntimeError("port %d did not open within %d s" % (port, timeout_s))
-
-
-def service_env(s):
-    """polycrud-server's and the peers' configuration for the test stack."""
-    env = dict(os.environ)
-    env.update({
-        "POLYCRUD_MYSQL_HOST": s["POLYCRUD_TEST_MYSQL_HOST"],
-        "POLYCRUD_MYSQL_PORT": s["POLYCRUD_TEST_MYSQL_PORT"],
-        "POLYCRUD_MYSQL_USER": s["POLYCRUD_TEST_MYSQL_USER"],
-        "POLYCRUD_MYSQL_PASSWORD": s["POLYCRUD_TEST_MYSQL_PASSWORD"],
-        "POLYCRUD_MYSQL_DATABASE": s["POLYCRUD_TEST_MYSQL_DATABASE"],
-        "POLYCRUD_REDIS_HOST": "127.0.0.1",
-        "POLYCRUD_REDIS_PORT": s["POLYCRUD_TEST_REDIS_PORT"],
-        "POLYCRUD_ADMIN_TOKEN_SHA256": hashlib.sha256(ADMIN.encode()).hexdigest(),
-        "POLYCRUD_READER_TOKEN_SHA256": hashlib.sha256(READER.encode()).hexdigest(),
-    })
-    return env
-
-
 class Stack:
     """polycrud-server (Thrift only) plus one peer, both on the test stack."""
 
     def __init__(self, peer):
         self.peer = peer
         self.s = settings()
-        self.env = service_env(self.s)
+        self.env = service_env(self.s, ADMIN, READER)
         self.state_dir = os.path.join(self.s["POLYCRUD_TEST_SCRATCH"], "peers", peer)
         os.makedirs(self.state_dir, exist_ok=True)
         self.server = None

@@ -46,16 +46,28 @@ function outputDir(sub = '') {
   return dir;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+// Whether a server could listen on 127.0.0.1:port now.
+function canListen(port) {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+// A port that was free a moment ago, below the kernel's ephemeral range: a
+// port listen(0) hands out could be taken by any outgoing connection before
+// the server binds it (tests/support/server_process.cc does the same).
+async function freePort() {
+  const range = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+  const ephemeralLow = Number(range.trim().split(/\s+/)[0]);
+  const first = Math.max(1024, ephemeralLow - 16384);
+  for (let attempt = 0; attempt < 1000; attempt += 1) {
+    const port = first + Math.floor(Math.random() * (ephemeralLow - first));
+    if (await canListen(port)) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
 }
 
 function portOpen(port) {

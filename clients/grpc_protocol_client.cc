@@ -13,25 +13,21 @@
 #include <string>
 #include <utility>
 
-#include "clients/io_wait.h"
+#include "clients/grpc_user_convert.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
 #include "polycrud/v1/user_service.grpc.pb.h"
+#include "runtime/io_wait.h"
 
 namespace polycrud::clients {
 namespace {
 
-namespace v1 = ::polycrud::v1;
+using runtime::CallDone;
+using runtime::CompletionSource;
+using runtime::IoClock;
+using runtime::IoWaiter;
 
-User FromProto(const v1::User& u) {
-  return User{.id = u.id(),
-              .username = u.username(),
-              .email = u.email(),
-              .full_name = u.full_name(),
-              .version = u.version(),
-              .created_at_ms = u.created_at_ms(),
-              .updated_at_ms = u.updated_at_ms()};
-}
+namespace v1 = ::polycrud::v1;
 
 // The gRPC status mapped back to the core code it stands for (API.md).
 CallStatus FromGrpc(const grpc::Status& status, const grpc::ClientContext& context) {

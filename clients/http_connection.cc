@@ -10,20 +10,22 @@
 #include <string>
 #include <utility>
 
-#include "clients/io_wait.h"
+#include "runtime/io_wait.h"
 
 namespace polycrud::clients {
 namespace {
+
+using runtime::IoClock;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using Clock = IoClock;
 
-// Waits (clients::WaitReady) until `fd` is ready for `events` or `deadline`
+// Waits (runtime::WaitReady) until `fd` is ready for `events` or `deadline`
 // passes (then beast::error::timeout).
 beast::error_code WaitReady(int fd, short events, Clock::time_point deadline) {
-  const std::error_code ec = clients::WaitReady(fd, events, deadline);
+  const std::error_code ec = runtime::WaitReady(fd, events, deadline);
   if (!ec) return {};
   if (ec == std::errc::timed_out) return beast::error::timeout;
   return {ec.value(), boost::system::system_category()};

@@ -1,7 +1,7 @@
 // A synchronous HTTP/1.1 client over Boost.Beast (the REST client of
 // ProtocolClient, and tests of the REST face): one keep-alive connection,
 // reopened when the server closed it. Beast's synchronous read and write run
-// on a non-blocking socket that waits up to a deadline (clients::WaitReady:
+// on a non-blocking socket that waits up to a deadline (runtime::WaitReady:
 // poll(), or the thread's IoWaiter), so timeouts fire without an event loop,
 // a timer or a thread per call.
 #pragma once

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "clients/http_connection.h"
+#include "clients/json_user_convert.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
 
@@ -32,16 +33,6 @@ struct Overloaded : F... {
 };
 template <typename... F>
 Overloaded(F...) -> Overloaded<F...>;
-
-User FromJson(const json& j) {
-  return User{.id = j.at("id").get<std::int64_t>(),
-              .username = j.at("username").get<std::string>(),
-              .email = j.at("email").get<std::string>(),
-              .full_name = j.at("full_name").get<std::string>(),
-              .version = j.at("version").get<std::int64_t>(),
-              .created_at_ms = j.at("created_at_ms").get<std::int64_t>(),
-              .updated_at_ms = j.at("updated_at_ms").get<std::int64_t>()};
-}
 
 // Reads the members of one JSON object without building a document: each
 // top-level member that is an integer or a string goes to member(key,
@@ -160,12 +151,6 @@ User UserFromBody(std::string_view body) {
     throw std::runtime_error("not a user: " + std::string(body));
   }
   return user;
-}
-
-std::vector<User> UsersFromJson(const json& j) {
-  std::vector<User> users;
-  for (const json& u : j) users.push_back(FromJson(u));
-  return users;
 }
 
 StatusCode CodeForHttpStatus(unsigned status) {

@@ -13,23 +13,18 @@
 #include <string>
 #include <utility>
 
-#include "clients/io_wait.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
+#include "clients/soap_user_convert.h"
+#include "runtime/io_wait.h"
 #include "soapUserServiceBindingProxy.h"
 
 namespace polycrud::clients {
 namespace {
 
-User FromSoap(const pc__User& u) {
-  return User{.id = u.id,
-              .username = u.username,
-              .email = u.email,
-              .full_name = u.full_USCOREname,
-              .version = u.version,
-              .created_at_ms = u.created_USCOREat_USCOREms,
-              .updated_at_ms = u.updated_USCOREat_USCOREms};
-}
+using runtime::IoClock;
+using runtime::RecvSome;
+using runtime::SendAll;
 
 // The core code whose name is `name`, or kInternal for an unknown name.
 StatusCode CodeFromName(const std::string& name) {
@@ -60,7 +55,7 @@ bool Succeeded(struct soap* soap, const std::error_code& ec) {
   return false;
 }
 
-// soap->fsend: sends at once and waits (clients::SendAll) only when the
+// soap->fsend: sends at once and waits (runtime::SendAll) only when the
 // socket buffer is full. gSOAP's own fsend waits in select() before every
 // send when a send timeout is set, a system call per message for nothing,
 // and blocks the thread.
@@ -72,7 +67,7 @@ int SendRequest(struct soap* soap, const char* data, std::size_t size) {
   return SOAP_OK;
 }
 
-// soap->frecv: reads what has arrived, waiting (clients::RecvSome) only when
+// soap->frecv: reads what has arrived, waiting (runtime::RecvSome) only when
 // nothing has, and before the first read after a request. 0 is end of
 // stream, a failure or a timeout.
 std::size_t ReceiveAnswer(struct soap* soap, char* buffer, std::size_t size) {

@@ -2,7 +2,7 @@
 // binary or compact protocol, one socket kept open across calls. After a
 // transport or protocol failure the socket is closed (the stream may be out
 // of step) and the next call opens a new one. Reads and writes wait in
-// clients::WaitReady, so a thread's IoWaiter may run other clients meanwhile.
+// runtime::WaitReady, so a thread's IoWaiter may run other clients meanwhile.
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
@@ -18,32 +18,26 @@
 #include <utility>
 
 #include "UserService.h"
-#include "adapters/thrift/framed_transport.h"
-#include "adapters/thrift/waiting_socket_io.h"
-#include "clients/io_wait.h"
 #include "clients/protocol_client.h"
 #include "clients/protocol_clients.h"
+#include "clients/thrift_user_convert.h"
+#include "runtime/io_wait.h"
+#include "transport/thrift/framed_transport.h"
+#include "transport/thrift/waiting_socket_io.h"
 
 namespace polycrud::clients {
 namespace {
 
-namespace gen = ::polycrud::thrift;
+using runtime::IoWaiter;
+using runtime::WaitReady;
 
-User FromThrift(const gen::User& u) {
-  return User{.id = u.id,
-              .username = u.username,
-              .email = u.email,
-              .full_name = u.full_name,
-              .version = u.version,
-              .created_at_ms = u.created_at_ms,
-              .updated_at_ms = u.updated_at_ms};
-}
+namespace gen = ::polycrud::thrift;
 
 namespace transport = ::apache::thrift::transport;
 
 // A TSocket that connects and closes as usual, while reads and writes go
 // straight to its descriptor without blocking and, when it would block, wait
-// in clients::WaitReady up to the timeout (waiting_socket_io.h; TSocket's own
+// in runtime::WaitReady up to the timeout (waiting_socket_io.h; TSocket's own
 // would block the thread in recv()).
 class WaitingSocket final : public transport::TVirtualTransport<WaitingSocket> {
  public:
@@ -55,12 +49,12 @@ class WaitingSocket final : public transport::TVirtualTransport<WaitingSocket> {
   void close() override { socket_->close(); }
 
   std::uint32_t read(std::uint8_t* buf, std::uint32_t len) {
-    return thrift_adapter::ReadWaiting(socket_->getSocketFD(), buf, len, timeout_,
-                                       std::exchange(sent_, false));
+    return thrift_transport::ReadWaiting(socket_->getSocketFD(), buf, len, timeout_,
+                                         std::exchange(sent_, false));
   }
 
   void write(const std::uint8_t* buf, std::uint32_t len) {
-    thrift_adapter::WriteWaiting(socket_->getSocketFD(), buf, len, timeout_);
+    thrift_transport::WriteWaiting(socket_->getSocketFD(), buf, len, timeout_);
     sent_ = true;
   }
 
@@ -183,7 +177,7 @@ class ThriftProtocolClient final : public ProtocolClient {
     socket->setConnTimeout(options_.timeout_ms);
     socket->setNoDelay(true);
     // One frame's budget per read, however long the connection lives.
-    auto framed = thrift_adapter::MakeFramedTransport(
+    auto framed = thrift_transport::MakeFramedTransport(
         std::make_shared<WaitingSocket>(std::move(socket), options_.timeout_ms));
     std::shared_ptr<protocol::TProtocol> proto;
     if (options_.thrift_compact) {

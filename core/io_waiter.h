@@ -1,7 +1,7 @@
 // How a thread waits for what another thread (or its own event loop) will
 // deliver. By default a thread blocks (poll(), a condition variable). A
 // scheduler that runs many callers on one thread, each on a stack of its
-// own (clients::FiberScheduler: polycrud-bench's clients, the fiber Thrift
+// own (runtime::FiberScheduler: polycrud-bench's clients, the fiber Thrift
 // model's connections), installs itself as the thread's IoWaiter and
 // switches to another caller instead, so one thread keeps many connections
 // busy the way an event-driven server does, with the callers' code

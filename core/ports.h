@@ -52,7 +52,7 @@ struct CacheEntry {
   User user;
 };
 
-// The versioned cache of DESIGN.md (key user:<id>). Any error means "the cache
+// The versioned cache of docs/cache-protocol.md (key user:<id>). Any error means "the cache
 // is not usable now": the core falls back to the store, never to the client.
 class UserCache {
  public:

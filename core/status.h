@@ -39,6 +39,10 @@ std::string_view StatusCodeName(StatusCode code);
 // Refines kConflict so protocols that distinguish them (gRPC) can.
 enum class ConflictKind : std::uint8_t { kNone = 0, kDuplicate, kVersionMismatch };
 
+// Retry hint sent with kUnavailable and kResourceExhausted unless the code
+// that fails knows better (a short queue-full wait, say).
+inline constexpr std::int64_t kDefaultRetryAfterMs = 1000;
+
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
@@ -68,12 +72,14 @@ class [[nodiscard]] Status {
     s.conflict_ = ConflictKind::kVersionMismatch;
     return s;
   }
-  static Status ResourceExhausted(std::string message, std::int64_t retry_after_ms) {
+  static Status ResourceExhausted(std::string message,
+                                  std::int64_t retry_after_ms = kDefaultRetryAfterMs) {
     Status s(StatusCode::kResourceExhausted, std::move(message));
     s.retry_after_ms_ = retry_after_ms;
     return s;
   }
-  static Status Unavailable(std::string message, std::int64_t retry_after_ms) {
+  static Status Unavailable(std::string message,
+                            std::int64_t retry_after_ms = kDefaultRetryAfterMs) {
     Status s(StatusCode::kUnavailable, std::move(message));
     s.retry_after_ms_ = retry_after_ms;
     return s;

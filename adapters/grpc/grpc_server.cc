@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "adapters/grpc/grpc_user_service.h"
-#include "core/worker_pool.h"
+#include "runtime/worker_pool.h"
 
 namespace polycrud::grpc_adapter {
 namespace {
@@ -37,7 +37,7 @@ void GrpcServer::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
-  workers_ = std::make_unique<WorkerPool>(options_.workers, options_.max_queued_calls);
+  workers_ = std::make_unique<runtime::WorkerPool>(options_.workers, options_.max_queued_calls);
   handler_ = std::make_unique<GrpcUserService>(service_, metrics_, *workers_);
 
   grpc::ServerBuilder builder;

@@ -20,9 +20,9 @@ namespace grpc {
 class Server;
 }  // namespace grpc
 
-namespace polycrud {
+namespace polycrud::runtime {
 class WorkerPool;
-}  // namespace polycrud
+}  // namespace polycrud::runtime
 
 namespace polycrud::grpc_adapter {
 
@@ -61,7 +61,7 @@ class GrpcServer {
   UserService& service_;
   Metrics& metrics_;
   const GrpcServerOptions options_;
-  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<runtime::WorkerPool> workers_;
   std::unique_ptr<GrpcUserService> handler_;
   std::unique_ptr<grpc::Server> server_;
   int bound_port_ = 0;

@@ -124,7 +124,8 @@ void ToProto(const User& user, v1::User& out) {
   out.set_updated_at_ms(user.updated_at_ms);
 }
 
-GrpcUserService::GrpcUserService(UserService& service, Metrics& metrics, WorkerPool& workers)
+GrpcUserService::GrpcUserService(UserService& service, Metrics& metrics,
+                                 runtime::WorkerPool& workers)
     : service_(service), metrics_(metrics), workers_(workers) {}
 
 template <typename Fn>

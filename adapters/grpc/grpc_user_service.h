@@ -17,8 +17,8 @@
 #include "core/metrics.h"
 #include "core/status.h"
 #include "core/user_service.h"
-#include "core/worker_pool.h"
 #include "polycrud/v1/user_service.grpc.pb.h"
+#include "runtime/worker_pool.h"
 
 namespace polycrud::grpc_adapter {
 
@@ -44,7 +44,7 @@ void ToProto(const User& user, v1::User& out);
 class GrpcUserService final : public v1::UserService::CallbackService {
  public:
   // `service`, `metrics` and `workers` must outlive this object.
-  GrpcUserService(UserService& service, Metrics& metrics, WorkerPool& workers);
+  GrpcUserService(UserService& service, Metrics& metrics, runtime::WorkerPool& workers);
 
   // v1::UserService::CallbackService
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
@@ -84,7 +84,7 @@ class GrpcUserService final : public v1::UserService::CallbackService {
 
   UserService& service_;
   Metrics& metrics_;
-  WorkerPool& workers_;
+  runtime::WorkerPool& workers_;
   std::atomic<std::int64_t> in_flight_{0};
 };
 

@@ -24,9 +24,7 @@ void RestOpsPages::Register(RestRouter& router) {
   router.Add(http::verb::get, "/metrics", [this](const HttpRequest&, const RouteArgs&) {
     HttpResponse response{http::status::ok, 11};
     response.set(http::field::content_type, std::string(kPrometheusContentType));
-    response.body() =
-        RenderPrometheusText(metrics_, service_.cache_stats(), service_.cache_breaker_state(),
-                             pools_ ? pools_() : PoolGauges{});
+    if (metrics_text_) response.body() = metrics_text_();
     return response;
   });
   router.Add(http::verb::get, "/openapi.json", [](const HttpRequest&, const RouteArgs&) {

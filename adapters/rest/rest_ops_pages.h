@@ -1,30 +1,35 @@
 // RestOpsPages: the REST face's operational pages: GET /healthz (liveness),
-// GET /readyz (MySQL and Redis reachable), GET /metrics (Prometheus text for
-// every protocol of the process) and GET /openapi.json (the embedded API
-// document). None needs a token. Thread-safe.
+// GET /readyz (MySQL and Redis reachable), GET /metrics (the Prometheus text
+// of every protocol of the process, rendered by the server's wiring) and GET /openapi.json (the
+// embedded API document). None needs a token. Thread-safe.
 #pragma once
 
 #include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
 
-#include "adapters/rest/prometheus_text.h"
 #include "adapters/rest/rest_router.h"
-#include "core/metrics.h"
 #include "core/user_service.h"
 
 namespace polycrud::rest_adapter {
 
+inline constexpr std::string_view kPrometheusContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
+
 class RestOpsPages {
  public:
-  RestOpsPages(UserService& service, const Metrics& metrics, std::function<PoolGauges()> pools)
-      : service_(service), metrics_(metrics), pools_(std::move(pools)) {}
+  // `metrics_text` returns the Prometheus text exposition (version 0.0.4) of
+  // the process; empty: GET /metrics answers an empty exposition.
+  RestOpsPages(UserService& service, std::function<std::string()> metrics_text)
+      : service_(service), metrics_text_(std::move(metrics_text)) {}
 
   // Adds the four pages to `router`; this object must outlive it.
   void Register(RestRouter& router);
 
  private:
   UserService& service_;
-  const Metrics& metrics_;
-  std::function<PoolGauges()> pools_;
+  std::function<std::string()> metrics_text_;
 };
 
 }  // namespace polycrud::rest_adapter

@@ -70,11 +70,11 @@ std::optional<HttpResponse> ReadErrorReply(const beast::error_code& ec) {
 
 class RestServer::Impl {
  public:
-  Impl(UserService& service, Metrics& metrics, std::function<PoolGauges()> pools,
+  Impl(UserService& service, Metrics& metrics, std::function<std::string()> metrics_text,
        RestServerOptions options)
       : options_(std::move(options)),
         user_routes_(service, metrics),
-        ops_pages_(service, metrics, std::move(pools)) {
+        ops_pages_(service, std::move(metrics_text)) {
     user_routes_.Register(router_);
     ops_pages_.Register(router_);
   }
@@ -252,9 +252,10 @@ class RestServer::Impl {
   std::set<std::shared_ptr<Session>> sessions_;
 };
 
-RestServer::RestServer(UserService& service, Metrics& metrics, std::function<PoolGauges()> pools,
-                       RestServerOptions options)
-    : impl_(std::make_unique<Impl>(service, metrics, std::move(pools), std::move(options))) {}
+RestServer::RestServer(UserService& service, Metrics& metrics,
+                       std::function<std::string()> metrics_text, RestServerOptions options)
+    : impl_(std::make_unique<Impl>(service, metrics, std::move(metrics_text), std::move(options))) {
+}
 
 RestServer::~RestServer() { Stop(); }
 

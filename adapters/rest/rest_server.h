@@ -14,7 +14,6 @@
 #include <memory>
 #include <string>
 
-#include "adapters/rest/prometheus_text.h"
 #include "adapters/rest/rest_router.h"
 #include "core/metrics.h"
 #include "core/user_service.h"
@@ -35,8 +34,8 @@ struct RestServerOptions {
 
 class RestServer {
  public:
-  // `pools` may be empty (pool gauges then read 0).
-  RestServer(UserService& service, Metrics& metrics, std::function<PoolGauges()> pools,
+  // `metrics_text` renders GET /metrics (RestOpsPages).
+  RestServer(UserService& service, Metrics& metrics, std::function<std::string()> metrics_text,
              RestServerOptions options);
   ~RestServer();
   RestServer(const RestServer&) = delete;

@@ -87,14 +87,19 @@ void SoapServer::Start() {
                              std::to_string(options_.port) + ": " + message);
   }
   bound_port_ = BoundPort(master_->master);
-  workers_.reserve(static_cast<std::size_t>(options_.workers));
-  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  const auto workers = static_cast<std::size_t>(options_.workers);
+  workers_ = std::make_unique<runtime::WorkerPool>(options_.workers, workers);
+  slots_ = std::make_unique<std::counting_semaphore<>>(static_cast<std::ptrdiff_t>(2 * workers));
   accept_thread_ = std::thread([this] { AcceptLoop(); });
 }
 
 void SoapServer::AcceptLoop() {
   while (!stopping_.load()) {
+    // Bounded hand-off: while every worker is busy and as many connections
+    // wait, stop accepting (the kernel backlog holds further clients).
+    if (!slots_->try_acquire_for(std::chrono::milliseconds(100))) continue;
     if (!soap_valid_socket(soap_accept(master_))) {
+      slots_->release();
       // errnum 0 is the poll timeout; anything else (e.g. EMFILE) is logged
       // and retried after a pause instead of spinning.
       if (master_->errnum != 0 && !stopping_.load()) {
@@ -106,47 +111,39 @@ void SoapServer::AcceptLoop() {
     struct soap* connection = soap_copy(master_);
     master_->socket = SOAP_INVALID_SOCKET;  // now owned by the copy
     if (connection == nullptr) {
+      slots_->release();
       spdlog::error("soap: out of memory for a connection");
       continue;
     }
-    std::unique_lock lock(mu_);
-    // Bounded hand-off: while every worker is busy and the queue is full,
-    // stop accepting (the kernel backlog holds further clients).
-    queue_cv_.wait(lock, [&] {
-      return stopping_.load() || queue_.size() < static_cast<std::size_t>(options_.workers);
-    });
-    if (stopping_.load()) {
-      lock.unlock();
+    // The slot taken above guarantees room (workers running + waiting);
+    // Submit refuses only once the pool stops.
+    if (!workers_->Submit([this, connection] {
+          ServeConnection(connection);
+          slots_->release();
+        })) {
       soap_force_closesock(connection);
       soap_free(connection);
-      break;
+      slots_->release();
     }
-    queue_.push_back(connection);
-    queue_cv_.notify_all();
   }
 }
 
-void SoapServer::WorkerLoop() {
-  for (;;) {
-    struct soap* connection = nullptr;
-    {
-      std::unique_lock lock(mu_);
-      queue_cv_.wait(lock, [&] { return stopping_.load() || !queue_.empty(); });
-      if (stopping_.load()) return;  // Stop() closes what is still queued
-      connection = queue_.front();
-      queue_.pop_front();
-      active_sockets_.insert(connection->socket);
-      queue_cv_.notify_all();
-    }
-    const int socket = connection->socket;
-    Serve(connection);
-    {
-      std::lock_guard lock(mu_);
-      active_sockets_.erase(socket);
-    }
-    soap_force_closesock(connection);
-    soap_free(connection);
+void SoapServer::ServeConnection(struct soap* connection) {
+  const int socket = connection->socket;
+  bool serve = false;
+  {
+    std::lock_guard lock(mu_);
+    // A connection still waiting when Stop() began is closed unserved.
+    serve = !stopping_.load();
+    if (serve) active_sockets_.insert(socket);
   }
+  if (serve) Serve(connection);
+  {
+    std::lock_guard lock(mu_);
+    active_sockets_.erase(socket);
+  }
+  soap_force_closesock(connection);
+  soap_free(connection);
 }
 
 void SoapServer::Serve(struct soap* connection) {
@@ -173,16 +170,10 @@ void SoapServer::Stop() {
     // Idle keep-alive connections wake up with end-of-file; a request being
     // handled still sends its response.
     for (const int socket : active_sockets_) shutdown(socket, SHUT_RD);
-    queue_cv_.notify_all();
   }
   if (accept_thread_.joinable()) accept_thread_.join();
-  for (std::thread& worker : workers_) worker.join();
-  workers_.clear();
-  for (struct soap* connection : queue_) {
-    soap_force_closesock(connection);
-    soap_free(connection);
-  }
-  queue_.clear();
+  // Runs the connections still waiting (each is closed unserved), then joins.
+  workers_->Stop();
   soap_closesock(master_);
   if (soap_valid_socket(master_->master)) {
     close(master_->master);

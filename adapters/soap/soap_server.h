@@ -1,6 +1,6 @@
 // SoapServer: hosts SoapUserService over HTTP/1.1 with gSOAP. It runs its
 // own accept loop (the generated run() stops at the first fault) and hands
-// each accepted connection to a bounded pool of worker threads; a worker
+// each accepted connection to a bounded runtime::WorkerPool; a worker
 // serves one keep-alive connection at a time. Requests are taken at
 // POST /soap, GET /soap?wsdl answers with the WSDL. Requests are bounded in
 // size, slow or idle connections time out, and Stop() drains: requests
@@ -8,17 +8,17 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
+#include <memory>
 #include <mutex>
+#include <semaphore>
 #include <set>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "core/metrics.h"
 #include "core/user_service.h"
+#include "runtime/worker_pool.h"
 
 struct soap;
 
@@ -53,7 +53,8 @@ class SoapServer {
 
  private:
   void AcceptLoop();
-  void WorkerLoop();
+  // Serves one accepted connection on a worker, then closes and frees it.
+  void ServeConnection(struct soap* connection);
   void Serve(struct soap* connection);
 
   UserService& service_;
@@ -65,11 +66,12 @@ class SoapServer {
 
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;
-  std::vector<std::thread> workers_;
+  // Connections are served on the shared worker pool; at most `workers`
+  // run and `workers` more wait, which `slots_` keeps the acceptor to.
+  std::unique_ptr<runtime::WorkerPool> workers_;
+  std::unique_ptr<std::counting_semaphore<>> slots_;
   std::mutex mu_;
-  std::condition_variable queue_cv_;  // the queue got an item, room, or we stop
-  std::deque<struct soap*> queue_;    // accepted, not yet served (bounded)
-  std::set<int> active_sockets_;      // connections being served
+  std::set<int> active_sockets_;  // guarded by mu_: connections being served
 };
 
 }  // namespace polycrud::soap_adapter

@@ -19,13 +19,17 @@
 #include <system_error>
 #include <utility>
 
-#include "adapters/thrift/framed_transport.h"
-#include "adapters/thrift/waiting_socket_io.h"
-#include "clients/fiber_scheduler.h"
-#include "clients/io_wait.h"
+#include "runtime/fiber_scheduler.h"
+#include "runtime/io_wait.h"
+#include "transport/thrift/framed_transport.h"
+#include "transport/thrift/waiting_socket_io.h"
 
 namespace polycrud::thrift_adapter {
 namespace {
+
+using thrift_transport::MakeFramedTransport;
+using thrift_transport::ReadWaiting;
+using thrift_transport::WriteWaiting;
 
 using ::apache::thrift::transport::TTransportException;
 using ::apache::thrift::transport::TVirtualTransport;
@@ -138,7 +142,7 @@ void FiberThriftServer::Stop() {
 
 void FiberThriftServer::RunThread(int listen_fd) {
   try {
-    clients::FiberScheduler scheduler;
+    runtime::FiberScheduler scheduler;
     scheduler.Spawn([this, &scheduler, listen_fd] { Accept(scheduler, listen_fd); });
     scheduler.Run();
   } catch (const std::exception& e) {
@@ -146,7 +150,7 @@ void FiberThriftServer::RunThread(int listen_fd) {
   }
 }
 
-void FiberThriftServer::Accept(clients::FiberScheduler& scheduler, int listen_fd) {
+void FiberThriftServer::Accept(runtime::FiberScheduler& scheduler, int listen_fd) {
   for (;;) {
     const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     const int error = errno;
@@ -164,10 +168,10 @@ void FiberThriftServer::Accept(clients::FiberScheduler& scheduler, int listen_fd
     }
     if (fd < 0) {
       if (error == EAGAIN || error == EWOULDBLOCK) {
-        clients::WaitReady(listen_fd, POLLIN, clients::IoClock::time_point::max());
+        runtime::WaitReady(listen_fd, POLLIN, runtime::IoClock::time_point::max());
       } else if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
         spdlog::warn("thrift: cannot accept: {}", std::strerror(error));
-        clients::SleepUntil(clients::IoClock::now() + std::chrono::milliseconds(50));
+        runtime::SleepUntil(runtime::IoClock::now() + std::chrono::milliseconds(50));
       } else if (error != EINTR && error != ECONNABORTED) {
         spdlog::warn("thrift: accept failed: {}", std::strerror(error));
       }

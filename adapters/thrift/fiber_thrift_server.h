@@ -1,5 +1,5 @@
 // FiberThriftServer: the "fibers" Thrift server model. `threads` threads
-// (one per core is the point) each run a clients::FiberScheduler with a
+// (one per core is the point) each run a runtime::FiberScheduler with a
 // listening socket of their own on the same port (SO_REUSEPORT: the kernel
 // spreads new connections over them). Every connection is a fiber that runs
 // the generated processor call after call over a framed transport whose
@@ -35,9 +35,9 @@ class TProtocolFactory;
 }  // namespace protocol
 }  // namespace apache::thrift
 
-namespace polycrud::clients {
+namespace polycrud::runtime {
 class FiberScheduler;
-}  // namespace polycrud::clients
+}  // namespace polycrud::runtime
 
 namespace polycrud::thrift_adapter {
 
@@ -70,7 +70,7 @@ class FiberThriftServer {
  private:
   void RunThread(int listen_fd);
   // The acceptor fiber of one thread: each connection gets a fiber of its own.
-  void Accept(clients::FiberScheduler& scheduler, int listen_fd);
+  void Accept(runtime::FiberScheduler& scheduler, int listen_fd);
   void Serve(int fd);
 
   const std::shared_ptr<apache::thrift::TProcessor> processor_;

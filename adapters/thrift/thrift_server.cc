@@ -18,11 +18,13 @@
 #include <stdexcept>
 
 #include "adapters/thrift/fiber_thrift_server.h"
-#include "adapters/thrift/framed_transport.h"
 #include "adapters/thrift/thrift_user_handler.h"
+#include "transport/thrift/framed_transport.h"
 
 namespace polycrud::thrift_adapter {
 namespace {
+
+using thrift_transport::PerFrameFramedTransportFactory;
 
 using ::apache::thrift::TConfiguration;
 using ::apache::thrift::concurrency::ThreadFactory;

@@ -1,5 +1,5 @@
 // ThriftServer: hosts ThriftUserHandler on a framed-transport Thrift server.
-// Two server models are offered (see README, "Thrift server model"):
+// Three server models are offered (docs/operations.md, docs/benchmarking.md):
 //   threadpool   TThreadPoolServer: one worker thread per open connection,
 //                at most `workers` connections served at once;
 //   nonblocking  TNonblockingServer: libevent I/O threads hand each call to a

@@ -40,7 +40,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, "build")
-SERVER_BIN = os.path.join(BUILD, "adapters", "server", "polycrud-server")
+SERVER_BIN = os.path.join(BUILD, "server", "polycrud-server")
 BENCH_BIN = os.path.join(BUILD, "benchmarks", "load", "polycrud-bench")
 MICRO_BIN = os.path.join(BUILD, "benchmarks", "micro", "polycrud-micro-bench")
 PEER_SH = os.path.join(ROOT, "benchmarks", "peers", "peer.sh")

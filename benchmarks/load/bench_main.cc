@@ -5,8 +5,8 @@
 // arrived: saturation throughput) or an open loop (arrivals on a fixed
 // schedule, latency measured from each request's intended send time). It
 // prints a summary and writes one JSON document (--json) that
-// `./polycrud bench` and the report generator read; README's "Load
-// generator" section describes every field.
+// `./polycrud bench` and the report generator read; the "Load
+// generator" section of docs/benchmarking.md describes every field.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -38,17 +38,17 @@
 #include "benchmarks/load/op_mix.h"
 #include "benchmarks/load/server_stats.h"
 #include "benchmarks/load/socket_bytes.h"
-#include "clients/fiber_scheduler.h"
-#include "clients/io_wait.h"
 #include "clients/protocol_client.h"
+#include "runtime/fiber_scheduler.h"
+#include "runtime/io_wait.h"
 
 namespace polycrud::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using clients::CallStatus;
-using clients::FiberScheduler;
 using clients::ProtocolClient;
+using runtime::FiberScheduler;
 using Json = nlohmann::ordered_json;
 
 // Error kinds: the core codes (index = StatusCode value) and TRANSPORT.
@@ -228,7 +228,7 @@ void ClosedLoop(Worker& w, const Config& config, const Timeline& t) {
     if (r.status.transport_failure || r.status.code != StatusCode::kOk) {
       w.failures.fetch_add(1, std::memory_order_relaxed);
     }
-    if (r.status.transport_failure) clients::SleepUntil(Clock::now() + kTransportBackoff);
+    if (r.status.transport_failure) runtime::SleepUntil(Clock::now() + kTransportBackoff);
   }
 }
 
@@ -245,7 +245,7 @@ void OpenLoop(Worker& w, const Config& config, const Timeline& t, ArrivalSchedul
       if (in_window) ++w.not_sent;
       continue;
     }
-    clients::SleepUntil(intended);
+    runtime::SleepUntil(intended);
     const CallResult r = Execute(config.mix(w.rng), w, config);
     const Clock::time_point end = Clock::now();
     if (end >= t.w0 && end < t.w1) ++w.window_completions;
@@ -261,7 +261,7 @@ void OpenLoop(Worker& w, const Config& config, const Timeline& t, ArrivalSchedul
     if (r.status.transport_failure || r.status.code != StatusCode::kOk) {
       w.failures.fetch_add(1, std::memory_order_relaxed);
     }
-    if (r.status.transport_failure) clients::SleepUntil(Clock::now() + kTransportBackoff);
+    if (r.status.transport_failure) runtime::SleepUntil(Clock::now() + kTransportBackoff);
   }
 }
 

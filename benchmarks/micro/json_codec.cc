@@ -16,6 +16,7 @@
 
 #include "adapters/rest/user_json.h"
 #include "benchmarks/micro/wire_codec.h"
+#include "clients/json_user_convert.h"
 
 namespace polycrud::micro_bench {
 namespace {
@@ -26,22 +27,9 @@ using rest_adapter::DumpBody;
 using rest_adapter::UsersToJson;
 using rest_adapter::UserToJson;
 
-// As the REST client (rest_protocol_client.cc, FromJson / UsersFromJson).
-User FromJson(const json& j) {
-  return User{.id = j.at("id").get<std::int64_t>(),
-              .username = j.at("username").get<std::string>(),
-              .email = j.at("email").get<std::string>(),
-              .full_name = j.at("full_name").get<std::string>(),
-              .version = j.at("version").get<std::int64_t>(),
-              .created_at_ms = j.at("created_at_ms").get<std::int64_t>(),
-              .updated_at_ms = j.at("updated_at_ms").get<std::int64_t>()};
-}
-
-std::vector<User> UsersFromJson(const json& j) {
-  std::vector<User> users;
-  for (const json& u : j) users.push_back(FromJson(u));
-  return users;
-}
+// The REST client's own converters.
+using clients::FromJson;
+using clients::UsersFromJson;
 
 // As RestUserRoutes::BatchGetUsers.
 std::vector<std::int64_t> IdsFromJson(const json& object) {

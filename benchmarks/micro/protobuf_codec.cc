@@ -7,6 +7,7 @@
 #include <string>
 
 #include "benchmarks/micro/wire_codec.h"
+#include "clients/grpc_user_convert.h"
 #include "polycrud/v1/user_service.pb.h"
 
 namespace polycrud::micro_bench {
@@ -27,15 +28,7 @@ void ToProto(const User& u, pb::User* out) {
   out->set_updated_at_ms(u.updated_at_ms);
 }
 
-User FromProto(const pb::User& u) {
-  return User{.id = u.id(),
-              .username = u.username(),
-              .email = u.email(),
-              .full_name = u.full_name(),
-              .version = u.version(),
-              .created_at_ms = u.created_at_ms(),
-              .updated_at_ms = u.updated_at_ms()};
-}
+using clients::FromProto;  // the gRPC client's own converter
 
 std::vector<User> FromProto(const google::protobuf::RepeatedPtrField<pb::User>& users) {
   std::vector<User> out;

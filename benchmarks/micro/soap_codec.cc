@@ -15,6 +15,7 @@
 #include <string>
 
 #include "benchmarks/micro/wire_codec.h"
+#include "clients/soap_user_convert.h"
 #include "soapH.h"
 
 // The namespace table of polycrud::soap_gen (wsdl/CMakeLists.txt).
@@ -42,15 +43,7 @@ void ToSoap(const User& u, pc__User& out) {
   out.updated_USCOREat_USCOREms = u.updated_at_ms;
 }
 
-User FromSoap(const pc__User& u) {
-  return User{.id = u.id,
-              .username = u.username,
-              .email = u.email,
-              .full_name = u.full_USCOREname,
-              .version = u.version,
-              .created_at_ms = u.created_USCOREat_USCOREms,
-              .updated_at_ms = u.updated_USCOREat_USCOREms};
-}
+using clients::FromSoap;  // the SOAP client's own converter
 
 std::vector<User> FromSoap(const std::vector<pc__User*>& users) {
   std::vector<User> out;

@@ -15,6 +15,7 @@
 
 #include "UserService.h"
 #include "benchmarks/micro/wire_codec.h"
+#include "clients/thrift_user_convert.h"
 
 namespace polycrud::micro_bench {
 namespace {
@@ -54,15 +55,7 @@ thrift::User ToThrift(const User& u) {
   return out;
 }
 
-User FromThrift(const thrift::User& u) {
-  return User{.id = u.id,
-              .username = u.username,
-              .email = u.email,
-              .full_name = u.full_name,
-              .version = u.version,
-              .created_at_ms = u.created_at_ms,
-              .updated_at_ms = u.updated_at_ms};
-}
+using clients::FromThrift;  // the C++ Thrift client's own converter
 
 std::vector<thrift::User> ToThrift(const std::vector<User>& users) {
   std::vector<thrift::User> out;

@@ -172,7 +172,7 @@ class MemoryUserCache final : public UserCache {
   int refused_puts() const { return refused_puts_.load(); }
 
  private:
-  static Status Outage() { return Status::Unavailable("cache: injected outage", 1000); }
+  static Status Outage() { return Status::Unavailable("cache: injected outage"); }
 
   void RunPutIfNewerHook(const User& user) {
     PutIfNewerHook hook;

@@ -191,7 +191,7 @@ class MemoryUserStore final : public UserStore {
   int ping_calls() const { return ping_calls_.load(); }
 
  private:
-  static Status Outage() { return Status::Unavailable("store: injected outage", 1000); }
+  static Status Outage() { return Status::Unavailable("store: injected outage"); }
 
   // Email uniqueness ignores ASCII case, like the utf8mb4 collation of the
   // MySQL column does for the addresses that matter here.

@@ -1,4 +1,4 @@
-// The invariant of DESIGN.md, checked under concurrency against the fakes:
+// The invariant of docs/cache-protocol.md, checked under concurrency against the fakes:
 // clients create, read, update and delete a few hot ids at random; once the
 // writes stop, every cache entry equals its store row (same version) or is
 // absent (a tombstone or negative entry for deleted rows); no acknowledged
@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "adapters/redis/near_user_cache.h"
+#include "cache/near/near_user_cache.h"
 #include "core/user_service.h"
 #include "tests/core/user_service_fixture.h"
 

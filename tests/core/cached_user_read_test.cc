@@ -1,4 +1,4 @@
-// The versioned cache-aside protocol of DESIGN.md, driven through UserService
+// The versioned cache-aside protocol of docs/cache-protocol.md, driven through UserService
 // over the in-memory fakes: hits, fills, negative entries, replace-on-write,
 // the stale-fill races (interleaved deterministically with store hooks),
 // single-flight coalescing and batch reads.
@@ -94,7 +94,7 @@ TEST_F(CachedUserReadTest, DeletedUserIsNotFoundFromTheTombstone) {
   EXPECT_EQ(stats().negative_hits.load(), 1u);
 }
 
-// DESIGN.md's race: a reader misses and reads version 1; a writer commits
+// docs/cache-protocol.md's race: a reader misses and reads version 1; a writer commits
 // version 2 and replaces the cache entry; only then does the reader's fill of
 // version 1 arrive. It must be refused.
 TEST_F(CachedUserReadTest, StaleFillAfterUpdateIsRefused) {
@@ -197,7 +197,7 @@ TEST_F(CachedUserReadTest, StaleNegativeFillAfterCreateIsRefused) {
   EXPECT_EQ(*got, user);
 }
 
-// DESIGN.md rule 4: N concurrent readers of a cold id cause one store query.
+// docs/cache-protocol.md rule 4: N concurrent readers of a cold id cause one store query.
 TEST_F(CachedUserReadTest, ConcurrentMissesOfOneIdCauseOneStoreRead) {
   constexpr int kReaders = 8;
   const User user = Create(1);

@@ -1,4 +1,4 @@
-// Degraded modes of DESIGN.md rule 8 and their recovery: the cache failing
+// Degraded modes of docs/cache-protocol.md rule 8 and their recovery: the cache failing
 // (reads fall back to the store behind a circuit breaker and a concurrency
 // limit), writes whose cache update failed (the entry is bypassed until the
 // repair thread rewrites it), and the store down (cached reads still served,

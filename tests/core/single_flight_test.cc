@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "clients/fiber_scheduler.h"
-#include "clients/io_wait.h"
+#include "runtime/fiber_scheduler.h"
+#include "runtime/io_wait.h"
 
 namespace polycrud {
 namespace {
@@ -44,7 +44,7 @@ TEST(SingleFlightTest, FibersOfOneThreadShareOneLoadWithoutBlockingTheThread) {
   int loads = 0;
   std::vector<int> results(6, 0);
   std::vector<bool> shared(6, false);
-  clients::FiberScheduler scheduler;
+  runtime::FiberScheduler scheduler;
   for (std::size_t i = 0; i < results.size(); ++i) {
     scheduler.Spawn([&, i] {
       bool was_shared = false;
@@ -54,7 +54,7 @@ TEST(SingleFlightTest, FibersOfOneThreadShareOneLoadWithoutBlockingTheThread) {
             ++loads;
             // The leader waits on its fiber: were a follower to block the
             // thread, the leader could never finish.
-            clients::SleepUntil(clients::IoClock::now() + 20ms);
+            runtime::SleepUntil(runtime::IoClock::now() + 20ms);
             return 42;
           },
           &was_shared);

@@ -22,8 +22,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "adapters/thrift/framed_transport.h"
 #include "core/sha256_token_verifier.h"
+#include "transport/thrift/framed_transport.h"
 
 namespace polycrud::testing {
 
@@ -164,7 +164,7 @@ ThriftClient::ThriftClient(int port, bool compact) {
   socket->setConnTimeout(5000);
   socket->setRecvTimeout(10000);
   socket->setSendTimeout(10000);
-  transport_ = thrift_adapter::MakeFramedTransport(socket);
+  transport_ = thrift_transport::MakeFramedTransport(socket);
   std::shared_ptr<protocol::TProtocol> proto;
   if (compact) {
     proto = std::make_shared<protocol::TCompactProtocol>(transport_);

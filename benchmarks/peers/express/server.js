@@ -3,7 +3,7 @@
 // service doing the same cache-aside directly against Redis (ioredis) and
 // MariaDB (mysql2 promise pool).
 //
-// The Redis entries are polycrud's own (adapters/redis/redis_user_cache.cc):
+// The Redis entries are polycrud's own (cache/redis/redis_user_cache.cc):
 //   user:<id> = U|<version>|<id>|<created>|<updated>|<ulen>|<elen>|<username><email><full_name>
 //             | D|<version>|   (tombstone after a delete)
 //             | N|0|           (negative entry: the id does not exist)
@@ -12,23 +12,19 @@
 
 const cluster = require('node:cluster');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const http = require('node:http');
+const path = require('node:path');
 const { parseArgs } = require('node:util');
 
 const SERVER_NAME = 'polycrud-express-peer 0.1.0';
 
-// The fill script of adapters/redis/redis_user_cache.cc, byte for byte.
-const FILL_SCRIPT = `
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local kind, ver = string.match(cur, '^(%u)|(%d+)|')
-  if kind and kind ~= 'N' and tonumber(ver) >= tonumber(ARGV[1]) then
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-`;
+// polycrud's fill script (cache/redis/put_if_newer.lua), read from the one
+// file polycrud-server embeds, so the SHA-1 and hence EVALSHA are shared.
+const FILL_SCRIPT = fs.readFileSync(
+  path.join(__dirname, '..', '..', '..', 'cache', 'redis', 'put_if_newer.lua'),
+  'utf8',
+);
 
 const USER_COLUMNS = 'id, username, email, full_name, version, created_at_ms, updated_at_ms';
 const SELECT_BY_ID = `SELECT ${USER_COLUMNS} FROM users WHERE id = ?`;

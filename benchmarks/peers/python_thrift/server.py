@@ -8,7 +8,7 @@ and MariaDB, written the way a Python team would: Debian's python3-thrift
 C-accelerated binary protocol), redis-py with a bounded connection pool and a
 registered Lua script, and PyMySQL behind a bounded connection pool.
 
-The Redis entries are polycrud's own (adapters/redis/redis_user_cache.cc):
+The Redis entries are polycrud's own (cache/redis/redis_user_cache.cc):
   user:<id> = U|<version>|<id>|<created>|<updated>|<ulen>|<elen>|<username><email><full_name>
             | D|<version>|   (tombstone after a delete)
             | N|0|           (negative entry: the id does not exist)
@@ -53,19 +53,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 DEFAULT_IDL = os.path.join(ROOT, "idl", "polycrud.thrift")
 SERVER_NAME = "polycrud-python-peer 0.1.0"
 
-# The fill script of adapters/redis/redis_user_cache.cc, byte for byte (so its
-# SHA-1 and hence EVALSHA are shared with polycrud-server).
-FILL_SCRIPT = """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local kind, ver = string.match(cur, '^(%u)|(%d+)|')
-  if kind and kind ~= 'N' and tonumber(ver) >= tonumber(ARGV[1]) then
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
+# polycrud's fill script (cache/redis/put_if_newer.lua), read from the one
+# file polycrud-server embeds, so the SHA-1 and hence EVALSHA are shared.
+FILL_SCRIPT_PATH = os.path.join(ROOT, "cache", "redis", "put_if_newer.lua")
+with open(FILL_SCRIPT_PATH, encoding="utf-8") as _script:
+    FILL_SCRIPT = _script.read()
 
 USER_COLUMNS = "id, username, email, full_name, version, created_at_ms, updated_at_ms"
 SELECT_BY_ID = "SELECT " + USER_COLUMNS + " FROM users WHERE id = %s"
@@ -575,7 +567,7 @@ def check_backends(args):
             cur.execute("SHOW TABLES LIKE 'users'")
             if cur.fetchone() is None:
                 raise SystemExit("error: database %s has no users table: start polycrud-server "
-                                 "once (it migrates) or apply adapters/mysql/migrations/*.sql"
+                                 "once (it migrates) or apply storage/mysql/migrations/*.sql"
                                  % args.mysql_database)
     finally:
         conn.close()

@@ -4,8 +4,8 @@ stopped through peer.sh, and direct Redis and MariaDB handles to look behind
 both services' backs. The test stack's settings and free ports come from
 tests/support/polycrud_test_support.py."""
 
+import hashlib
 import os
-import re
 import subprocess
 
 import pymysql
@@ -110,11 +110,8 @@ def expected_entry(user_id, username, email, full_name, version, created, update
             .encode() + u + e + f)
 
 
-def polycrud_fill_script():
-    """The Lua fill script as polycrud-server's source has it."""
-    with open(os.path.join(ROOT, "adapters", "redis", "redis_user_cache.cc"),
-              encoding="utf-8") as f:
-        m = re.search(r'kPutIfNewerScript = R"lua\((.*?)\)lua"', f.read(), re.S)
-    if m is None:
-        raise RuntimeError("kPutIfNewerScript not found in adapters/redis/redis_user_cache.cc")
-    return m.group(1)
+def fill_script_sha():
+    """SHA-1 of the cache protocol's one fill script, cache/redis/put_if_newer.lua,
+    which polycrud-server embeds and the peers read: what EVALSHA names."""
+    with open(os.path.join(ROOT, "cache", "redis", "put_if_newer.lua"), "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()

@@ -227,11 +227,16 @@ class PythonThriftPeerTest(unittest.TestCase):
             stranger.wait()
             shutil.rmtree(state, ignore_errors=True)
 
-    def test_same_fill_script_as_polycrud(self):
-        sys.path.insert(0, os.path.join(peer_support.PEERS, "python_thrift"))
-        import server  # pylint: disable=import-outside-toplevel
-        self.assertEqual(server.FILL_SCRIPT, peer_support.polycrud_fill_script())
-
+    def test_fills_with_the_projects_fill_script(self):
+        """The peer's fills run cache/redis/put_if_newer.lua: once Redis has
+        forgotten every script, a fill by the peer loads exactly that one."""
+        name = unique("pyscript")
+        created = self.polycrud.createUser(ADMIN, UserDraft(name, name + "@example.com", "Script"))
+        STACK.redis.script_flush()
+        STACK.redis.delete("user:%d" % created.id)
+        self.assertEqual(STACK.redis.script_exists(peer_support.fill_script_sha()), [False])
+        self.assertEqual(self.client.getUser(READER, created.id), created)
+        self.assertEqual(STACK.redis.script_exists(peer_support.fill_script_sha()), [True])
 
 if __name__ == "__main__":
     result = unittest.main(exit=False, verbosity=2).result

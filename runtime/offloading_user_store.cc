@@ -1,0 +1,64 @@
+#include "runtime/offloading_user_store.h"
+
+#include <optional>
+#include <utility>
+
+#include "runtime/io_wait.h"
+
+namespace polycrud::runtime {
+
+OffloadingUserStore::OffloadingUserStore(UserStore& inner, int workers, std::size_t max_queued)
+    : inner_(inner), workers_(workers), max_queued_(max_queued) {}
+
+std::size_t OffloadingUserStore::offloaded() const {
+  const std::lock_guard lock(mu_);
+  return offloaded_;
+}
+
+template <typename Result, typename Call>
+Result OffloadingUserStore::Run(Call call) {
+  if (runtime::ThreadIoWaiter() == nullptr) return call();
+  WorkerPool* pool = nullptr;
+  {
+    const std::lock_guard lock(mu_);
+    if (pool_ == nullptr) pool_ = std::make_unique<WorkerPool>(workers_, max_queued_);
+    pool = pool_.get();
+    ++offloaded_;
+  }
+  std::optional<Result> result;
+  runtime::CallDone done;
+  if (!pool->Submit([&] {
+        result.emplace(call());
+        done.Notify();
+      })) {
+    return Status::ResourceExhausted("store: too many calls waiting for the database", 100);
+  }
+  done.Wait();
+  return std::move(*result);
+}
+
+StatusOr<User> OffloadingUserStore::Insert(const UserDraft& draft, std::int64_t now_ms) {
+  return Run<StatusOr<User>>([&] { return inner_.Insert(draft, now_ms); });
+}
+StatusOr<std::optional<User>> OffloadingUserStore::FindById(std::int64_t id) {
+  return Run<StatusOr<std::optional<User>>>([&] { return inner_.FindById(id); });
+}
+StatusOr<std::vector<User>> OffloadingUserStore::FindByIds(std::span<const std::int64_t> ids) {
+  return Run<StatusOr<std::vector<User>>>([&] { return inner_.FindByIds(ids); });
+}
+StatusOr<User> OffloadingUserStore::Update(std::int64_t id, const UserPatch& patch,
+                                           std::int64_t now_ms) {
+  return Run<StatusOr<User>>([&] { return inner_.Update(id, patch, now_ms); });
+}
+StatusOr<std::int64_t> OffloadingUserStore::Delete(std::int64_t id) {
+  return Run<StatusOr<std::int64_t>>([&] { return inner_.Delete(id); });
+}
+StatusOr<std::vector<User>> OffloadingUserStore::ListAfter(std::int64_t after_id,
+                                                           std::int32_t limit) {
+  return Run<StatusOr<std::vector<User>>>([&] { return inner_.ListAfter(after_id, limit); });
+}
+Status OffloadingUserStore::Ping() {
+  return Run<Status>([&] { return inner_.Ping(); });
+}
+
+}  // namespace polycrud::runtime

@@ -1,0 +1,78 @@
+// Face: one protocol front end hosted by polycrud-server (Thrift, gRPC, SOAP,
+// REST). main.cc builds every face listed in faces.cc, lets each add its
+// flags, and starts those chosen with --protocols. A face only translates
+// between its wire format and UserService; it never touches MySQL or Redis.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/user_service.h"
+
+namespace polycrud::server {
+
+// What every face gets when it starts. All references outlive the face.
+struct FaceContext {
+  UserService& service;
+  Metrics& metrics;
+  std::string bind_address;
+  // The Prometheus text of the whole process (served by the REST face).
+  std::function<std::string()> metrics_text;
+};
+
+class Face {
+ public:
+  virtual ~Face() = default;
+  // Lower-case protocol name as used by --protocols ("thrift", "grpc", ...).
+  virtual std::string_view name() const = 0;
+  // Adds this face's flags (port, threads, limits), each with an env variable.
+  virtual void AddOptions(CLI::App& app) = 0;
+  // Starts serving; returns once listening. Throws std::exception on failure.
+  virtual void Start(const FaceContext& context) = 0;
+  // Stops accepting and lets running calls finish. Idempotent.
+  virtual void Stop() = 0;
+  // One line for the start-up log, e.g. "127.0.0.1:9090 (threadpool, binary)".
+  virtual std::string Describe() const = 0;
+};
+
+// The common part of a face that runs one server object: Server is built
+// from (service, metrics, extra..., Options), has Start(), Stop() and port();
+// Options has bind_address and port.
+template <typename Server, typename Options>
+class ServerFace : public Face {
+ public:
+  void Stop() override {
+    if (server_) server_->Stop();
+  }
+
+ protected:
+  // Builds the server on the context's bind address and starts it.
+  template <typename... Extra>
+  void StartServer(const FaceContext& context, Extra&&... extra) {
+    options_.bind_address = context.bind_address;
+    server_.emplace(context.service, context.metrics, std::forward<Extra>(extra)..., options_);
+    server_->Start();
+  }
+  // "address:port" of the running server (the configured port before Start).
+  std::string Address() const {
+    return options_.bind_address + ":" + std::to_string(server_ ? server_->port() : options_.port);
+  }
+
+  Options options_;
+  std::optional<Server> server_;
+};
+
+using FaceList = std::vector<std::unique_ptr<Face>>;
+
+// Every face this binary can host, in start order.
+FaceList MakeFaces();
+
+}  // namespace polycrud::server

@@ -1,0 +1,282 @@
+// polycrud-server: the one place that wires the core to its drivers and
+// protocol faces. Every setting comes from a flag or an environment variable
+// (see --help).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cache/near/near_user_cache.h"
+#include "cache/redis/redis_user_cache.h"
+#include "core/sha256_token_verifier.h"
+#include "core/user_service.h"
+#include "runtime/offloading_user_store.h"
+#include "server/face.h"
+#include "server/prometheus_text.h"
+#include "storage/mysql/mysql_user_store.h"
+
+namespace {
+
+struct Config {
+  std::string log_level = "info";
+  std::string bind_address = "127.0.0.1";
+  std::vector<std::string> protocols;  // empty: every face this binary has
+  polycrud::MysqlOptions mysql{.user = "polycrud", .database = "polycrud"};
+  int mysql_wait_s = 30;
+  polycrud::RedisCacheOptions redis;
+  int cache_ttl_s = 3600;
+  int redis_timeout_ms = 500;
+  polycrud::NearCacheOptions near{.entries = 0};
+  int near_ttl_ms = 1000;
+  polycrud::UserServiceOptions service;
+  std::vector<std::string> admin_hashes;
+  std::vector<std::string> reader_hashes;
+};
+
+void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& faces) {
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
+      ->envname("POLYCRUD_LOG_LEVEL")
+      ->capture_default_str();
+  app.add_option("--bind", c.bind_address, "Address the protocol faces listen on")
+      ->envname("POLYCRUD_BIND")
+      ->capture_default_str();
+  std::string all;
+  for (const auto& face : faces) all += (all.empty() ? "" : ",") + std::string(face->name());
+  app.add_option("--protocols", c.protocols,
+                 "Faces to serve, comma-separated (default: " + all + ")")
+      ->envname("POLYCRUD_PROTOCOLS")
+      ->delimiter(',');
+
+  app.add_option("--mysql-host", c.mysql.host)
+      ->envname("POLYCRUD_MYSQL_HOST")
+      ->capture_default_str();
+  app.add_option("--mysql-port", c.mysql.port)
+      ->envname("POLYCRUD_MYSQL_PORT")
+      ->capture_default_str();
+  app.add_option("--mysql-user", c.mysql.user)
+      ->envname("POLYCRUD_MYSQL_USER")
+      ->capture_default_str();
+  app.add_option("--mysql-password", c.mysql.password, "Prefer the environment variable")
+      ->envname("POLYCRUD_MYSQL_PASSWORD");
+  app.add_option("--mysql-database", c.mysql.database)
+      ->envname("POLYCRUD_MYSQL_DATABASE")
+      ->capture_default_str();
+  app.add_option("--mysql-pool-size", c.mysql.pool_size, "Most MySQL connections at once")
+      ->envname("POLYCRUD_MYSQL_POOL_SIZE")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--mysql-wait-s", c.mysql_wait_s,
+                 "At start-up, keep trying to reach MySQL for this long")
+      ->envname("POLYCRUD_MYSQL_WAIT_S")
+      ->capture_default_str();
+
+  app.add_option("--redis-host", c.redis.connection.host)
+      ->envname("POLYCRUD_REDIS_HOST")
+      ->capture_default_str();
+  app.add_option("--redis-port", c.redis.connection.port)
+      ->envname("POLYCRUD_REDIS_PORT")
+      ->capture_default_str();
+  app.add_option("--redis-pool-size", c.redis.connection.pool_size,
+                 "Most Redis connections at once")
+      ->envname("POLYCRUD_REDIS_POOL_SIZE")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--redis-pipelined-connections", c.redis.connection.pipelined_connections,
+                 "Shared Redis connections that pipeline the cache commands of all requests "
+                 "(one round trip serves many); 0: each command borrows a pooled connection "
+                 "(--redis-pool-size)")
+      ->envname("POLYCRUD_REDIS_PIPELINED_CONNECTIONS")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  app.add_option("--redis-max-pending", c.redis.connection.max_pending,
+                 "Most cache commands outstanding per pipelined connection; beyond it a command "
+                 "fails at once (the read then goes to MySQL behind the fallback limit)")
+      ->envname("POLYCRUD_REDIS_MAX_PENDING")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--redis-timeout-ms", c.redis_timeout_ms,
+                 "Longest wait for a Redis reply; a connection that exceeds it is closed and "
+                 "its commands fail (the circuit breaker counts them)")
+      ->envname("POLYCRUD_REDIS_TIMEOUT_MS")
+      ->check(CLI::Range(1, 60000))
+      ->capture_default_str();
+  app.add_option("--near-cache-entries", c.near.entries,
+                 "Slots of an in-process cache in front of Redis (a hit then costs no Redis "
+                 "round trip); 0: off. Correct only when every write goes through this one "
+                 "server instance")
+      ->envname("POLYCRUD_NEAR_CACHE_ENTRIES")
+      ->check(CLI::Range(0, 50'000'000))
+      ->capture_default_str();
+  app.add_option("--near-cache-ttl-ms", c.near_ttl_ms,
+                 "Longest time an entry stays in the in-process cache")
+      ->envname("POLYCRUD_NEAR_CACHE_TTL_MS")
+      ->check(CLI::Range(1, 3'600'000))
+      ->capture_default_str();
+  app.add_option("--cache-ttl-s", c.cache_ttl_s, "TTL of a cached user (jittered by 10%)")
+      ->envname("POLYCRUD_CACHE_TTL_S")
+      ->check(CLI::Range(1, 30 * 86400))
+      ->capture_default_str();
+
+  app.add_option("--fallback-read-concurrency", c.service.fallback_read_concurrency,
+                 "While Redis is unusable, at most this many reads go to MySQL at once; "
+                 "the excess is answered RESOURCE_EXHAUSTED")
+      ->envname("POLYCRUD_FALLBACK_READ_CONCURRENCY")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--admin-token-sha256", c.admin_hashes,
+                 "SHA-256 (hex) of an admin token; repeat or comma-separate")
+      ->envname("POLYCRUD_ADMIN_TOKEN_SHA256")
+      ->delimiter(',');
+  app.add_option("--reader-token-sha256", c.reader_hashes,
+                 "SHA-256 (hex) of a reader token; repeat or comma-separate")
+      ->envname("POLYCRUD_READER_TOKEN_SHA256")
+      ->delimiter(',');
+  for (const auto& face : faces) face->AddOptions(app);
+}
+
+// Blocks the shutdown signals in every thread created from now on, so the
+// main thread can wait for them with sigwait.
+sigset_t BlockShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "polycrud-server: the polycrud user directory over MariaDB and Redis, served on\n"
+      "the protocol faces chosen with --protocols.\n"
+      "Every option can also be set through the environment variable shown."};
+  Config config;
+  polycrud::server::FaceList faces = polycrud::server::MakeFaces();
+  AddOptions(app, config, faces);
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v");
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  const sigset_t signals = BlockShutdownSignals();
+
+  if (config.admin_hashes.empty() && config.reader_hashes.empty()) {
+    spdlog::critical("no token configured: set POLYCRUD_ADMIN_TOKEN_SHA256 (see --help)");
+    return 2;
+  }
+  polycrud::StatusOr<polycrud::Sha256TokenVerifier> tokens =
+      polycrud::Sha256TokenVerifier::Create(config.admin_hashes, config.reader_hashes);
+  if (!tokens.ok()) {
+    spdlog::critical("bad token configuration: {}", tokens.status().message());
+    return 2;
+  }
+  if (config.protocols.empty()) {
+    for (const auto& face : faces) config.protocols.emplace_back(face->name());
+  }
+  // The faces asked for, in the order MakeFaces() lists them.
+  std::vector<polycrud::server::Face*> selected;
+  for (const std::string& wanted : config.protocols) {
+    bool known = false;
+    for (const auto& face : faces) known = known || face->name() == wanted;
+    if (!known) {
+      spdlog::critical("unknown protocol '{}' in --protocols", wanted);
+      return 2;
+    }
+  }
+  for (const auto& face : faces) {
+    for (const std::string& wanted : config.protocols) {
+      if (face->name() == wanted) {
+        selected.push_back(face.get());
+        break;
+      }
+    }
+  }
+  config.redis.user_ttl = std::chrono::seconds(config.cache_ttl_s);
+  config.redis.connection.command_timeout = std::chrono::milliseconds(config.redis_timeout_ms);
+
+  polycrud::MysqlUserStore store(config.mysql);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config.mysql_wait_s);
+  for (;;) {
+    polycrud::Status migrated = store.Migrate();
+    if (migrated.ok()) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::critical("cannot apply the schema migrations: {}", migrated.ToString());
+      return 1;
+    }
+    spdlog::warn("waiting for MySQL at {}:{}: {}", config.mysql.host, config.mysql.port,
+                 migrated.ToString());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  polycrud::RedisUserCache cache(config.redis);
+  polycrud::UserCache* service_cache = &cache;
+  std::optional<polycrud::NearUserCache> near_cache;
+  if (config.near.entries > 0) {
+    config.near.ttl = std::chrono::milliseconds(config.near_ttl_ms);
+    near_cache.emplace(cache, config.near);
+    service_cache = &*near_cache;
+    spdlog::warn(
+        "near cache on ({} entries, {} ms): correct only while every write goes "
+        "through this one server instance",
+        config.near.entries, config.near_ttl_ms);
+  }
+  polycrud::SystemClock clock;
+  config.service.server_version = POLYCRUD_VERSION;
+  // The fiber Thrift model's calls reach MySQL from worker threads; every
+  // other thread's calls go straight through.
+  polycrud::runtime::OffloadingUserStore service_store(
+      store, static_cast<int>(config.mysql.pool_size), /*max_queued=*/4096);
+  polycrud::UserService service(service_store, *service_cache, *tokens, clock, config.service);
+  if (!service.CacheReachable()) {
+    spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",
+                 config.redis.connection.host, config.redis.connection.port);
+  }
+
+  polycrud::Metrics metrics;
+  const polycrud::server::FaceContext context{
+      .service = service,
+      .metrics = metrics,
+      .bind_address = config.bind_address,
+      .metrics_text =
+          [&] {
+            return polycrud::server::RenderPrometheusText(
+                metrics, service.cache_stats(), service.cache_breaker_state(),
+                polycrud::server::PoolUsage{
+                    .mysql_open = static_cast<std::int64_t>(store.pool().open_connections()),
+                    .mysql_in_use = static_cast<std::int64_t>(store.pool().leased_connections()),
+                    .mysql_size = static_cast<std::int64_t>(config.mysql.pool_size),
+                    .redis_in_use = cache.connections_in_use(),
+                    .redis_size = config.redis.connection.pool_size,
+                });
+          },
+  };
+  std::vector<polycrud::server::Face*> started;
+  for (polycrud::server::Face* face : selected) {
+    try {
+      face->Start(context);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot start the {} face: {}", face->name(), e.what());
+      for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->Stop();
+      return 1;
+    }
+    started.push_back(face);
+    spdlog::info("{} listening on {}", face->name(), face->Describe());
+  }
+  spdlog::info("polycrud-server {} ready", POLYCRUD_VERSION);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}, draining in-flight calls", strsignal(signal_number));
+  service.BeginShutdown();
+  for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->Stop();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,409 @@
+#include "storage/mysql/mysql_user_store.h"
+
+#include <cppconn/datatype.h>
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "storage/mysql/migrations.h"
+#include "storage/mysql/mysql_errors.h"
+
+namespace polycrud {
+namespace {
+
+constexpr char kInsertSql[] =
+    "INSERT INTO users (username, email, full_name, version, created_at_ms, updated_at_ms) "
+    "VALUES (?, ?, ?, 1, ?, ?) RETURNING id";
+constexpr char kSelectByIdSql[] =
+    "SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms "
+    "FROM users WHERE id = ?";
+constexpr char kSelectVersionSql[] = "SELECT version FROM users WHERE id = ?";
+// The version check and the bump happen in this one statement, so concurrent
+// updates serialize on the row lock and none is lost.
+constexpr char kUpdateSql[] =
+    "UPDATE users SET email = COALESCE(?, email), full_name = COALESCE(?, full_name), "
+    "version = version + 1, updated_at_ms = ? "
+    "WHERE id = ? AND (? = 0 OR version = ?)";
+constexpr char kDeleteSql[] = "DELETE FROM users WHERE id = ? RETURNING version";
+constexpr char kListAfterSql[] =
+    "SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms "
+    "FROM users WHERE id > ? ORDER BY id LIMIT ?";
+constexpr char kPingSql[] = "SELECT 1";
+
+constexpr char kMigrationLockName[] = "polycrud_migrations";
+constexpr int kMigrationLockTimeoutSeconds = 30;
+constexpr std::int64_t kMigrationReadTimeoutMs = 3600 * 1000;
+constexpr char kCreateMigrationsTableSql[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INT NOT NULL PRIMARY KEY, "
+    "name VARCHAR(255) NOT NULL, "
+    "applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+// FindByIds pads each query up to one of these sizes (repeating an id is
+// harmless in IN), so a connection caches a handful of statements instead of
+// one per batch size; the server's max_prepared_stmt_count stays far away.
+constexpr std::array<std::size_t, 11> kInListSizes = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000};
+static_assert(kInListSizes.back() == kMaxBatchIds);
+
+const std::string& SelectByIdsSql(std::size_t bucket) {
+  static const std::array<std::string, kInListSizes.size()> kSql = [] {
+    std::array<std::string, kInListSizes.size()> sql;
+    for (std::size_t i = 0; i < kInListSizes.size(); ++i) {
+      std::string& text = sql[i];
+      text =
+          "SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms "
+          "FROM users WHERE id IN (?";
+      for (std::size_t j = 1; j < kInListSizes[i]; ++j) text += ",?";
+      text += ")";
+    }
+    return sql;
+  }();
+  return kSql[bucket];
+}
+
+std::size_t InListBucket(std::size_t count) {
+  const auto it = std::lower_bound(kInListSizes.begin(), kInListSizes.end(), count);
+  return static_cast<std::size_t>(it - kInListSizes.begin());
+}
+
+User ReadUser(const sql::ResultSet& row) {
+  User user;
+  user.id = row.getInt64(1);
+  user.username = row.getString(2);
+  user.email = row.getString(3);
+  user.full_name = row.getString(4);
+  user.version = row.getInt64(5);
+  user.created_at_ms = row.getInt64(6);
+  user.updated_at_ms = row.getInt64(7);
+  return user;
+}
+
+std::optional<User> SelectById(MysqlConnection& connection, std::int64_t id) {
+  sql::PreparedStatement& select = connection.Prepare(kSelectByIdSql);
+  select.setInt64(1, id);
+  std::unique_ptr<sql::ResultSet> row(select.executeQuery());
+  if (!row->next()) return std::nullopt;
+  return ReadUser(*row);
+}
+
+// Whether a failed call may run again on a fresh connection: only reads,
+// and only when the failure was a pooled connection found dead.
+enum class Retry : std::uint8_t { kNo, kOnStaleConnection };
+
+// Leases a connection and runs `fn` on it, turning every exception into a
+// Status: the one place where driver exceptions stop. A connection-level
+// error marks the connection broken so that the pool discards it.
+template <typename Fn>
+auto WithConnection(MysqlConnectionPool& pool, Retry retry, Fn&& fn)
+    -> std::invoke_result_t<Fn&, MysqlConnection&> {
+  for (int attempt = 0;; ++attempt) {
+    StatusOr<MysqlConnectionPool::Lease> lease = pool.Acquire();
+    if (!lease.ok()) return lease.status();
+    MysqlConnection& connection = **lease;
+    try {
+      return fn(connection);
+    } catch (const sql::SQLException& e) {
+      const int code = e.getErrorCode();
+      if (IsMysqlConnectionPoisoned(code)) connection.MarkBroken();
+      if (retry == Retry::kOnStaleConnection && attempt == 0 && lease->reused() &&
+          IsMysqlConnectionError(code)) {
+        continue;
+      }
+      return StatusFromMysqlError(e);
+    } catch (const std::exception& e) {
+      connection.MarkBroken();
+      return Status::Internal(std::string("mysql driver: ") + e.what());
+    }
+  }
+}
+
+// An explicit transaction that rolls back unless committed. If even the
+// rollback fails, the connection is marked broken: closing it makes the
+// server roll back.
+class Transaction {
+ public:
+  explicit Transaction(MysqlConnection& connection) : connection_(connection) {
+    connection_.Execute("START TRANSACTION");
+  }
+  ~Transaction() {
+    if (finished_) return;
+    try {
+      connection_.Execute("ROLLBACK");
+    } catch (const std::exception&) {
+      connection_.MarkBroken();
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  void Commit() {
+    connection_.Execute("COMMIT");
+    finished_ = true;
+  }
+
+ private:
+  MysqlConnection& connection_;
+  bool finished_ = false;
+};
+
+// Splits a migration into statements at semicolons outside quotes and
+// comments. Comments are dropped, so a trailing comment is no empty query.
+std::vector<std::string> SplitSqlStatements(std::string_view script) {
+  std::vector<std::string> statements;
+  std::string current;
+  auto flush = [&] {
+    const auto first = current.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos) {
+      const auto last = current.find_last_not_of(" \t\r\n");
+      statements.push_back(current.substr(first, last - first + 1));
+    }
+    current.clear();
+  };
+  std::size_t i = 0;
+  while (i < script.size()) {
+    const char c = script[i];
+    const char next = i + 1 < script.size() ? script[i + 1] : '\0';
+    if (c == '\'' || c == '"' || c == '`') {
+      // Copies a quoted run verbatim; a backslash escapes the next character
+      // inside string literals, and a doubled quote stands for itself.
+      current += c;
+      ++i;
+      while (i < script.size()) {
+        const char q = script[i];
+        current += q;
+        ++i;
+        if (q == '\\' && c != '`' && i < script.size()) {
+          current += script[i++];
+        } else if (q == c) {
+          if (i < script.size() && script[i] == c) {
+            current += script[i++];
+          } else {
+            break;
+          }
+        }
+      }
+    } else if ((c == '-' && next == '-' &&
+                (i + 2 >= script.size() ||
+                 std::isspace(static_cast<unsigned char>(script[i + 2])))) ||
+               c == '#') {
+      while (i < script.size() && script[i] != '\n') ++i;
+      current += ' ';
+    } else if (c == '/' && next == '*') {
+      const std::size_t end = script.find("*/", i + 2);
+      i = end == std::string_view::npos ? script.size() : end + 2;
+      current += ' ';
+    } else if (c == ';') {
+      flush();
+      ++i;
+    } else {
+      current += c;
+      ++i;
+    }
+  }
+  flush();
+  return statements;
+}
+
+}  // namespace
+
+MysqlUserStore::MysqlUserStore(Options options) : pool_(std::move(options)) {}
+
+MysqlUserStore::~MysqlUserStore() = default;
+
+Status MysqlUserStore::Migrate() {
+  MysqlOptions options = pool_.options();
+  options.read_timeout_ms = kMigrationReadTimeoutMs;
+  options.write_timeout_ms = kMigrationReadTimeoutMs;
+  StatusOr<std::unique_ptr<MysqlConnection>> opened = MysqlConnection::Open(options);
+  if (!opened.ok()) return opened.status();
+  // Closing this dedicated connection also releases the lock on every path.
+  MysqlConnection& connection = **opened;
+
+  const Migration* current = nullptr;
+  try {
+    sql::PreparedStatement& lock = connection.Prepare("SELECT GET_LOCK(?, ?)");
+    lock.setString(1, kMigrationLockName);
+    lock.setInt(2, kMigrationLockTimeoutSeconds);
+    std::unique_ptr<sql::ResultSet> locked(lock.executeQuery());
+    if (!locked->next() || locked->isNull(1) || locked->getInt(1) != 1) {
+      return Status::Unavailable("timed out waiting for the schema migration lock");
+    }
+
+    connection.Execute(kCreateMigrationsTableSql);
+    std::set<int> applied;
+    {
+      sql::PreparedStatement& select = connection.Prepare("SELECT version FROM schema_migrations");
+      std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
+      while (rows->next()) applied.insert(rows->getInt(1));
+    }
+
+    for (const Migration& migration : EmbeddedMigrations()) {
+      if (applied.contains(migration.version)) continue;
+      current = &migration;
+      // DDL commits implicitly, so a migration is not atomic: it is recorded
+      // only once all its statements succeeded, and each statement is
+      // written to be safe to run again (IF NOT EXISTS).
+      for (const std::string& statement : SplitSqlStatements(migration.sql)) {
+        connection.Execute(statement);
+      }
+      sql::PreparedStatement& record =
+          connection.Prepare("INSERT INTO schema_migrations (version, name) VALUES (?, ?)");
+      record.setInt(1, migration.version);
+      record.setString(2, std::string(migration.name));
+      record.executeUpdate();
+    }
+    current = nullptr;
+
+    sql::PreparedStatement& unlock = connection.Prepare("SELECT RELEASE_LOCK(?)");
+    unlock.setString(1, kMigrationLockName);
+    std::unique_ptr<sql::ResultSet> released(unlock.executeQuery());
+    return Status::Ok();
+  } catch (const sql::SQLException& e) {
+    Status status = StatusFromMysqlError(e);
+    if (current != nullptr && status.code() == StatusCode::kInternal) {
+      return Status::Internal("migration " + std::to_string(current->version) + " (" +
+                              std::string(current->name) + "): " + status.message());
+    }
+    return status;
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("mysql driver: ") + e.what());
+  }
+}
+
+StatusOr<User> MysqlUserStore::Insert(const UserDraft& draft, std::int64_t now_ms) {
+  return WithConnection(pool_, Retry::kNo, [&](MysqlConnection& connection) -> StatusOr<User> {
+    sql::PreparedStatement& insert = connection.Prepare(kInsertSql);
+    insert.setString(1, draft.username);
+    insert.setString(2, draft.email);
+    insert.setString(3, draft.full_name);
+    insert.setInt64(4, now_ms);
+    insert.setInt64(5, now_ms);
+    std::unique_ptr<sql::ResultSet> returned(insert.executeQuery());
+    if (!returned->next()) return Status::Internal("INSERT ... RETURNING id returned no row");
+    User user;
+    user.id = returned->getInt64(1);
+    user.username = draft.username;
+    user.email = draft.email;
+    user.full_name = draft.full_name;
+    user.version = 1;
+    user.created_at_ms = now_ms;
+    user.updated_at_ms = now_ms;
+    return user;
+  });
+}
+
+StatusOr<std::optional<User>> MysqlUserStore::FindById(std::int64_t id) {
+  return WithConnection(pool_, Retry::kOnStaleConnection,
+                        [&](MysqlConnection& connection) -> StatusOr<std::optional<User>> {
+                          return SelectById(connection, id);
+                        });
+}
+
+StatusOr<std::vector<User>> MysqlUserStore::FindByIds(std::span<const std::int64_t> ids) {
+  std::vector<std::int64_t> distinct(ids.begin(), ids.end());
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  if (distinct.empty()) return std::vector<User>{};
+
+  return WithConnection(
+      pool_, Retry::kOnStaleConnection,
+      [&](MysqlConnection& connection) -> StatusOr<std::vector<User>> {
+        std::vector<User> users;
+        users.reserve(distinct.size());
+        for (std::size_t begin = 0; begin < distinct.size(); begin += kMaxBatchIds) {
+          const std::size_t count = std::min(kMaxBatchIds, distinct.size() - begin);
+          const std::size_t bucket = InListBucket(count);
+          sql::PreparedStatement& select = connection.Prepare(SelectByIdsSql(bucket));
+          for (std::size_t i = 0; i < kInListSizes[bucket]; ++i) {
+            const std::int64_t id = distinct[begin + std::min(i, count - 1)];
+            select.setInt64(static_cast<unsigned int>(i + 1), id);
+          }
+          std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
+          while (rows->next()) users.push_back(ReadUser(*rows));
+        }
+        return users;
+      });
+}
+
+StatusOr<User> MysqlUserStore::Update(std::int64_t id, const UserPatch& patch,
+                                      std::int64_t now_ms) {
+  return WithConnection(pool_, Retry::kNo, [&](MysqlConnection& connection) -> StatusOr<User> {
+    Transaction transaction(connection);
+    sql::PreparedStatement& update = connection.Prepare(kUpdateSql);
+    if (patch.email.has_value()) {
+      update.setString(1, *patch.email);
+    } else {
+      update.setNull(1, sql::DataType::VARCHAR);
+    }
+    if (patch.full_name.has_value()) {
+      update.setString(2, *patch.full_name);
+    } else {
+      update.setNull(2, sql::DataType::VARCHAR);
+    }
+    update.setInt64(3, now_ms);
+    update.setInt64(4, id);
+    update.setInt64(5, patch.expected_version);
+    update.setInt64(6, patch.expected_version);
+    if (update.executeUpdate() == 0) {
+      sql::PreparedStatement& select = connection.Prepare(kSelectVersionSql);
+      select.setInt64(1, id);
+      std::unique_ptr<sql::ResultSet> row(select.executeQuery());
+      if (!row->next()) return Status::NotFound("user not found");
+      return Status::VersionMismatch("version mismatch: current version is " +
+                                     std::to_string(row->getInt64(1)));
+    }
+    std::optional<User> updated = SelectById(connection, id);
+    if (!updated.has_value()) return Status::Internal("updated row not found in its transaction");
+    transaction.Commit();
+    return std::move(*updated);
+  });
+}
+
+StatusOr<std::int64_t> MysqlUserStore::Delete(std::int64_t id) {
+  return WithConnection(pool_, Retry::kNo,
+                        [&](MysqlConnection& connection) -> StatusOr<std::int64_t> {
+                          sql::PreparedStatement& remove = connection.Prepare(kDeleteSql);
+                          remove.setInt64(1, id);
+                          std::unique_ptr<sql::ResultSet> row(remove.executeQuery());
+                          if (!row->next()) return Status::NotFound("user not found");
+                          return row->getInt64(1);
+                        });
+}
+
+StatusOr<std::vector<User>> MysqlUserStore::ListAfter(std::int64_t after_id, std::int32_t limit) {
+  if (limit <= 0) return std::vector<User>{};
+  return WithConnection(pool_, Retry::kOnStaleConnection,
+                        [&](MysqlConnection& connection) -> StatusOr<std::vector<User>> {
+                          sql::PreparedStatement& select = connection.Prepare(kListAfterSql);
+                          select.setInt64(1, after_id);
+                          select.setInt(2, limit);
+                          std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
+                          std::vector<User> users;
+                          users.reserve(rows->rowsCount());
+                          while (rows->next()) users.push_back(ReadUser(*rows));
+                          return users;
+                        });
+}
+
+Status MysqlUserStore::Ping() {
+  return WithConnection(pool_, Retry::kOnStaleConnection,
+                        [](MysqlConnection& connection) -> Status {
+                          sql::PreparedStatement& ping = connection.Prepare(kPingSql);
+                          std::unique_ptr<sql::ResultSet> row(ping.executeQuery());
+                          if (!row->next()) return Status::Internal("SELECT 1 returned no row");
+                          return Status::Ok();
+                        });
+}
+
+}  // namespace polycrud

@@ -1,0 +1,89 @@
+// OffloadingUserStore: a fiber's store call runs on a worker thread while the
+// fiber's thread goes on with its other fibers; other threads call through.
+#include "runtime/offloading_user_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "core/testing/memory_user_store.h"
+#include "runtime/fiber_scheduler.h"
+#include "runtime/io_wait.h"
+
+namespace polycrud::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+
+UserDraft Draft(const std::string& name) {
+  return {.username = name, .email = name + "@example.com", .full_name = "A " + name};
+}
+
+TEST(OffloadingUserStoreTest, AFibersCallRunsOnAWorkerWhileItsThreadRunsOtherFibers) {
+  testing::MemoryUserStore inner;
+  const User user = *inner.Insert(Draft("ada"), 1);
+  OffloadingUserStore store(inner, /*workers=*/2, /*max_queued=*/16);
+  std::atomic<bool> released{false};
+  std::thread::id read_on;
+  // The read blocks until another fiber of the same thread releases it: were
+  // it run on the fiber's thread, that fiber could never run.
+  inner.SetFindByIdHook([&](std::int64_t) {
+    read_on = std::this_thread::get_id();
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!released.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  StatusOr<std::optional<User>> found = Status::Internal("not run");
+  std::thread::id fiber_thread;
+  runtime::FiberScheduler scheduler;
+  scheduler.Spawn([&] {
+    fiber_thread = std::this_thread::get_id();
+    found = store.FindById(user.id);
+  });
+  scheduler.Spawn([&] {
+    runtime::SleepUntil(runtime::IoClock::now() + 20ms);
+    released.store(true);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  scheduler.Run();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s) << "the read blocked its thread";
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->username, "ada");
+  EXPECT_NE(read_on, fiber_thread);
+  EXPECT_EQ(store.offloaded(), 1u);
+}
+
+TEST(OffloadingUserStoreTest, OtherThreadsCallTheInnerStoreThemselves) {
+  testing::MemoryUserStore inner;
+  OffloadingUserStore store(inner, /*workers=*/2, /*max_queued=*/16);
+  std::thread::id read_on;
+  inner.SetFindByIdHook([&](std::int64_t) { read_on = std::this_thread::get_id(); });
+  const StatusOr<User> created = store.Insert(Draft("grace"), 1);
+  ASSERT_TRUE(created.ok());
+  ASSERT_TRUE(store.FindById(created->id).ok());
+  EXPECT_EQ(read_on, std::this_thread::get_id());
+  EXPECT_EQ(store.offloaded(), 0u);
+}
+
+TEST(OffloadingUserStoreTest, ErrorsOfTheInnerStoreReachTheFiberUnchanged) {
+  testing::MemoryUserStore inner;
+  OffloadingUserStore store(inner, /*workers=*/1, /*max_queued=*/16);
+  StatusOr<User> updated = User{};
+  Status ping;
+  runtime::FiberScheduler scheduler;
+  scheduler.Spawn([&] {
+    updated = store.Update(424242, UserPatch{.full_name = "x"}, 2);
+    ping = store.Ping();
+  });
+  scheduler.Run();
+  EXPECT_EQ(updated.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(ping.ok());
+  EXPECT_EQ(store.offloaded(), 2u);
+}
+
+}  // namespace
+}  // namespace polycrud::runtime

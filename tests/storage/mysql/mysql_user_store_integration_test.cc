@@ -1,0 +1,521 @@
+// MysqlUserStore and MysqlConnectionPool against a real MariaDB, reached
+// through the test stack's settings (POLYCRUD_TEST_MYSQL_*, see
+// tests/support/settings.h). Every test uses usernames unique to this run, so
+// reruns against the same database do not collide.
+#include <arpa/inet.h>
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "core/user.h"
+#include "storage/mysql/mysql_connection_pool.h"
+#include "storage/mysql/mysql_user_store.h"
+#include "tests/support/settings.h"
+
+namespace polycrud {
+namespace {
+
+constexpr std::int64_t kNowMs = 1'700'000'000'000;
+
+// The MariaDB of the test stack (tests/support/settings.h).
+std::optional<MysqlOptions> OptionsFromEnvironment() {
+  using testing::Setting;
+  MysqlOptions options;
+  options.host = Setting("POLYCRUD_TEST_MYSQL_HOST");
+  options.port = std::stoi(Setting("POLYCRUD_TEST_MYSQL_PORT"));
+  options.user = Setting("POLYCRUD_TEST_MYSQL_USER");
+  options.password = Setting("POLYCRUD_TEST_MYSQL_PASSWORD");
+  options.database = Setting("POLYCRUD_TEST_MYSQL_DATABASE");
+  options.pool_size = 16;
+  return options;
+}
+
+// A suffix unique to this process run: [a-z0-9], 10 characters.
+const std::string& RunSuffix() {
+  static const std::string suffix = [] {
+    std::random_device device;
+    std::mt19937_64 random(
+        (static_cast<std::uint64_t>(device()) << 32) ^ device() ^
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    std::string s;
+    for (int i = 0; i < 10; ++i) s += kAlphabet[random() % (sizeof(kAlphabet) - 1)];
+    return s;
+  }();
+  return suffix;
+}
+
+// A port on 127.0.0.1 nobody listens on (bound, then released).
+int UnusedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+class MysqlUserStoreIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::optional<MysqlOptions> options = OptionsFromEnvironment();
+    ASSERT_TRUE(options.has_value());
+    options_ = *options;
+    store_ = std::make_unique<MysqlUserStore>(options_);
+    const Status migrated = store_->Migrate();
+    ASSERT_TRUE(migrated.ok()) << migrated.ToString();
+  }
+
+  // A username unique to this run and call: "<tag>_<run suffix><n>".
+  std::string Username(const std::string& tag) {
+    static std::atomic<int> counter{0};
+    return tag + "_" + RunSuffix() + std::to_string(counter++);
+  }
+
+  UserDraft Draft(const std::string& tag, std::string full_name = "Test User") {
+    UserDraft draft;
+    draft.username = Username(tag);
+    draft.email = draft.username + "@example.com";
+    draft.full_name = std::move(full_name);
+    return draft;
+  }
+
+  User MustInsert(const UserDraft& draft) {
+    StatusOr<User> user = store_->Insert(draft, kNowMs);
+    EXPECT_TRUE(user.ok()) << user.status().ToString();
+    return user.ok() ? *user : User{};
+  }
+
+  MysqlOptions options_;
+  std::unique_ptr<MysqlUserStore> store_;
+};
+
+TEST_F(MysqlUserStoreIntegrationTest, MigrateIsIdempotent) {
+  const Status again = store_->Migrate();
+  ASSERT_TRUE(again.ok()) << again.ToString();
+
+  StatusOr<std::unique_ptr<MysqlConnection>> connection = MysqlConnection::Open(options_);
+  ASSERT_TRUE(connection.ok()) << connection.status().ToString();
+  sql::PreparedStatement& select =
+      (*connection)
+          ->Prepare(
+              "SELECT COUNT(*), COUNT(DISTINCT version), MIN(version) FROM schema_migrations");
+  std::unique_ptr<sql::ResultSet> row(select.executeQuery());
+  ASSERT_TRUE(row->next());
+  EXPECT_GE(row->getInt64(1), 1);
+  EXPECT_EQ(row->getInt64(1), row->getInt64(2)) << "a migration was recorded twice";
+  EXPECT_EQ(row->getInt64(3), 1);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, InsertAndFindRoundTripTrickyFullNamesByteExact) {
+  std::string longest;
+  for (int i = 0; i < 128; ++i) longest += (i % 2 == 0) ? "😀" : "é";
+  const std::vector<std::string> names = {
+      "Zoë Ünïcødé 😀🚀",
+      "José Ñúñez-García",
+      "O'Brien \"the quote\" `tick`",
+      "'; DROP TABLE users; --",
+      "Robert'); DELETE FROM users WHERE ('1'='1",
+      "back\\slash and 100% _wild_",
+      "李小龍 山田太郎 Дмитрий Παύλος",
+      "e\xCC\x81 (combining accent, not precomposed)",
+      longest,
+  };
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    const User inserted = MustInsert(Draft("rt", name));
+    EXPECT_GT(inserted.id, 0);
+    EXPECT_EQ(inserted.version, 1);
+    EXPECT_EQ(inserted.created_at_ms, kNowMs);
+    EXPECT_EQ(inserted.updated_at_ms, kNowMs);
+
+    StatusOr<std::optional<User>> found = store_->FindById(inserted.id);
+    ASSERT_TRUE(found.ok()) << found.status().ToString();
+    ASSERT_TRUE(found->has_value());
+    EXPECT_EQ(**found, inserted);
+    EXPECT_EQ((*found)->full_name, name);
+  }
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, InsertOfOverlongFullNameFailsInsteadOfTruncating) {
+  const std::string too_long(129, 'x');
+  StatusOr<User> user = store_->Insert(Draft("long", too_long), kNowMs);
+  ASSERT_FALSE(user.ok());
+  EXPECT_EQ(user.status().code(), StatusCode::kInternal);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, DuplicateUsernameIsConflict) {
+  const UserDraft first = Draft("dupu");
+  MustInsert(first);
+  UserDraft second = first;
+  second.email = "other." + first.email;
+
+  StatusOr<User> duplicate = store_->Insert(second, kNowMs);
+  ASSERT_FALSE(duplicate.ok());
+  EXPECT_EQ(duplicate.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(duplicate.status().conflict_kind(), ConflictKind::kDuplicate);
+  EXPECT_EQ(duplicate.status().message(), "username already exists");
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, DuplicateEmailDifferingOnlyInCaseIsConflict) {
+  const UserDraft first = Draft("dupe");
+  MustInsert(first);
+  UserDraft second = Draft("dupe");
+  second.email = first.email;
+  std::transform(second.email.begin(), second.email.end(), second.email.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+
+  StatusOr<User> duplicate = store_->Insert(second, kNowMs);
+  ASSERT_FALSE(duplicate.ok());
+  EXPECT_EQ(duplicate.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(duplicate.status().conflict_kind(), ConflictKind::kDuplicate);
+  EXPECT_EQ(duplicate.status().message(), "email already exists");
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, EmailsDifferingOnlyInAccentsAreDistinct) {
+  UserDraft plain = Draft("acc");
+  plain.email = plain.username + ".jose@example.com";
+  UserDraft accented = Draft("acc");
+  accented.email = plain.username + ".jos\xC3\xA9@example.com";
+  MustInsert(plain);
+  const User second = MustInsert(accented);
+  EXPECT_EQ(second.email, accented.email);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, UpdateWithMatchingExpectedVersionBumpsVersion) {
+  const User user = MustInsert(Draft("upd"));
+  UserPatch patch;
+  patch.full_name = "Renamed 😀";
+  patch.expected_version = 1;
+
+  StatusOr<User> updated = store_->Update(user.id, patch, kNowMs + 5);
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->version, 2);
+  EXPECT_EQ(updated->full_name, "Renamed 😀");
+  EXPECT_EQ(updated->email, user.email);  // unset field unchanged
+  EXPECT_EQ(updated->created_at_ms, kNowMs);
+  EXPECT_EQ(updated->updated_at_ms, kNowMs + 5);
+
+  StatusOr<std::optional<User>> found = store_->FindById(user.id);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(**found, *updated);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, UpdateWithStaleExpectedVersionIsVersionMismatch) {
+  const User user = MustInsert(Draft("stale"));
+  UserPatch patch;
+  patch.email = "changed." + user.email;
+  patch.expected_version = 7;
+
+  StatusOr<User> updated = store_->Update(user.id, patch, kNowMs + 5);
+  ASSERT_FALSE(updated.ok());
+  EXPECT_EQ(updated.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(updated.status().conflict_kind(), ConflictKind::kVersionMismatch);
+  EXPECT_EQ(updated.status().message(), "version mismatch: current version is 1");
+
+  StatusOr<std::optional<User>> found = store_->FindById(user.id);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(**found, user);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, UpdateOfMissingIdIsNotFound) {
+  UserPatch patch;
+  patch.full_name = "Nobody";
+  StatusOr<User> updated = store_->Update(std::int64_t{1} << 62, patch, kNowMs);
+  ASSERT_FALSE(updated.ok());
+  EXPECT_EQ(updated.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, UpdateToTakenEmailIsDuplicateAndChangesNothing) {
+  const User taken = MustInsert(Draft("take"));
+  const User user = MustInsert(Draft("take"));
+  UserPatch patch;
+  patch.email = taken.email;
+  patch.full_name = "Must Not Stick";
+
+  StatusOr<User> updated = store_->Update(user.id, patch, kNowMs + 5);
+  ASSERT_FALSE(updated.ok());
+  EXPECT_EQ(updated.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(updated.status().conflict_kind(), ConflictKind::kDuplicate);
+  EXPECT_EQ(updated.status().message(), "email already exists");
+
+  StatusOr<std::optional<User>> found = store_->FindById(user.id);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(**found, user);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, DeleteReturnsVersionThenNotFound) {
+  const User user = MustInsert(Draft("del"));
+  UserPatch patch;
+  patch.full_name = "Second Version";
+  ASSERT_TRUE(store_->Update(user.id, patch, kNowMs + 1).ok());
+
+  StatusOr<std::int64_t> deleted = store_->Delete(user.id);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(*deleted, 2);
+
+  StatusOr<std::optional<User>> found = store_->FindById(user.id);
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+
+  StatusOr<std::int64_t> again = store_->Delete(user.id);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, FindByIdsReturnsOnlyExistingUsers) {
+  const User a = MustInsert(Draft("many"));
+  const User b = MustInsert(Draft("many"));
+  const User c = MustInsert(Draft("many"));
+  const std::int64_t missing = std::int64_t{1} << 61;
+  const std::vector<std::int64_t> ids = {c.id, missing, a.id, b.id, a.id, missing + 1};
+
+  StatusOr<std::vector<User>> found = store_->FindByIds(ids);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  std::vector<User> users = *found;
+  std::sort(users.begin(), users.end(), [](const User& x, const User& y) { return x.id < y.id; });
+  EXPECT_EQ(users, (std::vector<User>{a, b, c}));
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, FindByIdsHandlesEveryBatchSize) {
+  const User user = MustInsert(Draft("batch"));
+  for (const std::size_t size :
+       {std::size_t{1}, std::size_t{3}, std::size_t{999}, std::size_t{1000}, std::size_t{2500}}) {
+    SCOPED_TRACE(size);
+    std::vector<std::int64_t> ids;
+    for (std::size_t i = 1; i < size; ++i) {
+      ids.push_back((std::int64_t{1} << 60) + static_cast<std::int64_t>(i));
+    }
+    ids.push_back(user.id);
+    StatusOr<std::vector<User>> found = store_->FindByIds(ids);
+    ASSERT_TRUE(found.ok()) << found.status().ToString();
+    ASSERT_EQ(found->size(), 1u);
+    EXPECT_EQ(found->front(), user);
+  }
+  StatusOr<std::vector<User>> none = store_->FindByIds({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, ListAfterPagesToTheEnd) {
+  std::vector<std::int64_t> mine;
+  for (int i = 0; i < 7; ++i) mine.push_back(MustInsert(Draft("page")).id);
+
+  std::vector<std::int64_t> seen;
+  std::int64_t after = mine.front() - 1;
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 100000) << "paging does not end";
+    StatusOr<std::vector<User>> page = store_->ListAfter(after, 3);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    ASSERT_LE(page->size(), 3u);
+    for (const User& user : *page) {
+      EXPECT_GT(user.id, after);
+      after = user.id;
+      seen.push_back(user.id);
+    }
+    if (page->size() < 3) break;
+  }
+  // Other writers may add rows in between; ours must all appear, in order.
+  EXPECT_TRUE(std::includes(seen.begin(), seen.end(), mine.begin(), mine.end()));
+
+  StatusOr<std::vector<User>> past_the_end = store_->ListAfter(std::int64_t{1} << 62, 10);
+  ASSERT_TRUE(past_the_end.ok());
+  EXPECT_TRUE(past_the_end->empty());
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, ConcurrentUnconditionalUpdatesAreAllApplied) {
+  const User user = MustInsert(Draft("race"));
+  constexpr int kThreads = 8;
+  constexpr int kUpdatesPerThread = 25;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kUpdatesPerThread; ++i) {
+        UserPatch patch;
+        patch.full_name = "writer " + std::to_string(t) + " update " + std::to_string(i);
+        patch.expected_version = 0;
+        if (!store_->Update(user.id, patch, kNowMs + i).ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  StatusOr<std::optional<User>> found = store_->FindById(user.id);
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->version, 1 + kThreads * kUpdatesPerThread);
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, PingSucceeds) {
+  const Status ping = store_->Ping();
+  EXPECT_TRUE(ping.ok()) << ping.ToString();
+}
+
+TEST(MysqlUserStoreUnreachableTest, EveryCallIsUnavailable) {
+  MysqlOptions options;
+  options.host = "127.0.0.1";
+  options.port = UnusedPort();
+  options.user = "nobody";
+  options.database = "nothing";
+  MysqlUserStore store(options);
+
+  const Status ping = store.Ping();
+  EXPECT_EQ(ping.code(), StatusCode::kUnavailable) << ping.ToString();
+  EXPECT_EQ(ping.message(), "database unavailable");
+  StatusOr<User> inserted = store.Insert(UserDraft{"abc", "abc@example.com", "A"}, kNowMs);
+  EXPECT_EQ(inserted.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store.Migrate().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store.pool().open_connections(), 0u);
+}
+
+class MysqlConnectionPoolIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::optional<MysqlOptions> options = OptionsFromEnvironment();
+    ASSERT_TRUE(options.has_value());
+    options_ = *options;
+  }
+
+  static std::int64_t ConnectionId(MysqlConnection& connection) {
+    std::unique_ptr<sql::ResultSet> row(
+        connection.Prepare("SELECT CONNECTION_ID()").executeQuery());
+    row->next();
+    return row->getInt64(1);
+  }
+
+  MysqlOptions options_;
+};
+
+TEST_F(MysqlConnectionPoolIntegrationTest, AcquireTimesOutWhenExhausted) {
+  options_.pool_size = 1;
+  options_.acquire_timeout_ms = 200;
+  MysqlConnectionPool pool(options_);
+  StatusOr<MysqlConnectionPool::Lease> held = pool.Acquire();
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+
+  const auto start = std::chrono::steady_clock::now();
+  StatusOr<MysqlConnectionPool::Lease> second = pool.Acquire();
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(second.status().message(), "database connection pool exhausted");
+  EXPECT_GE(waited, std::chrono::milliseconds(150));
+  EXPECT_EQ(pool.open_connections(), 1u);
+}
+
+TEST_F(MysqlConnectionPoolIntegrationTest, ReleasedConnectionIsReusedAndWakesWaiter) {
+  options_.pool_size = 1;
+  options_.acquire_timeout_ms = 5000;
+  MysqlConnectionPool pool(options_);
+  std::int64_t first_id = 0;
+  std::thread waiter;
+  {
+    StatusOr<MysqlConnectionPool::Lease> held = pool.Acquire();
+    ASSERT_TRUE(held.ok());
+    first_id = ConnectionId(**held);
+    waiter = std::thread([&] {
+      StatusOr<MysqlConnectionPool::Lease> next = pool.Acquire();
+      ASSERT_TRUE(next.ok()) << next.status().ToString();
+      EXPECT_TRUE((*next).reused());
+      EXPECT_EQ(ConnectionId(**next), first_id);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  waiter.join();
+  EXPECT_EQ(pool.open_connections(), 1u);
+}
+
+TEST_F(MysqlConnectionPoolIntegrationTest, KilledConnectionIsDiscardedNotReused) {
+  options_.pool_size = 1;
+  MysqlConnectionPool pool(options_);
+  std::int64_t killed_id = 0;
+  {
+    StatusOr<MysqlConnectionPool::Lease> lease = pool.Acquire();
+    ASSERT_TRUE(lease.ok());
+    killed_id = ConnectionId(**lease);
+  }
+  StatusOr<std::unique_ptr<MysqlConnection>> admin = MysqlConnection::Open(options_);
+  ASSERT_TRUE(admin.ok());
+  (*admin)->Execute("KILL CONNECTION " + std::to_string(killed_id));
+
+  {
+    StatusOr<MysqlConnectionPool::Lease> lease = pool.Acquire();
+    ASSERT_TRUE(lease.ok());
+    ASSERT_TRUE((*lease).reused());
+    try {
+      ConnectionId(**lease);
+      ADD_FAILURE() << "a killed connection answered";
+    } catch (const sql::SQLException&) {
+      (*lease)->MarkBroken();
+    }
+  }
+  EXPECT_EQ(pool.open_connections(), 0u);
+
+  StatusOr<MysqlConnectionPool::Lease> fresh = pool.Acquire();
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE((*fresh).reused());
+  EXPECT_NE(ConnectionId(**fresh), killed_id);
+}
+
+TEST_F(MysqlConnectionPoolIntegrationTest, StoreReadRetriesOnceOnAStaleConnection) {
+  StatusOr<std::unique_ptr<MysqlConnection>> admin = MysqlConnection::Open(options_);
+  ASSERT_TRUE(admin.ok());
+  sql::PreparedStatement& sessions = (*admin)->Prepare(
+      "SELECT id FROM information_schema.PROCESSLIST WHERE user = ? AND id <> CONNECTION_ID()");
+  sessions.setString(1, options_.user);
+  auto session_ids = [&] {
+    std::set<std::int64_t> ids;
+    std::unique_ptr<sql::ResultSet> rows(sessions.executeQuery());
+    while (rows->next()) ids.insert(rows->getInt64(1));
+    return ids;
+  };
+
+  // The store's one connection is the only session that appears across its
+  // first Ping; other test processes may share the server, so retry until
+  // that is unambiguous rather than kill a session that is not ours.
+  options_.pool_size = 1;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const std::set<std::int64_t> before = session_ids();
+    MysqlUserStore store(options_);
+    ASSERT_TRUE(store.Ping().ok());
+    std::vector<std::int64_t> appeared;
+    for (const std::int64_t id : session_ids()) {
+      if (!before.contains(id)) appeared.push_back(id);
+    }
+    if (appeared.size() != 1) continue;
+
+    (*admin)->Execute("KILL CONNECTION " + std::to_string(appeared.front()));
+    const Status ping = store.Ping();
+    EXPECT_TRUE(ping.ok()) << ping.ToString();
+    EXPECT_EQ(store.pool().open_connections(), 1u);
+    return;
+  }
+  FAIL() << "could not single out the store's connection among the server's sessions";
+}
+
+}  // namespace
+}  // namespace polycrud

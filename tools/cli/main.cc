@@ -1,0 +1,364 @@
+// polycrud-cli: a small Thrift client for humans. It finds the local stack's
+// endpoint and admin token in .polycrud/ (or takes them from flags and the
+// environment), prints users as a table or as JSON, and prints errors as one
+// line with a non-zero exit code.
+#include <thrift/TApplicationException.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TSocket.h>
+#include <thrift/transport/TTransportException.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "UserService.h"
+#include "transport/thrift/framed_transport.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace gen = ::polycrud::thrift;
+using ::apache::thrift::TApplicationException;
+using ::apache::thrift::protocol::TBinaryProtocol;
+using ::apache::thrift::protocol::TCompactProtocol;
+using ::apache::thrift::protocol::TProtocol;
+using ::apache::thrift::transport::TFramedTransport;
+using ::apache::thrift::transport::TSocket;
+using ::apache::thrift::transport::TTransportException;
+
+// Exit codes: 0 ok, 1 the server answered with an error, 2 usage, 3 no connection.
+constexpr int kExitServerError = 1;
+constexpr int kExitUnreachable = 3;
+
+struct Options {
+  std::string stack_dir;
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string token;
+  std::string protocol = "binary";
+  int timeout_ms = 5000;
+  bool json = false;
+};
+
+// The nearest .polycrud/ folder from the working directory upwards.
+std::optional<fs::path> FindStackDir() {
+  std::error_code ec;
+  for (fs::path dir = fs::current_path(ec); !dir.empty(); dir = dir.parent_path()) {
+    if (fs::is_directory(dir / ".polycrud", ec)) return dir / ".polycrud";
+    if (dir == dir.parent_path()) break;
+  }
+  return std::nullopt;
+}
+
+std::map<std::string, std::string> ReadEnvFile(const fs::path& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find('=');
+    if (eq == std::string::npos || line.starts_with('#')) continue;
+    out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+std::string ReadFirstLine(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// Fills port and token from the stack folder where the flags and the
+// environment left them unset.
+void ResolveDefaults(Options& o) {
+  std::optional<fs::path> dir =
+      o.stack_dir.empty() ? FindStackDir() : std::optional<fs::path>(o.stack_dir);
+  if (dir) {
+    if (o.port == 0) {
+      auto env = ReadEnvFile(*dir / "endpoints.env");
+      if (auto it = env.find("THRIFT_PORT"); it != env.end())
+        o.port = std::atoi(it->second.c_str());
+    }
+    if (o.token.empty()) o.token = ReadFirstLine(*dir / "admin-token");
+  }
+  if (o.port == 0) o.port = 9090;
+}
+
+nlohmann::json ToJson(const gen::User& u) {
+  return {{"id", u.id},
+          {"username", u.username},
+          {"email", u.email},
+          {"full_name", u.full_name},
+          {"version", u.version},
+          {"created_at_ms", u.created_at_ms},
+          {"updated_at_ms", u.updated_at_ms}};
+}
+
+// Display width of a UTF-8 string, counting code points (good enough for a
+// terminal table of names).
+std::size_t Width(const std::string& s) {
+  std::size_t n = 0;
+  for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+void PrintTable(const std::vector<gen::User>& users) {
+  if (users.empty()) {
+    std::cout << "(no users)\n";
+    return;
+  }
+  const std::vector<std::string> header = {"id", "username", "email", "full_name", "version"};
+  std::vector<std::vector<std::string>> rows;
+  for (const gen::User& u : users) {
+    rows.push_back(
+        {std::to_string(u.id), u.username, u.email, u.full_name, std::to_string(u.version)});
+  }
+  std::vector<std::size_t> widths(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    widths[i] = Width(header[i]);
+    for (const auto& row : rows) widths[i] = std::max(widths[i], Width(row[i]));
+  }
+  auto print_row = [&](const std::vector<std::string>& row) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      std::cout << row[i];
+      if (i + 1 < row.size()) std::cout << std::string(widths[i] - Width(row[i]) + 2, ' ');
+    }
+    std::cout << '\n';
+  };
+  print_row(header);
+  for (const auto& row : rows) print_row(row);
+}
+
+void PrintUsers(const Options& o, const std::vector<gen::User>& users) {
+  if (o.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& u : users) arr.push_back(ToJson(u));
+    std::cout << arr.dump(2) << '\n';
+  } else {
+    PrintTable(users);
+  }
+}
+
+void PrintUser(const Options& o, const gen::User& u) {
+  if (o.json) {
+    std::cout << ToJson(u).dump(2) << '\n';
+  } else {
+    PrintTable({u});
+  }
+}
+
+class Connection {
+ public:
+  explicit Connection(const Options& o) {
+    auto socket = std::make_shared<TSocket>(o.host, o.port);
+    socket->setConnTimeout(o.timeout_ms);
+    socket->setRecvTimeout(o.timeout_ms);
+    socket->setSendTimeout(o.timeout_ms);
+    transport_ = polycrud::thrift_transport::MakeFramedTransport(socket);
+    std::shared_ptr<TProtocol> protocol;
+    if (o.protocol == "compact") {
+      protocol = std::make_shared<TCompactProtocol>(transport_);
+    } else {
+      protocol = std::make_shared<TBinaryProtocol>(transport_);
+    }
+    client_ = std::make_unique<gen::UserServiceClient>(protocol);
+    transport_->open();
+  }
+  ~Connection() {
+    try {
+      transport_->close();
+    } catch (...) {  // closing a broken connection: nothing left to do
+    }
+  }
+  gen::UserServiceClient& client() { return *client_; }
+
+ private:
+  std::shared_ptr<TFramedTransport> transport_;
+  std::unique_ptr<gen::UserServiceClient> client_;
+};
+
+// Runs `fn` against the server and turns every failure into one line.
+template <typename Fn>
+int Run(const Options& o, Fn&& fn) {
+  try {
+    Connection conn(o);
+    fn(conn.client());
+    return 0;
+  } catch (const gen::InvalidArgument& e) {
+    std::cerr << "error: INVALID_ARGUMENT: " << e.message
+              << (e.field.empty() ? "" : " (field " + e.field + ")") << '\n';
+  } catch (const gen::Unauthenticated& e) {
+    std::cerr << "error: UNAUTHENTICATED: " << e.message << '\n';
+  } catch (const gen::PermissionDenied& e) {
+    std::cerr << "error: PERMISSION_DENIED: " << e.message << '\n';
+  } catch (const gen::NotFound& e) {
+    std::cerr << "error: NOT_FOUND: " << e.message << '\n';
+  } catch (const gen::Conflict& e) {
+    std::cerr << "error: CONFLICT: " << e.message << '\n';
+  } catch (const gen::Unavailable& e) {
+    std::cerr << "error: UNAVAILABLE: " << e.message << " (retry after " << e.retry_after_ms
+              << " ms)\n";
+  } catch (const TApplicationException& e) {
+    std::cerr << "error: INTERNAL: " << e.what() << '\n';
+  } catch (const TTransportException& e) {
+    std::cerr << "error: cannot talk to " << o.host << ':' << o.port << ": " << e.what() << '\n';
+    return kExitUnreachable;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << '\n';
+  }
+  return kExitServerError;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "polycrud-cli: create, read, update, delete and list polycrud users over Thrift.\n"
+      "By default it talks to the local stack of ./polycrud up (endpoint and admin token\n"
+      "from the nearest .polycrud/ folder).\n"
+      "Exit codes: 0 ok, 1 the server answered with an error, 2 usage error, 3 unreachable."};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the subcommand
+  Options o;
+  app.add_option("--stack-dir", o.stack_dir, "Folder with endpoints.env and admin-token")
+      ->envname("POLYCRUD_STACK_DIR");
+  app.add_option("--host", o.host, "Server host")->envname("POLYCRUD_HOST")->capture_default_str();
+  app.add_option("--port", o.port, "Thrift port (default: THRIFT_PORT of endpoints.env, or 9090)")
+      ->envname("POLYCRUD_THRIFT_PORT");
+  app.add_option("--token", o.token, "Bearer token (default: the stack's admin-token)")
+      ->envname("POLYCRUD_TOKEN");
+  app.add_option("--protocol", o.protocol, "Thrift protocol")
+      ->check(CLI::IsMember({"binary", "compact"}))
+      ->capture_default_str();
+  app.add_option("--timeout-ms", o.timeout_ms, "Connect/read/write timeout")->capture_default_str();
+  app.add_flag("--json", o.json, "Print JSON instead of a table");
+
+  std::function<int()> action;
+
+  auto* ping = app.add_subcommand("ping", "Ask the server for its name and version");
+  ping->callback([&] {
+    action = [&] {
+      return Run(o, [&](gen::UserServiceClient& c) {
+        std::string out;
+        c.ping(out);
+        std::cout << (o.json ? nlohmann::json{{"server", out}}.dump() : out) << '\n';
+      });
+    };
+  });
+
+  std::int64_t id = 0;
+  auto* get = app.add_subcommand("get", "Show one user");
+  get->add_option("id", id, "User id")->required();
+  get->callback([&] {
+    action = [&] {
+      return Run(o, [&](gen::UserServiceClient& c) {
+        gen::User u;
+        c.getUser(u, o.token, id);
+        PrintUser(o, u);
+      });
+    };
+  });
+
+  std::vector<std::int64_t> ids;
+  auto* batch = app.add_subcommand("batch-get", "Show several users (1-1000 ids)");
+  batch->add_option("ids", ids, "User ids")->required();
+  batch->callback([&] {
+    action = [&] {
+      return Run(o, [&](gen::UserServiceClient& c) {
+        std::vector<gen::User> users;
+        c.batchGetUsers(users, o.token, ids);
+        PrintUsers(o, users);
+      });
+    };
+  });
+
+  gen::UserDraft draft;
+  auto* create = app.add_subcommand("create", "Create a user");
+  create->add_option("--username", draft.username, "3-32 of a-z 0-9 _ . -")->required();
+  create->add_option("--email", draft.email, "E-mail address")->required();
+  create->add_option("--full-name", draft.full_name, "1-128 characters")->required();
+  create->callback([&] {
+    action = [&] {
+      return Run(o, [&](gen::UserServiceClient& c) {
+        gen::User u;
+        c.createUser(u, o.token, draft);
+        PrintUser(o, u);
+      });
+    };
+  });
+
+  std::optional<std::string> new_email;
+  std::optional<std::string> new_full_name;
+  std::int64_t expected_version = 0;
+  auto* update = app.add_subcommand("update", "Change a user's email and/or full name");
+  update->add_option("id", id, "User id")->required();
+  update->add_option("--email", new_email, "New e-mail address");
+  update->add_option("--full-name", new_full_name, "New full name");
+  update->add_option("--expected-version", expected_version,
+                     "Fail with CONFLICT unless the user is at this version (0: any)");
+  update->callback([&] {
+    action = [&] {
+      return Run(o, [&](gen::UserServiceClient& c) {
+        gen::UserPatch patch;
+        if (new_email) patch.__set_email(*new_email);
+        if (new_full_name) patch.__set_full_name(*new_full_name);
+        patch.expected_version = expected_version;
+        gen::User u;
+        c.updateUser(u, o.token, id, patch);
+        PrintUser(o, u);
+      });
+    };
+  });
+
+  auto* del = app.add_subcommand("delete", "Delete a user");
+  del->add_option("id", id, "User id")->required();
+  del->callback([&] {
+    action = [&] {
+      return Run(o, [&](gen::UserServiceClient& c) {
+        c.deleteUser(o.token, id);
+        std::cout << (o.json ? nlohmann::json{{"deleted", id}}.dump()
+                             : "deleted " + std::to_string(id))
+                  << '\n';
+      });
+    };
+  });
+
+  std::int64_t after_id = 0;
+  std::int32_t limit = 0;
+  auto* list = app.add_subcommand("list", "List users in id order (keyset pagination)");
+  list->add_option("--after-id", after_id, "Start after this id (0: from the start)");
+  list->add_option("--limit", limit, "Page size 1-1000 (default 100)");
+  list->callback([&] {
+    action = [&] {
+      return Run(o, [&](gen::UserServiceClient& c) {
+        gen::UserPage page;
+        c.listUsers(page, o.token, after_id, limit);
+        if (o.json) {
+          nlohmann::json arr = nlohmann::json::array();
+          for (const auto& u : page.users) arr.push_back(ToJson(u));
+          std::cout << nlohmann::json{{"users", arr}, {"next_after_id", page.next_after_id}}.dump(2)
+                    << '\n';
+        } else {
+          PrintTable(page.users);
+          if (page.next_after_id != 0) {
+            std::cout << "next page: --after-id " << page.next_after_id << '\n';
+          }
+        }
+      });
+    };
+  });
+
+  CLI11_PARSE(app, argc, argv);
+  ResolveDefaults(o);
+  return action ? action() : 2;
+}

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
+#include <utility>
 
 #include "core/ports.h"
 
@@ -53,6 +55,33 @@ class ConcurrencyLimiter {
   }
   void Release() { in_use_.fetch_sub(1, std::memory_order_release); }
   int in_use() const { return in_use_.load(std::memory_order_relaxed); }
+
+  // One place of the limiter, held until destroyed: a bypassing read holds
+  // it for exactly as long as it uses the store, on every path out.
+  class [[nodiscard]] Slot {
+   public:
+    // Holds a place `limiter` already gave (TryAcquire returned true).
+    explicit Slot(ConcurrencyLimiter& limiter) : limiter_(&limiter) {}
+    Slot(Slot&& other) noexcept : limiter_(std::exchange(other.limiter_, nullptr)) {}
+    Slot& operator=(Slot&& other) noexcept {
+      if (this != &other) {
+        if (limiter_ != nullptr) limiter_->Release();
+        limiter_ = std::exchange(other.limiter_, nullptr);
+      }
+      return *this;
+    }
+    ~Slot() {
+      if (limiter_ != nullptr) limiter_->Release();
+    }
+
+   private:
+    ConcurrencyLimiter* limiter_;
+  };
+  // A held place, or nothing when all `limit` are taken. Never waits.
+  std::optional<Slot> TryTake() {
+    if (!TryAcquire()) return std::nullopt;
+    return std::optional<Slot>(std::in_place, *this);
+  }
 
  private:
   const int limit_;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -112,6 +113,22 @@ TEST(ConcurrencyLimiterTest, NeverExceedsTheLimitUnderContention) {
   for (std::jthread& t : threads) t.join();
   EXPECT_LE(max_holders.load(), 3);
   EXPECT_GE(max_holders.load(), 1);
+  EXPECT_EQ(limiter.in_use(), 0);
+}
+
+TEST(ConcurrencyLimiterTest, SlotHoldsItsPlaceUntilDestroyedOrMoved) {
+  ConcurrencyLimiter limiter(1);
+  {
+    std::optional<ConcurrencyLimiter::Slot> slot = limiter.TryTake();
+    ASSERT_TRUE(slot.has_value());
+    EXPECT_EQ(limiter.in_use(), 1);
+    EXPECT_FALSE(limiter.TryTake().has_value());
+    std::optional<ConcurrencyLimiter::Slot> moved = std::move(slot);
+    slot.reset();  // a moved-from slot releases nothing
+    EXPECT_EQ(limiter.in_use(), 1);
+  }
+  EXPECT_EQ(limiter.in_use(), 0);
+  EXPECT_TRUE(limiter.TryTake().has_value());
   EXPECT_EQ(limiter.in_use(), 0);
 }
 

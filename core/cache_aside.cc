@@ -1,0 +1,183 @@
+#include "core/cache_aside.h"
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace polycrud {
+namespace {
+
+Status NotFound(std::int64_t id) {
+  return Status::NotFound("user " + std::to_string(id) + " not found");
+}
+
+}  // namespace
+
+CacheAside::CacheAside(UserStore& store, UserCache& cache, CacheHealth& health,
+                       CacheRepairer& repairer, int fallback_read_concurrency,
+                       std::int64_t retry_after_ms)
+    : store_(store),
+      cache_(cache),
+      health_(health),
+      repairer_(repairer),
+      retry_after_ms_(retry_after_ms),
+      fallback_limit_(fallback_read_concurrency) {}
+
+Status CacheAside::Overloaded() const {
+  CacheHealth::Count(health_.stats().overload_rejections);
+  return Status::ResourceExhausted("overloaded: the cache is unavailable, retry later",
+                                   retry_after_ms_);
+}
+
+StatusOr<User> CacheAside::Read(std::int64_t id) {
+  CacheStats& stats = health_.stats();
+  if (repairer_.IsPending(id) || !health_.Allow()) return ReadBypassingCache(id);
+  StatusOr<CacheEntry> entry = cache_.Get(id);
+  if (!entry.ok()) {
+    health_.Failed(entry.status());
+    return ReadBypassingCache(id);
+  }
+  health_.Succeeded();
+  switch (entry->kind) {
+    case CacheEntry::Kind::kUser:
+      CacheHealth::Count(stats.hits);
+      return std::move(entry->user);
+    case CacheEntry::Kind::kAbsent:
+      CacheHealth::Count(stats.negative_hits);
+      return NotFound(id);
+    case CacheEntry::Kind::kMiss:
+      break;
+  }
+  CacheHealth::Count(stats.misses);
+  bool shared = false;
+  LoadResult loaded = flights_.Do(
+      id, [&] { return LoadAndFill(id); }, &shared);
+  if (shared) CacheHealth::Count(stats.coalesced_misses);
+  if (!loaded.ok()) return loaded.status();
+  if (!loaded->has_value()) return NotFound(id);
+  return **loaded;
+}
+
+CacheAside::LoadResult CacheAside::LoadAndFill(std::int64_t id) {
+  LoadResult row = store_.FindById(id);
+  if (!row.ok()) return row;
+  StatusOr<bool> stored = row->has_value() ? cache_.PutIfNewer(**row) : cache_.PutAbsent(id);
+  if (!stored.ok()) {
+    health_.Failed(stored.status());
+  } else if (*stored) {
+    CacheHealth::Count(health_.stats().fills);
+  } else if (row->has_value()) {
+    // A newer version or tombstone is already there: ours lost the race.
+    CacheHealth::Count(health_.stats().refused_stale_fills);
+  }
+  return row;
+}
+
+StatusOr<User> CacheAside::ReadBypassingCache(std::int64_t id) {
+  CacheHealth::Count(health_.stats().bypassed_reads);
+  std::optional<ConcurrencyLimiter::Slot> slot = fallback_limit_.TryTake();
+  if (!slot) return Overloaded();
+  LoadResult row = store_.FindById(id);
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) return NotFound(id);
+  return **row;
+}
+
+StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> ids) {
+  CacheStats& stats = health_.stats();
+  std::unordered_map<std::int64_t, User> found;
+  std::vector<std::int64_t> to_load;
+  bool cache_ok = health_.Allow();
+  if (cache_ok) {
+    // Pending ids must be noted before the cache is read, as Read does: a
+    // repair finishing between the read and the check would make the value
+    // read before it (stale) look current.
+    std::vector<bool> pending(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) pending[i] = repairer_.IsPending(ids[i]);
+    StatusOr<std::vector<CacheEntry>> entries = cache_.MultiGet(ids);
+    if (!entries.ok()) {
+      health_.Failed(entries.status());
+      cache_ok = false;
+    } else {
+      health_.Succeeded();
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        CacheEntry& e = (*entries)[i];
+        if (pending[i] || repairer_.IsPending(ids[i])) e.kind = CacheEntry::Kind::kMiss;
+        switch (e.kind) {
+          case CacheEntry::Kind::kUser:
+            CacheHealth::Count(stats.hits);
+            found.emplace(ids[i], std::move(e.user));
+            break;
+          case CacheEntry::Kind::kAbsent:
+            CacheHealth::Count(stats.negative_hits);
+            break;
+          case CacheEntry::Kind::kMiss:
+            CacheHealth::Count(stats.misses);
+            to_load.push_back(ids[i]);
+            break;
+        }
+      }
+    }
+  }
+  std::optional<ConcurrencyLimiter::Slot> slot;
+  if (!cache_ok) {
+    to_load.assign(ids.begin(), ids.end());
+    CacheHealth::Count(stats.bypassed_reads);
+    slot = fallback_limit_.TryTake();
+    if (!slot) return Overloaded();
+  }
+
+  std::sort(to_load.begin(), to_load.end());
+  to_load.erase(std::unique(to_load.begin(), to_load.end()), to_load.end());
+  if (!to_load.empty()) {
+    StatusOr<std::vector<User>> rows = store_.FindByIds(to_load);
+    slot.reset();
+    if (!rows.ok()) return rows.status();
+    if (cache_ok) {
+      // Ids whose invalidation is pending must not be filled from here.
+      std::vector<User> fills;
+      fills.reserve(rows->size());
+      for (const User& row : *rows) {
+        if (!repairer_.IsPending(row.id)) fills.push_back(row);
+      }
+      if (!fills.empty()) {
+        StatusOr<std::size_t> refused = cache_.PutManyIfNewer(fills);
+        if (!refused.ok()) {
+          health_.Failed(refused.status());
+        } else {
+          CacheHealth::Count(stats.fills, fills.size() - *refused);
+          CacheHealth::Count(stats.refused_stale_fills, *refused);
+        }
+      }
+    }
+    for (User& row : *rows) {
+      const std::int64_t id = row.id;
+      found.emplace(id, std::move(row));
+    }
+  }
+
+  std::vector<User> out;
+  out.reserve(ids.size());
+  for (const std::int64_t id : ids) {
+    if (auto it = found.find(id); it != found.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+void CacheAside::AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version) {
+  if (!health_.Allow()) {
+    repairer_.MarkPending(id, deleted_version);
+    return;
+  }
+  const Status status = user != nullptr ? cache_.PutIfNewer(*user).status()
+                                        : cache_.PutTombstone(id, deleted_version);
+  if (!status.ok()) {
+    health_.Failed(status);
+    repairer_.MarkPending(id, deleted_version);
+    return;
+  }
+  health_.Succeeded();
+}
+
+}  // namespace polycrud

@@ -1,0 +1,59 @@
+// CacheAside: the cache-aside protocol of docs/cache-protocol.md over one
+// UserStore and one UserCache. Reads go cache-first; a miss loads the row
+// once per id however many callers miss it together (single-flight) and
+// fills the cache with a conditional, versioned write. While the cache's
+// breaker is open, or while an id waits for its repair, reads bypass the
+// cache, at most `fallback_read_concurrency` at once (the excess gets
+// kResourceExhausted). After a committed write the entry is replaced (or
+// tombstoned); if that fails the id goes to the CacheRepairer. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "core/cache_health.h"
+#include "core/cache_repairer.h"
+#include "core/ports.h"
+#include "core/resilience.h"
+#include "core/single_flight.h"
+#include "core/status.h"
+#include "core/user.h"
+
+namespace polycrud {
+
+class CacheAside {
+ public:
+  // All references must outlive this object.
+  CacheAside(UserStore& store, UserCache& cache, CacheHealth& health, CacheRepairer& repairer,
+             int fallback_read_concurrency, std::int64_t retry_after_ms);
+
+  // The user `id`, or kNotFound; kUnavailable or kResourceExhausted when
+  // neither the cache nor the store can answer.
+  StatusOr<User> Read(std::int64_t id);
+  // The users found, in request order (duplicates repeated), missing ids
+  // left out; one cache round trip and at most one store query.
+  StatusOr<std::vector<User>> ReadMany(std::span<const std::int64_t> ids);
+  // After a write committed: replaces the entry with `user`, or (`user` null)
+  // writes a tombstone of `deleted_version`; on failure the id is repaired.
+  void AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version);
+
+ private:
+  using LoadResult = StatusOr<std::optional<User>>;
+
+  // Store read when the cache must not be used, behind the concurrency limit.
+  StatusOr<User> ReadBypassingCache(std::int64_t id);
+  LoadResult LoadAndFill(std::int64_t id);
+  Status Overloaded() const;
+
+  UserStore& store_;
+  UserCache& cache_;
+  CacheHealth& health_;
+  CacheRepairer& repairer_;
+  const std::int64_t retry_after_ms_;
+  ConcurrencyLimiter fallback_limit_;
+  SingleFlight<std::int64_t, LoadResult> flights_;
+};
+
+}  // namespace polycrud

@@ -1,0 +1,59 @@
+// CacheHealth: what the process knows of its cache's health, shared by every
+// path that talks to the cache (reads, writes' cache updates, repairs): the
+// circuit breaker around it and the cache protocol's counters. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/ports.h"
+#include "core/resilience.h"
+#include "core/status.h"
+
+namespace polycrud {
+
+// Counters of the cache protocol, readable at any time.
+struct CacheStats {
+  std::atomic<std::uint64_t> hits{0};
+  std::atomic<std::uint64_t> negative_hits{0};
+  std::atomic<std::uint64_t> misses{0};
+  std::atomic<std::uint64_t> fills{0};
+  std::atomic<std::uint64_t> refused_stale_fills{0};
+  std::atomic<std::uint64_t> coalesced_misses{0};
+  std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::uint64_t> bypassed_reads{0};
+  std::atomic<std::uint64_t> overload_rejections{0};
+  std::atomic<std::uint64_t> repairs{0};
+  std::atomic<std::uint64_t> repairs_dropped{0};  // pending set full: heals by TTL
+};
+
+class CacheHealth {
+ public:
+  // The breaker opens after `failure_threshold` consecutive failures and
+  // stays open `open_ms` (read from `clock`) before one probe.
+  CacheHealth(const Clock& clock, int failure_threshold, std::int64_t open_ms)
+      : breaker_(clock, failure_threshold, open_ms) {}
+
+  // True if the cache may be used now (the breaker is closed, or this call
+  // is its half-open probe).
+  bool Allow() { return breaker_.Allow(); }
+  // A cache call answered.
+  void Succeeded() { breaker_.RecordSuccess(); }
+  // A cache call failed: counted, and one step toward opening the breaker.
+  void Failed(const Status& status);
+
+  CacheStats& stats() { return stats_; }
+  const CacheStats& stats() const { return stats_; }
+  CircuitBreaker::State breaker_state() const { return breaker_.state(); }
+
+  // Adds one to `counter` (relaxed: counters need no ordering).
+  static void Count(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) {
+    counter.fetch_add(n, std::memory_order_relaxed);
+  }
+
+ private:
+  CircuitBreaker breaker_;
+  CacheStats stats_;
+};
+
+}  // namespace polycrud

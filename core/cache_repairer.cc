@@ -1,0 +1,95 @@
+#include "core/cache_repairer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace polycrud {
+
+CacheRepairer::CacheRepairer(UserStore& store, UserCache& cache, CacheHealth& health,
+                             CacheRepairerOptions options)
+    : store_(store), cache_(cache), health_(health), options_(options) {
+  if (options_.interval_ms > 0) thread_ = std::thread([this] { RepairLoop(); });
+}
+
+CacheRepairer::~CacheRepairer() {
+  {
+    std::lock_guard lock(loop_mu_);
+    stop_ = true;
+  }
+  loop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void CacheRepairer::MarkPending(std::int64_t id, std::int64_t deleted_version) {
+  std::lock_guard lock(pending_mu_);
+  if (pending_.size() >= options_.max_pending && !pending_.contains(id)) {
+    CacheHealth::Count(health_.stats().repairs_dropped);
+    return;
+  }
+  PendingRepair& repair = pending_[id];
+  repair.deleted_version = std::max(repair.deleted_version, deleted_version);
+  repair.generation = ++generation_;
+  pending_count_.store(pending_.size(), std::memory_order_release);
+}
+
+bool CacheRepairer::IsPending(std::int64_t id) {
+  if (pending_count_.load(std::memory_order_acquire) == 0) return false;
+  std::lock_guard lock(pending_mu_);
+  return pending_.contains(id);
+}
+
+void CacheRepairer::RepairLoop() {
+  std::unique_lock lock(loop_mu_);
+  while (!stop_) {
+    loop_cv_.wait_for(lock, std::chrono::milliseconds(options_.interval_ms));
+    if (stop_) break;
+    if (pending() == 0) continue;
+    lock.unlock();
+    RepairPending();
+    lock.lock();
+  }
+}
+
+void CacheRepairer::RepairPending() {
+  std::vector<std::pair<std::int64_t, PendingRepair>> batch;
+  {
+    std::lock_guard lock(pending_mu_);
+    for (const auto& entry : pending_) {
+      batch.push_back(entry);
+      if (batch.size() == options_.batch) break;
+    }
+  }
+  for (const auto& [id, repair] : batch) {
+    // Writing the row's current version (rather than deleting the key) makes
+    // any stale fill still in flight lose against it.
+    StatusOr<std::optional<User>> row = store_.FindById(id);
+    if (!row.ok()) return;  // the store is down: try again next round
+    if (!health_.Allow()) return;
+    Status status;
+    if (row->has_value()) {
+      status = cache_.PutIfNewer(**row).status();
+    } else {
+      const std::int64_t version = repair.deleted_version > 0
+                                       ? repair.deleted_version
+                                       : std::numeric_limits<std::int64_t>::max() - 1;
+      status = cache_.PutTombstone(id, version);
+    }
+    if (!status.ok()) {
+      health_.Failed(status);
+      return;
+    }
+    health_.Succeeded();
+    CacheHealth::Count(health_.stats().repairs);
+    std::lock_guard lock(pending_mu_);
+    // A write that failed again meanwhile bumped the generation: keep it.
+    auto it = pending_.find(id);
+    if (it != pending_.end() && it->second.generation == repair.generation) pending_.erase(it);
+    pending_count_.store(pending_.size(), std::memory_order_release);
+  }
+}
+
+}  // namespace polycrud

@@ -15,14 +15,12 @@ Status NotFound(std::int64_t id) {
 }  // namespace
 
 CacheAside::CacheAside(UserStore& store, UserCache& cache, CacheHealth& health,
-                       CacheRepairer& repairer, int fallback_read_concurrency,
-                       std::int64_t retry_after_ms)
+                       CacheRepairer& repairer, std::int64_t retry_after_ms)
     : store_(store),
       cache_(cache),
       health_(health),
       repairer_(repairer),
-      retry_after_ms_(retry_after_ms),
-      fallback_limit_(fallback_read_concurrency) {}
+      retry_after_ms_(retry_after_ms) {}
 
 Status CacheAside::Overloaded() const {
   CacheHealth::Count(health_.stats().overload_rejections);
@@ -76,7 +74,7 @@ CacheAside::LoadResult CacheAside::LoadAndFill(std::int64_t id) {
 
 StatusOr<User> CacheAside::ReadBypassingCache(std::int64_t id) {
   CacheHealth::Count(health_.stats().bypassed_reads);
-  std::optional<ConcurrencyLimiter::Slot> slot = fallback_limit_.TryTake();
+  std::optional<ConcurrencyLimiter::Slot> slot = health_.fallback_limit().TryTake();
   if (!slot) return Overloaded();
   LoadResult row = store_.FindById(id);
   if (!row.ok()) return row.status();
@@ -124,7 +122,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
   if (!cache_ok) {
     to_load.assign(ids.begin(), ids.end());
     CacheHealth::Count(stats.bypassed_reads);
-    slot = fallback_limit_.TryTake();
+    slot = health_.fallback_limit().TryTake();
     if (!slot) return Overloaded();
   }
 

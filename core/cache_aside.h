@@ -3,7 +3,7 @@
 // once per id however many callers miss it together (single-flight) and
 // fills the cache with a conditional, versioned write. While the cache's
 // breaker is open, or while an id waits for its repair, reads bypass the
-// cache, at most `fallback_read_concurrency` at once (the excess gets
+// cache, within CacheHealth's fallback limit (the excess gets
 // kResourceExhausted). After a committed write the entry is replaced (or
 // tombstoned); if that fails the id goes to the CacheRepairer. Thread-safe.
 #pragma once
@@ -27,7 +27,7 @@ class CacheAside {
  public:
   // All references must outlive this object.
   CacheAside(UserStore& store, UserCache& cache, CacheHealth& health, CacheRepairer& repairer,
-             int fallback_read_concurrency, std::int64_t retry_after_ms);
+             std::int64_t retry_after_ms);
 
   // The user `id`, or kNotFound; kUnavailable or kResourceExhausted when
   // neither the cache nor the store can answer.
@@ -52,7 +52,6 @@ class CacheAside {
   CacheHealth& health_;
   CacheRepairer& repairer_;
   const std::int64_t retry_after_ms_;
-  ConcurrencyLimiter fallback_limit_;
   SingleFlight<std::int64_t, LoadResult> flights_;
 };
 

@@ -1,6 +1,8 @@
 // CacheHealth: what the process knows of its cache's health, shared by every
 // path that talks to the cache (reads, writes' cache updates, repairs): the
-// circuit breaker around it and the cache protocol's counters. Thread-safe.
+// circuit breaker around it, the limit on reads that bypass it, and the cache
+// protocol's counters. One per process, however many UserService objects
+// (runtimes) share it. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -30,9 +32,11 @@ struct CacheStats {
 class CacheHealth {
  public:
   // The breaker opens after `failure_threshold` consecutive failures and
-  // stays open `open_ms` (read from `clock`) before one probe.
-  CacheHealth(const Clock& clock, int failure_threshold, std::int64_t open_ms)
-      : breaker_(clock, failure_threshold, open_ms) {}
+  // stays open `open_ms` (read from `clock`) before one probe; at most
+  // `fallback_read_concurrency` reads bypass the cache at once.
+  CacheHealth(const Clock& clock, int failure_threshold, std::int64_t open_ms,
+              int fallback_read_concurrency)
+      : breaker_(clock, failure_threshold, open_ms), fallback_limit_(fallback_read_concurrency) {}
 
   // True if the cache may be used now (the breaker is closed, or this call
   // is its half-open probe).
@@ -45,6 +49,8 @@ class CacheHealth {
   CacheStats& stats() { return stats_; }
   const CacheStats& stats() const { return stats_; }
   CircuitBreaker::State breaker_state() const { return breaker_.state(); }
+  // The limit on reads that go to the store while the cache is unusable.
+  ConcurrencyLimiter& fallback_limit() { return fallback_limit_; }
 
   // Adds one to `counter` (relaxed: counters need no ordering).
   static void Count(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) {
@@ -53,6 +59,7 @@ class CacheHealth {
 
  private:
   CircuitBreaker breaker_;
+  ConcurrencyLimiter fallback_limit_;
   CacheStats stats_;
 };
 

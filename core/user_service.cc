@@ -25,11 +25,27 @@ UserService::UserService(UserStore& store, UserCache& cache, const TokenVerifier
       tokens_(tokens),
       clock_(clock),
       options_(std::move(options)),
-      health_(clock, options_.cache_failure_threshold, options_.cache_open_ms),
-      repairer_(store, cache, health_,
-                CacheRepairerOptions{.interval_ms = options_.repair_interval_ms}),
-      cache_aside_(store, cache, health_, repairer_, options_.fallback_read_concurrency,
-                   options_.retry_after_ms) {}
+      own_health_(std::make_unique<CacheHealth>(clock, options_.cache_failure_threshold,
+                                                options_.cache_open_ms,
+                                                options_.fallback_read_concurrency)),
+      own_repairer_(std::make_unique<CacheRepairer>(
+          store, cache, *own_health_,
+          CacheRepairerOptions{.interval_ms = options_.repair_interval_ms})),
+      health_(*own_health_),
+      repairer_(*own_repairer_),
+      cache_aside_(store, cache, health_, repairer_, options_.retry_after_ms) {}
+
+UserService::UserService(UserStore& store, UserCache& cache, CacheHealth& health,
+                         CacheRepairer& repairer, const TokenVerifier& tokens, const Clock& clock,
+                         UserServiceOptions options)
+    : store_(store),
+      cache_(cache),
+      tokens_(tokens),
+      clock_(clock),
+      options_(std::move(options)),
+      health_(health),
+      repairer_(repairer),
+      cache_aside_(store, cache, health_, repairer_, options_.retry_after_ms) {}
 
 std::string UserService::Ping() const {
   return options_.server_name + " " + options_.server_version;

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,8 +44,16 @@ struct UserServiceOptions {
 
 class UserService {
  public:
+  // Owns the cache's health and repairer: for a process with one runtime
+  // (and tests).
   UserService(UserStore& store, UserCache& cache, const TokenVerifier& tokens, const Clock& clock,
               UserServiceOptions options = {});
+  // Shares `health` and `repairer` with the process's other UserService
+  // objects: polycrud-server makes one per runtime, each over the store and
+  // cache that runtime may call (server/services.h). All references must
+  // outlive this object.
+  UserService(UserStore& store, UserCache& cache, CacheHealth& health, CacheRepairer& repairer,
+              const TokenVerifier& tokens, const Clock& clock, UserServiceOptions options = {});
   ~UserService() = default;
   UserService(const UserService&) = delete;
   UserService& operator=(const UserService&) = delete;
@@ -84,8 +93,10 @@ class UserService {
   const UserServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
 
-  CacheHealth health_;
-  CacheRepairer repairer_;
+  std::unique_ptr<CacheHealth> own_health_;      // null when shared
+  std::unique_ptr<CacheRepairer> own_repairer_;  // null when shared
+  CacheHealth& health_;
+  CacheRepairer& repairer_;
   CacheAside cache_aside_;
 };
 

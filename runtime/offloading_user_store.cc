@@ -3,31 +3,23 @@
 #include <optional>
 #include <utility>
 
-#include "runtime/io_wait.h"
+#include "core/io_waiter.h"
 
 namespace polycrud::runtime {
 
 OffloadingUserStore::OffloadingUserStore(UserStore& inner, int workers, std::size_t max_queued)
-    : inner_(inner), workers_(workers), max_queued_(max_queued) {}
+    : inner_(inner), pool_(workers, max_queued) {}
 
 std::size_t OffloadingUserStore::offloaded() const {
-  const std::lock_guard lock(mu_);
-  return offloaded_;
+  return offloaded_.load(std::memory_order_relaxed);
 }
 
 template <typename Result, typename Call>
 Result OffloadingUserStore::Run(Call call) {
-  if (runtime::ThreadIoWaiter() == nullptr) return call();
-  WorkerPool* pool = nullptr;
-  {
-    const std::lock_guard lock(mu_);
-    if (pool_ == nullptr) pool_ = std::make_unique<WorkerPool>(workers_, max_queued_);
-    pool = pool_.get();
-    ++offloaded_;
-  }
+  offloaded_.fetch_add(1, std::memory_order_relaxed);
   std::optional<Result> result;
-  runtime::CallDone done;
-  if (!pool->Submit([&] {
+  CallDone done;
+  if (!pool_.Submit([&] {
         result.emplace(call());
         done.Notify();
       })) {

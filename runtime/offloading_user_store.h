@@ -1,15 +1,15 @@
-// OffloadingUserStore: a UserStore that runs each call of a fiber (a thread
-// with a runtime::IoWaiter, such as the fiber Thrift model's) on a worker
-// thread and parks the fiber until it is done, so a MySQL round trip blocks
-// neither the fiber's thread nor the other connections it serves. Calls from
-// any other thread go straight to the inner store. The workers start with
-// the first offloaded call; more than `max_queued` calls waiting for one get
-// kResourceExhausted. Thread-safe.
+// OffloadingUserStore: a UserStore for the fibers of the Thrift face's fiber
+// threads. Each call runs on a worker thread while the calling fiber is
+// parked, so a MySQL round trip blocks neither the fiber's thread nor the
+// other connections it serves. polycrud-server gives it only to the
+// UserService objects of the fiber threads; faces on plain threads call the
+// store directly. Called off a fiber, a call still runs on a worker and the
+// caller's thread waits for it. More than `max_queued` calls waiting for a
+// worker get kResourceExhausted. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
-#include <memory>
-#include <mutex>
 
 #include "core/ports.h"
 #include "runtime/worker_pool.h"
@@ -38,11 +38,8 @@ class OffloadingUserStore final : public UserStore {
   Result Run(Call call);
 
   UserStore& inner_;
-  const int workers_;
-  const std::size_t max_queued_;
-  mutable std::mutex mu_;
-  std::unique_ptr<WorkerPool> pool_;  // guarded by mu_ until set
-  std::size_t offloaded_ = 0;         // guarded by mu_
+  WorkerPool pool_;
+  std::atomic<std::size_t> offloaded_{0};
 };
 
 }  // namespace polycrud::runtime

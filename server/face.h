@@ -24,6 +24,8 @@ struct FaceContext {
   UserService& service;
   Metrics& metrics;
   std::string bind_address;
+  // The service of each fiber thread of the fiber Thrift model (Services).
+  std::function<UserService&(int thread)> service_for_fiber_thread;
   // The Prometheus text of the whole process (served by the REST face).
   std::function<std::string()> metrics_text;
 };

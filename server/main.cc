@@ -12,13 +12,11 @@
 #include <thread>
 #include <vector>
 
-#include "cache/near/near_user_cache.h"
-#include "cache/redis/redis_user_cache.h"
 #include "core/sha256_token_verifier.h"
 #include "core/user_service.h"
-#include "runtime/offloading_user_store.h"
 #include "server/face.h"
 #include "server/prometheus_text.h"
+#include "server/services.h"
 #include "storage/mysql/mysql_user_store.h"
 
 namespace {
@@ -29,12 +27,10 @@ struct Config {
   std::vector<std::string> protocols;  // empty: every face this binary has
   polycrud::MysqlOptions mysql{.user = "polycrud", .database = "polycrud"};
   int mysql_wait_s = 30;
-  polycrud::RedisCacheOptions redis;
+  polycrud::server::ServicesOptions services{.near = {.entries = 0}};
   int cache_ttl_s = 3600;
   int redis_timeout_ms = 500;
-  polycrud::NearCacheOptions near{.entries = 0};
   int near_ttl_ms = 1000;
-  polycrud::UserServiceOptions service;
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
 };
@@ -76,25 +72,24 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->envname("POLYCRUD_MYSQL_WAIT_S")
       ->capture_default_str();
 
-  app.add_option("--redis-host", c.redis.connection.host)
+  app.add_option("--redis-host", c.services.redis.host)
       ->envname("POLYCRUD_REDIS_HOST")
       ->capture_default_str();
-  app.add_option("--redis-port", c.redis.connection.port)
+  app.add_option("--redis-port", c.services.redis.port)
       ->envname("POLYCRUD_REDIS_PORT")
       ->capture_default_str();
-  app.add_option("--redis-pool-size", c.redis.connection.pool_size,
-                 "Most Redis connections at once")
+  app.add_option("--redis-pool-size", c.services.redis.pool_size, "Most Redis connections at once")
       ->envname("POLYCRUD_REDIS_POOL_SIZE")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  app.add_option("--redis-pipelined-connections", c.redis.connection.pipelined_connections,
+  app.add_option("--redis-pipelined-connections", c.services.redis.pipelined_connections,
                  "Shared Redis connections that pipeline the cache commands of all requests "
                  "(one round trip serves many); 0: each command borrows a pooled connection "
                  "(--redis-pool-size)")
       ->envname("POLYCRUD_REDIS_PIPELINED_CONNECTIONS")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
-  app.add_option("--redis-max-pending", c.redis.connection.max_pending,
+  app.add_option("--redis-max-pending", c.services.redis.max_pending,
                  "Most cache commands outstanding per pipelined connection; beyond it a command "
                  "fails at once (the read then goes to MySQL behind the fallback limit)")
       ->envname("POLYCRUD_REDIS_MAX_PENDING")
@@ -106,7 +101,7 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->envname("POLYCRUD_REDIS_TIMEOUT_MS")
       ->check(CLI::Range(1, 60000))
       ->capture_default_str();
-  app.add_option("--near-cache-entries", c.near.entries,
+  app.add_option("--near-cache-entries", c.services.near.entries,
                  "Slots of an in-process cache in front of Redis (a hit then costs no Redis "
                  "round trip); 0: off. Correct only when every write goes through this one "
                  "server instance")
@@ -123,7 +118,7 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->check(CLI::Range(1, 30 * 86400))
       ->capture_default_str();
 
-  app.add_option("--fallback-read-concurrency", c.service.fallback_read_concurrency,
+  app.add_option("--fallback-read-concurrency", c.services.service.fallback_read_concurrency,
                  "While Redis is unusable, at most this many reads go to MySQL at once; "
                  "the excess is answered RESOURCE_EXHAUSTED")
       ->envname("POLYCRUD_FALLBACK_READ_CONCURRENCY")
@@ -199,8 +194,8 @@ int main(int argc, char** argv) {
       }
     }
   }
-  config.redis.user_ttl = std::chrono::seconds(config.cache_ttl_s);
-  config.redis.connection.command_timeout = std::chrono::milliseconds(config.redis_timeout_ms);
+  config.services.cache.user_ttl = std::chrono::seconds(config.cache_ttl_s);
+  config.services.redis.command_timeout = std::chrono::milliseconds(config.redis_timeout_ms);
 
   polycrud::MysqlUserStore store(config.mysql);
   const auto deadline =
@@ -216,28 +211,22 @@ int main(int argc, char** argv) {
                  migrated.ToString());
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  polycrud::RedisUserCache cache(config.redis);
-  polycrud::UserCache* service_cache = &cache;
-  std::optional<polycrud::NearUserCache> near_cache;
-  if (config.near.entries > 0) {
-    config.near.ttl = std::chrono::milliseconds(config.near_ttl_ms);
-    near_cache.emplace(cache, config.near);
-    service_cache = &*near_cache;
+  config.services.near.ttl = std::chrono::milliseconds(config.near_ttl_ms);
+  if (config.services.near.entries > 0) {
     spdlog::warn(
         "near cache on ({} entries, {} ms): correct only while every write goes "
         "through this one server instance",
-        config.near.entries, config.near_ttl_ms);
+        config.services.near.entries, config.near_ttl_ms);
   }
+  config.services.service.server_version = POLYCRUD_VERSION;
+  config.services.offload_workers = static_cast<int>(config.mysql.pool_size);
   polycrud::SystemClock clock;
-  config.service.server_version = POLYCRUD_VERSION;
-  // The fiber Thrift model's calls reach MySQL from worker threads; every
-  // other thread's calls go straight through.
-  polycrud::runtime::OffloadingUserStore service_store(
-      store, static_cast<int>(config.mysql.pool_size), /*max_queued=*/4096);
-  polycrud::UserService service(service_store, *service_cache, *tokens, clock, config.service);
+  // Every UserService of the process and what each runtime's calls run on.
+  polycrud::server::Services services(store, *tokens, clock, config.services);
+  polycrud::UserService& service = services.threads();
   if (!service.CacheReachable()) {
     spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",
-                 config.redis.connection.host, config.redis.connection.port);
+                 config.services.redis.host, config.services.redis.port);
   }
 
   polycrud::Metrics metrics;
@@ -245,6 +234,9 @@ int main(int argc, char** argv) {
       .service = service,
       .metrics = metrics,
       .bind_address = config.bind_address,
+      .service_for_fiber_thread = [&](int thread) -> polycrud::UserService& {
+        return services.ForFiberThread(thread);
+      },
       .metrics_text =
           [&] {
             return polycrud::server::RenderPrometheusText(
@@ -253,8 +245,8 @@ int main(int argc, char** argv) {
                     .mysql_open = static_cast<std::int64_t>(store.pool().open_connections()),
                     .mysql_in_use = static_cast<std::int64_t>(store.pool().leased_connections()),
                     .mysql_size = static_cast<std::int64_t>(config.mysql.pool_size),
-                    .redis_in_use = cache.connections_in_use(),
-                    .redis_size = config.redis.connection.pool_size,
+                    .redis_in_use = static_cast<std::int64_t>(services.redis_busy()),
+                    .redis_size = config.services.redis.pool_size,
                 });
           },
   };
@@ -275,7 +267,7 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("received {}, draining in-flight calls", strsignal(signal_number));
-  service.BeginShutdown();
+  services.BeginShutdown();
   for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->Stop();
   spdlog::info("stopped");
   return 0;

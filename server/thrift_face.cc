@@ -62,7 +62,7 @@ class ThriftFace final : public ServerFace<ThriftServer, ThriftServerOptions> {
     options_.model = model_ == "nonblocking" ? ThriftServerModel::kNonblocking
                      : model_ == "fibers"    ? ThriftServerModel::kFibers
                                              : ThriftServerModel::kThreadPool;
-    StartServer(context);
+    StartServer(context, context.service_for_fiber_thread);
   }
 
   std::string Describe() const override {

@@ -98,10 +98,10 @@ int BoundPort(int fd) {
 }  // namespace
 
 FiberThriftServer::FiberThriftServer(
-    std::shared_ptr<apache::thrift::TProcessor> processor,
+    std::vector<std::shared_ptr<apache::thrift::TProcessor>> processors,
     std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol,
     std::shared_ptr<apache::thrift::TConfiguration> config, FiberServerOptions options)
-    : processor_(std::move(processor)),
+    : processors_(std::move(processors)),
       protocol_(std::move(protocol)),
       config_(std::move(config)),
       options_(std::move(options)) {}
@@ -112,6 +112,9 @@ FiberThriftServer::~FiberThriftServer() {
 }
 
 void FiberThriftServer::Start() {
+  if (processors_.size() != static_cast<std::size_t>(options_.threads)) {
+    throw std::invalid_argument("thrift: one processor per fiber thread is needed");
+  }
   port_ = options_.port;
   try {
     for (int i = 0; i < options_.threads; ++i) {
@@ -123,7 +126,7 @@ void FiberThriftServer::Start() {
     listen_fds_.clear();
     throw;
   }
-  for (const int fd : listen_fds_) threads_.emplace_back([this, fd] { RunThread(fd); });
+  for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this, i] { RunThread(i); });
 }
 
 void FiberThriftServer::Stop() {
@@ -140,17 +143,19 @@ void FiberThriftServer::Stop() {
   for (std::thread& t : threads_) t.join();
 }
 
-void FiberThriftServer::RunThread(int listen_fd) {
+void FiberThriftServer::RunThread(int thread) {
   try {
     runtime::FiberScheduler scheduler;
-    scheduler.Spawn([this, &scheduler, listen_fd] { Accept(scheduler, listen_fd); });
+    scheduler.Spawn([this, &scheduler, thread] { Accept(scheduler, thread); });
     scheduler.Run();
   } catch (const std::exception& e) {
     spdlog::critical("thrift: a server thread stopped: {}", e.what());
   }
 }
 
-void FiberThriftServer::Accept(runtime::FiberScheduler& scheduler, int listen_fd) {
+void FiberThriftServer::Accept(runtime::FiberScheduler& scheduler, int thread) {
+  const int listen_fd = listen_fds_[static_cast<std::size_t>(thread)];
+  apache::thrift::TProcessor& processor = *processors_[static_cast<std::size_t>(thread)];
   for (;;) {
     const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     const int error = errno;
@@ -184,16 +189,16 @@ void FiberThriftServer::Accept(runtime::FiberScheduler& scheduler, int listen_fd
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    scheduler.Spawn([this, fd] { Serve(fd); });
+    scheduler.Spawn([this, fd, &processor] { Serve(fd, processor); });
   }
 }
 
-void FiberThriftServer::Serve(int fd) {
+void FiberThriftServer::Serve(int fd, apache::thrift::TProcessor& processor) {
   try {
     auto socket = std::make_shared<ConnectionSocket>(fd, options_);
     auto framed = MakeFramedTransport(socket, config_);
     auto protocol = protocol_->getProtocol(framed);
-    while (processor_->process(protocol, protocol, nullptr)) {
+    while (processor.process(protocol, protocol, nullptr)) {
     }
   } catch (const TTransportException& e) {
     if (e.getType() != TTransportException::END_OF_FILE) {

@@ -1,8 +1,10 @@
 // FiberThriftServer: the "fibers" Thrift server model. `threads` threads
 // (one per core is the point) each run a runtime::FiberScheduler with a
 // listening socket of their own on the same port (SO_REUSEPORT: the kernel
-// spreads new connections over them). Every connection is a fiber that runs
-// the generated processor call after call over a framed transport whose
+// spreads new connections over them) and a processor of their own, whose
+// handler's UserService reaches Redis and MySQL the way fibers of that one
+// thread may (server/services.h). Every connection is a fiber that runs
+// its thread's processor call after call over a framed transport whose
 // reads and writes wait in the scheduler. A call that waits, for its socket,
 // for a Redis reply (the thread's RedisFiberConnection parks its fiber) or
 // for a MySQL call handed to a worker thread (OffloadingUserStore), parks
@@ -52,7 +54,9 @@ struct FiberServerOptions {
 
 class FiberThriftServer {
  public:
-  FiberThriftServer(std::shared_ptr<apache::thrift::TProcessor> processor,
+  // `processors` has one processor per thread (options.threads of them);
+  // thread i serves its connections with processors[i] only.
+  FiberThriftServer(std::vector<std::shared_ptr<apache::thrift::TProcessor>> processors,
                     std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol,
                     std::shared_ptr<apache::thrift::TConfiguration> config,
                     FiberServerOptions options);
@@ -68,12 +72,12 @@ class FiberThriftServer {
   int port() const { return port_; }
 
  private:
-  void RunThread(int listen_fd);
+  void RunThread(int thread);
   // The acceptor fiber of one thread: each connection gets a fiber of its own.
-  void Accept(runtime::FiberScheduler& scheduler, int listen_fd);
-  void Serve(int fd);
+  void Accept(runtime::FiberScheduler& scheduler, int thread);
+  void Serve(int fd, apache::thrift::TProcessor& processor);
 
-  const std::shared_ptr<apache::thrift::TProcessor> processor_;
+  const std::vector<std::shared_ptr<apache::thrift::TProcessor>> processors_;
   const std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol_;
   const std::shared_ptr<apache::thrift::TConfiguration> config_;
   const FiberServerOptions options_;

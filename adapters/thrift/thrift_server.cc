@@ -16,6 +16,8 @@
 #include <chrono>
 #include <future>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "adapters/thrift/fiber_thrift_server.h"
 #include "adapters/thrift/thrift_user_handler.h"
@@ -63,7 +65,14 @@ void LogThriftOutput(const char* message) { spdlog::info("thrift: {}", message);
 }  // namespace
 
 ThriftServer::ThriftServer(UserService& service, Metrics& metrics, ThriftServerOptions options)
-    : service_(service), metrics_(metrics), options_(std::move(options)) {}
+    : ThriftServer(service, metrics, ServiceForThread{}, std::move(options)) {}
+
+ThriftServer::ThriftServer(UserService& service, Metrics& metrics, ServiceForThread fiber_services,
+                           ThriftServerOptions options)
+    : service_(service),
+      metrics_(metrics),
+      fiber_services_(std::move(fiber_services)),
+      options_(std::move(options)) {}
 
 ThriftServer::~ThriftServer() { Stop(); }
 
@@ -77,8 +86,14 @@ void ThriftServer::Start() {
   const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
   auto config = std::make_shared<TConfiguration>(max_message_bytes, options_.max_frame_bytes);
   if (options_.model == ThriftServerModel::kFibers) {
+    std::vector<std::shared_ptr<apache::thrift::TProcessor>> processors;
+    for (int i = 0; i < options_.io_threads; ++i) {
+      UserService& service = fiber_services_ ? fiber_services_(i) : service_;
+      processors.push_back(std::make_shared<gen::UserServiceProcessor>(
+          std::make_shared<ThriftUserHandler>(service, metrics_)));
+    }
     fiber_server_ = std::make_unique<FiberThriftServer>(
-        processor, protocol, config,
+        std::move(processors), protocol, config,
         FiberServerOptions{.bind_address = options_.bind_address,
                            .port = options_.port,
                            .threads = options_.io_threads,

@@ -5,14 +5,15 @@
 //   nonblocking  TNonblockingServer: libevent I/O threads hand each call to a
 //                pool of `workers` threads; any number of connections;
 //   fibers       FiberThriftServer: `io_threads` threads each serve many
-//                connections, one fiber per connection (fiber_thrift_server.h);
-//                the service's blocking calls must then be offloaded
-//                (OffloadingUserStore); up to `max_connections` connections.
+//                connections, one fiber per connection (fiber_thrift_server.h),
+//                each thread with the UserService its fibers may call
+//                (ServiceForThread); up to `max_connections` connections.
 // Frames and strings are bounded, idle connections time out, and Stop()
 // drains: calls already running finish before it returns.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -51,9 +52,19 @@ struct ThriftServerOptions {
   int send_timeout_ms = 10'000;
 };
 
+// The UserService the fibers of fiber thread `thread` (0 .. io_threads-1)
+// call: one whose blocking calls park a fiber instead of its thread
+// (server/services.h wires them).
+using ServiceForThread = std::function<UserService&(int thread)>;
+
 class ThriftServer {
  public:
+  // Every model serves `service`; the fibers model too, on every thread.
   ThriftServer(UserService& service, Metrics& metrics, ThriftServerOptions options);
+  // The fibers model serves thread i with fiber_services(i); the other
+  // models serve `service`.
+  ThriftServer(UserService& service, Metrics& metrics, ServiceForThread fiber_services,
+               ThriftServerOptions options);
   ~ThriftServer();
 
   // Binds and starts serving on a background thread; returns once listening.
@@ -66,6 +77,7 @@ class ThriftServer {
  private:
   UserService& service_;
   Metrics& metrics_;
+  const ServiceForThread fiber_services_;  // empty: service_ on every thread
   const ThriftServerOptions options_;
   std::shared_ptr<apache::thrift::concurrency::ThreadManager> thread_manager_;
   std::shared_ptr<apache::thrift::server::TServer> server_;

@@ -4,19 +4,24 @@
 
 namespace polycrud {
 
-NearUserCache::NearUserCache(UserCache& inner, NearCacheOptions options)
-    : inner_(inner),
-      options_(options),
+NearCacheSlots::NearCacheSlots(NearCacheOptions options)
+    : options_(options),
       slots_(options.entries == 0 ? 1 : options.entries),
       stripes_(std::make_unique<Stripe[]>(kStripes)) {}
 
-std::size_t NearUserCache::SlotOf(std::int64_t id) const {
+NearUserCache::NearUserCache(UserCache& inner, NearCacheOptions options)
+    : inner_(inner), own_slots_(std::make_unique<NearCacheSlots>(options)), slots_(*own_slots_) {}
+
+NearUserCache::NearUserCache(UserCache& inner, NearCacheSlots& slots)
+    : inner_(inner), slots_(slots) {}
+
+std::size_t NearCacheSlots::SlotOf(std::int64_t id) const {
   // Fibonacci hashing spreads consecutive ids over slots and stripes.
   const std::uint64_t h = static_cast<std::uint64_t>(id) * 0x9E3779B97F4A7C15ULL;
   return static_cast<std::size_t>((h >> 17) % slots_.size());
 }
 
-std::uint64_t NearUserCache::Sum(std::uint64_t Stripe::*counter) const {
+std::uint64_t NearCacheSlots::Sum(std::uint64_t Stripe::*counter) const {
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < kStripes; ++i) {
     std::lock_guard lock(stripes_[i].mu);
@@ -25,10 +30,10 @@ std::uint64_t NearUserCache::Sum(std::uint64_t Stripe::*counter) const {
   return total;
 }
 
-std::uint64_t NearUserCache::hits() const { return Sum(&Stripe::hits); }
-std::uint64_t NearUserCache::misses() const { return Sum(&Stripe::misses); }
+std::uint64_t NearCacheSlots::hits() const { return Sum(&Stripe::hits); }
+std::uint64_t NearCacheSlots::misses() const { return Sum(&Stripe::misses); }
 
-std::optional<CacheEntry> NearUserCache::Peek(std::int64_t id) {
+std::optional<CacheEntry> NearCacheSlots::Peek(std::int64_t id) {
   const std::size_t slot_index = SlotOf(id);
   std::lock_guard lock(StripeOf(slot_index).mu);
   const Slot& slot = slots_[slot_index];
@@ -36,7 +41,7 @@ std::optional<CacheEntry> NearUserCache::Peek(std::int64_t id) {
   return slot.entry;
 }
 
-bool NearUserCache::Lookup(std::int64_t id, CacheEntry& out, std::uint64_t& sequence) {
+bool NearCacheSlots::Lookup(std::int64_t id, CacheEntry& out, std::uint64_t& sequence) {
   const std::size_t slot_index = SlotOf(id);
   Stripe& stripe = StripeOf(slot_index);
   std::lock_guard lock(stripe.mu);
@@ -51,7 +56,7 @@ bool NearUserCache::Lookup(std::int64_t id, CacheEntry& out, std::uint64_t& sequ
   return false;
 }
 
-void NearUserCache::Store(std::int64_t id, const CacheEntry& entry, std::uint64_t sequence) {
+void NearCacheSlots::Store(std::int64_t id, const CacheEntry& entry, std::uint64_t sequence) {
   if (entry.kind == CacheEntry::Kind::kMiss) return;
   const std::size_t slot_index = SlotOf(id);
   Stripe& stripe = StripeOf(slot_index);
@@ -65,7 +70,7 @@ void NearUserCache::Store(std::int64_t id, const CacheEntry& entry, std::uint64_
   slot.entry = entry;
 }
 
-void NearUserCache::BeginChange(std::int64_t id) {
+void NearCacheSlots::BeginChange(std::int64_t id) {
   const std::size_t slot_index = SlotOf(id);
   Stripe& stripe = StripeOf(slot_index);
   std::lock_guard lock(stripe.mu);
@@ -78,7 +83,7 @@ void NearUserCache::BeginChange(std::int64_t id) {
   }
 }
 
-void NearUserCache::EndChange(std::int64_t id) {
+void NearCacheSlots::EndChange(std::int64_t id) {
   Stripe& stripe = StripeOf(SlotOf(id));
   std::lock_guard lock(stripe.mu);
   --stripe.changing;
@@ -88,9 +93,9 @@ void NearUserCache::EndChange(std::int64_t id) {
 StatusOr<CacheEntry> NearUserCache::Get(std::int64_t id) {
   CacheEntry entry;
   std::uint64_t sequence = 0;
-  if (Lookup(id, entry, sequence)) return entry;
+  if (slots_.Lookup(id, entry, sequence)) return entry;
   StatusOr<CacheEntry> read = inner_.Get(id);
-  if (read.ok()) Store(id, *read, sequence);
+  if (read.ok()) slots_.Store(id, *read, sequence);
   return read;
 }
 
@@ -101,7 +106,7 @@ StatusOr<std::vector<CacheEntry>> NearUserCache::MultiGet(std::span<const std::i
   std::vector<std::uint64_t> sequences;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     std::uint64_t sequence = 0;
-    if (Lookup(ids[i], out[i], sequence)) continue;
+    if (slots_.Lookup(ids[i], out[i], sequence)) continue;
     missing.push_back(ids[i]);
     missing_at.push_back(i);
     sequences.push_back(sequence);
@@ -110,37 +115,37 @@ StatusOr<std::vector<CacheEntry>> NearUserCache::MultiGet(std::span<const std::i
   StatusOr<std::vector<CacheEntry>> read = inner_.MultiGet(missing);
   if (!read.ok()) return read.status();
   for (std::size_t j = 0; j < missing.size(); ++j) {
-    Store(missing[j], (*read)[j], sequences[j]);
+    slots_.Store(missing[j], (*read)[j], sequences[j]);
     out[missing_at[j]] = std::move((*read)[j]);
   }
   return out;
 }
 
 StatusOr<bool> NearUserCache::PutIfNewer(const User& user) {
-  BeginChange(user.id);
+  slots_.BeginChange(user.id);
   StatusOr<bool> stored = inner_.PutIfNewer(user);
-  EndChange(user.id);
+  slots_.EndChange(user.id);
   return stored;
 }
 
 StatusOr<std::size_t> NearUserCache::PutManyIfNewer(std::span<const User> users) {
-  for (const User& user : users) BeginChange(user.id);
+  for (const User& user : users) slots_.BeginChange(user.id);
   StatusOr<std::size_t> refused = inner_.PutManyIfNewer(users);
-  for (const User& user : users) EndChange(user.id);
+  for (const User& user : users) slots_.EndChange(user.id);
   return refused;
 }
 
 StatusOr<bool> NearUserCache::PutAbsent(std::int64_t id) {
-  BeginChange(id);
+  slots_.BeginChange(id);
   StatusOr<bool> stored = inner_.PutAbsent(id);
-  EndChange(id);
+  slots_.EndChange(id);
   return stored;
 }
 
 Status NearUserCache::PutTombstone(std::int64_t id, std::int64_t deleted_version) {
-  BeginChange(id);
+  slots_.BeginChange(id);
   Status status = inner_.PutTombstone(id, deleted_version);
-  EndChange(id);
+  slots_.EndChange(id);
   return status;
 }
 

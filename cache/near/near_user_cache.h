@@ -44,25 +44,29 @@ struct NearCacheOptions {
   std::chrono::milliseconds ttl{1000};
 };
 
-class NearUserCache final : public UserCache {
+// The entries of a near cache: a fixed array of `entries` slots and the
+// stripes that order changes against reads. Shared by every NearUserCache in
+// front of the process's caches (one per runtime), so a change made through
+// one is seen by all. Thread-safe.
+class NearCacheSlots {
  public:
-  // `inner` must outlive this object.
-  NearUserCache(UserCache& inner, NearCacheOptions options);
+  explicit NearCacheSlots(NearCacheOptions options);
 
-  // Hits and misses of Get/MultiGet here (a miss goes to the inner cache).
+  // Hits and misses of Lookup (a miss goes to the inner cache).
   std::uint64_t hits() const;
   std::uint64_t misses() const;
   // What a Get would return from here now, without counting (for tests).
   std::optional<CacheEntry> Peek(std::int64_t id);
 
-  // UserCache:
-  StatusOr<CacheEntry> Get(std::int64_t id) override;
-  StatusOr<std::vector<CacheEntry>> MultiGet(std::span<const std::int64_t> ids) override;
-  StatusOr<bool> PutIfNewer(const User& user) override;
-  StatusOr<std::size_t> PutManyIfNewer(std::span<const User> users) override;
-  StatusOr<bool> PutAbsent(std::int64_t id) override;
-  Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override;
-  Status Ping() override;
+  // The entry if a fresh one for `id` is here (a hit); else false and the
+  // sequence number Store needs.
+  bool Lookup(std::int64_t id, CacheEntry& out, std::uint64_t& sequence);
+  // Keeps `entry`, read from the inner cache after Lookup gave `sequence`,
+  // unless a change of its stripe began since.
+  void Store(std::int64_t id, const CacheEntry& entry, std::uint64_t sequence);
+  // Around every change of the inner cache.
+  void BeginChange(std::int64_t id);
+  void EndChange(std::int64_t id);
 
  private:
   static constexpr std::size_t kStripes = 64;
@@ -83,17 +87,37 @@ class NearUserCache final : public UserCache {
   Stripe& StripeOf(std::size_t slot) { return stripes_[slot % kStripes]; }
   // A counter summed over the stripes.
   std::uint64_t Sum(std::uint64_t Stripe::*counter) const;
-  // The entry if slot holds a fresh one for id; else the stripe's sequence.
-  bool Lookup(std::int64_t id, CacheEntry& out, std::uint64_t& sequence);
-  void Store(std::int64_t id, const CacheEntry& entry, std::uint64_t sequence);
-  // Around every change of the inner cache.
-  void BeginChange(std::int64_t id);
-  void EndChange(std::int64_t id);
 
-  UserCache& inner_;
   const NearCacheOptions options_;
   std::vector<Slot> slots_;
   std::unique_ptr<Stripe[]> stripes_;
+};
+
+class NearUserCache final : public UserCache {
+ public:
+  // In front of `inner`, with entries of its own. `inner` must outlive this.
+  NearUserCache(UserCache& inner, NearCacheOptions options);
+  // In front of `inner`, sharing `slots` with other NearUserCaches of the
+  // process. Both must outlive this object.
+  NearUserCache(UserCache& inner, NearCacheSlots& slots);
+
+  std::uint64_t hits() const { return slots_.hits(); }
+  std::uint64_t misses() const { return slots_.misses(); }
+  std::optional<CacheEntry> Peek(std::int64_t id) { return slots_.Peek(id); }
+
+  // UserCache:
+  StatusOr<CacheEntry> Get(std::int64_t id) override;
+  StatusOr<std::vector<CacheEntry>> MultiGet(std::span<const std::int64_t> ids) override;
+  StatusOr<bool> PutIfNewer(const User& user) override;
+  StatusOr<std::size_t> PutManyIfNewer(std::span<const User> users) override;
+  StatusOr<bool> PutAbsent(std::int64_t id) override;
+  Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override;
+  Status Ping() override;
+
+ private:
+  UserCache& inner_;
+  std::unique_ptr<NearCacheSlots> own_slots_;  // null when shared
+  NearCacheSlots& slots_;
 };
 
 }  // namespace polycrud

@@ -27,8 +27,8 @@ struct RedisOptions {
   std::chrono::milliseconds command_timeout{500};
   // How long Acquire waits for a free connection before giving up.
   std::chrono::milliseconds acquire_timeout{500};
-  // RedisUserCache: shared auto-pipelining connections
-  // (RedisPipelinedConnection) that carry every cache command; 0 sends each
+  // polycrud-server: shared auto-pipelining connections
+  // (RedisPipelinedGroup) that carry the cache commands of plain threads; 0 sends each
   // command on a connection borrowed from this pool instead.
   int pipelined_connections = 1;
   // Most commands outstanding per pipelined connection (kResourceExhausted

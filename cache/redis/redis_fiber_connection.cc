@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <unordered_map>
 #include <utility>
 
 #include "runtime/io_wait.h"
@@ -42,14 +41,6 @@ RedisFiberConnection::RedisFiberConnection(RedisPipelineOptions options)
     : options_(std::move(options)), parser_(nullptr, &redisReaderFree) {}
 
 RedisFiberConnection::~RedisFiberConnection() = default;
-
-RedisFiberConnection& RedisFiberConnection::ForThisThread(std::uint64_t owner,
-                                                          const RedisPipelineOptions& options) {
-  thread_local std::unordered_map<std::uint64_t, std::unique_ptr<RedisFiberConnection>> mine;
-  std::unique_ptr<RedisFiberConnection>& connection = mine[owner];
-  if (connection == nullptr) connection = std::make_unique<RedisFiberConnection>(options);
-  return *connection;
-}
 
 Status RedisFiberConnection::EnsureConnected() {
   if (ctx_ != nullptr) return Status::Ok();

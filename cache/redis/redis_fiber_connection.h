@@ -19,7 +19,8 @@
 // would not take a batch at once (Redis stopped reading); more than
 // max_pending outstanding commands get kResourceExhausted.
 //
-// Use only from fibers of the thread that made it (ForThisThread()).
+// Use only from fibers of one thread: polycrud-server gives each fiber
+// thread of the Thrift face a connection of its own when it wires the faces.
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -45,19 +46,17 @@ class RedisFiberConnection final : public RedisCommandPipe {
   RedisFiberConnection(const RedisFiberConnection&) = delete;
   RedisFiberConnection& operator=(const RedisFiberConnection&) = delete;
 
-  // The calling thread's connection of the cache `owner` (a number unique to
-  // each cache object), made on first use with `options`.
-  static RedisFiberConnection& ForThisThread(std::uint64_t owner,
-                                             const RedisPipelineOptions& options);
-
   // Times a connection was opened; sends so far.
   std::uint64_t connects() const { return connects_; }
   std::uint64_t sends() const { return sends_; }
 
+  // RedisCommandPipe:
+  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) override;
+  std::size_t busy() const override { return pending_ > 0 ? 1 : 0; }
+
  private:
   struct Waiter;
 
-  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) override;
   Status EnsureConnected();
   // Sends the output buffer; fails the connection if it would block.
   void Flush();

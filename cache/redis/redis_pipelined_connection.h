@@ -75,10 +75,11 @@ class RedisCommandPipe {
   // and waits for all their replies, returned in order.
   StatusOr<std::vector<RedisReplyPtr>> Commands(
       const std::vector<std::vector<std::string>>& commands);
-
- protected:
   // Sends `bytes`, `count` formatted commands, and waits for their replies.
   virtual StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) = 0;
+  // Commands sent and not yet answered, or connections busy with some (for
+  // the pool gauges).
+  virtual std::size_t busy() const = 0;
 
  private:
   StatusOr<std::vector<RedisReplyPtr>> FormatAndSubmit(
@@ -99,6 +100,10 @@ class RedisPipelinedConnection final : public RedisCommandPipe {
   // Commands sent or queued and not answered yet.
   std::size_t pending() const;
   bool connected() const;
+
+  // RedisCommandPipe:
+  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) override;
+  std::size_t busy() const override { return pending() > 0 ? 1 : 0; }
   // Times the reader thread opened a connection (the first one included).
   std::uint64_t connects() const { return connects_.load(std::memory_order_relaxed); }
   // Writes so far; each carries every command queued when it started.
@@ -125,7 +130,6 @@ class RedisPipelinedConnection final : public RedisCommandPipe {
     int fd() const { return ctx->fd; }
   };
 
-  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) override;
   // Called by the sender that found no send in progress; mu_ is held.
   void FlushLocked(std::unique_lock<std::mutex>& lock);
   void ReaderLoop();

@@ -7,8 +7,6 @@
 #include <utility>
 
 #include "cache/redis/put_if_newer_lua.h"
-#include "cache/redis/redis_fiber_connection.h"
-#include "runtime/io_wait.h"
 
 namespace polycrud {
 namespace {
@@ -35,17 +33,8 @@ bool ReadField(std::string_view s, std::size_t& pos, std::int64_t& out) {
   return true;
 }
 
-Status ConnectionError(const redisContext* ctx) {
-  return Status::Unavailable(std::string("cache: ") + (ctx->err != 0 ? ctx->errstr : "no reply"));
-}
-
 Status ErrorReply(const redisReply* reply) {
   return Status::Unavailable(std::string("cache: ") + std::string(reply->str, reply->len));
-}
-
-std::uint64_t NextFiberOwner() {
-  static std::atomic<std::uint64_t> next{1};
-  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool IsNoScript(const redisReply* reply) {
@@ -54,23 +43,11 @@ bool IsNoScript(const redisReply* reply) {
 
 }  // namespace
 
-RedisUserCache::RedisUserCache(RedisCacheOptions options)
+RedisUserCache::RedisUserCache(RedisCacheOptions options, RedisCommandPipe& pipe)
     : options_(std::move(options)),
-      pool_(options_.connection),
-      pipeline_options_{
-          .host = options_.connection.host,
-          .port = options_.connection.port,
-          .connect_timeout = options_.connection.connect_timeout,
-          .command_timeout = options_.connection.command_timeout,
-          .max_pending = options_.connection.max_pending,
-      },
-      fiber_owner_(NextFiberOwner()),
+      pipe_(pipe),
       fill_script_sha_(Sha1Hex(PutIfNewerScript())),
-      rng_(options_.jitter_seed) {
-  for (int i = 0; i < options_.connection.pipelined_connections; ++i) {
-    pipelined_.push_back(std::make_unique<RedisPipelinedConnection>(pipeline_options_));
-  }
-}
+      rng_(options_.jitter_seed) {}
 
 std::string RedisUserCache::Key(std::int64_t id) { return "user:" + std::to_string(id); }
 
@@ -129,71 +106,8 @@ std::int64_t RedisUserCache::JitteredTtlMs(std::chrono::milliseconds base) {
   return ttl < 1 ? 1 : ttl;
 }
 
-int RedisUserCache::connections_in_use() const {
-  int busy = pool_.in_use();
-  for (const auto& connection : pipelined_) busy += connection->pending() > 0 ? 1 : 0;
-  return busy;
-}
-
-bool RedisUserCache::OnFiberThread() const {
-  return !pipelined_.empty() && runtime::ThreadIoWaiter() != nullptr;
-}
-
-RedisPipelinedConnection* RedisUserCache::NextPipelined() {
-  if (pipelined_.empty()) return nullptr;
-  const std::size_t i = next_pipelined_.fetch_add(1, std::memory_order_relaxed);
-  return pipelined_[i % pipelined_.size()].get();
-}
-
-StatusOr<RedisReplyPtr> RedisUserCache::Send(const std::vector<std::string>& argv) {
-  if (OnFiberThread()) {
-    return RedisFiberConnection::ForThisThread(fiber_owner_, pipeline_options_).Command(argv);
-  }
-  if (RedisPipelinedConnection* connection = NextPipelined()) return connection->Command(argv);
-  StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
-  if (!lease.ok()) return lease.status();
-  RedisArgv args(argv);
-  redisContext* ctx = lease->get();
-  RedisReplyPtr reply(
-      static_cast<redisReply*>(redisCommandArgv(ctx, args.argc(), args.argv(), args.lens())));
-  if (reply == nullptr) {
-    lease->MarkBroken();
-    return ConnectionError(ctx);
-  }
-  return reply;
-}
-
-StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::SendAll(
-    const std::vector<std::vector<std::string>>& cmds) {
-  if (OnFiberThread()) {
-    return RedisFiberConnection::ForThisThread(fiber_owner_, pipeline_options_).Commands(cmds);
-  }
-  if (RedisPipelinedConnection* connection = NextPipelined()) return connection->Commands(cmds);
-  StatusOr<RedisConnectionPool::Lease> lease = pool_.Acquire();
-  if (!lease.ok()) return lease.status();
-  redisContext* ctx = lease->get();
-  for (const auto& argv : cmds) {
-    RedisArgv args(argv);
-    if (redisAppendCommandArgv(ctx, args.argc(), args.argv(), args.lens()) != REDIS_OK) {
-      lease->MarkBroken();
-      return ConnectionError(ctx);
-    }
-  }
-  std::vector<RedisReplyPtr> replies;
-  replies.reserve(cmds.size());
-  for (std::size_t i = 0; i < cmds.size(); ++i) {
-    void* raw = nullptr;
-    if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
-      lease->MarkBroken();
-      return ConnectionError(ctx);
-    }
-    replies.emplace_back(static_cast<redisReply*>(raw));
-  }
-  return replies;
-}
-
 StatusOr<RedisReplyPtr> RedisUserCache::Command(const std::vector<std::string>& argv) {
-  StatusOr<RedisReplyPtr> reply = Send(argv);
+  StatusOr<RedisReplyPtr> reply = pipe_.Command(argv);
   if (!reply.ok()) return reply.status();
   if ((*reply)->type != REDIS_REPLY_ERROR) return reply;
   if (IsNoScript(reply->get()) && argv[0] == "EVALSHA") {
@@ -201,7 +115,7 @@ StatusOr<RedisReplyPtr> RedisUserCache::Command(const std::vector<std::string>& 
     std::vector<std::string> eval = argv;
     eval[0] = "EVAL";
     eval[1] = std::string(PutIfNewerScript());
-    reply = Send(eval);
+    reply = pipe_.Command(eval);
     if (!reply.ok()) return reply.status();
     if ((*reply)->type != REDIS_REPLY_ERROR) return reply;
   }
@@ -276,7 +190,7 @@ StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::Pipeline(
     const std::vector<std::vector<std::string>>& cmds) {
   // Twice at most: the second pass only after loading a script Redis lost.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    StatusOr<std::vector<RedisReplyPtr>> replies = SendAll(cmds);
+    StatusOr<std::vector<RedisReplyPtr>> replies = pipe_.Commands(cmds);
     if (!replies.ok()) return replies.status();
     bool lost_script = false;
     for (const RedisReplyPtr& reply : *replies) {
@@ -285,7 +199,8 @@ StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::Pipeline(
       lost_script = true;
     }
     if (!lost_script) return replies;
-    StatusOr<RedisReplyPtr> loaded = Send({"SCRIPT", "LOAD", std::string(PutIfNewerScript())});
+    StatusOr<RedisReplyPtr> loaded =
+        pipe_.Command({"SCRIPT", "LOAD", std::string(PutIfNewerScript())});
     if (!loaded.ok()) return loaded.status();
     if ((*loaded)->type == REDIS_REPLY_ERROR) return ErrorReply(loaded->get());
   }

@@ -20,14 +20,12 @@
 #include <string_view>
 #include <vector>
 
-#include "cache/redis/redis_connection_pool.h"
 #include "cache/redis/redis_pipelined_connection.h"
 #include "core/ports.h"
 
 namespace polycrud {
 
 struct RedisCacheOptions {
-  RedisOptions connection;
   std::chrono::milliseconds user_ttl{std::chrono::hours(1)};
   std::chrono::milliseconds negative_ttl{std::chrono::seconds(30)};
   // Must outlast the slowest read that could still try a stale fill.
@@ -40,7 +38,10 @@ struct RedisCacheOptions {
 
 class RedisUserCache final : public UserCache {
  public:
-  explicit RedisUserCache(RedisCacheOptions options);
+  // Sends every command through `pipe`, which must outlive this object: a
+  // RedisPipelinedGroup or RedisPooledPipe (redis_pipes.h) for plain threads,
+  // a RedisFiberConnection for the fibers of one thread.
+  RedisUserCache(RedisCacheOptions options, RedisCommandPipe& pipe);
 
   // Encodes / decodes the value format above (exposed for tests).
   static std::string EncodeUser(const User& user);
@@ -57,10 +58,6 @@ class RedisUserCache final : public UserCache {
   Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override;
   Status Ping() override;
 
-  // Pooled connections leased now, plus pipelined connections with a command
-  // outstanding.
-  int connections_in_use() const;
-
  private:
   // Runs one command (argv form); loads the Lua script again if Redis lost it
   // (NOSCRIPT after a restart).
@@ -68,24 +65,11 @@ class RedisUserCache final : public UserCache {
   // Sends every command before reading any reply (one round trip), loading
   // the script again if Redis lost it.
   StatusOr<std::vector<RedisReplyPtr>> Pipeline(const std::vector<std::vector<std::string>>& cmds);
-  // The same without the NOSCRIPT recovery, on a pipelined connection when
-  // there are any, else on a pooled one. Error replies are returned as replies.
-  StatusOr<RedisReplyPtr> Send(const std::vector<std::string>& argv);
-  StatusOr<std::vector<RedisReplyPtr>> SendAll(const std::vector<std::vector<std::string>>& cmds);
-  RedisPipelinedConnection* NextPipelined();
-  // With pipelining on, a fiber's commands go on its thread's own
-  // RedisFiberConnection instead of a shared pipelined connection.
-  bool OnFiberThread() const;
   std::vector<std::string> PutIfNewerCommand(const User& user);
   std::int64_t JitteredTtlMs(std::chrono::milliseconds base);
 
   const RedisCacheOptions options_;
-  RedisConnectionPool pool_;
-  RedisPipelineOptions pipeline_options_;
-  std::vector<std::unique_ptr<RedisPipelinedConnection>> pipelined_;
-  // Names this cache's connection on each fiber thread (RedisFiberConnection).
-  const std::uint64_t fiber_owner_;
-  std::atomic<std::size_t> next_pipelined_{0};
+  RedisCommandPipe& pipe_;
   std::string fill_script_sha_;
   std::mutex rng_mu_;
   std::mt19937_64 rng_;

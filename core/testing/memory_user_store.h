@@ -35,6 +35,10 @@ class MemoryUserStore final : public UserStore {
   using FindByIdHook = std::function<void(std::int64_t id)>;
   using FindByIdsHook = std::function<void(std::span<const std::int64_t> ids)>;
 
+  // Ids are given from `first_id` on (tests that share a real cache with
+  // others start far from them).
+  explicit MemoryUserStore(std::int64_t first_id = 1) : next_id_(first_id) {}
+
   // UserStore:
   StatusOr<User> Insert(const UserDraft& draft, std::int64_t now_ms) override {
     insert_calls_.fetch_add(1);
@@ -207,7 +211,7 @@ class MemoryUserStore final : public UserStore {
   std::map<std::int64_t, User> rows_;
   std::unordered_set<std::string> usernames_;
   std::unordered_set<std::string> emails_;
-  std::int64_t next_id_ = 1;
+  std::int64_t next_id_;
   std::vector<std::int64_t> last_find_by_ids_;
   FindByIdHook find_by_id_hook_;
   FindByIdsHook find_by_ids_hook_;

@@ -24,7 +24,8 @@ class CacheRepairerTest : public ::testing::Test {
   FakeClock clock_;
   MemoryUserStore store_;
   MemoryUserCache cache_;
-  CacheHealth health_{clock_, /*failure_threshold=*/3, /*open_ms=*/500};
+  CacheHealth health_{clock_, /*failure_threshold=*/3, /*open_ms=*/500,
+                      /*fallback_read_concurrency=*/8};
   CacheRepairer repairer_{store_, cache_, health_,
                           CacheRepairerOptions{.interval_ms = 0, .max_pending = 2}};
 };

@@ -57,16 +57,43 @@ TEST(OffloadingUserStoreTest, AFibersCallRunsOnAWorkerWhileItsThreadRunsOtherFib
   EXPECT_EQ(store.offloaded(), 1u);
 }
 
-TEST(OffloadingUserStoreTest, OtherThreadsCallTheInnerStoreThemselves) {
+// The server gives this store only to the fiber threads' services; a plain
+// thread that calls it anyway gets the same answers, from a worker.
+TEST(OffloadingUserStoreTest, OffAFiberACallStillRunsOnAWorkerAndItsThreadWaits) {
   testing::MemoryUserStore inner;
   OffloadingUserStore store(inner, /*workers=*/2, /*max_queued=*/16);
   std::thread::id read_on;
   inner.SetFindByIdHook([&](std::int64_t) { read_on = std::this_thread::get_id(); });
   const StatusOr<User> created = store.Insert(Draft("grace"), 1);
   ASSERT_TRUE(created.ok());
-  ASSERT_TRUE(store.FindById(created->id).ok());
-  EXPECT_EQ(read_on, std::this_thread::get_id());
-  EXPECT_EQ(store.offloaded(), 0u);
+  const StatusOr<std::optional<User>> found = store.FindById(created->id);
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->username, "grace");
+  EXPECT_NE(read_on, std::this_thread::get_id());
+  EXPECT_EQ(store.offloaded(), 2u);
+}
+
+TEST(OffloadingUserStoreTest, BeyondTheQueueACallIsResourceExhausted) {
+  testing::MemoryUserStore inner;
+  OffloadingUserStore store(inner, /*workers=*/1, /*max_queued=*/0);
+  std::atomic<bool> released{false};
+  std::atomic<int> entered{0};
+  inner.SetFindByIdHook([&](std::int64_t) {
+    entered.fetch_add(1);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!released.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  // One call holds the only worker and none may wait: the next is refused.
+  std::thread running([&] { EXPECT_TRUE(store.FindById(1).ok()); });
+  while (entered.load() == 0) std::this_thread::sleep_for(1ms);
+  const StatusOr<std::optional<User>> refused = store.FindById(2);
+  released.store(true);
+  running.join();
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(entered.load(), 1);
 }
 
 TEST(OffloadingUserStoreTest, ErrorsOfTheInnerStoreReachTheFiberUnchanged) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "cache/redis/redis_fiber_connection.h"
 #include "cache/redis/redis_pipelined_connection.h"
+#include "cache/redis/redis_pipes.h"
 #include "cache/redis/redis_user_cache.h"
 #include "runtime/fiber_scheduler.h"
 #include "tests/support/eventually.h"
@@ -245,14 +247,12 @@ TEST(RedisPipelinedConnectionTest, RedisStoppedMidFlightFailsWaitersThenRecovers
 }
 
 // Runs body(i) for i in [0, fibers) on as many fibers of one new thread,
-// each with that thread's RedisFiberConnection of `options`.
+// sharing that thread's RedisFiberConnection of `options`.
 template <typename Body>
 void RunOnFibers(int fibers, const RedisPipelineOptions& options, Body body) {
-  static std::atomic<std::uint64_t> owner{1'000'000};
-  const std::uint64_t mine = owner.fetch_add(1);
   std::thread thread([&] {
     runtime::FiberScheduler scheduler;
-    RedisFiberConnection& connection = RedisFiberConnection::ForThisThread(mine, options);
+    RedisFiberConnection connection(options);
     for (int i = 0; i < fibers; ++i) scheduler.Spawn([&, i] { body(connection, i); });
     scheduler.Run();
   });
@@ -426,15 +426,15 @@ TEST(RedisFiberConnectionTest, OffAFiberItRefusesToWait) {
   EXPECT_EQ(connection.Command({"PING"}).status().code(), StatusCode::kInternal);
 }
 
-// RedisUserCache's protocol is the same over pooled and pipelined connections.
+// RedisUserCache's protocol is the same over pooled and pipelined connections
+// (the parameter: pipelined connections, 0 for the pool).
 class RedisUserCacheTest : public ::testing::TestWithParam<int> {
  protected:
-  RedisCacheOptions CacheOptions(int port) const {
-    RedisCacheOptions options;
-    options.connection.port = port;
-    options.connection.pipelined_connections = GetParam();
-    options.connection.pool_size = 4;
-    return options;
+  std::unique_ptr<RedisCommandPipe> Pipe(int port) const {
+    if (GetParam() == 0) {
+      return std::make_unique<RedisPooledPipe>(RedisOptions{.port = port, .pool_size = 4});
+    }
+    return std::make_unique<RedisPipelinedGroup>(Options(port), GetParam());
   }
   static User MakeUser(std::int64_t id, std::int64_t version, const std::string& name) {
     return User{.id = id,
@@ -448,7 +448,8 @@ class RedisUserCacheTest : public ::testing::TestWithParam<int> {
 };
 
 TEST_P(RedisUserCacheTest, FillsAreVersionedAndTombstonesRefuseOlderFills) {
-  RedisUserCache cache(CacheOptions(TestRedisPort()));
+  const std::unique_ptr<RedisCommandPipe> pipe = Pipe(TestRedisPort());
+  RedisUserCache cache(RedisCacheOptions{}, *pipe);
   const std::int64_t id = UniqueId();
   StatusOr<CacheEntry> miss = cache.Get(id);
   ASSERT_TRUE(miss.ok());
@@ -476,7 +477,8 @@ TEST_P(RedisUserCacheTest, FillsAreVersionedAndTombstonesRefuseOlderFills) {
 }
 
 TEST_P(RedisUserCacheTest, BatchesFillAndReadManyKeysInOneCall) {
-  RedisUserCache cache(CacheOptions(TestRedisPort()));
+  const std::unique_ptr<RedisCommandPipe> pipe = Pipe(TestRedisPort());
+  RedisUserCache cache(RedisCacheOptions{}, *pipe);
   std::vector<User> users;
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 50; ++i) {
@@ -501,7 +503,8 @@ TEST_P(RedisUserCacheTest, BatchesFillAndReadManyKeysInOneCall) {
 
 TEST_P(RedisUserCacheTest, ScriptLostByRedisIsLoadedAgain) {
   RedisInstance redis("cache-noscript-" + std::to_string(GetParam()));
-  RedisUserCache cache(CacheOptions(redis.port()));
+  const std::unique_ptr<RedisCommandPipe> pipe = Pipe(redis.port());
+  RedisUserCache cache(RedisCacheOptions{}, *pipe);
   const std::int64_t id = UniqueId();
   ASSERT_TRUE(*cache.PutIfNewer(MakeUser(id, 1, "first")));
   ASSERT_EQ(Shell("redis-cli -p " + std::to_string(redis.port()) + " SCRIPT FLUSH >/dev/null"), 0);
@@ -518,7 +521,8 @@ TEST_P(RedisUserCacheTest, ScriptLostByRedisIsLoadedAgain) {
 
 TEST_P(RedisUserCacheTest, RedisDownIsUnavailableAndRestartIsUsedAgain) {
   RedisInstance redis("cache-restart-" + std::to_string(GetParam()));
-  RedisUserCache cache(CacheOptions(redis.port()));
+  const std::unique_ptr<RedisCommandPipe> pipe = Pipe(redis.port());
+  RedisUserCache cache(RedisCacheOptions{}, *pipe);
   const std::int64_t id = UniqueId();
   ASSERT_TRUE(*cache.PutIfNewer(MakeUser(id, 1, "before")));
   redis.Stop();

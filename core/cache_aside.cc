@@ -22,19 +22,21 @@ CacheAside::CacheAside(UserStore& store, UserCache& cache, CacheHealth& health,
       repairer_(repairer),
       retry_after_ms_(retry_after_ms) {}
 
-Status CacheAside::Overloaded() const {
+Status CacheAside::Overloaded(std::string_view request_id) const {
   CacheHealth::Count(health_.stats().overload_rejections);
+  health_.Report(Event::kOverloaded, request_id,
+                 "a read was refused: the cache is unusable and the fallback limit is reached");
   return Status::ResourceExhausted("overloaded: the cache is unavailable, retry later",
                                    retry_after_ms_);
 }
 
-StatusOr<User> CacheAside::Read(std::int64_t id) {
+StatusOr<User> CacheAside::Read(std::int64_t id, std::string_view request_id) {
   CacheStats& stats = health_.stats();
-  if (repairer_.IsPending(id) || !health_.Allow()) return ReadBypassingCache(id);
+  if (repairer_.IsPending(id) || !health_.Allow()) return ReadBypassingCache(id, request_id);
   StatusOr<CacheEntry> entry = cache_.Get(id);
   if (!entry.ok()) {
-    health_.Failed(entry.status());
-    return ReadBypassingCache(id);
+    health_.Failed(entry.status(), request_id);
+    return ReadBypassingCache(id, request_id);
   }
   health_.Succeeded();
   switch (entry->kind) {
@@ -50,19 +52,19 @@ StatusOr<User> CacheAside::Read(std::int64_t id) {
   CacheHealth::Count(stats.misses);
   bool shared = false;
   LoadResult loaded = flights_.Do(
-      id, [&] { return LoadAndFill(id); }, &shared);
+      id, [&] { return LoadAndFill(id, request_id); }, &shared);
   if (shared) CacheHealth::Count(stats.coalesced_misses);
   if (!loaded.ok()) return loaded.status();
   if (!loaded->has_value()) return NotFound(id);
   return **loaded;
 }
 
-CacheAside::LoadResult CacheAside::LoadAndFill(std::int64_t id) {
+CacheAside::LoadResult CacheAside::LoadAndFill(std::int64_t id, std::string_view request_id) {
   LoadResult row = store_.FindById(id);
   if (!row.ok()) return row;
   StatusOr<bool> stored = row->has_value() ? cache_.PutIfNewer(**row) : cache_.PutAbsent(id);
   if (!stored.ok()) {
-    health_.Failed(stored.status());
+    health_.Failed(stored.status(), request_id);
   } else if (*stored) {
     CacheHealth::Count(health_.stats().fills);
   } else if (row->has_value()) {
@@ -72,17 +74,18 @@ CacheAside::LoadResult CacheAside::LoadAndFill(std::int64_t id) {
   return row;
 }
 
-StatusOr<User> CacheAside::ReadBypassingCache(std::int64_t id) {
+StatusOr<User> CacheAside::ReadBypassingCache(std::int64_t id, std::string_view request_id) {
   CacheHealth::Count(health_.stats().bypassed_reads);
   std::optional<ConcurrencyLimiter::Slot> slot = health_.fallback_limit().TryTake();
-  if (!slot) return Overloaded();
+  if (!slot) return Overloaded(request_id);
   LoadResult row = store_.FindById(id);
   if (!row.ok()) return row.status();
   if (!row->has_value()) return NotFound(id);
   return **row;
 }
 
-StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> ids) {
+StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> ids,
+                                                 std::string_view request_id) {
   CacheStats& stats = health_.stats();
   std::unordered_map<std::int64_t, User> found;
   std::vector<std::int64_t> to_load;
@@ -95,7 +98,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
     for (std::size_t i = 0; i < ids.size(); ++i) pending[i] = repairer_.IsPending(ids[i]);
     StatusOr<std::vector<CacheEntry>> entries = cache_.MultiGet(ids);
     if (!entries.ok()) {
-      health_.Failed(entries.status());
+      health_.Failed(entries.status(), request_id);
       cache_ok = false;
     } else {
       health_.Succeeded();
@@ -123,7 +126,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
     to_load.assign(ids.begin(), ids.end());
     CacheHealth::Count(stats.bypassed_reads);
     slot = health_.fallback_limit().TryTake();
-    if (!slot) return Overloaded();
+    if (!slot) return Overloaded(request_id);
   }
 
   std::sort(to_load.begin(), to_load.end());
@@ -142,7 +145,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
       if (!fills.empty()) {
         StatusOr<std::size_t> refused = cache_.PutManyIfNewer(fills);
         if (!refused.ok()) {
-          health_.Failed(refused.status());
+          health_.Failed(refused.status(), request_id);
         } else {
           CacheHealth::Count(stats.fills, fills.size() - *refused);
           CacheHealth::Count(stats.refused_stale_fills, *refused);
@@ -163,16 +166,25 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
   return out;
 }
 
-void CacheAside::AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version) {
+void CacheAside::MarkPending(std::int64_t id, std::int64_t deleted_version,
+                             std::string_view request_id) {
+  repairer_.MarkPending(id, deleted_version);
+  health_.Report(Event::kRepairPending, request_id,
+                 "the cache entry of user " + std::to_string(id) +
+                     " may be stale: reads bypass it until it is repaired");
+}
+
+void CacheAside::AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version,
+                            std::string_view request_id) {
   if (!health_.Allow()) {
-    repairer_.MarkPending(id, deleted_version);
+    MarkPending(id, deleted_version, request_id);
     return;
   }
   const Status status = user != nullptr ? cache_.PutIfNewer(*user).status()
                                         : cache_.PutTombstone(id, deleted_version);
   if (!status.ok()) {
-    health_.Failed(status);
-    repairer_.MarkPending(id, deleted_version);
+    health_.Failed(status, request_id);
+    MarkPending(id, deleted_version, request_id);
     return;
   }
   health_.Succeeded();

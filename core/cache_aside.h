@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "core/cache_health.h"
@@ -31,21 +32,25 @@ class CacheAside {
 
   // The user `id`, or kNotFound; kUnavailable or kResourceExhausted when
   // neither the cache nor the store can answer.
-  StatusOr<User> Read(std::int64_t id);
+  // `request_id` goes into every event reported for the call.
+  StatusOr<User> Read(std::int64_t id, std::string_view request_id = {});
   // The users found, in request order (duplicates repeated), missing ids
   // left out; one cache round trip and at most one store query.
-  StatusOr<std::vector<User>> ReadMany(std::span<const std::int64_t> ids);
+  StatusOr<std::vector<User>> ReadMany(std::span<const std::int64_t> ids,
+                                       std::string_view request_id = {});
   // After a write committed: replaces the entry with `user`, or (`user` null)
   // writes a tombstone of `deleted_version`; on failure the id is repaired.
-  void AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version);
+  void AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version,
+                  std::string_view request_id = {});
 
  private:
   using LoadResult = StatusOr<std::optional<User>>;
 
   // Store read when the cache must not be used, behind the concurrency limit.
-  StatusOr<User> ReadBypassingCache(std::int64_t id);
-  LoadResult LoadAndFill(std::int64_t id);
-  Status Overloaded() const;
+  StatusOr<User> ReadBypassingCache(std::int64_t id, std::string_view request_id);
+  LoadResult LoadAndFill(std::int64_t id, std::string_view request_id);
+  Status Overloaded(std::string_view request_id) const;
+  void MarkPending(std::int64_t id, std::int64_t deleted_version, std::string_view request_id);
 
   UserStore& store_;
   UserCache& cache_;

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
+#include "core/event_log.h"
 #include "core/ports.h"
 #include "core/resilience.h"
 #include "core/status.h"
@@ -34,17 +36,26 @@ class CacheHealth {
   // The breaker opens after `failure_threshold` consecutive failures and
   // stays open `open_ms` (read from `clock`) before one probe; at most
   // `fallback_read_concurrency` reads bypass the cache at once.
+  // Degraded modes are reported to `events` (null: nowhere), which must
+  // outlive this object.
   CacheHealth(const Clock& clock, int failure_threshold, std::int64_t open_ms,
-              int fallback_read_concurrency)
-      : breaker_(clock, failure_threshold, open_ms), fallback_limit_(fallback_read_concurrency) {}
+              int fallback_read_concurrency, EventLog* events = nullptr)
+      : breaker_(clock, failure_threshold, open_ms),
+        fallback_limit_(fallback_read_concurrency),
+        events_(events != nullptr ? *events : null_events_) {}
 
   // True if the cache may be used now (the breaker is closed, or this call
   // is its half-open probe).
   bool Allow() { return breaker_.Allow(); }
   // A cache call answered.
-  void Succeeded() { breaker_.RecordSuccess(); }
-  // A cache call failed: counted, and one step toward opening the breaker.
-  void Failed(const Status& status);
+  void Succeeded();
+  // A cache call of request `request_id` failed: counted, reported, and one
+  // step toward opening the breaker.
+  void Failed(const Status& status, std::string_view request_id = {});
+  // Reports `event` of request `request_id` (empty: background work).
+  void Report(Event event, std::string_view request_id, std::string_view message) {
+    events_.Record(event, request_id, message);
+  }
 
   CacheStats& stats() { return stats_; }
   const CacheStats& stats() const { return stats_; }
@@ -61,6 +72,8 @@ class CacheHealth {
   CircuitBreaker breaker_;
   ConcurrencyLimiter fallback_limit_;
   CacheStats stats_;
+  NullEventLog null_events_;
+  EventLog& events_;
 };
 
 }  // namespace polycrud

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <limits>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,9 @@ void CacheRepairer::MarkPending(std::int64_t id, std::int64_t deleted_version) {
   std::lock_guard lock(pending_mu_);
   if (pending_.size() >= options_.max_pending && !pending_.contains(id)) {
     CacheHealth::Count(health_.stats().repairs_dropped);
+    health_.Report(Event::kRepairDropped, {},
+                   "too many cache entries wait for repair: user " + std::to_string(id) +
+                       "'s heals by its TTL only");
     return;
   }
   PendingRepair& repair = pending_[id];
@@ -55,6 +59,16 @@ void CacheRepairer::RepairLoop() {
 }
 
 void CacheRepairer::RepairPending() {
+  std::size_t repaired = 0;
+  RepairBatch(repaired);
+  if (repaired > 0) {
+    health_.Report(Event::kRepaired, {},
+                   "repaired " + std::to_string(repaired) + " cache entries from the store; " +
+                       std::to_string(pending()) + " still pending");
+  }
+}
+
+void CacheRepairer::RepairBatch(std::size_t& repaired) {
   std::vector<std::pair<std::int64_t, PendingRepair>> batch;
   {
     std::lock_guard lock(pending_mu_);
@@ -84,6 +98,7 @@ void CacheRepairer::RepairPending() {
     }
     health_.Succeeded();
     CacheHealth::Count(health_.stats().repairs);
+    ++repaired;
     std::lock_guard lock(pending_mu_);
     // A write that failed again meanwhile bumped the generation: keep it.
     auto it = pending_.find(id);

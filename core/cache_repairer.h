@@ -57,6 +57,8 @@ class CacheRepairer {
   };
 
   void RepairLoop();
+  // One round of RepairPending(); counts the ids repaired into `repaired`.
+  void RepairBatch(std::size_t& repaired);
 
   UserStore& store_;
   UserCache& cache_;

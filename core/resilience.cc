@@ -21,21 +21,26 @@ bool CircuitBreaker::Allow() {
   return false;
 }
 
-void CircuitBreaker::RecordSuccess() {
+bool CircuitBreaker::RecordSuccess() {
   std::lock_guard lock(mu_);
+  const bool closes = state_ != State::kClosed;
   state_ = State::kClosed;
   failures_ = 0;
   probe_in_flight_ = false;
+  return closes;
 }
 
-void CircuitBreaker::RecordFailure() {
+bool CircuitBreaker::RecordFailure() {
   std::lock_guard lock(mu_);
+  const bool opens = state_ != State::kOpen;
   probe_in_flight_ = false;
   if (state_ == State::kHalfOpen || ++failures_ >= failure_threshold_) {
     state_ = State::kOpen;
     open_until_ms_ = clock_.MonotonicMs() + open_ms_;
     failures_ = 0;
+    return opens;
   }
+  return false;
 }
 
 CircuitBreaker::State CircuitBreaker::state() const {

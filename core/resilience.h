@@ -24,8 +24,10 @@ class CircuitBreaker {
 
   // True if the caller may use the protected dependency now.
   bool Allow();
-  void RecordSuccess();
-  void RecordFailure();
+  // True if this success closed the breaker (it was open or half-open).
+  bool RecordSuccess();
+  // True if this failure opened the breaker.
+  bool RecordFailure();
   State state() const;
 
  private:

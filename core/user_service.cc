@@ -25,9 +25,9 @@ UserService::UserService(UserStore& store, UserCache& cache, const TokenVerifier
       tokens_(tokens),
       clock_(clock),
       options_(std::move(options)),
-      own_health_(std::make_unique<CacheHealth>(clock, options_.cache_failure_threshold,
-                                                options_.cache_open_ms,
-                                                options_.fallback_read_concurrency)),
+      own_health_(std::make_unique<CacheHealth>(
+          clock, options_.cache_failure_threshold, options_.cache_open_ms,
+          options_.fallback_read_concurrency, options_.events)),
       own_repairer_(std::make_unique<CacheRepairer>(
           store, cache, *own_health_,
           CacheRepairerOptions{.interval_ms = options_.repair_interval_ms})),
@@ -65,52 +65,52 @@ Status UserService::Authorize(std::string_view token, Role needed) const {
   return Status::Ok();
 }
 
-StatusOr<User> UserService::CreateUser(std::string_view token, const UserDraft& draft) {
-  if (Status s = Authorize(token, Role::kAdmin); !s.ok()) return s;
+StatusOr<User> UserService::CreateUser(const Caller& caller, const UserDraft& draft) {
+  if (Status s = Authorize(caller.token, Role::kAdmin); !s.ok()) return s;
   if (Status s = ValidateDraft(draft); !s.ok()) return s;
   StatusOr<User> user = store_.Insert(draft, clock_.NowMs());
   if (!user.ok()) return user;
   // Also replaces any negative entry a reader left for this id.
-  cache_aside_.AfterWrite(user->id, &*user, 0);
+  cache_aside_.AfterWrite(user->id, &*user, 0, caller.request_id);
   return user;
 }
 
-StatusOr<User> UserService::GetUser(std::string_view token, std::int64_t id) {
-  if (Status s = Authorize(token, Role::kReader); !s.ok()) return s;
+StatusOr<User> UserService::GetUser(const Caller& caller, std::int64_t id) {
+  if (Status s = Authorize(caller.token, Role::kReader); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
-  return cache_aside_.Read(id);
+  return cache_aside_.Read(id, caller.request_id);
 }
 
-StatusOr<std::vector<User>> UserService::BatchGetUsers(std::string_view token,
+StatusOr<std::vector<User>> UserService::BatchGetUsers(const Caller& caller,
                                                        std::span<const std::int64_t> ids) {
-  if (Status s = Authorize(token, Role::kReader); !s.ok()) return s;
+  if (Status s = Authorize(caller.token, Role::kReader); !s.ok()) return s;
   if (Status s = ValidateBatchIds(ids); !s.ok()) return s;
-  return cache_aside_.ReadMany(ids);
+  return cache_aside_.ReadMany(ids, caller.request_id);
 }
 
-StatusOr<User> UserService::UpdateUser(std::string_view token, std::int64_t id,
+StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
                                        const UserPatch& patch) {
-  if (Status s = Authorize(token, Role::kAdmin); !s.ok()) return s;
+  if (Status s = Authorize(caller.token, Role::kAdmin); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   if (Status s = ValidatePatch(patch); !s.ok()) return s;
   StatusOr<User> user = store_.Update(id, patch, clock_.NowMs());
   if (!user.ok()) return user;
-  cache_aside_.AfterWrite(id, &*user, 0);
+  cache_aside_.AfterWrite(id, &*user, 0, caller.request_id);
   return user;
 }
 
-Status UserService::DeleteUser(std::string_view token, std::int64_t id) {
-  if (Status s = Authorize(token, Role::kAdmin); !s.ok()) return s;
+Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
+  if (Status s = Authorize(caller.token, Role::kAdmin); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   StatusOr<std::int64_t> deleted_version = store_.Delete(id);
   if (!deleted_version.ok()) return deleted_version.status();
-  cache_aside_.AfterWrite(id, nullptr, *deleted_version);
+  cache_aside_.AfterWrite(id, nullptr, *deleted_version, caller.request_id);
   return Status::Ok();
 }
 
-StatusOr<UserPage> UserService::ListUsers(std::string_view token, std::int64_t after_id,
+StatusOr<UserPage> UserService::ListUsers(const Caller& caller, std::int64_t after_id,
                                           std::int32_t limit) {
-  if (Status s = Authorize(token, Role::kReader); !s.ok()) return s;
+  if (Status s = Authorize(caller.token, Role::kReader); !s.ok()) return s;
   if (Status s = ValidateListArgs(after_id, limit); !s.ok()) return s;
   const std::int32_t page_size = limit == 0 ? kDefaultPageLimit : limit;
   // One extra row tells whether a further page exists without a second query.

@@ -19,7 +19,9 @@
 #include "core/cache_aside.h"
 #include "core/cache_health.h"
 #include "core/cache_repairer.h"
+#include "core/event_log.h"
 #include "core/ports.h"
+#include "core/request.h"
 #include "core/resilience.h"
 #include "core/status.h"
 #include "core/user.h"
@@ -40,6 +42,9 @@ struct UserServiceOptions {
   std::int64_t retry_after_ms = kDefaultRetryAfterMs;
   // How often cache entries whose invalidation failed are repaired.
   std::int64_t repair_interval_ms = 100;
+  // Where a service that owns its cache health reports degraded modes (null:
+  // nowhere); must outlive the service.
+  EventLog* events = nullptr;
 };
 
 class UserService {
@@ -61,15 +66,15 @@ class UserService {
   // "<server_name> <server_version>". No auth, no I/O.
   std::string Ping() const;
 
-  StatusOr<User> CreateUser(std::string_view token, const UserDraft& draft);
-  StatusOr<User> GetUser(std::string_view token, std::int64_t id);
+  StatusOr<User> CreateUser(const Caller& caller, const UserDraft& draft);
+  StatusOr<User> GetUser(const Caller& caller, std::int64_t id);
   // Users found, in request order (duplicates repeated); missing ids omitted.
-  StatusOr<std::vector<User>> BatchGetUsers(std::string_view token,
+  StatusOr<std::vector<User>> BatchGetUsers(const Caller& caller,
                                             std::span<const std::int64_t> ids);
-  StatusOr<User> UpdateUser(std::string_view token, std::int64_t id, const UserPatch& patch);
-  Status DeleteUser(std::string_view token, std::int64_t id);
+  StatusOr<User> UpdateUser(const Caller& caller, std::int64_t id, const UserPatch& patch);
+  Status DeleteUser(const Caller& caller, std::int64_t id);
   // limit 0 means kDefaultPageLimit. Read straight from the store.
-  StatusOr<UserPage> ListUsers(std::string_view token, std::int64_t after_id, std::int32_t limit);
+  StatusOr<UserPage> ListUsers(const Caller& caller, std::int64_t after_id, std::int32_t limit);
 
   // From now on every call but Ping answers kUnavailable; calls already
   // running finish normally.

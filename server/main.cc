@@ -17,6 +17,7 @@
 #include "server/face.h"
 #include "server/prometheus_text.h"
 #include "server/services.h"
+#include "server/spdlog_event_log.h"
 #include "storage/mysql/mysql_user_store.h"
 
 namespace {
@@ -222,7 +223,10 @@ int main(int argc, char** argv) {
   config.services.offload_workers = static_cast<int>(config.mysql.pool_size);
   polycrud::SystemClock clock;
   // Every UserService of the process and what each runtime's calls run on.
-  polycrud::server::Services services(store, *tokens, clock, config.services);
+  // Degraded modes reach the log at most 5 lines a second per kind.
+  polycrud::server::SpdlogEventLog event_log;
+  polycrud::RateLimitedEventLog limited_events(event_log, clock);
+  polycrud::server::Services services(store, *tokens, clock, config.services, &limited_events);
   polycrud::UserService& service = services.threads();
   if (!service.CacheReachable()) {
     spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",

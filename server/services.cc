@@ -27,7 +27,7 @@ struct Services::FiberThread {
 };
 
 Services::Services(UserStore& store, const TokenVerifier& tokens, const Clock& clock,
-                   ServicesOptions options)
+                   ServicesOptions options, EventLog* events)
     : store_(store), tokens_(tokens), clock_(clock), options_(std::move(options)) {
   if (options_.redis.pipelined_connections > 0) {
     thread_pipe_ = std::make_unique<RedisPipelinedGroup>(PipelineOptions(options_.redis),
@@ -43,8 +43,9 @@ Services::Services(UserStore& store, const TokenVerifier& tokens, const Clock& c
     thread_cache_ = thread_near_.get();
   }
   const UserServiceOptions& service = options_.service;
-  health_ = std::make_unique<CacheHealth>(clock_, service.cache_failure_threshold,
-                                          service.cache_open_ms, service.fallback_read_concurrency);
+  health_ =
+      std::make_unique<CacheHealth>(clock_, service.cache_failure_threshold, service.cache_open_ms,
+                                    service.fallback_read_concurrency, events);
   repairer_ = std::make_unique<CacheRepairer>(
       store_, *thread_cache_, *health_,
       CacheRepairerOptions{.interval_ms = service.repair_interval_ms});

@@ -25,6 +25,7 @@
 #include "cache/redis/redis_user_cache.h"
 #include "core/cache_health.h"
 #include "core/cache_repairer.h"
+#include "core/event_log.h"
 #include "core/ports.h"
 #include "core/user_service.h"
 #include "runtime/offloading_user_store.h"
@@ -43,9 +44,10 @@ struct ServicesOptions {
 
 class Services {
  public:
-  // `store`, `tokens` and `clock` must outlive this object.
+  // `store`, `tokens`, `clock` and `events` (where degraded modes are
+  // reported; null: nowhere) must outlive this object.
   Services(UserStore& store, const TokenVerifier& tokens, const Clock& clock,
-           ServicesOptions options);
+           ServicesOptions options, EventLog* events = nullptr);
   ~Services();
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;

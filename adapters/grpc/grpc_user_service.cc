@@ -8,6 +8,8 @@
 #include <exception>
 #include <functional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -61,7 +63,8 @@ Status AssignUser(v1::User* out, const StatusOr<User>& user) {
 
 }  // namespace
 
-grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase& context) {
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase& context,
+                          std::string_view request_id) {
   switch (status.code()) {
     case StatusCode::kOk:
       return grpc::Status::OK;
@@ -86,19 +89,27 @@ grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase& context
       }
       break;
     case StatusCode::kResourceExhausted:
-      spdlog::warn("grpc: {}", status.ToString());
+      spdlog::warn("grpc [{}]: {}", request_id, status.ToString());
       context.AddTrailingMetadata(kRetryAfterMetadataKey, std::to_string(status.retry_after_ms()));
       return {grpc::StatusCode::RESOURCE_EXHAUSTED, "overloaded, retry later"};
     case StatusCode::kUnavailable:
-      spdlog::warn("grpc: {}", status.ToString());
+      spdlog::warn("grpc [{}]: {}", request_id, status.ToString());
       context.AddTrailingMetadata(kRetryAfterMetadataKey, std::to_string(status.retry_after_ms()));
       return {grpc::StatusCode::UNAVAILABLE, "service unavailable, retry later"};
     case StatusCode::kInternal:
-      spdlog::error("grpc: {}", status.ToString());
+      spdlog::error("grpc [{}]: {}", request_id, status.ToString());
       return {grpc::StatusCode::INTERNAL, "internal error"};
   }
-  spdlog::error("grpc: unmapped status {}", status.ToString());
+  spdlog::error("grpc [{}]: unmapped status {}", request_id, status.ToString());
   return {grpc::StatusCode::INTERNAL, "internal error"};
+}
+
+std::string RequestIdOf(const grpc::ServerContextBase& context) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find(std::string(kRequestIdMetadataKey));
+  return AcceptRequestId(it == metadata.end()
+                             ? std::string_view()
+                             : std::string_view(it->second.data(), it->second.size()));
 }
 
 std::string BearerToken(const grpc::ServerContextBase& context) {
@@ -132,7 +143,9 @@ template <typename Fn>
 grpc::ServerUnaryReactor* GrpcUserService::Run(grpc::CallbackServerContext* context,
                                                Operation operation, bool inline_call, Fn fn) {
   auto* reactor = new CountedReactor(in_flight_);  // deletes itself in OnDone
-  auto work = [this, context, reactor, operation, fn = std::move(fn)]() mutable {
+  std::string request_id = RequestIdOf(*context);
+  context->AddInitialMetadata(std::string(kRequestIdMetadataKey), request_id);
+  auto work = [this, context, reactor, operation, request_id, fn = std::move(fn)]() mutable {
     // Checked here, after any wait in the queue: work nobody waits for is
     // not done.
     if (context->IsCancelled()) {
@@ -144,15 +157,17 @@ grpc::ServerUnaryReactor* GrpcUserService::Run(grpc::CallbackServerContext* cont
       return;
     }
     ScopedCall call(metrics_, Protocol::kGrpc, operation);
+    const std::string token = BearerToken(*context);
     Status status;
     try {
-      status = fn(BearerToken(*context));
+      status = fn(Caller(token, request_id));
     } catch (const std::exception& e) {
-      spdlog::error("grpc {}: unexpected exception: {}", OperationName(operation), e.what());
+      spdlog::error("grpc {} [{}]: unexpected exception: {}", OperationName(operation), request_id,
+                    e.what());
       status = Status::Internal(e.what());
     }
     call.Done(status.code());
-    reactor->Finish(ToGrpcStatus(status, *context));
+    reactor->Finish(ToGrpcStatus(status, *context, request_id));
   };
   if (inline_call) {
     work();
@@ -161,7 +176,7 @@ grpc::ServerUnaryReactor* GrpcUserService::Run(grpc::CallbackServerContext* cont
     const Status status =
         Status::ResourceExhausted("grpc worker queue full", kOverloadRetryAfterMs);
     call.Done(status.code());
-    reactor->Finish(ToGrpcStatus(status, *context));
+    reactor->Finish(ToGrpcStatus(status, *context, request_id));
   }
   return reactor;
 }
@@ -169,7 +184,7 @@ grpc::ServerUnaryReactor* GrpcUserService::Run(grpc::CallbackServerContext* cont
 grpc::ServerUnaryReactor* GrpcUserService::Ping(grpc::CallbackServerContext* context,
                                                 const v1::PingRequest* /*request*/,
                                                 v1::PingResponse* response) {
-  return Run(context, Operation::kPing, /*inline_call=*/true, [this, response](const std::string&) {
+  return Run(context, Operation::kPing, /*inline_call=*/true, [this, response](const Caller&) {
     response->set_server(service_.Ping());
     return Status::Ok();
   });
@@ -179,33 +194,32 @@ grpc::ServerUnaryReactor* GrpcUserService::CreateUser(grpc::CallbackServerContex
                                                       const v1::CreateUserRequest* request,
                                                       v1::CreateUserResponse* response) {
   return Run(context, Operation::kCreateUser, false,
-             [this, request, response](const std::string& token) {
+             [this, request, response](const Caller& caller) {
                return AssignUser(response->mutable_user(),
-                                 service_.CreateUser(token, UserDraft{
-                                                                .username = request->username(),
-                                                                .email = request->email(),
-                                                                .full_name = request->full_name(),
-                                                            }));
+                                 service_.CreateUser(caller, UserDraft{
+                                                                 .username = request->username(),
+                                                                 .email = request->email(),
+                                                                 .full_name = request->full_name(),
+                                                             }));
              });
 }
 
 grpc::ServerUnaryReactor* GrpcUserService::GetUser(grpc::CallbackServerContext* context,
                                                    const v1::GetUserRequest* request,
                                                    v1::GetUserResponse* response) {
-  return Run(context, Operation::kGetUser, false,
-             [this, request, response](const std::string& token) {
-               return AssignUser(response->mutable_user(), service_.GetUser(token, request->id()));
-             });
+  return Run(context, Operation::kGetUser, false, [this, request, response](const Caller& caller) {
+    return AssignUser(response->mutable_user(), service_.GetUser(caller, request->id()));
+  });
 }
 
 grpc::ServerUnaryReactor* GrpcUserService::BatchGetUsers(grpc::CallbackServerContext* context,
                                                          const v1::BatchGetUsersRequest* request,
                                                          v1::BatchGetUsersResponse* response) {
   return Run(context, Operation::kBatchGetUsers, false,
-             [this, request, response](const std::string& token) {
+             [this, request, response](const Caller& caller) {
                const std::span<const std::int64_t> ids(
                    request->ids().data(), static_cast<std::size_t>(request->ids_size()));
-               StatusOr<std::vector<User>> users = service_.BatchGetUsers(token, ids);
+               StatusOr<std::vector<User>> users = service_.BatchGetUsers(caller, ids);
                if (!users.ok()) return users.status();
                response->mutable_users()->Reserve(static_cast<int>(users->size()));
                for (const User& user : *users) ToProto(user, *response->add_users());
@@ -217,21 +231,21 @@ grpc::ServerUnaryReactor* GrpcUserService::UpdateUser(grpc::CallbackServerContex
                                                       const v1::UpdateUserRequest* request,
                                                       v1::UpdateUserResponse* response) {
   return Run(context, Operation::kUpdateUser, false,
-             [this, request, response](const std::string& token) {
+             [this, request, response](const Caller& caller) {
                UserPatch patch;
                if (request->has_email()) patch.email = request->email();
                if (request->has_full_name()) patch.full_name = request->full_name();
                patch.expected_version = request->expected_version();
                return AssignUser(response->mutable_user(),
-                                 service_.UpdateUser(token, request->id(), patch));
+                                 service_.UpdateUser(caller, request->id(), patch));
              });
 }
 
 grpc::ServerUnaryReactor* GrpcUserService::DeleteUser(grpc::CallbackServerContext* context,
                                                       const v1::DeleteUserRequest* request,
                                                       v1::DeleteUserResponse* /*response*/) {
-  return Run(context, Operation::kDeleteUser, false, [this, request](const std::string& token) {
-    return service_.DeleteUser(token, request->id());
+  return Run(context, Operation::kDeleteUser, false, [this, request](const Caller& caller) {
+    return service_.DeleteUser(caller, request->id());
   });
 }
 
@@ -239,8 +253,8 @@ grpc::ServerUnaryReactor* GrpcUserService::ListUsers(grpc::CallbackServerContext
                                                      const v1::ListUsersRequest* request,
                                                      v1::ListUsersResponse* response) {
   return Run(
-      context, Operation::kListUsers, false, [this, request, response](const std::string& token) {
-        StatusOr<UserPage> page = service_.ListUsers(token, request->after_id(), request->limit());
+      context, Operation::kListUsers, false, [this, request, response](const Caller& caller) {
+        StatusOr<UserPage> page = service_.ListUsers(caller, request->after_id(), request->limit());
         if (!page.ok()) return page.status();
         response->mutable_users()->Reserve(static_cast<int>(page->users.size()));
         for (const User& user : page->users) ToProto(user, *response->add_users());

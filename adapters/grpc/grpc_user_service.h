@@ -27,11 +27,19 @@ namespace v1 = ::polycrud::v1;
 // Trailing-metadata keys that carry what a gRPC status cannot.
 inline constexpr char kFieldMetadataKey[] = "polycrud-field";
 inline constexpr char kRetryAfterMetadataKey[] = "retry-after-ms";
+// Metadata that names a call: taken from the client's metadata when usable,
+// else made up, and sent back in the initial metadata of every answer.
+inline constexpr std::string_view kRequestIdMetadataKey = "x-request-id";
 
 // Maps a core status to its gRPC status (API.md), adding the offending field
 // or the retry hint to `context`'s trailing metadata. Internal and
-// unavailable details are logged, never sent.
-grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase& context);
+// unavailable details are logged with `request_id`, never sent.
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase& context,
+                          std::string_view request_id = {});
+
+// The request id of the call: its x-request-id metadata if usable
+// (AcceptRequestId), else a new one.
+std::string RequestIdOf(const grpc::ServerContextBase& context);
 
 // The token of an `authorization: Bearer <token>` entry in `context`'s
 // metadata; empty if the entry is missing or malformed (the core then

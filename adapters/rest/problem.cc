@@ -63,7 +63,7 @@ HttpResponse Problem(http::status status, std::string_view code, std::string det
   return response;
 }
 
-HttpResponse StatusProblem(const Status& status) {
+HttpResponse StatusProblem(const Status& status, std::string_view request_id) {
   const http::status http_status = HttpStatusFor(status.code());
   const std::string_view code = StatusCodeName(status.code());
   switch (status.code()) {
@@ -80,7 +80,7 @@ HttpResponse StatusProblem(const Status& status) {
       return Problem(http_status, code, status.message());
     case StatusCode::kResourceExhausted:
     case StatusCode::kUnavailable: {
-      spdlog::warn("rest: {}", status.ToString());
+      spdlog::warn("rest [{}]: {}", request_id, status.ToString());
       HttpResponse response =
           Problem(http_status, code,
                   status.code() == StatusCode::kUnavailable ? "service unavailable, retry later"
@@ -90,12 +90,12 @@ HttpResponse StatusProblem(const Status& status) {
       return response;
     }
     case StatusCode::kInternal:
-      spdlog::error("rest: {}", status.ToString());
+      spdlog::error("rest [{}]: {}", request_id, status.ToString());
       return Problem(http_status, code, "internal error");
     case StatusCode::kOk:
       break;
   }
-  spdlog::error("rest: OK status passed to StatusProblem");
+  spdlog::error("rest [{}]: OK status passed to StatusProblem", request_id);
   return Problem(http::status::internal_server_error, "INTERNAL", "internal error");
 }
 

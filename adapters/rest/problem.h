@@ -18,7 +18,8 @@ http::status HttpStatusFor(StatusCode code);
 // errors are sent; INTERNAL and UNAVAILABLE/RESOURCE_EXHAUSTED details are
 // logged and replaced by a generic text. 429/503 carry `Retry-After`
 // (seconds), 401 carries `WWW-Authenticate: Bearer`.
-HttpResponse StatusProblem(const Status& status);
+// Logged lines carry `request_id`.
+HttpResponse StatusProblem(const Status& status, std::string_view request_id = {});
 
 // A problem+json response for an HTTP-level error (routing, media type,
 // malformed body); `code` is the core code name it stands for and `field`, if

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "adapters/rest/problem.h"
+#include "core/request.h"
 
 namespace polycrud::rest_adapter {
 namespace {
@@ -53,6 +54,10 @@ HttpResponse RestRouter::Dispatch(const HttpRequest& request) const {
   const std::string_view path = target.substr(0, question);
   const std::string_view query =
       question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+  const auto given = request.find(kRequestIdHeader);
+  const std::string request_id = AcceptRequestId(
+      given == request.end() ? std::string_view()
+                             : std::string_view(given->value().data(), given->value().size()));
   const bool head = request.method() == http::verb::head;
   const http::verb method = head ? http::verb::get : request.method();
 
@@ -66,7 +71,8 @@ HttpResponse RestRouter::Dispatch(const HttpRequest& request) const {
     allow += (allow.empty() ? "" : ", ") + std::string(name.data(), name.size());
     if (route.info.method == http::verb::get) allow += ", HEAD";
     if (route.info.method == method && !found) {
-      response = route.handler(request, RouteArgs{.path_param = param, .query = query});
+      response = route.handler(
+          request, RouteArgs{.path_param = param, .query = query, .request_id = request_id});
       found = true;
     }
   }
@@ -77,6 +83,7 @@ HttpResponse RestRouter::Dispatch(const HttpRequest& request) const {
                        std::string(request.method_string()) + " is not allowed here");
     response.set(http::field::allow, allow);
   }
+  response.set(kRequestIdHeader, request_id);
   response.version(request.version());
   response.keep_alive(request.keep_alive());
   response.prepare_payload();

@@ -18,9 +18,15 @@ using HttpRequest = http::request<http::string_body>;
 using HttpResponse = http::response<http::string_body>;
 
 // What a handler gets besides the request.
+// Where a client names its request, and where the answer repeats the name.
+inline constexpr char kRequestIdHeader[] = "X-Request-Id";
+
 struct RouteArgs {
   std::string_view path_param;  // the "{id}" segment; empty when the route has none
   std::string_view query;       // the raw query string (after '?'), possibly empty
+  // The request's X-Request-Id if usable, else a new one; Dispatch echoes it
+  // in the response's X-Request-Id.
+  std::string_view request_id;
 };
 using RouteHandler = std::function<HttpResponse(const HttpRequest&, const RouteArgs&)>;
 

@@ -30,9 +30,10 @@ HttpResponse UserResponse(http::status status, const User& user) {
   return response;
 }
 
-// The bearer token of `Authorization: Bearer <token>`; empty if there is none
-// (the core then answers UNAUTHENTICATED).
-std::string BearerToken(const HttpRequest& request) {
+// The bearer token of `Authorization: Bearer <token>` (a view into the
+// request's header); empty if there is none (the core then answers
+// UNAUTHENTICATED).
+std::string_view BearerToken(const HttpRequest& request) {
   const auto it = request.find(http::field::authorization);
   if (it == request.end()) return {};
   std::string_view value(it->value().data(), it->value().size());
@@ -44,7 +45,13 @@ std::string BearerToken(const HttpRequest& request) {
   value.remove_prefix(kScheme.size());
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
-  return std::string(value);
+  return value;
+}
+
+// The caller of a route: its bearer token and request id, both views that
+// live as long as the request.
+Caller CallerOf(const HttpRequest& request, const RouteArgs& args) {
+  return Caller(BearerToken(request), args.request_id);
 }
 
 // Parses a whole decimal int64 (optional leading '-').
@@ -171,13 +178,14 @@ StatusOr<std::int64_t> ExpectedVersion(const HttpRequest& request) {
 }  // namespace
 
 template <typename Fn>
-HttpResponse RestUserRoutes::Run(Operation operation, Fn&& fn) {
+HttpResponse RestUserRoutes::Run(Operation operation, std::string_view request_id, Fn&& fn) {
   ScopedCall call(metrics_, Protocol::kRest, operation);
   Result result = Status::Internal("no result");
   try {
     result = std::forward<Fn>(fn)();
   } catch (const std::exception& e) {
-    spdlog::error("rest {}: unexpected exception: {}", OperationName(operation), e.what());
+    spdlog::error("rest {} [{}]: unexpected exception: {}", OperationName(operation), request_id,
+                  e.what());
     result = Status::Internal(e.what());
   }
   if (auto* response = std::get_if<HttpResponse>(&result)) {
@@ -188,7 +196,7 @@ HttpResponse RestUserRoutes::Run(Operation operation, Fn&& fn) {
   }
   const Status& status = std::get<Status>(result);
   call.Done(status.code());
-  return StatusProblem(status);
+  return StatusProblem(status, request_id);
 }
 
 void RestUserRoutes::Register(RestRouter& router) {
@@ -206,14 +214,14 @@ void RestUserRoutes::Register(RestRouter& router) {
   router.Add(http::verb::delete_, "/v1/users/{id}", bind(&RestUserRoutes::DeleteUser));
 }
 
-HttpResponse RestUserRoutes::Ping(const HttpRequest& /*request*/, const RouteArgs& /*args*/) {
-  return Run(Operation::kPing, [&]() -> Result {
+HttpResponse RestUserRoutes::Ping(const HttpRequest& /*request*/, const RouteArgs& args) {
+  return Run(Operation::kPing, args.request_id, [&]() -> Result {
     return JsonResponse(http::status::ok, {{"server", service_.Ping()}});
   });
 }
 
-HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteArgs& /*args*/) {
-  return Run(Operation::kCreateUser, [&]() -> Result {
+HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteArgs& args) {
+  return Run(Operation::kCreateUser, args.request_id, [&]() -> Result {
     auto body = JsonBody(request);
     if (auto* error = std::get_if<HttpResponse>(&body)) return std::move(*error);
     const json& object = std::get<json>(body);
@@ -223,7 +231,7 @@ HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteA
           std::pair{"full_name", &draft.full_name}}) {
       if (Status s = RequiredString(object, name, *out); !s.ok()) return s;
     }
-    StatusOr<User> user = service_.CreateUser(BearerToken(request), draft);
+    StatusOr<User> user = service_.CreateUser(CallerOf(request, args), draft);
     if (!user.ok()) return user.status();
     HttpResponse response = UserResponse(http::status::created, *user);
     response.set(http::field::location, "/v1/users/" + std::to_string(user->id));
@@ -232,29 +240,29 @@ HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteA
 }
 
 HttpResponse RestUserRoutes::GetUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kGetUser, [&]() -> Result {
+  return Run(Operation::kGetUser, args.request_id, [&]() -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
-    StatusOr<User> user = service_.GetUser(BearerToken(request), *id);
+    StatusOr<User> user = service_.GetUser(CallerOf(request, args), *id);
     if (!user.ok()) return user.status();
     return UserResponse(http::status::ok, *user);
   });
 }
 
-HttpResponse RestUserRoutes::BatchGetUsers(const HttpRequest& request, const RouteArgs& /*args*/) {
-  return Run(Operation::kBatchGetUsers, [&]() -> Result {
+HttpResponse RestUserRoutes::BatchGetUsers(const HttpRequest& request, const RouteArgs& args) {
+  return Run(Operation::kBatchGetUsers, args.request_id, [&]() -> Result {
     auto body = JsonBody(request);
     if (auto* error = std::get_if<HttpResponse>(&body)) return std::move(*error);
     StatusOr<std::vector<std::int64_t>> ids = BatchIdsFromJson(std::get<json>(body));
     if (!ids.ok()) return ids.status();
-    StatusOr<std::vector<User>> users = service_.BatchGetUsers(BearerToken(request), *ids);
+    StatusOr<std::vector<User>> users = service_.BatchGetUsers(CallerOf(request, args), *ids);
     if (!users.ok()) return users.status();
     return JsonResponse(http::status::ok, {{"users", UsersToJson(*users)}});
   });
 }
 
 HttpResponse RestUserRoutes::UpdateUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kUpdateUser, [&]() -> Result {
+  return Run(Operation::kUpdateUser, args.request_id, [&]() -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
     StatusOr<std::int64_t> expected = ExpectedVersion(request);
@@ -266,23 +274,23 @@ HttpResponse RestUserRoutes::UpdateUser(const HttpRequest& request, const RouteA
     patch.expected_version = *expected;
     if (Status s = OptionalString(object, "email", patch.email); !s.ok()) return s;
     if (Status s = OptionalString(object, "full_name", patch.full_name); !s.ok()) return s;
-    StatusOr<User> user = service_.UpdateUser(BearerToken(request), *id, patch);
+    StatusOr<User> user = service_.UpdateUser(CallerOf(request, args), *id, patch);
     if (!user.ok()) return user.status();
     return UserResponse(http::status::ok, *user);
   });
 }
 
 HttpResponse RestUserRoutes::DeleteUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kDeleteUser, [&]() -> Result {
+  return Run(Operation::kDeleteUser, args.request_id, [&]() -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
-    if (Status s = service_.DeleteUser(BearerToken(request), *id); !s.ok()) return s;
+    if (Status s = service_.DeleteUser(CallerOf(request, args), *id); !s.ok()) return s;
     return HttpResponse{http::status::no_content, 11};
   });
 }
 
 HttpResponse RestUserRoutes::ListUsers(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kListUsers, [&]() -> Result {
+  return Run(Operation::kListUsers, args.request_id, [&]() -> Result {
     std::int64_t after_id = 0;
     std::int64_t limit = 0;
     for (auto [name, out] : {std::pair{"after_id", &after_id}, std::pair{"limit", &limit}}) {
@@ -298,7 +306,7 @@ HttpResponse RestUserRoutes::ListUsers(const HttpRequest& request, const RouteAr
       limit = std::numeric_limits<std::int32_t>::max();
     }
     StatusOr<UserPage> page =
-        service_.ListUsers(BearerToken(request), after_id, static_cast<std::int32_t>(limit));
+        service_.ListUsers(CallerOf(request, args), after_id, static_cast<std::int32_t>(limit));
     if (!page.ok()) return page.status();
     return JsonResponse(http::status::ok, {{"users", UsersToJson(page->users)},
                                            {"next_after_id", page->next_after_id}});

@@ -34,8 +34,9 @@ class RestUserRoutes {
 
   // Runs one route body under the operation's metrics: `fn` returns the
   // response for success or a Status; errors become problem+json.
+  // Logged lines carry `request_id`.
   template <typename Fn>
-  HttpResponse Run(Operation operation, Fn&& fn);
+  HttpResponse Run(Operation operation, std::string_view request_id, Fn&& fn);
 
   UserService& service_;
   Metrics& metrics_;

@@ -1,6 +1,7 @@
 #include "adapters/soap/soap_user_service.h"
 
 #include <spdlog/spdlog.h>
+#include <strings.h>
 
 #include <exception>
 #include <string>
@@ -60,7 +61,7 @@ pc__User* ToSoap(struct soap* soap, const User& user) {
 
 std::string_view WsdlText() { return soap_gen::kWsdlText; }
 
-int SetFault(struct soap* soap, const Status& status) {
+int SetFault(struct soap* soap, const Status& status, std::string_view request_id) {
   const std::string detail = DetailXml(status);
   switch (status.code()) {
     case StatusCode::kInvalidArgument:
@@ -70,40 +71,62 @@ int SetFault(struct soap* soap, const Status& status) {
     case StatusCode::kConflict:
       return soap_sender_fault(soap, status.message().c_str(), detail.c_str());
     case StatusCode::kResourceExhausted:
-      spdlog::warn("soap: {}", status.ToString());
+      spdlog::warn("soap [{}]: {}", request_id, status.ToString());
       return soap_receiver_fault(soap, "overloaded, retry later", detail.c_str());
     case StatusCode::kUnavailable:
-      spdlog::warn("soap: {}", status.ToString());
+      spdlog::warn("soap [{}]: {}", request_id, status.ToString());
       return soap_receiver_fault(soap, "service unavailable, retry later", detail.c_str());
     case StatusCode::kInternal:
-      spdlog::error("soap: {}", status.ToString());
+      spdlog::error("soap [{}]: {}", request_id, status.ToString());
       return soap_receiver_fault(soap, "internal error", detail.c_str());
     case StatusCode::kOk:
       break;
   }
-  spdlog::error("soap: OK status passed to SetFault");
+  spdlog::error("soap [{}]: OK status passed to SetFault", request_id);
   return soap_receiver_fault(soap, "internal error", DetailXml(Status::Internal("")).c_str());
 }
 
 // Runs one operation body, which returns the core status: counts it, maps an
 // error to its fault, and turns anything unexpected into a generic internal
 // fault so no detail reaches the client.
+SoapUserService::SoapUserService(struct soap* context, UserService& service, Metrics& metrics)
+    : UserServiceBindingService(context), service_(service), metrics_(metrics) {
+  context->user = this;
+  parse_header_ = context->fparsehdr;
+  context->fparsehdr = &SoapUserService::ParseHeader;
+}
+
+int SoapUserService::ParseHeader(struct soap* soap, const char* key, const char* value) {
+  auto* self = static_cast<SoapUserService*>(soap->user);
+  if (strcasecmp(key, "X-Request-Id") == 0) {
+    self->client_request_id_.assign(value != nullptr ? value : "");
+    return SOAP_OK;
+  }
+  return self->parse_header_(soap, key, value);
+}
+
 template <typename Fn>
 int SoapUserService::Run(Operation operation, Fn&& fn) {
   ScopedCall call(metrics_, Protocol::kSoap, operation);
+  request_id_ = AcceptRequestId(client_request_id_);
+  client_request_id_.clear();
+  response_header_ = "X-Request-Id: " + request_id_;
+  soap->http_extra_header = response_header_.c_str();
   Status status;
   try {
     status = std::forward<Fn>(fn)();
   } catch (const std::exception& e) {
-    spdlog::error("soap {}: unexpected exception: {}", OperationName(operation), e.what());
+    spdlog::error("soap {} [{}]: unexpected exception: {}", OperationName(operation), request_id_,
+                  e.what());
     status = Status::Internal(e.what());
   }
   call.Done(status.code());
-  return status.ok() ? SOAP_OK : SetFault(soap, status);
+  return status.ok() ? SOAP_OK : SetFault(soap, status, request_id_);
 }
 
-std::string_view SoapUserService::Token() const {
-  return soap->bearer != nullptr ? std::string_view(soap->bearer) : std::string_view();
+Caller SoapUserService::CurrentCaller() const {
+  return Caller(soap->bearer != nullptr ? std::string_view(soap->bearer) : std::string_view(),
+                request_id_);
 }
 
 UserServiceBindingService* SoapUserService::copy() {
@@ -122,9 +145,9 @@ int SoapUserService::Ping(_pc__Ping* /*request*/, _pc__PingResponse& response) {
 int SoapUserService::CreateUser(_pc__CreateUser* request, _pc__CreateUserResponse& response) {
   return Run(Operation::kCreateUser, [&] {
     StatusOr<User> user =
-        service_.CreateUser(Token(), UserDraft{.username = request->username,
-                                               .email = request->email,
-                                               .full_name = request->full_USCOREname});
+        service_.CreateUser(CurrentCaller(), UserDraft{.username = request->username,
+                                                       .email = request->email,
+                                                       .full_name = request->full_USCOREname});
     if (!user.ok()) return user.status();
     response.user = ToSoap(soap, *user);
     return Status::Ok();
@@ -133,7 +156,7 @@ int SoapUserService::CreateUser(_pc__CreateUser* request, _pc__CreateUserRespons
 
 int SoapUserService::GetUser(_pc__GetUser* request, _pc__GetUserResponse& response) {
   return Run(Operation::kGetUser, [&] {
-    StatusOr<User> user = service_.GetUser(Token(), request->id);
+    StatusOr<User> user = service_.GetUser(CurrentCaller(), request->id);
     if (!user.ok()) return user.status();
     response.user = ToSoap(soap, *user);
     return Status::Ok();
@@ -144,7 +167,7 @@ int SoapUserService::BatchGetUsers(_pc__BatchGetUsers* request,
                                    _pc__BatchGetUsersResponse& response) {
   return Run(Operation::kBatchGetUsers, [&] {
     const std::vector<std::int64_t> ids(request->ids.begin(), request->ids.end());
-    StatusOr<std::vector<User>> users = service_.BatchGetUsers(Token(), ids);
+    StatusOr<std::vector<User>> users = service_.BatchGetUsers(CurrentCaller(), ids);
     if (!users.ok()) return users.status();
     response.users.clear();
     response.users.reserve(users->size());
@@ -161,7 +184,7 @@ int SoapUserService::UpdateUser(_pc__UpdateUser* request, _pc__UpdateUserRespons
     if (request->expected_USCOREversion != nullptr) {
       patch.expected_version = *request->expected_USCOREversion;
     }
-    StatusOr<User> user = service_.UpdateUser(Token(), request->id, patch);
+    StatusOr<User> user = service_.UpdateUser(CurrentCaller(), request->id, patch);
     if (!user.ok()) return user.status();
     response.user = ToSoap(soap, *user);
     return Status::Ok();
@@ -169,14 +192,15 @@ int SoapUserService::UpdateUser(_pc__UpdateUser* request, _pc__UpdateUserRespons
 }
 
 int SoapUserService::DeleteUser(_pc__DeleteUser* request, _pc__DeleteUserResponse& /*response*/) {
-  return Run(Operation::kDeleteUser, [&] { return service_.DeleteUser(Token(), request->id); });
+  return Run(Operation::kDeleteUser,
+             [&] { return service_.DeleteUser(CurrentCaller(), request->id); });
 }
 
 int SoapUserService::ListUsers(_pc__ListUsers* request, _pc__ListUsersResponse& response) {
   return Run(Operation::kListUsers, [&] {
     const std::int64_t after_id = request->after_USCOREid != nullptr ? *request->after_USCOREid : 0;
     const std::int32_t limit = request->limit != nullptr ? *request->limit : 0;
-    StatusOr<UserPage> page = service_.ListUsers(Token(), after_id, limit);
+    StatusOr<UserPage> page = service_.ListUsers(CurrentCaller(), after_id, limit);
     if (!page.ok()) return page.status();
     response.users.clear();
     response.users.reserve(page->users.size());

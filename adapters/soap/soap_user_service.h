@@ -21,14 +21,16 @@ namespace polycrud::soap_adapter {
 std::string_view WsdlText();
 
 // Turns a non-OK status into a SOAP fault on `soap` (exhaustive over
-// StatusCode) and returns SOAP_FAULT for the operation to return.
-int SetFault(struct soap* soap, const Status& status);
+// StatusCode) and returns SOAP_FAULT for the operation to return. Logged
+// lines carry `request_id`.
+int SetFault(struct soap* soap, const Status& status, std::string_view request_id = {});
 
 class SoapUserService final : public UserServiceBindingService {
  public:
   // Serves on `context`, which the caller owns and frees after this object.
-  SoapUserService(struct soap* context, UserService& service, Metrics& metrics)
-      : UserServiceBindingService(context), service_(service), metrics_(metrics) {}
+  // Each request's X-Request-Id header (if usable, else a new id) names it in
+  // the log and comes back in the response's X-Request-Id header.
+  SoapUserService(struct soap* context, UserService& service, Metrics& metrics);
 
   // UserServiceBindingService:
   UserServiceBindingService* copy() override;
@@ -43,11 +45,18 @@ class SoapUserService final : public UserServiceBindingService {
  private:
   template <typename Fn>
   int Run(Operation operation, Fn&& fn);
-  // The bearer token of the current request ("" when absent).
-  std::string_view Token() const;
+  // The caller of the current request: its bearer token ("" when absent)
+  // and request id.
+  Caller CurrentCaller() const;
+  // gSOAP's header hook: keeps X-Request-Id, passes every header on.
+  static int ParseHeader(struct soap* soap, const char* key, const char* value);
 
   UserService& service_;
   Metrics& metrics_;
+  int (*parse_header_)(struct soap*, const char*, const char*) = nullptr;  // gSOAP's own
+  std::string client_request_id_;  // as the client sent it; cleared after each call
+  std::string request_id_;         // the current call's
+  std::string response_header_;    // "X-Request-Id: ...", sent with the answer
 };
 
 }  // namespace polycrud::soap_adapter

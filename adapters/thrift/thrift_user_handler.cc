@@ -12,21 +12,27 @@ using ::apache::thrift::TApplicationException;
 // Runs one handler body, which returns the core status: counts it, maps an
 // error to its IDL exception, and turns anything unexpected into a generic
 // internal error so no detail reaches the client.
+// Thrift's framed binary protocol has no place for a request id, so each
+// call gets a new one: it names the call in every log line, on the server
+// only.
 template <typename Fn>
 void ThriftUserHandler::Run(Operation operation, Fn&& fn) {
   ScopedCall call(metrics_, Protocol::kThrift, operation);
+  // Ping logs nothing and is the baseline of every benchmark: it needs none.
+  const std::string request_id = operation == Operation::kPing ? std::string() : NewRequestId();
   Status status;
   try {
-    status = std::forward<Fn>(fn)();
+    status = std::forward<Fn>(fn)(std::string_view(request_id));
   } catch (const std::exception& e) {
-    spdlog::error("thrift {}: unexpected exception: {}", OperationName(operation), e.what());
+    spdlog::error("thrift {} [{}]: unexpected exception: {}", OperationName(operation), request_id,
+                  e.what());
     status = Status::Internal(e.what());
   }
   call.Done(status.code());
-  if (!status.ok()) ThrowStatus(status);
+  if (!status.ok()) ThrowStatus(status, request_id);
 }
 
-void ThrowStatus(const Status& status) {
+void ThrowStatus(const Status& status, std::string_view request_id) {
   switch (status.code()) {
     case StatusCode::kInvalidArgument: {
       gen::InvalidArgument e;
@@ -58,23 +64,23 @@ void ThrowStatus(const Status& status) {
       gen::Unavailable e;
       e.message = "overloaded, retry later";
       e.retry_after_ms = status.retry_after_ms();
-      spdlog::warn("thrift: {}", status.ToString());
+      spdlog::warn("thrift [{}]: {}", request_id, status.ToString());
       throw e;
     }
     case StatusCode::kUnavailable: {
       gen::Unavailable e;
       e.message = "service unavailable, retry later";
       e.retry_after_ms = status.retry_after_ms();
-      spdlog::warn("thrift: {}", status.ToString());
+      spdlog::warn("thrift [{}]: {}", request_id, status.ToString());
       throw e;
     }
     case StatusCode::kInternal:
-      spdlog::error("thrift: {}", status.ToString());
+      spdlog::error("thrift [{}]: {}", request_id, status.ToString());
       throw TApplicationException(TApplicationException::INTERNAL_ERROR, "internal error");
     case StatusCode::kOk:
       break;
   }
-  spdlog::error("thrift: OK status passed to ThrowStatus");
+  spdlog::error("thrift [{}]: OK status passed to ThrowStatus", request_id);
   throw TApplicationException(TApplicationException::INTERNAL_ERROR, "internal error");
 }
 
@@ -97,7 +103,7 @@ gen::User ToThrift(const User& user) {
 }
 
 void ThriftUserHandler::ping(std::string& out) {
-  Run(Operation::kPing, [&] {
+  Run(Operation::kPing, [&](std::string_view /*request_id*/) {
     out = service_.Ping();
     return Status::Ok();
   });
@@ -105,21 +111,24 @@ void ThriftUserHandler::ping(std::string& out) {
 
 void ThriftUserHandler::createUser(gen::User& out, const std::string& token,
                                    const gen::UserDraft& draft) {
-  Run(Operation::kCreateUser, [&] {
-    return Assign(out, service_.CreateUser(token, UserDraft{.username = draft.username,
-                                                            .email = draft.email,
-                                                            .full_name = draft.full_name}));
+  Run(Operation::kCreateUser, [&](std::string_view request_id) {
+    return Assign(out, service_.CreateUser(Caller(token, request_id),
+                                           UserDraft{.username = draft.username,
+                                                     .email = draft.email,
+                                                     .full_name = draft.full_name}));
   });
 }
 
 void ThriftUserHandler::getUser(gen::User& out, const std::string& token, std::int64_t id) {
-  Run(Operation::kGetUser, [&] { return Assign(out, service_.GetUser(token, id)); });
+  Run(Operation::kGetUser, [&](std::string_view request_id) {
+    return Assign(out, service_.GetUser(Caller(token, request_id), id));
+  });
 }
 
 void ThriftUserHandler::batchGetUsers(std::vector<gen::User>& out, const std::string& token,
                                       const std::vector<std::int64_t>& ids) {
-  Run(Operation::kBatchGetUsers, [&] {
-    StatusOr<std::vector<User>> users = service_.BatchGetUsers(token, ids);
+  Run(Operation::kBatchGetUsers, [&](std::string_view request_id) {
+    StatusOr<std::vector<User>> users = service_.BatchGetUsers(Caller(token, request_id), ids);
     if (!users.ok()) return users.status();
     out.clear();
     out.reserve(users->size());
@@ -130,23 +139,25 @@ void ThriftUserHandler::batchGetUsers(std::vector<gen::User>& out, const std::st
 
 void ThriftUserHandler::updateUser(gen::User& out, const std::string& token, std::int64_t id,
                                    const gen::UserPatch& patch) {
-  Run(Operation::kUpdateUser, [&] {
+  Run(Operation::kUpdateUser, [&](std::string_view request_id) {
     UserPatch core_patch;
     if (patch.__isset.email) core_patch.email = patch.email;
     if (patch.__isset.full_name) core_patch.full_name = patch.full_name;
     core_patch.expected_version = patch.expected_version;
-    return Assign(out, service_.UpdateUser(token, id, core_patch));
+    return Assign(out, service_.UpdateUser(Caller(token, request_id), id, core_patch));
   });
 }
 
 void ThriftUserHandler::deleteUser(const std::string& token, std::int64_t id) {
-  Run(Operation::kDeleteUser, [&] { return service_.DeleteUser(token, id); });
+  Run(Operation::kDeleteUser, [&](std::string_view request_id) {
+    return service_.DeleteUser(Caller(token, request_id), id);
+  });
 }
 
 void ThriftUserHandler::listUsers(gen::UserPage& out, const std::string& token,
                                   std::int64_t after_id, std::int32_t limit) {
-  Run(Operation::kListUsers, [&] {
-    StatusOr<UserPage> page = service_.ListUsers(token, after_id, limit);
+  Run(Operation::kListUsers, [&](std::string_view request_id) {
+    StatusOr<UserPage> page = service_.ListUsers(Caller(token, request_id), after_id, limit);
     if (!page.ok()) return page.status();
     out.users.clear();
     out.users.reserve(page->users.size());

@@ -18,8 +18,9 @@ namespace polycrud::thrift_adapter {
 
 namespace gen = ::polycrud::thrift;
 
-// Throws the IDL exception for a non-OK status (exhaustive over StatusCode).
-[[noreturn]] void ThrowStatus(const Status& status);
+// Throws the IDL exception for a non-OK status (exhaustive over StatusCode);
+// logged lines carry `request_id`.
+[[noreturn]] void ThrowStatus(const Status& status, std::string_view request_id = {});
 
 gen::User ToThrift(const User& user);
 // Stores the converted user in `out` when `user` holds one; returns its status.
@@ -43,6 +44,7 @@ class ThriftUserHandler final : public gen::UserServiceIf {
                  std::int32_t limit) override;
 
  private:
+  // Runs `fn(request_id)` under the operation's metrics with a new request id.
   template <typename Fn>
   void Run(Operation operation, Fn&& fn);
 

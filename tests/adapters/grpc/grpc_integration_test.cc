@@ -222,6 +222,31 @@ TEST_F(GrpcFaceTest, BearerTokenTravelsInMetadata) {
   EXPECT_EQ(pong.server().rfind("polycrud ", 0), 0u) << pong.server();
 }
 
+TEST_F(GrpcFaceTest, TheRequestIdComesBackInInitialMetadata) {
+  auto server_metadata = [](const grpc::ClientContext& context) {
+    const auto& metadata = context.GetServerInitialMetadata();
+    const auto it = metadata.find("x-request-id");
+    return it == metadata.end() ? std::string("<none>")
+                                : std::string(it->second.data(), it->second.size());
+  };
+  v1::GetUserRequest request;
+  request.set_id(1);
+  v1::GetUserResponse response;
+  auto named = Context(Bearer(kReaderToken));
+  named->AddMetadata("x-request-id", "grpc-trace-9");
+  (void)stub_->GetUser(named.get(), request, &response);
+  EXPECT_EQ(server_metadata(*named), "grpc-trace-9");
+  // None sent, or an unusable one: a new id of 16 hex digits, different each call.
+  auto anonymous = Context(Bearer(kReaderToken));
+  (void)stub_->GetUser(anonymous.get(), request, &response);
+  auto unusable = Context(Bearer(kReaderToken));
+  unusable->AddMetadata("x-request-id", "no spaces allowed");
+  (void)stub_->GetUser(unusable.get(), request, &response);
+  EXPECT_EQ(server_metadata(*anonymous).size(), 16u) << server_metadata(*anonymous);
+  EXPECT_EQ(server_metadata(*unusable).size(), 16u) << server_metadata(*unusable);
+  EXPECT_NE(server_metadata(*anonymous), server_metadata(*unusable));
+}
+
 TEST_F(GrpcFaceTest, InvalidArgumentNamesTheFieldInTrailingMetadata) {
   v1::CreateUserResponse response;
   auto context = Context(Bearer(kAdminToken));

@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -18,6 +20,7 @@
 #include <thread>
 
 #include "clients/http_connection.h"
+#include "core/request.h"
 #include "tests/support/server_process.h"
 #include "tests/support/stack.h"
 
@@ -256,6 +259,36 @@ TEST(RestServerReadinessTest, ReadyzNamesRedisWhenItIsDown) {
   EXPECT_EQ(Body(r)["redis"], "down");
   EXPECT_EQ(Body(r)["mysql"], "up");
   EXPECT_EQ(http.Send(http::verb::get, "/healthz").result_int(), 200u);
+}
+
+TEST_F(RestServerTest, TheRequestIdComesBackAsSentOrNewWhenMissingOrUnusable) {
+  HttpRequest request{http::verb::get, "/v1/ping", 11};
+  request.set("X-Request-Id", "trace-42.a:b");
+  EXPECT_EQ(http_.Send(request)["X-Request-Id"], "trace-42.a:b");
+  const HttpResponse fresh = http_.Send(http::verb::get, "/v1/users/1", std::nullopt, kReaderToken);
+  const std::string made_up(fresh["X-Request-Id"]);
+  EXPECT_EQ(made_up.size(), 16u) << made_up;
+  EXPECT_NE(http_.Send(http::verb::get, "/v1/ping")["X-Request-Id"], made_up);
+  request.set("X-Request-Id", "has space");
+  const std::string replaced(http_.Send(request)["X-Request-Id"]);
+  EXPECT_EQ(replaced.size(), 16u) << replaced;
+  request.set("X-Request-Id", std::string(kMaxRequestIdBytes + 1, 'a'));
+  EXPECT_EQ(std::string(http_.Send(request)["X-Request-Id"]).size(), 16u);
+}
+
+TEST(RestServerReadinessTest, ADegradedReadIsLoggedWithItsRequestId) {
+  RedisInstance redis("rest-request-id-redis");
+  ServerProcess server({.protocols = {"rest"}, .redis_port = redis.port()});
+  HttpConnection http(server.port("rest"));
+  redis.Stop();
+  HttpRequest request{http::verb::get, "/v1/users/1", 11};
+  request.set(http::field::authorization, "Bearer " + std::string(kReaderToken));
+  request.set("X-Request-Id", "degraded-read-7");
+  const HttpResponse r = http.Send(request);
+  EXPECT_EQ(r["X-Request-Id"], "degraded-read-7");
+  std::ifstream log(server.log_path());
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("cache_failed [degraded-read-7]"), std::string::npos) << text;
 }
 
 TEST(RestServerShutdownTest, SigtermClosesIdleKeptAliveConnectionsAndExitsCleanly) {

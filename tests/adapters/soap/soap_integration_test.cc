@@ -12,6 +12,7 @@
 #include <cctype>
 #include <chrono>
 #include <optional>
+#include <regex>
 #include <string>
 
 #include "clients/protocol_client.h"
@@ -183,6 +184,31 @@ TEST_F(SoapServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   std::optional<HttpResponse> anonymous = connection.Read();
   ASSERT_TRUE(anonymous.has_value());
   EXPECT_NE(anonymous->body.find(">UNAUTHENTICATED</"), std::string::npos) << anonymous->body;
+}
+
+// The X-Request-Id header line of `headers` ("" without one).
+std::string RequestIdHeader(const std::string& headers) {
+  std::smatch match;
+  static const std::regex kLine("X-Request-Id: ([^\\r\\n]*)", std::regex::icase);
+  return std::regex_search(headers, match, kLine) ? match[1].str() : "";
+}
+
+TEST_F(SoapServerTest, TheRequestIdComesBackAsSentAndNeverCarriesOver) {
+  RawConnection connection(port());
+  const std::string list = Envelope("<pc:ListUsers><pc:limit>1</pc:limit></pc:ListUsers>");
+  std::string named = Post(list, kReaderToken, "ListUsers");
+  named.insert(named.find("\r\n") + 2, "X-Request-Id: soap-trace-3\r\n");
+  ASSERT_TRUE(connection.Send(named));
+  std::optional<HttpResponse> first = connection.Read();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(RequestIdHeader(first->headers), "soap-trace-3") << first->headers;
+  // A fault names its request too; the next request on the connection, which
+  // sends none, gets a new id rather than the previous one.
+  ASSERT_TRUE(connection.Send(Post(list, "", "ListUsers")));
+  std::optional<HttpResponse> second = connection.Read();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_NE(second->body.find(">UNAUTHENTICATED</"), std::string::npos) << second->body;
+  EXPECT_EQ(RequestIdHeader(second->headers).size(), 16u) << second->headers;
 }
 
 TEST_F(SoapServerTest, FaultDetailCarriesCodeAndField) {

@@ -1,0 +1,13 @@
+#include "server/spdlog_event_log.h"
+
+#include <spdlog/spdlog.h>
+
+namespace polycrud::server {
+
+void SpdlogEventLog::Record(Event event, std::string_view request_id, std::string_view message) {
+  const bool good_news = event == Event::kBreakerClosed || event == Event::kRepaired;
+  spdlog::log(good_news ? spdlog::level::info : spdlog::level::warn, "{} [{}] {}", EventName(event),
+              request_id.empty() ? "-" : request_id, message);
+}
+
+}  // namespace polycrud::server

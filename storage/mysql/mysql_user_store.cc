@@ -7,9 +7,7 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -39,16 +37,6 @@ constexpr char kListAfterSql[] =
     "SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms "
     "FROM users WHERE id > ? ORDER BY id LIMIT ?";
 constexpr char kPingSql[] = "SELECT 1";
-
-constexpr char kMigrationLockName[] = "polycrud_migrations";
-constexpr int kMigrationLockTimeoutSeconds = 30;
-constexpr std::int64_t kMigrationReadTimeoutMs = 3600 * 1000;
-constexpr char kCreateMigrationsTableSql[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    "version INT NOT NULL PRIMARY KEY, "
-    "name VARCHAR(255) NOT NULL, "
-    "applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"
-    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
 
 // FindByIds pads each query up to one of these sizes (repeating an id is
 // harmless in IN), so a connection caches a handful of statements instead of
@@ -157,129 +145,13 @@ class Transaction {
   bool finished_ = false;
 };
 
-// Splits a migration into statements at semicolons outside quotes and
-// comments. Comments are dropped, so a trailing comment is no empty query.
-std::vector<std::string> SplitSqlStatements(std::string_view script) {
-  std::vector<std::string> statements;
-  std::string current;
-  auto flush = [&] {
-    const auto first = current.find_first_not_of(" \t\r\n");
-    if (first != std::string::npos) {
-      const auto last = current.find_last_not_of(" \t\r\n");
-      statements.push_back(current.substr(first, last - first + 1));
-    }
-    current.clear();
-  };
-  std::size_t i = 0;
-  while (i < script.size()) {
-    const char c = script[i];
-    const char next = i + 1 < script.size() ? script[i + 1] : '\0';
-    if (c == '\'' || c == '"' || c == '`') {
-      // Copies a quoted run verbatim; a backslash escapes the next character
-      // inside string literals, and a doubled quote stands for itself.
-      current += c;
-      ++i;
-      while (i < script.size()) {
-        const char q = script[i];
-        current += q;
-        ++i;
-        if (q == '\\' && c != '`' && i < script.size()) {
-          current += script[i++];
-        } else if (q == c) {
-          if (i < script.size() && script[i] == c) {
-            current += script[i++];
-          } else {
-            break;
-          }
-        }
-      }
-    } else if ((c == '-' && next == '-' &&
-                (i + 2 >= script.size() ||
-                 std::isspace(static_cast<unsigned char>(script[i + 2])))) ||
-               c == '#') {
-      while (i < script.size() && script[i] != '\n') ++i;
-      current += ' ';
-    } else if (c == '/' && next == '*') {
-      const std::size_t end = script.find("*/", i + 2);
-      i = end == std::string_view::npos ? script.size() : end + 2;
-      current += ' ';
-    } else if (c == ';') {
-      flush();
-      ++i;
-    } else {
-      current += c;
-      ++i;
-    }
-  }
-  flush();
-  return statements;
-}
-
 }  // namespace
 
 MysqlUserStore::MysqlUserStore(Options options) : pool_(std::move(options)) {}
 
 MysqlUserStore::~MysqlUserStore() = default;
 
-Status MysqlUserStore::Migrate() {
-  MysqlOptions options = pool_.options();
-  options.read_timeout_ms = kMigrationReadTimeoutMs;
-  options.write_timeout_ms = kMigrationReadTimeoutMs;
-  StatusOr<std::unique_ptr<MysqlConnection>> opened = MysqlConnection::Open(options);
-  if (!opened.ok()) return opened.status();
-  // Closing this dedicated connection also releases the lock on every path.
-  MysqlConnection& connection = **opened;
-
-  const Migration* current = nullptr;
-  try {
-    sql::PreparedStatement& lock = connection.Prepare("SELECT GET_LOCK(?, ?)");
-    lock.setString(1, kMigrationLockName);
-    lock.setInt(2, kMigrationLockTimeoutSeconds);
-    std::unique_ptr<sql::ResultSet> locked(lock.executeQuery());
-    if (!locked->next() || locked->isNull(1) || locked->getInt(1) != 1) {
-      return Status::Unavailable("timed out waiting for the schema migration lock");
-    }
-
-    connection.Execute(kCreateMigrationsTableSql);
-    std::set<int> applied;
-    {
-      sql::PreparedStatement& select = connection.Prepare("SELECT version FROM schema_migrations");
-      std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
-      while (rows->next()) applied.insert(rows->getInt(1));
-    }
-
-    for (const Migration& migration : EmbeddedMigrations()) {
-      if (applied.contains(migration.version)) continue;
-      current = &migration;
-      // DDL commits implicitly, so a migration is not atomic: it is recorded
-      // only once all its statements succeeded, and each statement is
-      // written to be safe to run again (IF NOT EXISTS).
-      for (const std::string& statement : SplitSqlStatements(migration.sql)) {
-        connection.Execute(statement);
-      }
-      sql::PreparedStatement& record =
-          connection.Prepare("INSERT INTO schema_migrations (version, name) VALUES (?, ?)");
-      record.setInt(1, migration.version);
-      record.setString(2, std::string(migration.name));
-      record.executeUpdate();
-    }
-    current = nullptr;
-
-    sql::PreparedStatement& unlock = connection.Prepare("SELECT RELEASE_LOCK(?)");
-    unlock.setString(1, kMigrationLockName);
-    std::unique_ptr<sql::ResultSet> released(unlock.executeQuery());
-    return Status::Ok();
-  } catch (const sql::SQLException& e) {
-    Status status = StatusFromMysqlError(e);
-    if (current != nullptr && status.code() == StatusCode::kInternal) {
-      return Status::Internal("migration " + std::to_string(current->version) + " (" +
-                              std::string(current->name) + "): " + status.message());
-    }
-    return status;
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("mysql driver: ") + e.what());
-  }
-}
+Status MysqlUserStore::Migrate() { return ApplyMigrations(pool_.options()); }
 
 StatusOr<User> MysqlUserStore::Insert(const UserDraft& draft, std::int64_t now_ms) {
   return WithConnection(pool_, Retry::kNo, [&](MysqlConnection& connection) -> StatusOr<User> {

@@ -30,12 +30,8 @@ class MysqlUserStore final : public UserStore {
   explicit MysqlUserStore(Options options);
   ~MysqlUserStore() override;
 
-  // Creates or upgrades the schema: applies, in version order, the embedded
-  // migrations not yet recorded in schema_migrations, recording each one after
-  // it succeeds. Holds the server lock 'polycrud_migrations' meanwhile, so
-  // servers starting together do not race; kUnavailable if that lock is not
-  // granted within 30 s. Idempotent. Uses a dedicated connection without the
-  // pool's read timeout, since DDL on a large table may take long.
+  // Creates or upgrades the schema: ApplyMigrations (migrations.h) on this
+  // store's database.
   Status Migrate();
 
   // UserStore

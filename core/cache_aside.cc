@@ -174,6 +174,14 @@ void CacheAside::MarkPending(std::int64_t id, std::int64_t deleted_version,
                      " may be stale: reads bypass it until it is repaired");
 }
 
+void CacheAside::AfterUnknownWrite(std::int64_t id, std::string_view request_id) {
+  repairer_.MarkPending(id, 0);
+  health_.Report(Event::kRepairPending, request_id,
+                 "a write of user " + std::to_string(id) +
+                     " may have committed (outcome unknown): reads bypass its cache entry until "
+                     "it is repaired");
+}
+
 void CacheAside::AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version,
                             std::string_view request_id) {
   if (!health_.Allow()) {

@@ -42,6 +42,9 @@ class CacheAside {
   // writes a tombstone of `deleted_version`; on failure the id is repaired.
   void AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version,
                   std::string_view request_id = {});
+  // After a write of `id` whose outcome is unknown: treated as committed, so
+  // the id is bypassed until the repairer rewrote its entry from the store.
+  void AfterUnknownWrite(std::int64_t id, std::string_view request_id = {});
 
  private:
   using LoadResult = StatusOr<std::optional<User>>;

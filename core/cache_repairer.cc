@@ -68,6 +68,18 @@ void CacheRepairer::RepairPending() {
   }
 }
 
+std::size_t CacheRepairer::Drain(const Clock& clock, std::int64_t budget_ms,
+                                 std::int64_t pause_ms) {
+  const std::int64_t deadline = clock.MonotonicMs() + budget_ms;
+  while (pending() > 0) {
+    const std::size_t before = pending();
+    RepairPending();
+    if (pending() == 0 || clock.MonotonicMs() >= deadline) break;
+    if (pending() >= before) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+  }
+  return pending();
+}
+
 void CacheRepairer::RepairBatch(std::size_t& repaired) {
   std::vector<std::pair<std::int64_t, PendingRepair>> batch;
   {

@@ -49,6 +49,10 @@ class CacheRepairer {
   // One round: repairs up to a batch of pending ids, stopping at the first
   // store or cache failure (the rest wait for the next round).
   void RepairPending();
+  // For shutdown: repairs round after round until nothing is pending or
+  // `budget_ms` (read from `clock`) has passed, pausing `pause_ms` after a
+  // round that made no progress; returns how many ids are still pending.
+  std::size_t Drain(const Clock& clock, std::int64_t budget_ms, std::int64_t pause_ms = 50);
 
  private:
   struct PendingRepair {

@@ -3,9 +3,12 @@
 // result. N concurrent misses of one cold id therefore cost one store query.
 // A follower waits through a CallDone (core/io_waiter.h), so on a fiber
 // thread it parks its fiber and the leader, which may be a fiber of the same
-// thread, can finish. Thread-safe.
+// thread, can finish. A load that throws ends its flight all the same: the
+// leader and every follower get the exception, and the next call for the
+// key loads again. Thread-safe.
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -40,14 +43,22 @@ class SingleFlight {
       CallDone done;
       {
         std::lock_guard lock(call->mu);
+        if (call->error) std::rethrow_exception(call->error);
         if (call->result.has_value()) return *call->result;
         call->waiting.push_back(&done);
       }
       done.Wait();
       std::lock_guard lock(call->mu);
+      if (call->error) std::rethrow_exception(call->error);
       return *call->result;
     }
-    Value result = load();
+    std::optional<Value> result;
+    std::exception_ptr error;
+    try {
+      result.emplace(load());
+    } catch (...) {
+      error = std::current_exception();
+    }
     {
       std::lock_guard lock(mu_);
       calls_.erase(key);
@@ -55,17 +66,23 @@ class SingleFlight {
     std::vector<CallDone*> waiting;
     {
       std::lock_guard lock(call->mu);
-      call->result.emplace(result);
+      if (error) {
+        call->error = error;
+      } else {
+        call->result.emplace(*result);
+      }
       waiting.swap(call->waiting);
     }
     for (CallDone* done : waiting) done->Notify();
-    return result;
+    if (error) std::rethrow_exception(error);
+    return std::move(*result);
   }
 
  private:
   struct Call {
     std::mutex mu;
     std::optional<Value> result;     // guarded by mu
+    std::exception_ptr error;        // guarded by mu: what the load threw
     std::vector<CallDone*> waiting;  // guarded by mu: followers not notified yet
   };
 

@@ -6,6 +6,17 @@
 #include "core/validation.h"
 
 namespace polycrud {
+namespace {
+
+// A write that failed this way may have committed all the same (the
+// connection dropped or timed out around COMMIT, the server died
+// mid-statement): docs/cache-protocol.md, rule 9. The other codes say that
+// nothing was written.
+bool OutcomeUnknown(const Status& status) {
+  return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kInternal;
+}
+
+}  // namespace
 std::int64_t SystemClock::NowMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -94,7 +105,10 @@ StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
   if (Status s = ValidateId(id); !s.ok()) return s;
   if (Status s = ValidatePatch(patch); !s.ok()) return s;
   StatusOr<User> user = store_.Update(id, patch, clock_.NowMs());
-  if (!user.ok()) return user;
+  if (!user.ok()) {
+    if (OutcomeUnknown(user.status())) cache_aside_.AfterUnknownWrite(id, caller.request_id);
+    return user;
+  }
   cache_aside_.AfterWrite(id, &*user, 0, caller.request_id);
   return user;
 }
@@ -103,7 +117,12 @@ Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
   if (Status s = Authorize(caller.token, Role::kAdmin); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   StatusOr<std::int64_t> deleted_version = store_.Delete(id);
-  if (!deleted_version.ok()) return deleted_version.status();
+  if (!deleted_version.ok()) {
+    if (OutcomeUnknown(deleted_version.status())) {
+      cache_aside_.AfterUnknownWrite(id, caller.request_id);
+    }
+    return deleted_version.status();
+  }
   cache_aside_.AfterWrite(id, nullptr, *deleted_version, caller.request_id);
   return Status::Ok();
 }

@@ -1,6 +1,8 @@
 #include "runtime/offloading_user_store.h"
 
+#include <exception>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "core/io_waiter.h"
@@ -20,7 +22,15 @@ Result OffloadingUserStore::Run(Call call) {
   std::optional<Result> result;
   CallDone done;
   if (!pool_.Submit([&] {
-        result.emplace(call());
+        // The fiber must be woken whatever happens: an exception of the
+        // store becomes an internal error of this call.
+        try {
+          result.emplace(call());
+        } catch (const std::exception& e) {
+          result.emplace(Status::Internal(std::string("store: ") + e.what()));
+        } catch (...) {
+          result.emplace(Status::Internal("store: unknown exception"));
+        }
         done.Notify();
       })) {
     return Status::ResourceExhausted("store: too many calls waiting for the database", 100);

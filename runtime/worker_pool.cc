@@ -75,7 +75,14 @@ void WorkerPool::Work(Worker& self) {
         return;  // stopping, and nothing is left to run
       }
     }
-    task();
+    // A task that throws must not end the process (an exception leaving a
+    // thread's function calls std::terminate): it is counted and dropped.
+    // Tasks that owe a caller an answer catch their own exceptions.
+    try {
+      task();
+    } catch (...) {
+      failed_tasks_.fetch_add(1, std::memory_order_relaxed);
+    }
     task = nullptr;  // the call's captures are released before the next wait
   }
 }

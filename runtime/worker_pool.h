@@ -10,8 +10,10 @@
 // a worker that finishes takes the next queued task before going idle.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -36,6 +38,8 @@ class WorkerPool {
   [[nodiscard]] bool Submit(std::function<void()> task);
   // Runs every task already queued, then joins the workers. Idempotent.
   void Stop();
+  // Tasks that ended with an exception (caught, so the process lives on).
+  std::uint64_t failed_tasks() const { return failed_tasks_.load(std::memory_order_relaxed); }
 
  private:
   // One worker's hand-off slot: while the worker is idle (on `idle_`),
@@ -51,6 +55,7 @@ class WorkerPool {
   void Work(Worker& self);
 
   const std::size_t max_queued_;
+  std::atomic<std::uint64_t> failed_tasks_{0};
   std::mutex mu_;
   std::deque<std::function<void()>> tasks_;  // only while no worker is idle
   std::vector<Worker*> idle_;                // LIFO: the last to go idle is woken first

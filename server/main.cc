@@ -84,9 +84,10 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app.add_option("--redis-pipelined-connections", c.services.redis.pipelined_connections,
-                 "Shared Redis connections that pipeline the cache commands of all requests "
-                 "(one round trip serves many); 0: each command borrows a pooled connection "
-                 "(--redis-pool-size)")
+                 "Shared Redis connections that pipeline the cache commands of the requests "
+                 "served on plain threads (one round trip serves many; each fiber thread of "
+                 "the Thrift face pipelines on a connection of its own); 0: each command "
+                 "borrows a pooled connection (--redis-pool-size)")
       ->envname("POLYCRUD_REDIS_PIPELINED_CONNECTIONS")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
@@ -273,6 +274,11 @@ int main(int argc, char** argv) {
   spdlog::info("received {}, draining in-flight calls", strsignal(signal_number));
   services.BeginShutdown();
   for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->Stop();
+  // Writes whose cache update failed, or whose outcome was unknown, are
+  // repaired before the process goes (docs/cache-protocol.md, rule 9).
+  if (const std::size_t left = services.DrainRepairs(5000); left > 0) {
+    spdlog::warn("{} cache entries could not be repaired before stopping: they heal by TTL", left);
+  }
   spdlog::info("stopped");
   return 0;
 }

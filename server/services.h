@@ -59,6 +59,9 @@ class Services {
   UserService& ForFiberThread(int thread);
   // From now on every service answers kUnavailable (but Ping).
   void BeginShutdown();
+  // After the faces stopped: repairs the cache entries still pending, for at
+  // most `budget_ms`; returns how many could not be repaired.
+  std::size_t DrainRepairs(std::int64_t budget_ms) { return repairer_->Drain(clock_, budget_ms); }
   // Redis connections busy now (pool gauge), fiber threads' not counted.
   std::size_t redis_busy() const { return thread_pipe_->busy(); }
 

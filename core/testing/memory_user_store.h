@@ -117,6 +117,7 @@ class MemoryUserStore final : public UserStore {
     if (patch.full_name) row.full_name = *patch.full_name;
     ++row.version;
     row.updated_at_ms = now_ms;
+    if (lose_write_answers_.load()) return Outage();
     return row;
   }
 
@@ -130,6 +131,7 @@ class MemoryUserStore final : public UserStore {
     usernames_.erase(it->second.username);
     emails_.erase(FoldEmail(it->second.email));
     rows_.erase(it);
+    if (lose_write_answers_.load()) return Outage();
     return version;
   }
 
@@ -155,6 +157,9 @@ class MemoryUserStore final : public UserStore {
 
   // While set, every call fails with kUnavailable and changes nothing.
   void SetUnavailable(bool unavailable) { unavailable_.store(unavailable); }
+  // While set, Update and Delete commit and then answer kUnavailable, as
+  // when the connection drops after COMMIT: the outcome looks unknown.
+  void SetLoseWriteAnswers(bool lose) { lose_write_answers_.store(lose); }
   void SetFindByIdHook(FindByIdHook hook) {
     std::lock_guard lock(mu_);
     find_by_id_hook_ = std::move(hook);
@@ -217,6 +222,7 @@ class MemoryUserStore final : public UserStore {
   FindByIdsHook find_by_ids_hook_;
 
   std::atomic<bool> unavailable_{false};
+  std::atomic<bool> lose_write_answers_{false};
   std::atomic<int> insert_calls_{0};
   std::atomic<int> find_by_id_calls_{0};
   std::atomic<int> find_by_ids_calls_{0};

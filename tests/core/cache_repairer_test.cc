@@ -70,6 +70,27 @@ TEST_F(CacheRepairerTest, StaysPendingWhileTheStoreOrTheCacheIsDown) {
   EXPECT_FALSE(repairer_.IsPending(user.id));
 }
 
+TEST_F(CacheRepairerTest, DrainRepairsEverythingPendingBeforeShutdown) {
+  const User first = Insert("dee");
+  const User second = Insert("eve");
+  repairer_.MarkPending(first.id, 0);
+  repairer_.MarkPending(second.id, 0);
+  EXPECT_EQ(repairer_.Drain(clock_, /*budget_ms=*/1000, /*pause_ms=*/1), 0u);
+  EXPECT_EQ(cache_.Get(first.id)->kind, CacheEntry::Kind::kUser);
+  EXPECT_EQ(cache_.Get(second.id)->kind, CacheEntry::Kind::kUser);
+}
+
+TEST_F(CacheRepairerTest, DrainGivesUpAfterItsBudgetAndSaysWhatIsLeft) {
+  const User user = Insert("fay");
+  repairer_.MarkPending(user.id, 0);
+  cache_.SetUnavailable(true);
+  // The fake clock stands still unless moved: each round's store read moves it.
+  store_.SetFindByIdHook([&](std::int64_t) { clock_.AdvanceMs(400); });
+  EXPECT_EQ(repairer_.Drain(clock_, /*budget_ms=*/1000, /*pause_ms=*/1), 1u);
+  store_.SetFindByIdHook(nullptr);
+  cache_.SetUnavailable(false);
+}
+
 TEST_F(CacheRepairerTest, BeyondMaxPendingNewIdsAreDroppedAndCounted) {
   repairer_.MarkPending(1, 0);
   repairer_.MarkPending(2, 0);

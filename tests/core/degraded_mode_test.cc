@@ -247,6 +247,42 @@ TEST_F(CacheRepairTest, ReadsBypassTheStaleEntryUntilItIsRepaired) {
   EXPECT_EQ(*cached, *updated);
 }
 
+// Regression: an update or delete whose answer was lost after COMMIT (the
+// connection dropped) returned UNAVAILABLE without marking the id for repair,
+// so the cache kept the old version for its whole TTL while MariaDB held the
+// new one, and every further conditional update of that user failed.
+TEST_F(CacheRepairTest, AnUpdateWhoseOutcomeIsUnknownIsTreatedAsCommitted) {
+  const User user = Create(1);
+  ASSERT_EQ(service().GetUser(kReaderToken, user.id)->version, 1);  // cached at version 1
+  store_.SetLoseWriteAnswers(true);
+  StatusOr<User> lost = service().UpdateUser(kAdminToken, user.id, {.full_name = "Two"});
+  store_.SetLoseWriteAnswers(false);
+  ASSERT_EQ(lost.status().code(), StatusCode::kUnavailable);
+  ASSERT_EQ(store_.Peek(user.id)->version, 2) << "the fake should have committed";
+  ASSERT_EQ(cache_.Peek(user.id).version, 1);
+
+  StatusOr<User> read = service().GetUser(kReaderToken, user.id);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->version, 2) << "served the version the unknown write may have replaced";
+  EXPECT_TRUE(WaitForRepair([&] { return cache_.Peek(user.id).version == 2; }));
+  StatusOr<User> again =
+      service().UpdateUser(kAdminToken, user.id, {.full_name = "Three", .expected_version = 2});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(WaitForCachedRead(user.id)->version, 3);
+}
+
+TEST_F(CacheRepairTest, ADeleteWhoseOutcomeIsUnknownLeavesNoUserBehind) {
+  const User user = Create(1);
+  ASSERT_TRUE(service().GetUser(kReaderToken, user.id).ok());  // cached
+  store_.SetLoseWriteAnswers(true);
+  const Status lost = service().DeleteUser(kAdminToken, user.id);
+  store_.SetLoseWriteAnswers(false);
+  ASSERT_EQ(lost.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(service().GetUser(kReaderToken, user.id).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(WaitForRepair([&] { return cache_.Peek(user.id).kind == Kind::kTombstone; }));
+  EXPECT_EQ(service().GetUser(kReaderToken, user.id).status().code(), StatusCode::kNotFound);
+}
+
 // Regression: BatchGetUsers read the cache first and asked whether an id was
 // pending afterwards. A repair finishing in between made the entry read
 // before it (the stale version) look current, and a client was served an

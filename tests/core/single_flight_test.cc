@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -37,6 +39,32 @@ TEST(SingleFlightTest, ConcurrentThreadsShareOneLoad) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(loads.load(), 1);
   for (const int r : results) EXPECT_EQ(r, 42);
+}
+
+// Regression: a load that threw never ended its flight, so every later
+// caller of the key waited forever.
+TEST(SingleFlightTest, ALoadThatThrowsEndsItsFlightForEveryCaller) {
+  SingleFlight<int, int> flight;
+  std::atomic<bool> release{false};
+  std::atomic<int> threw{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      try {
+        flight.Do(7, [&]() -> int {
+          while (!release.load()) std::this_thread::sleep_for(1ms);
+          throw std::runtime_error("load failed");
+        });
+      } catch (const std::runtime_error& e) {
+        if (std::string(e.what()) == "load failed") threw.fetch_add(1);
+      }
+    });
+  }
+  std::this_thread::sleep_for(50ms);  // every thread has joined the flight
+  release.store(true);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(threw.load(), 4);
+  EXPECT_EQ(flight.Do(7, [] { return 5; }), 5) << "the key's flight never ended";
 }
 
 TEST(SingleFlightTest, FibersOfOneThreadShareOneLoadWithoutBlockingTheThread) {

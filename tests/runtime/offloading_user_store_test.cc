@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include "core/testing/memory_user_store.h"
@@ -94,6 +96,19 @@ TEST(OffloadingUserStoreTest, BeyondTheQueueACallIsResourceExhausted) {
   running.join();
   EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(entered.load(), 1);
+}
+
+// A store that throws must still wake the fiber waiting for it.
+TEST(OffloadingUserStoreTest, AnExceptionOfTheStoreBecomesAnInternalError) {
+  testing::MemoryUserStore inner;
+  OffloadingUserStore store(inner, /*workers=*/1, /*max_queued=*/16);
+  inner.SetFindByIdHook([](std::int64_t) { throw std::runtime_error("driver exploded"); });
+  StatusOr<std::optional<User>> found = std::optional<User>{};
+  runtime::FiberScheduler scheduler;
+  scheduler.Spawn([&] { found = store.FindById(1); });
+  scheduler.Run();
+  inner.SetFindByIdHook(nullptr);
+  EXPECT_EQ(found.status().code(), StatusCode::kInternal);
 }
 
 TEST(OffloadingUserStoreTest, ErrorsOfTheInnerStoreReachTheFiberUnchanged) {

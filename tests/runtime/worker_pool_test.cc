@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -119,6 +120,17 @@ TEST(WorkerPoolTest, StopRunsQueuedTasksThenRefuses) {
   EXPECT_FALSE(pool.Submit([&] { ran.fetch_add(1); }));
   pool.Stop();  // idempotent
   EXPECT_EQ(ran.load(), 6);
+}
+
+// Regression: an exception leaving a task ended the whole process.
+TEST(WorkerPoolTest, ATaskThatThrowsIsCountedAndThePoolGoesOn) {
+  WorkerPool pool(1, 10);
+  ASSERT_TRUE(pool.Submit([] { throw std::runtime_error("task failed"); }));
+  std::atomic<bool> ran{false};
+  ASSERT_TRUE(pool.Submit([&] { ran.store(true); }));
+  pool.Stop();
+  EXPECT_TRUE(ran.load());
+  EXPECT_EQ(pool.failed_tasks(), 1u);
 }
 
 TEST(WorkerPoolTest, IdleWorkersAreReusedAfterTheyFinish) {

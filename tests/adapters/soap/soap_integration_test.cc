@@ -9,11 +9,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <optional>
-#include <regex>
 #include <string>
+#include <string_view>
 
 #include "clients/protocol_client.h"
 #include "tests/support/server_process.h"
@@ -186,11 +187,19 @@ TEST_F(SoapServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_NE(anonymous->body.find(">UNAUTHENTICATED</"), std::string::npos) << anonymous->body;
 }
 
-// The X-Request-Id header line of `headers` ("" without one).
+// The value of the X-Request-Id header in `headers` ("" without one); the
+// name is matched without regard to case.
 std::string RequestIdHeader(const std::string& headers) {
-  std::smatch match;
-  static const std::regex kLine("X-Request-Id: ([^\\r\\n]*)", std::regex::icase);
-  return std::regex_search(headers, match, kLine) ? match[1].str() : "";
+  std::string lower = headers;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  constexpr std::string_view kName = "x-request-id:";
+  const std::size_t at = lower.find(kName);
+  if (at == std::string::npos) return "";
+  std::size_t begin = at + kName.size();
+  while (begin < headers.size() && headers[begin] == ' ') ++begin;
+  const std::size_t end = headers.find_first_of("\r\n", begin);
+  return headers.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
 }
 
 TEST_F(SoapServerTest, TheRequestIdComesBackAsSentAndNeverCarriesOver) {

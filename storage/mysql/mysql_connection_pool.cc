@@ -191,6 +191,17 @@ StatusOr<MysqlConnectionPool::Lease> MysqlConnectionPool::Acquire() {
   }
 }
 
+void MysqlConnectionPool::DropIdle() {
+  std::vector<std::unique_ptr<MysqlConnection>> idle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle.swap(idle_);
+    open_ -= idle.size();
+  }
+  idle.clear();  // closes them outside the lock
+  available_.notify_all();
+}
+
 void MysqlConnectionPool::Release(std::unique_ptr<MysqlConnection> connection) {
   bool keep = !connection->broken();
   if (keep) {

@@ -134,6 +134,11 @@ class MysqlConnectionPool {
 
   const MysqlOptions& options() const { return options_; }
 
+  // Closes every idle connection. Called when a pooled connection turned out
+  // dead: after a server restart all idle ones are, and handing them out one
+  // by one would fail as many requests as the pool holds.
+  void DropIdle();
+
   // Connections currently open, leased or idle.
   std::size_t open_connections() const;
   // Connections currently leased.

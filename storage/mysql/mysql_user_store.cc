@@ -104,9 +104,11 @@ auto WithConnection(MysqlConnectionPool& pool, Retry retry, Fn&& fn)
     } catch (const sql::SQLException& e) {
       const int code = e.getErrorCode();
       if (IsMysqlConnectionPoisoned(code)) connection.MarkBroken();
-      if (retry == Retry::kOnStaleConnection && attempt == 0 && lease->reused() &&
-          IsMysqlConnectionError(code)) {
-        continue;
+      if (lease->reused() && IsMysqlConnectionError(code)) {
+        // A pooled connection found dead: after a server restart every idle
+        // one is, so none of them is handed out again.
+        pool.DropIdle();
+        if (retry == Retry::kOnStaleConnection && attempt == 0) continue;
       }
       return StatusFromMysqlError(e);
     } catch (const std::exception& e) {

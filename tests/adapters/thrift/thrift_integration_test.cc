@@ -532,5 +532,35 @@ TEST(DegradedMysqlTest, CachedReadsSurviveAndWritesAreUnavailableWithNothingHalf
   })) << "writes did not recover after MariaDB came back";
 }
 
+// Regression: after MariaDB restarted, the pool handed its idle connections
+// (all dead) out one by one, and a read retried only once, so the first
+// requests failed although MariaDB was back.
+TEST(DegradedMysqlTest, AfterAMariadbRestartNoRequestFailsOnADeadPooledConnection) {
+  MariadbInstance mysql("restart-mysql");
+  RedisInstance redis("restart-mysql-redis");
+  ServerProcess server({.mysql_port = mysql.port(),
+                        .redis_port = redis.port(),
+                        .extra_args = {"--mysql-pool-size", "4"}});
+  {
+    // Concurrent store reads open several pooled connections.
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 8; ++c) {
+      clients.emplace_back([&] {
+        ThriftClient client(server.thrift_port());
+        gen::UserPage page;
+        for (int i = 0; i < 50; ++i) client->listUsers(page, kReaderToken, 0, 10);
+      });
+    }
+    for (std::thread& t : clients) t.join();
+  }
+  mysql.Stop();
+  mysql.Start();
+  ThriftClient client(server.thrift_port());
+  gen::UserPage page;
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_NO_THROW(client->listUsers(page, kReaderToken, 0, 10)) << "request " << i;
+  }
+}
+
 }  // namespace
 }  // namespace polycrud::testing

@@ -481,6 +481,36 @@ TEST_F(MysqlConnectionPoolIntegrationTest, KilledConnectionIsDiscardedNotReused)
   EXPECT_NE(ConnectionId(**fresh), killed_id);
 }
 
+// Regression: after a MariaDB restart the pool handed its idle (dead)
+// connections out one by one, so up to the pool size of requests failed.
+TEST_F(MysqlConnectionPoolIntegrationTest, DropIdleClosesEveryIdleConnection) {
+  options_.pool_size = 3;
+  options_.validate_after_idle_ms = 3'600'000;  // no ping before reuse
+  MysqlConnectionPool pool(options_);
+  std::vector<std::int64_t> ids;
+  {
+    std::vector<MysqlConnectionPool::Lease> leases;
+    for (int i = 0; i < 3; ++i) {
+      StatusOr<MysqlConnectionPool::Lease> lease = pool.Acquire();
+      ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+      ids.push_back(ConnectionId(**lease));
+      leases.push_back(std::move(*lease));
+    }
+  }
+  ASSERT_EQ(pool.open_connections(), 3u);
+  StatusOr<std::unique_ptr<MysqlConnection>> admin = MysqlConnection::Open(options_);
+  ASSERT_TRUE(admin.ok());
+  for (const std::int64_t id : ids) (*admin)->Execute("KILL CONNECTION " + std::to_string(id));
+
+  pool.DropIdle();
+  EXPECT_EQ(pool.open_connections(), 0u);
+  StatusOr<MysqlConnectionPool::Lease> fresh = pool.Acquire();
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE((*fresh).reused());
+  const std::int64_t fresh_id = ConnectionId(**fresh);
+  for (const std::int64_t id : ids) EXPECT_NE(fresh_id, id);
+}
+
 TEST_F(MysqlConnectionPoolIntegrationTest, StoreReadRetriesOnceOnAStaleConnection) {
   StatusOr<std::unique_ptr<MysqlConnection>> admin = MysqlConnection::Open(options_);
   ASSERT_TRUE(admin.ok());

@@ -66,6 +66,22 @@ Status UserService::Unavailable(std::string message) const {
   return Status::Unavailable(std::move(message), options_.retry_after_ms);
 }
 
+Status UserService::Admit(const Caller& caller, Operation operation) const {
+  switch (operation) {
+    case Operation::kPing:
+      return Status::Ok();
+    case Operation::kCreateUser:
+    case Operation::kUpdateUser:
+    case Operation::kDeleteUser:
+      return Authorize(caller.token, Role::kAdmin);
+    case Operation::kGetUser:
+    case Operation::kBatchGetUsers:
+    case Operation::kListUsers:
+      return Authorize(caller.token, Role::kReader);
+  }
+  return Status::Internal("unknown operation");
+}
+
 Status UserService::Authorize(std::string_view token, Role needed) const {
   if (shutting_down_.load(std::memory_order_relaxed)) return Unavailable("server is shutting down");
   StatusOr<Role> role = tokens_.Verify(token);

@@ -20,6 +20,7 @@
 #include "core/cache_health.h"
 #include "core/cache_repairer.h"
 #include "core/event_log.h"
+#include "core/metrics.h"
 #include "core/ports.h"
 #include "core/request.h"
 #include "core/resilience.h"
@@ -75,6 +76,12 @@ class UserService {
   Status DeleteUser(const Caller& caller, std::int64_t id);
   // limit 0 means kDefaultPageLimit. Read straight from the store.
   StatusOr<UserPage> ListUsers(const Caller& caller, std::int64_t after_id, std::int32_t limit);
+
+  // Whether `caller` may run `operation` now (shutdown, token, role), without
+  // running it. Every use case checks this first itself; a face that rejects
+  // malformed input before calling the core asks it before answering, so an
+  // unauthenticated caller learns nothing about its input.
+  Status Admit(const Caller& caller, Operation operation) const;
 
   // From now on every call but Ping answers kUnavailable; calls already
   // running finish normally.

@@ -178,7 +178,8 @@ StatusOr<std::int64_t> ExpectedVersion(const HttpRequest& request) {
 }  // namespace
 
 template <typename Fn>
-HttpResponse RestUserRoutes::Run(Operation operation, std::string_view request_id, Fn&& fn) {
+HttpResponse RestUserRoutes::Run(Operation operation, const Caller& caller, Fn&& fn) {
+  const std::string_view request_id = caller.request_id;
   ScopedCall call(metrics_, Protocol::kRest, operation);
   Result result = Status::Internal("no result");
   try {
@@ -187,6 +188,14 @@ HttpResponse RestUserRoutes::Run(Operation operation, std::string_view request_i
     spdlog::error("rest {} [{}]: unexpected exception: {}", OperationName(operation), request_id,
                   e.what());
     result = Status::Internal(e.what());
+  }
+  // Input the route rejected before the core saw it (path, query, media
+  // type, body): a caller that may not run the operation learns that first.
+  const bool rejected_input = std::holds_alternative<HttpResponse>(result)
+                                  ? std::get<HttpResponse>(result).result_int() >= 400
+                                  : std::get<Status>(result).code() == StatusCode::kInvalidArgument;
+  if (rejected_input) {
+    if (Status admitted = service_.Admit(caller, operation); !admitted.ok()) result = admitted;
   }
   if (auto* response = std::get_if<HttpResponse>(&result)) {
     const unsigned code = response->result_int();
@@ -214,14 +223,14 @@ void RestUserRoutes::Register(RestRouter& router) {
   router.Add(http::verb::delete_, "/v1/users/{id}", bind(&RestUserRoutes::DeleteUser));
 }
 
-HttpResponse RestUserRoutes::Ping(const HttpRequest& /*request*/, const RouteArgs& args) {
-  return Run(Operation::kPing, args.request_id, [&]() -> Result {
+HttpResponse RestUserRoutes::Ping(const HttpRequest& request, const RouteArgs& args) {
+  return Run(Operation::kPing, CallerOf(request, args), [&]() -> Result {
     return JsonResponse(http::status::ok, {{"server", service_.Ping()}});
   });
 }
 
 HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kCreateUser, args.request_id, [&]() -> Result {
+  return Run(Operation::kCreateUser, CallerOf(request, args), [&]() -> Result {
     auto body = JsonBody(request);
     if (auto* error = std::get_if<HttpResponse>(&body)) return std::move(*error);
     const json& object = std::get<json>(body);
@@ -240,7 +249,7 @@ HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteA
 }
 
 HttpResponse RestUserRoutes::GetUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kGetUser, args.request_id, [&]() -> Result {
+  return Run(Operation::kGetUser, CallerOf(request, args), [&]() -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
     StatusOr<User> user = service_.GetUser(CallerOf(request, args), *id);
@@ -250,7 +259,7 @@ HttpResponse RestUserRoutes::GetUser(const HttpRequest& request, const RouteArgs
 }
 
 HttpResponse RestUserRoutes::BatchGetUsers(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kBatchGetUsers, args.request_id, [&]() -> Result {
+  return Run(Operation::kBatchGetUsers, CallerOf(request, args), [&]() -> Result {
     auto body = JsonBody(request);
     if (auto* error = std::get_if<HttpResponse>(&body)) return std::move(*error);
     StatusOr<std::vector<std::int64_t>> ids = BatchIdsFromJson(std::get<json>(body));
@@ -262,7 +271,7 @@ HttpResponse RestUserRoutes::BatchGetUsers(const HttpRequest& request, const Rou
 }
 
 HttpResponse RestUserRoutes::UpdateUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kUpdateUser, args.request_id, [&]() -> Result {
+  return Run(Operation::kUpdateUser, CallerOf(request, args), [&]() -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
     StatusOr<std::int64_t> expected = ExpectedVersion(request);
@@ -281,7 +290,7 @@ HttpResponse RestUserRoutes::UpdateUser(const HttpRequest& request, const RouteA
 }
 
 HttpResponse RestUserRoutes::DeleteUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kDeleteUser, args.request_id, [&]() -> Result {
+  return Run(Operation::kDeleteUser, CallerOf(request, args), [&]() -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
     if (Status s = service_.DeleteUser(CallerOf(request, args), *id); !s.ok()) return s;
@@ -290,7 +299,7 @@ HttpResponse RestUserRoutes::DeleteUser(const HttpRequest& request, const RouteA
 }
 
 HttpResponse RestUserRoutes::ListUsers(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kListUsers, args.request_id, [&]() -> Result {
+  return Run(Operation::kListUsers, CallerOf(request, args), [&]() -> Result {
     std::int64_t after_id = 0;
     std::int64_t limit = 0;
     for (auto [name, out] : {std::pair{"after_id", &after_id}, std::pair{"limit", &limit}}) {

@@ -34,9 +34,11 @@ class RestUserRoutes {
 
   // Runs one route body under the operation's metrics: `fn` returns the
   // response for success or a Status; errors become problem+json.
-  // Logged lines carry `request_id`.
+  // Logged lines carry the caller's request id. Input the route rejected
+  // before calling the core is answered 401/403 instead when the caller may
+  // not run `operation` at all.
   template <typename Fn>
-  HttpResponse Run(Operation operation, std::string_view request_id, Fn&& fn);
+  HttpResponse Run(Operation operation, const Caller& caller, Fn&& fn);
 
   UserService& service_;
   Metrics& metrics_;

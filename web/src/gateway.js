@@ -3,6 +3,8 @@
 // (adapters/rest/rest_user_routes.cc, rest_router.cc) answer for answer: the
 // same statuses, problem+json bodies (code, field), ETag, Location, If-Match,
 // 404/405/413/415 behaviour and query validation, checked in that order.
+// Input rejected before the service is called is answered 401/403 instead
+// when the caller may not run the operation at all, as on the C++ face.
 'use strict';
 
 const crypto = require('node:crypto');
@@ -136,6 +138,24 @@ function expectedVersion(req) {
   throw badField('If-Match must be a quoted version, e.g. "3"', 'If-Match');
 }
 
+/**
+ * Whether the caller of `req` may run an operation of `role` ('admin' or
+ * 'reader'), asked of the service without side effects: the service checks
+ * the token and the role before it validates, so an operation on id 0 (never
+ * valid) answers INVALID_ARGUMENT exactly when the caller is admitted.
+ * Resolves to null when admitted, else to the service's error.
+ */
+async function admissionError(client, req, role) {
+  try {
+    if (role === 'admin') await client.deleteUser(bearerToken(req), 0n);
+    else await client.getUser(bearerToken(req), 0n);
+  } catch (err) {
+    if (err instanceof ServiceError) return err.code === 'INVALID_ARGUMENT' ? null : err;
+    throw err;
+  }
+  return null;
+}
+
 function sendUser(res, status, user) {
   res.set('ETag', `"${user.version}"`);
   sendJsonText(res, status, userJson(user));
@@ -144,10 +164,10 @@ function sendUser(res, status, user) {
 /** Builds the route table; `prefix` is where the gateway is mounted ('/api'). */
 function routes(client, prefix) {
   return [
-    ['GET', '/v1/ping', async (req, res) => {
+    ['GET', '/v1/ping', null, async (req, res) => {
       sendJsonText(res, 200, JSON.stringify({ server: await client.ping() }));
     }],
-    ['POST', '/v1/users', async (req, res) => {
+    ['POST', '/v1/users', 'admin', async (req, res) => {
       const body = jsonBody(req);
       if (body instanceof Rejection) return body;
       const draft = {};
@@ -156,7 +176,7 @@ function routes(client, prefix) {
       res.set('Location', `${prefix}/v1/users/${user.id}`);
       sendUser(res, 201, user);
     }],
-    ['GET', '/v1/users', async (req, res) => {
+    ['GET', '/v1/users', 'reader', async (req, res) => {
       const query = new URLSearchParams(req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
       const values = { after_id: 0n, limit: 0n };
       for (const name of ['after_id', 'limit']) {
@@ -171,7 +191,7 @@ function routes(client, prefix) {
       const page = await client.listUsers(bearerToken(req), values.after_id, limit);
       sendJsonText(res, 200, `{"users":${usersJson(page.users)},"next_after_id":${page.next_after_id}}`);
     }],
-    ['POST', '/v1/users:batchGet', async (req, res) => {
+    ['POST', '/v1/users:batchGet', 'reader', async (req, res) => {
       const body = jsonBody(req, { exactNumbers: true });
       if (body instanceof Rejection) return body;
       let ids = [];
@@ -186,10 +206,10 @@ function routes(client, prefix) {
       const users = await client.batchGetUsers(bearerToken(req), ids);
       sendJsonText(res, 200, `{"users":${usersJson(users)}}`);
     }],
-    ['GET', '/v1/users/{id}', async (req, res, param) => {
+    ['GET', '/v1/users/{id}', 'reader', async (req, res, param) => {
       sendUser(res, 200, await client.getUser(bearerToken(req), pathId(param)));
     }],
-    ['PATCH', '/v1/users/{id}', async (req, res, param) => {
+    ['PATCH', '/v1/users/{id}', 'admin', async (req, res, param) => {
       const id = pathId(param);
       const expected = expectedVersion(req);
       const body = jsonBody(req);
@@ -197,11 +217,11 @@ function routes(client, prefix) {
       const patch = { expected_version: expected, email: optionalString(body, 'email'), full_name: optionalString(body, 'full_name') };
       sendUser(res, 200, await client.updateUser(bearerToken(req), id, patch));
     }],
-    ['DELETE', '/v1/users/{id}', async (req, res, param) => {
+    ['DELETE', '/v1/users/{id}', 'admin', async (req, res, param) => {
       await client.deleteUser(bearerToken(req), pathId(param));
       res.status(204).end();
     }],
-  ].map(([method, template, handler]) => ({ method, segments: split(template), handler }));
+  ].map(([method, template, role, handler]) => ({ method, segments: split(template), role, handler }));
 }
 
 // "/a/b/c" as ['a', 'b', 'c']; "/" as [''].
@@ -252,9 +272,19 @@ function createGateway(client, { prefix = '/api', maxBodyBytes = 1024 * 1024 } =
         return sendProblem(res, 405, 'INVALID_ARGUMENT', `${req.method} is not allowed here`);
       }
       const result = await found.route.handler(req, res, found.param);
-      if (result instanceof Rejection) sendProblem(res, result.status, 'INVALID_ARGUMENT', result.detail);
+      if (result instanceof Rejection) {
+        const refused = found.route.role ? await admissionError(client, req, found.route.role) : null;
+        if (refused) return sendServiceError(res, refused, req.log);
+        sendProblem(res, result.status, 'INVALID_ARGUMENT', result.detail);
+      }
     } catch (err) {
-      if (err instanceof ServiceError) return sendServiceError(res, err, req.log);
+      if (err instanceof ServiceError) {
+        if (err.code === 'INVALID_ARGUMENT' && found && found.route.role) {
+          const refused = await admissionError(client, req, found.route.role).catch(() => null);
+          if (refused) return sendServiceError(res, refused, req.log);
+        }
+        return sendServiceError(res, err, req.log);
+      }
       next(err);
     }
   });

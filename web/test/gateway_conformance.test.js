@@ -301,8 +301,12 @@ const SCENARIOS = {
       { token: ADMIN_TOKEN, json: { full_name: 'Merge' }, type: 'application/merge-patch+json; charset=utf-8' })).status, 200);
     expect(rec('malformed', await call(f, 'POST', '/v1/users', { token: ADMIN_TOKEN, body: '{"username":', type: 'application/json' })), 400, 'malformed');
     expect(rec('array-body', await call(f, 'POST', '/v1/users', { token: ADMIN_TOKEN, body: '[1,2]', type: 'application/json' })), 400, 'array');
-    // Body checks come before the token check, as on the C++ face.
-    expect(rec('malformed-no-token', await call(f, 'POST', '/v1/users', { body: 'nope', type: 'application/json' })), 400, 'order');
+    // Who may not run the operation learns that first, whatever is wrong with the input.
+    expect(rec('malformed-no-token', await call(f, 'POST', '/v1/users', { body: 'nope', type: 'application/json' })), 401, 'order');
+    expect(rec('text-no-token', await call(f, 'POST', '/v1/users', { body: '{}', type: 'text/plain' })), 401, 'order, media type');
+    expect(rec('bad-id-no-token', await call(f, 'GET', '/v1/users/abc', {})), 401, 'order, path');
+    expect(rec('malformed-reader', await call(f, 'POST', '/v1/users', { token: READER_TOKEN, body: 'nope', type: 'application/json' })), 403, 'order, role');
+    expect(rec('bad-id-reader', await call(f, 'GET', '/v1/users/abc', { token: READER_TOKEN })), 400, 'admitted: the input error');
     expect(rec('too-large', await call(f, 'POST', '/v1/users',
       { token: ADMIN_TOKEN, body: JSON.stringify({ full_name: 'x'.repeat(1100 * 1024) }), type: 'application/json' })), 413, 'too large');
     expect(rec('no-route', await call(f, 'GET', '/v1/nothing-here', { token: READER_TOKEN })), 404, 'no route');

@@ -212,6 +212,26 @@ TEST_F(RestRoutesTest, MalformedHttpInputIsRejectedBeforeTheCore) {
   EXPECT_EQ(r[http::field::content_type], "application/problem+json");
 }
 
+// Regression: the routes checked the path, query, media type and body
+// before the core authenticated, so a caller without a token learnt 400/415
+// about its input instead of 401.
+TEST_F(RestRoutesTest, RejectedInputFromACallerWithoutTheRightIsAnsweredAsSuch) {
+  HttpResponse r = Send(http::verb::post, "/v1/users", R"({"username": "x",)", "");
+  EXPECT_EQ(r.result_int(), 401u) << r.body();
+  EXPECT_EQ(r[http::field::www_authenticate], "Bearer");
+  EXPECT_EQ(Send(http::verb::get, "/v1/users/abc", std::nullopt, "").result_int(), 401u);
+  EXPECT_EQ(Send(http::verb::get, "/v1/users?limit=ten", std::nullopt, "wrong").result_int(), 401u);
+  // A reader may not create: that comes before what is wrong with the body.
+  EXPECT_EQ(Send(http::verb::post, "/v1/users", "[1, 2]", kReaderToken).result_int(), 403u);
+  HttpRequest text{http::verb::post, "/v1/users", 11};
+  text.set(http::field::content_type, "text/plain");
+  text.body() = "{}";
+  text.prepare_payload();
+  EXPECT_EQ(router_.Dispatch(text).result_int(), 401u);
+  // With the right, the input's own error stands.
+  EXPECT_EQ(Send(http::verb::get, "/v1/users/abc", std::nullopt, kReaderToken).result_int(), 400u);
+}
+
 TEST_F(RestRoutesTest, UnknownRoutesAndMethods) {
   HttpResponse r = Send(http::verb::get, "/v2/nothing");
   EXPECT_EQ(r.result_int(), 404u);

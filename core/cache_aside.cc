@@ -167,32 +167,28 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
 }
 
 void CacheAside::MarkPending(std::int64_t id, std::int64_t deleted_version,
-                             std::string_view request_id) {
+                             std::string_view request_id, std::string_view why) {
   repairer_.MarkPending(id, deleted_version);
   health_.Report(Event::kRepairPending, request_id,
-                 "the cache entry of user " + std::to_string(id) +
-                     " may be stale: reads bypass it until it is repaired");
+                 "the cache entry of user " + std::to_string(id) + " may be stale (" +
+                     std::string(why) + "): reads bypass it until it is repaired");
 }
 
 void CacheAside::AfterUnknownWrite(std::int64_t id, std::string_view request_id) {
-  repairer_.MarkPending(id, 0);
-  health_.Report(Event::kRepairPending, request_id,
-                 "a write of user " + std::to_string(id) +
-                     " may have committed (outcome unknown): reads bypass its cache entry until "
-                     "it is repaired");
+  MarkPending(id, 0, request_id, "a write's outcome is unknown");
 }
 
 void CacheAside::AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version,
                             std::string_view request_id) {
   if (!health_.Allow()) {
-    MarkPending(id, deleted_version, request_id);
+    MarkPending(id, deleted_version, request_id, "the cache breaker is open");
     return;
   }
   const Status status = user != nullptr ? cache_.PutIfNewer(*user).status()
                                         : cache_.PutTombstone(id, deleted_version);
   if (!status.ok()) {
     health_.Failed(status, request_id);
-    MarkPending(id, deleted_version, request_id);
+    MarkPending(id, deleted_version, request_id, "its update failed");
     return;
   }
   health_.Succeeded();

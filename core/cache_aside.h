@@ -53,7 +53,9 @@ class CacheAside {
   StatusOr<User> ReadBypassingCache(std::int64_t id, std::string_view request_id);
   LoadResult LoadAndFill(std::int64_t id, std::string_view request_id);
   Status Overloaded(std::string_view request_id) const;
-  void MarkPending(std::int64_t id, std::int64_t deleted_version, std::string_view request_id);
+  // Hands `id` to the repairer and reports it, saying `why`.
+  void MarkPending(std::int64_t id, std::int64_t deleted_version, std::string_view request_id,
+                   std::string_view why);
 
   UserStore& store_;
   UserCache& cache_;

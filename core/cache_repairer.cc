@@ -59,8 +59,7 @@ void CacheRepairer::RepairLoop() {
 }
 
 void CacheRepairer::RepairPending() {
-  std::size_t repaired = 0;
-  RepairBatch(repaired);
+  const std::size_t repaired = RepairBatch();
   if (repaired > 0) {
     health_.Report(Event::kRepaired, {},
                    "repaired " + std::to_string(repaired) + " cache entries from the store; " +
@@ -80,7 +79,8 @@ std::size_t CacheRepairer::Drain(const Clock& clock, std::int64_t budget_ms,
   return pending();
 }
 
-void CacheRepairer::RepairBatch(std::size_t& repaired) {
+std::size_t CacheRepairer::RepairBatch() {
+  std::size_t repaired = 0;
   std::vector<std::pair<std::int64_t, PendingRepair>> batch;
   {
     std::lock_guard lock(pending_mu_);
@@ -93,8 +93,8 @@ void CacheRepairer::RepairBatch(std::size_t& repaired) {
     // Writing the row's current version (rather than deleting the key) makes
     // any stale fill still in flight lose against it.
     StatusOr<std::optional<User>> row = store_.FindById(id);
-    if (!row.ok()) return;  // the store is down: try again next round
-    if (!health_.Allow()) return;
+    if (!row.ok()) return repaired;  // the store is down: try again next round
+    if (!health_.Allow()) return repaired;
     Status status;
     if (row->has_value()) {
       status = cache_.PutIfNewer(**row).status();
@@ -106,7 +106,7 @@ void CacheRepairer::RepairBatch(std::size_t& repaired) {
     }
     if (!status.ok()) {
       health_.Failed(status);
-      return;
+      return repaired;
     }
     health_.Succeeded();
     CacheHealth::Count(health_.stats().repairs);
@@ -117,6 +117,7 @@ void CacheRepairer::RepairBatch(std::size_t& repaired) {
     if (it != pending_.end() && it->second.generation == repair.generation) pending_.erase(it);
     pending_count_.store(pending_.size(), std::memory_order_release);
   }
+  return repaired;
 }
 
 }  // namespace polycrud

@@ -61,8 +61,8 @@ class CacheRepairer {
   };
 
   void RepairLoop();
-  // One round of RepairPending(); counts the ids repaired into `repaired`.
-  void RepairBatch(std::size_t& repaired);
+  // One round of RepairPending(); returns how many ids it repaired.
+  std::size_t RepairBatch();
 
   UserStore& store_;
   UserCache& cache_;

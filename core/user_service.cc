@@ -17,6 +17,7 @@ bool OutcomeUnknown(const Status& status) {
 }
 
 }  // namespace
+
 std::int64_t SystemClock::NowMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -93,7 +94,7 @@ Status UserService::Authorize(std::string_view token, Role needed) const {
 }
 
 StatusOr<User> UserService::CreateUser(const Caller& caller, const UserDraft& draft) {
-  if (Status s = Authorize(caller.token, Role::kAdmin); !s.ok()) return s;
+  if (Status s = Admit(caller, Operation::kCreateUser); !s.ok()) return s;
   if (Status s = ValidateDraft(draft); !s.ok()) return s;
   StatusOr<User> user = store_.Insert(draft, clock_.NowMs());
   if (!user.ok()) return user;
@@ -103,21 +104,21 @@ StatusOr<User> UserService::CreateUser(const Caller& caller, const UserDraft& dr
 }
 
 StatusOr<User> UserService::GetUser(const Caller& caller, std::int64_t id) {
-  if (Status s = Authorize(caller.token, Role::kReader); !s.ok()) return s;
+  if (Status s = Admit(caller, Operation::kGetUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   return cache_aside_.Read(id, caller.request_id);
 }
 
 StatusOr<std::vector<User>> UserService::BatchGetUsers(const Caller& caller,
                                                        std::span<const std::int64_t> ids) {
-  if (Status s = Authorize(caller.token, Role::kReader); !s.ok()) return s;
+  if (Status s = Admit(caller, Operation::kBatchGetUsers); !s.ok()) return s;
   if (Status s = ValidateBatchIds(ids); !s.ok()) return s;
   return cache_aside_.ReadMany(ids, caller.request_id);
 }
 
 StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
                                        const UserPatch& patch) {
-  if (Status s = Authorize(caller.token, Role::kAdmin); !s.ok()) return s;
+  if (Status s = Admit(caller, Operation::kUpdateUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   if (Status s = ValidatePatch(patch); !s.ok()) return s;
   StatusOr<User> user = store_.Update(id, patch, clock_.NowMs());
@@ -130,7 +131,7 @@ StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
 }
 
 Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
-  if (Status s = Authorize(caller.token, Role::kAdmin); !s.ok()) return s;
+  if (Status s = Admit(caller, Operation::kDeleteUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   StatusOr<std::int64_t> deleted_version = store_.Delete(id);
   if (!deleted_version.ok()) {
@@ -145,7 +146,7 @@ Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
 
 StatusOr<UserPage> UserService::ListUsers(const Caller& caller, std::int64_t after_id,
                                           std::int32_t limit) {
-  if (Status s = Authorize(caller.token, Role::kReader); !s.ok()) return s;
+  if (Status s = Admit(caller, Operation::kListUsers); !s.ok()) return s;
   if (Status s = ValidateListArgs(after_id, limit); !s.ok()) return s;
   const std::int32_t page_size = limit == 0 ? kDefaultPageLimit : limit;
   // One extra row tells whether a further page exists without a second query.

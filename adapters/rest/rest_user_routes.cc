@@ -183,7 +183,7 @@ HttpResponse RestUserRoutes::Run(Operation operation, const Caller& caller, Fn&&
   ScopedCall call(metrics_, Protocol::kRest, operation);
   Result result = Status::Internal("no result");
   try {
-    result = std::forward<Fn>(fn)();
+    result = std::forward<Fn>(fn)(caller);
   } catch (const std::exception& e) {
     spdlog::error("rest {} [{}]: unexpected exception: {}", OperationName(operation), request_id,
                   e.what());
@@ -224,13 +224,13 @@ void RestUserRoutes::Register(RestRouter& router) {
 }
 
 HttpResponse RestUserRoutes::Ping(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kPing, CallerOf(request, args), [&]() -> Result {
+  return Run(Operation::kPing, CallerOf(request, args), [&](const Caller&) -> Result {
     return JsonResponse(http::status::ok, {{"server", service_.Ping()}});
   });
 }
 
 HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kCreateUser, CallerOf(request, args), [&]() -> Result {
+  return Run(Operation::kCreateUser, CallerOf(request, args), [&](const Caller& caller) -> Result {
     auto body = JsonBody(request);
     if (auto* error = std::get_if<HttpResponse>(&body)) return std::move(*error);
     const json& object = std::get<json>(body);
@@ -240,7 +240,7 @@ HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteA
           std::pair{"full_name", &draft.full_name}}) {
       if (Status s = RequiredString(object, name, *out); !s.ok()) return s;
     }
-    StatusOr<User> user = service_.CreateUser(CallerOf(request, args), draft);
+    StatusOr<User> user = service_.CreateUser(caller, draft);
     if (!user.ok()) return user.status();
     HttpResponse response = UserResponse(http::status::created, *user);
     response.set(http::field::location, "/v1/users/" + std::to_string(user->id));
@@ -249,29 +249,30 @@ HttpResponse RestUserRoutes::CreateUser(const HttpRequest& request, const RouteA
 }
 
 HttpResponse RestUserRoutes::GetUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kGetUser, CallerOf(request, args), [&]() -> Result {
+  return Run(Operation::kGetUser, CallerOf(request, args), [&](const Caller& caller) -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
-    StatusOr<User> user = service_.GetUser(CallerOf(request, args), *id);
+    StatusOr<User> user = service_.GetUser(caller, *id);
     if (!user.ok()) return user.status();
     return UserResponse(http::status::ok, *user);
   });
 }
 
 HttpResponse RestUserRoutes::BatchGetUsers(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kBatchGetUsers, CallerOf(request, args), [&]() -> Result {
-    auto body = JsonBody(request);
-    if (auto* error = std::get_if<HttpResponse>(&body)) return std::move(*error);
-    StatusOr<std::vector<std::int64_t>> ids = BatchIdsFromJson(std::get<json>(body));
-    if (!ids.ok()) return ids.status();
-    StatusOr<std::vector<User>> users = service_.BatchGetUsers(CallerOf(request, args), *ids);
-    if (!users.ok()) return users.status();
-    return JsonResponse(http::status::ok, {{"users", UsersToJson(*users)}});
-  });
+  return Run(Operation::kBatchGetUsers, CallerOf(request, args),
+             [&](const Caller& caller) -> Result {
+               auto body = JsonBody(request);
+               if (auto* error = std::get_if<HttpResponse>(&body)) return std::move(*error);
+               StatusOr<std::vector<std::int64_t>> ids = BatchIdsFromJson(std::get<json>(body));
+               if (!ids.ok()) return ids.status();
+               StatusOr<std::vector<User>> users = service_.BatchGetUsers(caller, *ids);
+               if (!users.ok()) return users.status();
+               return JsonResponse(http::status::ok, {{"users", UsersToJson(*users)}});
+             });
 }
 
 HttpResponse RestUserRoutes::UpdateUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kUpdateUser, CallerOf(request, args), [&]() -> Result {
+  return Run(Operation::kUpdateUser, CallerOf(request, args), [&](const Caller& caller) -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
     StatusOr<std::int64_t> expected = ExpectedVersion(request);
@@ -283,23 +284,23 @@ HttpResponse RestUserRoutes::UpdateUser(const HttpRequest& request, const RouteA
     patch.expected_version = *expected;
     if (Status s = OptionalString(object, "email", patch.email); !s.ok()) return s;
     if (Status s = OptionalString(object, "full_name", patch.full_name); !s.ok()) return s;
-    StatusOr<User> user = service_.UpdateUser(CallerOf(request, args), *id, patch);
+    StatusOr<User> user = service_.UpdateUser(caller, *id, patch);
     if (!user.ok()) return user.status();
     return UserResponse(http::status::ok, *user);
   });
 }
 
 HttpResponse RestUserRoutes::DeleteUser(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kDeleteUser, CallerOf(request, args), [&]() -> Result {
+  return Run(Operation::kDeleteUser, CallerOf(request, args), [&](const Caller& caller) -> Result {
     StatusOr<std::int64_t> id = PathId(args);
     if (!id.ok()) return id.status();
-    if (Status s = service_.DeleteUser(CallerOf(request, args), *id); !s.ok()) return s;
+    if (Status s = service_.DeleteUser(caller, *id); !s.ok()) return s;
     return HttpResponse{http::status::no_content, 11};
   });
 }
 
 HttpResponse RestUserRoutes::ListUsers(const HttpRequest& request, const RouteArgs& args) {
-  return Run(Operation::kListUsers, CallerOf(request, args), [&]() -> Result {
+  return Run(Operation::kListUsers, CallerOf(request, args), [&](const Caller& caller) -> Result {
     std::int64_t after_id = 0;
     std::int64_t limit = 0;
     for (auto [name, out] : {std::pair{"after_id", &after_id}, std::pair{"limit", &limit}}) {
@@ -315,7 +316,7 @@ HttpResponse RestUserRoutes::ListUsers(const HttpRequest& request, const RouteAr
       limit = std::numeric_limits<std::int32_t>::max();
     }
     StatusOr<UserPage> page =
-        service_.ListUsers(CallerOf(request, args), after_id, static_cast<std::int32_t>(limit));
+        service_.ListUsers(caller, after_id, static_cast<std::int32_t>(limit));
     if (!page.ok()) return page.status();
     return JsonResponse(http::status::ok, {{"users", UsersToJson(page->users)},
                                            {"next_after_id", page->next_after_id}});

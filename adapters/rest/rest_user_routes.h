@@ -34,7 +34,8 @@ class RestUserRoutes {
 
   // Runs one route body under the operation's metrics: `fn` returns the
   // response for success or a Status; errors become problem+json.
-  // Logged lines carry the caller's request id. Input the route rejected
+  // Runs `fn(caller)`; logged lines carry the caller's request id. Input the
+  // route rejected
   // before calling the core is answered 401/403 instead when the caller may
   // not run `operation` at all.
   template <typename Fn>

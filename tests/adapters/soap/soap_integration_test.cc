@@ -220,6 +220,24 @@ TEST_F(SoapServerTest, TheRequestIdComesBackAsSentAndNeverCarriesOver) {
   EXPECT_EQ(RequestIdHeader(second->headers).size(), 16u) << second->headers;
 }
 
+// A fault gSOAP raises itself (the operation never runs) must not repeat the
+// id of the connection's previous request.
+TEST_F(SoapServerTest, AFaultOfGsoapItselfDoesNotRepeatThePreviousRequestId) {
+  RawConnection connection(port());
+  const std::string list = Envelope("<pc:ListUsers><pc:limit>1</pc:limit></pc:ListUsers>");
+  std::string named = Post(list, kReaderToken, "ListUsers");
+  named.insert(named.find("\r\n") + 2, "X-Request-Id: soap-trace-4\r\n");
+  ASSERT_TRUE(connection.Send(named));
+  std::optional<HttpResponse> first = connection.Read();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_EQ(RequestIdHeader(first->headers), "soap-trace-4");
+  ASSERT_TRUE(connection.Send(Post(Envelope("<pc:NoSuchOperation/>"), kReaderToken, "Nothing")));
+  std::optional<HttpResponse> fault = connection.Read();
+  ASSERT_TRUE(fault.has_value());
+  EXPECT_NE(fault->status, 200) << fault->body;
+  EXPECT_EQ(RequestIdHeader(fault->headers), "") << fault->headers;
+}
+
 TEST_F(SoapServerTest, FaultDetailCarriesCodeAndField) {
   RawConnection connection(port());
   ASSERT_TRUE(connection.Send(Post(Envelope("<pc:CreateUser><pc:username>Not Valid</pc:username>"

@@ -13,8 +13,12 @@ void CacheHealth::Succeeded() {
 
 void CacheHealth::Failed(const Status& status, std::string_view request_id) {
   Count(stats_.errors);
-  const bool opened = breaker_.RecordFailure();
   events_.Record(Event::kCacheFailed, request_id, status.ToString());
+  if (status.code() == StatusCode::kResourceExhausted) {
+    Count(stats_.refusals);
+    return;
+  }
+  const bool opened = breaker_.RecordFailure();
   if (opened) {
     events_.Record(Event::kBreakerOpened, request_id,
                    "cache breaker opened after " + status.ToString() +

@@ -25,6 +25,9 @@ struct CacheStats {
   std::atomic<std::uint64_t> refused_stale_fills{0};
   std::atomic<std::uint64_t> coalesced_misses{0};
   std::atomic<std::uint64_t> errors{0};
+  // Of errors: the cache answered but refused (kResourceExhausted: Redis is
+  // full, or a local queue or pool is): no step toward opening the breaker.
+  std::atomic<std::uint64_t> refusals{0};
   std::atomic<std::uint64_t> bypassed_reads{0};
   std::atomic<std::uint64_t> overload_rejections{0};
   std::atomic<std::uint64_t> repairs{0};
@@ -50,7 +53,8 @@ class CacheHealth {
   // A cache call answered.
   void Succeeded();
   // A cache call of request `request_id` failed: counted, reported, and one
-  // step toward opening the breaker.
+  // step toward opening the breaker unless the cache only refused
+  // (kResourceExhausted: it is up, but full or busy).
   void Failed(const Status& status, std::string_view request_id = {});
   // Reports `event` of request `request_id` (empty: background work).
   void Report(Event event, std::string_view request_id, std::string_view message) {

@@ -73,12 +73,18 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->envname("POLYCRUD_MYSQL_WAIT_S")
       ->capture_default_str();
 
-  app.add_option("--redis-host", c.services.redis.host)
+  app.add_option("--redis-host", c.services.redis.endpoint.host)
       ->envname("POLYCRUD_REDIS_HOST")
       ->capture_default_str();
-  app.add_option("--redis-port", c.services.redis.port)
+  app.add_option("--redis-port", c.services.redis.endpoint.port)
       ->envname("POLYCRUD_REDIS_PORT")
       ->capture_default_str();
+  app.add_option("--redis-user", c.services.redis.endpoint.user,
+                 "Redis ACL user to log in as (empty: the default user)")
+      ->envname("POLYCRUD_REDIS_USER");
+  app.add_option("--redis-password", c.services.redis.endpoint.password,
+                 "Password of the Redis user (empty: no AUTH). Prefer the environment variable")
+      ->envname("POLYCRUD_REDIS_PASSWORD");
   app.add_option("--redis-pool-size", c.services.redis.pool_size, "Most Redis connections at once")
       ->envname("POLYCRUD_REDIS_POOL_SIZE")
       ->check(CLI::Range(1, 1024))
@@ -197,7 +203,8 @@ int main(int argc, char** argv) {
     }
   }
   config.services.cache.user_ttl = std::chrono::seconds(config.cache_ttl_s);
-  config.services.redis.command_timeout = std::chrono::milliseconds(config.redis_timeout_ms);
+  config.services.redis.endpoint.command_timeout =
+      std::chrono::milliseconds(config.redis_timeout_ms);
 
   polycrud::MysqlUserStore store(config.mysql);
   const auto deadline =
@@ -231,7 +238,7 @@ int main(int argc, char** argv) {
   polycrud::UserService& service = services.threads();
   if (!service.CacheReachable()) {
     spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",
-                 config.services.redis.host, config.services.redis.port);
+                 config.services.redis.endpoint.host, config.services.redis.endpoint.port);
   }
 
   polycrud::Metrics metrics;

@@ -104,6 +104,7 @@ std::string RenderPrometheusText(const Metrics& metrics, const CacheStats& cache
       {"refused_stale_fills", &cache.refused_stale_fills},
       {"coalesced_misses", &cache.coalesced_misses},
       {"errors", &cache.errors},
+      {"refusals", &cache.refusals},
       {"bypassed_reads", &cache.bypassed_reads},
       {"overload_rejections", &cache.overload_rejections},
       {"repairs", &cache.repairs},

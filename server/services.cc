@@ -9,11 +9,7 @@ namespace polycrud::server {
 namespace {
 
 RedisPipelineOptions PipelineOptions(const RedisOptions& redis) {
-  return {.host = redis.host,
-          .port = redis.port,
-          .connect_timeout = redis.connect_timeout,
-          .command_timeout = redis.command_timeout,
-          .max_pending = redis.max_pending};
+  return {.endpoint = redis.endpoint, .max_pending = redis.max_pending};
 }
 
 }  // namespace

@@ -230,6 +230,9 @@ class Stack:
         self.mysql_port = int(endpoints["MYSQL_PORT"])
         self.admin_token = secrets.token_hex(32)
         self.reader_token = secrets.token_hex(32)
+        # polycrud-bench reads Redis INFO (peers without /metrics) as the admin
+        # user; its password reaches it through the environment.
+        os.environ["POLYCRUD_BENCH_REDIS_PASSWORD"] = self.redis_admin_password()
 
     def server_environment(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("POLYCRUD_")}
@@ -241,6 +244,8 @@ class Stack:
             "POLYCRUD_MYSQL_DATABASE": self.env["MYSQL_DATABASE"],
             "POLYCRUD_REDIS_HOST": self.env.get("REDIS_HOST", "127.0.0.1"),
             "POLYCRUD_REDIS_PORT": str(self.redis_port),
+            "POLYCRUD_REDIS_USER": self.env["REDIS_USER"],
+            "POLYCRUD_REDIS_PASSWORD": self.env["REDIS_PASSWORD"],
             "POLYCRUD_ADMIN_TOKEN_SHA256": hashlib.sha256(self.admin_token.encode()).hexdigest(),
             "POLYCRUD_READER_TOKEN_SHA256": hashlib.sha256(self.reader_token.encode()).hexdigest(),
             "POLYCRUD_LOG_LEVEL": "warn",
@@ -290,8 +295,15 @@ class Stack:
                              float(previous[0]), int(previous[1]), int(previous[2])))
         return time.monotonic() - started
 
+    def redis_admin_password(self):
+        with open(os.path.join(self.state_dir, "redis", "admin.password"), encoding="ascii") as f:
+            return f.readline().strip()
+
     def redis(self, *args):
-        return subprocess.run(["redis-cli", "-p", str(self.redis_port), *args], check=True,
+        """redis-cli ARGS as the admin user (the password in the environment)."""
+        env = dict(os.environ, REDISCLI_AUTH=self.redis_admin_password())
+        return subprocess.run(["redis-cli", "--no-auth-warning", "--user", "admin", "-p",
+                               str(self.redis_port), *args], check=True, env=env,
                               capture_output=True, text=True).stdout.strip()
 
 
@@ -388,7 +400,7 @@ class Target:
         if self.metrics_url and self.spec["kind"] == "polycrud":
             args += ["--metrics-url", self.metrics_url]
         else:
-            args += ["--redis-port", str(self.stack.redis_port)]
+            args += ["--redis-port", str(self.stack.redis_port), "--redis-user", "admin"]
         return args
 
 

@@ -89,6 +89,8 @@ struct Options {
   std::string metrics_url;
   int redis_port = 0;
   std::string redis_host = "127.0.0.1";
+  std::string redis_user;
+  std::string redis_password;
   std::vector<int> server_pids;
   std::string json_path;
   std::string label;
@@ -286,6 +288,8 @@ struct Sources {
   std::optional<HttpUrl> metrics;
   int redis_port = 0;
   std::string redis_host;
+  std::string redis_user;
+  std::string redis_password;
   std::vector<int> server_pids;
   int server_port = 0;
 };
@@ -305,7 +309,9 @@ std::optional<double> ServerCpuSeconds(const Sources& s) {
 
 std::optional<CacheCounters> ReadCache(const Sources& s) {
   if (s.metrics) return ScrapeMetricsCache(*s.metrics);
-  if (s.redis_port != 0) return ScrapeRedisCache(s.redis_host, s.redis_port);
+  if (s.redis_port != 0) {
+    return ScrapeRedisCache(s.redis_host, s.redis_port, s.redis_user, s.redis_password);
+  }
   return std::nullopt;
 }
 
@@ -471,6 +477,12 @@ int Run(int argc, char** argv) {
                  "Redis whose INFO keyspace_hits/misses to read (servers without /metrics)")
       ->check(CLI::Range(1, 65535));
   app.add_option("--redis-host", o.redis_host, "Host of --redis-port")->capture_default_str();
+  app.add_option("--redis-user", o.redis_user,
+                 "Redis ACL user of --redis-port, one allowed to run INFO (empty: the default "
+                 "user)");
+  app.add_option("--redis-password", o.redis_password,
+                 "Password of --redis-user. Prefer the environment variable")
+      ->envname("POLYCRUD_BENCH_REDIS_PASSWORD");
   app.add_option("--server-pid", o.server_pids,
                  "Server process whose CPU time (/proc/PID/stat) to read over the window; "
                  "PID,PID,... sums several (a gateway and the server behind it)")
@@ -515,6 +527,8 @@ int Run(int argc, char** argv) {
   Sources sources{.metrics = std::nullopt,
                   .redis_port = o.redis_port,
                   .redis_host = o.redis_host,
+                  .redis_user = o.redis_user,
+                  .redis_password = o.redis_password,
                   .server_pids = o.server_pids,
                   .server_port = o.port};
   if (!o.metrics_url.empty()) {

@@ -140,13 +140,23 @@ CacheCounters ScrapeMetricsCache(const HttpUrl& url) {
   return *counters;
 }
 
-CacheCounters ScrapeRedisCache(const std::string& host, int port) {
+CacheCounters ScrapeRedisCache(const std::string& host, int port, const std::string& user,
+                               const std::string& password) {
   const timeval timeout{.tv_sec = 5, .tv_usec = 0};
   std::unique_ptr<redisContext, decltype(&redisFree)> context(
       redisConnectWithTimeout(host.c_str(), port, timeout), &redisFree);
   if (context == nullptr || context->err != 0) {
     throw std::runtime_error("cannot connect to Redis at " + host + ":" + std::to_string(port) +
                              (context ? std::string(": ") + context->errstr : ""));
+  }
+  if (!user.empty() || !password.empty()) {
+    std::unique_ptr<redisReply, decltype(&freeReplyObject)> auth(
+        static_cast<redisReply*>(redisCommand(context.get(), "AUTH %b %b", user.data(), user.size(),
+                                              password.data(), password.size())),
+        &freeReplyObject);
+    if (auth == nullptr || auth->type == REDIS_REPLY_ERROR) {
+      throw std::runtime_error("Redis refused the login as '" + user + "'");
+    }
   }
   std::unique_ptr<redisReply, decltype(&freeReplyObject)> reply(
       static_cast<redisReply*>(redisCommand(context.get(), "INFO stats")), &freeReplyObject);

@@ -47,6 +47,8 @@ std::optional<HttpUrl> ParseHttpUrl(std::string_view url);
 // with a message when the page cannot be fetched or has no cache counters.
 CacheCounters ScrapeMetricsCache(const HttpUrl& url);
 // INFO stats of the Redis at host:port. Throws std::exception on failure.
-CacheCounters ScrapeRedisCache(const std::string& host, int port);
+// Logs in as `user` with `password` first unless both are empty.
+CacheCounters ScrapeRedisCache(const std::string& host, int port, const std::string& user,
+                               const std::string& password);
 
 }  // namespace polycrud::bench

@@ -21,22 +21,35 @@ Status CacheUnavailable(std::string message) {
   return Status::Unavailable("cache: " + std::move(message));
 }
 
-StatusOr<RedisContextPtr> ConnectRedis(const std::string& host, int port,
-                                       std::chrono::milliseconds connect_timeout,
-                                       std::chrono::milliseconds command_timeout) {
-  RedisContextPtr ctx(redisConnectWithTimeout(host.c_str(), port, ToTimeval(connect_timeout)));
+StatusOr<RedisContextPtr> ConnectRedis(const RedisEndpoint& endpoint) {
+  RedisContextPtr ctx(redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port,
+                                              ToTimeval(endpoint.connect_timeout)));
   if (ctx == nullptr) return CacheUnavailable("out of memory connecting");
   if (ctx->err != 0) return CacheUnavailable(std::string("cannot connect: ") + ctx->errstr);
-  if (redisSetTimeout(ctx.get(), ToTimeval(command_timeout)) != REDIS_OK) {
+  if (redisSetTimeout(ctx.get(), ToTimeval(endpoint.command_timeout)) != REDIS_OK) {
     return CacheUnavailable("cannot set the socket timeout");
   }
   redisEnableKeepAlive(ctx.get());
+  if (!endpoint.user.empty() || !endpoint.password.empty()) {
+    RedisReplyPtr reply(static_cast<redisReply*>(
+        endpoint.user.empty()
+            ? redisCommand(ctx.get(), "AUTH %b", endpoint.password.data(), endpoint.password.size())
+            : redisCommand(ctx.get(), "AUTH %b %b", endpoint.user.data(), endpoint.user.size(),
+                           endpoint.password.data(), endpoint.password.size())));
+    if (reply == nullptr) {
+      return CacheUnavailable(std::string("no answer to AUTH: ") + ctx->errstr);
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+      // Redis's answer (WRONGPASS, ...) never repeats the password.
+      return CacheUnavailable("login as '" + endpoint.user +
+                              "' refused: " + std::string(reply->str, reply->len));
+    }
+  }
   return ctx;
 }
 
 StatusOr<RedisContextPtr> RedisConnectionPool::Connect() const {
-  return ConnectRedis(options_.host, options_.port, options_.connect_timeout,
-                      options_.command_timeout);
+  return ConnectRedis(options_.endpoint);
 }
 
 StatusOr<RedisConnectionPool::Lease> RedisConnectionPool::Acquire() {

@@ -19,12 +19,22 @@
 
 namespace polycrud {
 
-struct RedisOptions {
+// Where a Redis is and how to log in to it.
+struct RedisEndpoint {
   std::string host = "127.0.0.1";
   int port = 6379;
-  int pool_size = 16;
+  // ACL user and password, sent with AUTH on every new connection. An empty
+  // user with a password logs in as the default user; both empty: no AUTH.
+  std::string user;
+  std::string password;
   std::chrono::milliseconds connect_timeout{200};
+  // Longest wait for one reply; also bounds a blocked send().
   std::chrono::milliseconds command_timeout{500};
+};
+
+struct RedisOptions {
+  RedisEndpoint endpoint;
+  int pool_size = 16;
   // How long Acquire waits for a free connection before giving up.
   std::chrono::milliseconds acquire_timeout{500};
   // polycrud-server: shared auto-pipelining connections
@@ -49,12 +59,12 @@ using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyDeleter>;
 // kUnavailable for the cache, "cache: <message>", retry after 1 s.
 Status CacheUnavailable(std::string message);
 
-// Opens a hiredis connection within `connect_timeout`, with TCP keep-alive;
-// `command_timeout` bounds each blocking send and receive on it (a
-// non-blocking call is not affected). kUnavailable if it cannot.
-StatusOr<RedisContextPtr> ConnectRedis(const std::string& host, int port,
-                                       std::chrono::milliseconds connect_timeout,
-                                       std::chrono::milliseconds command_timeout);
+// Opens a hiredis connection to `endpoint` within its connect_timeout, with
+// TCP keep-alive, and logs in (AUTH) when the endpoint names a password;
+// command_timeout bounds each blocking send and receive on it (a
+// non-blocking call is not affected). kUnavailable if it cannot; a refused
+// login says so, without the password.
+StatusOr<RedisContextPtr> ConnectRedis(const RedisEndpoint& endpoint);
 
 // A command's arguments as hiredis's *Argv functions take them: pointers
 // into `argv` (which must outlive it) and their lengths.

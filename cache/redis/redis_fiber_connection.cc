@@ -48,8 +48,7 @@ Status RedisFiberConnection::EnsureConnected() {
   if (now < next_connect_) return CacheUnavailable("not connected to Redis");
   next_connect_ = now + options_.reconnect_interval;
   // Blocks the thread for at most connect_timeout, once per interval.
-  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.host, options_.port,
-                                               options_.connect_timeout, options_.command_timeout);
+  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.endpoint);
   if (!ctx.ok()) return ctx.status();
   ctx_ = std::move(*ctx);
   parser_.reset(redisReaderCreate());
@@ -70,7 +69,7 @@ StatusOr<std::vector<RedisReplyPtr>> RedisFiberConnection::Submit(std::string by
     return Status::ResourceExhausted("cache: too many commands waiting for Redis", 100);
   }
   Waiter self(count);
-  self.deadline = std::chrono::steady_clock::now() + options_.command_timeout;
+  self.deadline = std::chrono::steady_clock::now() + options_.endpoint.command_timeout;
   self.waiter = io;
   self.ticket = io->CurrentTicket();
   out_.append(bytes);

@@ -96,8 +96,7 @@ RedisPipelinedConnection::~RedisPipelinedConnection() {
 StatusOr<std::shared_ptr<RedisPipelinedConnection::Socket>> RedisPipelinedConnection::Connect()
     const {
   // The send timeout bounds a send() into a Redis that stopped reading; reads are polled.
-  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.host, options_.port,
-                                               options_.connect_timeout, options_.command_timeout);
+  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.endpoint);
   if (!ctx.ok()) return ctx.status();
   auto socket = std::make_shared<Socket>();
   socket->ctx = std::move(*ctx);
@@ -147,7 +146,7 @@ StatusOr<std::vector<RedisReplyPtr>> RedisPipelinedConnection::Submit(std::strin
     if (pending_replies_ + count > options_.max_pending) {
       return Status::ResourceExhausted("cache: too many commands waiting for Redis", 100);
     }
-    waiter->deadline = std::chrono::steady_clock::now() + options_.command_timeout;
+    waiter->deadline = std::chrono::steady_clock::now() + options_.endpoint.command_timeout;
     out_.append(bytes);
     fifo_.push_back(waiter);
     pending_replies_ += count;
@@ -247,7 +246,7 @@ void RedisPipelinedConnection::ReaderLoop() {
     // Wake up at the oldest command's deadline; a command queued later has a
     // later deadline than a full timeout from now.
     const auto now = std::chrono::steady_clock::now();
-    auto wait = options_.command_timeout;
+    auto wait = options_.endpoint.command_timeout;
     if (!fifo_.empty()) {
       wait = std::chrono::ceil<std::chrono::milliseconds>(fifo_.front()->deadline - now);
     }

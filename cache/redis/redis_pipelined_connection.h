@@ -37,11 +37,7 @@
 namespace polycrud {
 
 struct RedisPipelineOptions {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::chrono::milliseconds connect_timeout{200};
-  // Longest wait for one reply; also bounds a blocked send().
-  std::chrono::milliseconds command_timeout{500};
+  RedisEndpoint endpoint;
   // Pause between reconnection attempts while Redis is unreachable.
   std::chrono::milliseconds reconnect_interval{100};
   // Most commands sent or queued but not yet answered.

@@ -33,8 +33,15 @@ bool ReadField(std::string_view s, std::size_t& pos, std::int64_t& out) {
   return true;
 }
 
+// An error reply as a status: kResourceExhausted when Redis is full (OOM
+// under maxmemory with the noeviction policy: it answers, but stores nothing
+// new), else kUnavailable.
 Status ErrorReply(const redisReply* reply) {
-  return Status::Unavailable(std::string("cache: ") + std::string(reply->str, reply->len));
+  const std::string_view text(reply->str, reply->len);
+  if (text.starts_with("OOM")) {
+    return Status::ResourceExhausted("cache: full: " + std::string(text));
+  }
+  return Status::Unavailable("cache: " + std::string(text));
 }
 
 bool IsNoScript(const redisReply* reply) {

@@ -77,7 +77,7 @@ class MemoryUserCache final : public UserCache {
   StatusOr<bool> PutIfNewer(const User& user) override {
     put_if_newer_calls_.fetch_add(1);
     RunPutIfNewerHook(user);
-    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    if (Status refused = WriteRefusal(); !refused.ok()) return refused;
     return ApplyIfNewer(user);
   }
 
@@ -85,7 +85,7 @@ class MemoryUserCache final : public UserCache {
   // still its own conditional write, with PutIfNewer's rule and hook.
   StatusOr<std::size_t> PutManyIfNewer(std::span<const User> users) override {
     put_many_if_newer_calls_.fetch_add(1);
-    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    if (Status refused = WriteRefusal(); !refused.ok()) return refused;
     std::size_t refused = 0;
     for (const User& user : users) {
       RunPutIfNewerHook(user);
@@ -96,7 +96,7 @@ class MemoryUserCache final : public UserCache {
 
   StatusOr<bool> PutAbsent(std::int64_t id) override {
     put_absent_calls_.fetch_add(1);
-    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    if (Status refused = WriteRefusal(); !refused.ok()) return refused;
     std::lock_guard lock(mu_);
     Slot& slot = slots_[id];
     if (slot.kind != Slot::Kind::kEmpty) return false;
@@ -106,7 +106,7 @@ class MemoryUserCache final : public UserCache {
 
   Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override {
     put_tombstone_calls_.fetch_add(1);
-    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    if (Status refused = WriteRefusal(); !refused.ok()) return refused;
     std::lock_guard lock(mu_);
     slots_[id] = Slot{.kind = Slot::Kind::kTombstone, .version = deleted_version};
     return Status::Ok();
@@ -125,6 +125,9 @@ class MemoryUserCache final : public UserCache {
   // While set, the three writes fail with kUnavailable; Get, MultiGet and
   // Ping still work (a cache that serves stale entries but takes no updates).
   void SetWritesUnavailable(bool unavailable) { writes_unavailable_.store(unavailable); }
+  // While set, the three writes fail with kResourceExhausted, as a Redis
+  // full under maxmemory (noeviction) refuses them; reads still work.
+  void SetFull(bool full) { full_.store(full); }
   void SetGetHook(GetHook hook) {
     std::lock_guard lock(mu_);
     get_hook_ = std::move(hook);
@@ -173,6 +176,12 @@ class MemoryUserCache final : public UserCache {
 
  private:
   static Status Outage() { return Status::Unavailable("cache: injected outage"); }
+  // Why a write is refused now; OK if it is not.
+  Status WriteRefusal() const {
+    if (unavailable_.load() || writes_unavailable_.load()) return Outage();
+    if (full_.load()) return Status::ResourceExhausted("cache: full: injected");
+    return Status::Ok();
+  }
 
   void RunPutIfNewerHook(const User& user) {
     PutIfNewerHook hook;
@@ -225,6 +234,7 @@ class MemoryUserCache final : public UserCache {
 
   std::atomic<bool> unavailable_{false};
   std::atomic<bool> writes_unavailable_{false};
+  std::atomic<bool> full_{false};
   std::atomic<int> get_calls_{0};
   std::atomic<int> multi_get_calls_{0};
   std::atomic<int> put_if_newer_calls_{0};

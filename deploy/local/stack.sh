@@ -25,7 +25,7 @@ directory, listening on 127.0.0.1 only. Every start is idempotent (an
 instance already running in DIR is left alone) and every stop is harmless
 when nothing runs. Processes are found through the pid files in DIR only.
 
-Redis (a pure cache: no RDB snapshots, no AOF):
+Redis (a pure cache: no RDB snapshots, no AOF; ACL users, no default user):
   stack.sh redis start DIR PORT     start redis-server in DIR (created if needed)
                                     and wait until it answers PING (10 s)
   stack.sh redis stop DIR           SIGTERM by pid, SIGKILL after 10 s
@@ -37,26 +37,47 @@ MariaDB:
                                     answers (30 s)
   stack.sh mariadb stop DIR         SIGTERM by pid, SIGKILL after 30 s
   stack.sh mariadb status DIR       print its state; exit 0 running, 3 stopped
-  stack.sh mariadb bootstrap DIR DATABASE USER PASSWORD
+  stack.sh mariadb bootstrap DIR DATABASE USER < PASSWORD_FILE
                                     create DATABASE (utf8mb4) and USER@127.0.0.1
-                                    and USER@localhost with PASSWORD (an existing
+                                    and USER@localhost with the password read
+                                    from the first line of stdin (an existing
                                     user gets the new password), grant ALL on
-                                    DATABASE.*; idempotent
+                                    DATABASE.* only; idempotent
 
 Any directory:
   stack.sh status DIR               what runs in DIR and its direct
                                     subdirectories (pid and port, or "stopped")
   stack.sh stop-all DIR             stop every instance found below DIR (by pid)
 
-Files in a Redis DIR:   redis.pid redis.port redis.log
-Files in a MariaDB DIR: my.cnf data/ mysqld.pid mysqld.sock mysqld.log install.log
-Connect as root:        mariadb --defaults-file=DIR/my.cnf
+Files in a Redis DIR:   redis.pid redis.port redis.log users.acl
+                        server.password admin.password (mode 0600)
+Files in a MariaDB DIR: my.cnf data/ files/ mysqld.pid mysqld.sock mysqld.log
+                        install.log
+
+Locked down: Redis has no default user. Its ACL (DIR/users.acl, mode 0600,
+passwords stored as SHA-256) has two users: "polycrud" (the server: keys
+user:* only; GET MGET SET DEL EVAL EVALSHA SCRIPT LOAD|EXISTS PING) and "admin"
+(everything). Their passwords are DIR/server.password and DIR/admin.password,
+created with random secrets on first start, or taken from the environment
+variables below when set. Connect as admin:
+  REDISCLI_AUTH=$(cat DIR/admin.password) redis-cli --user admin -p PORT
+MariaDB's root exists only as root@localhost, authenticated by the Unix
+socket (the OS user root), so nothing on TCP can log in as root:
+  mariadb --defaults-file=DIR/my.cnf
+The server reads and writes files only in DIR/files (secure_file_priv).
 
 Environment:
   POLYCRUD_MARIADB_BUFFER_POOL   innodb_buffer_pool_size (default 1G, sized
                                  for the 8-million-user data set)
-  POLYCRUD_REDIS_MAXMEMORY       Redis maxmemory, e.g. 2gb (default: no limit;
-                                 the eviction policy is allkeys-lru)
+  POLYCRUD_REDIS_MAXMEMORY       Redis maxmemory (default 3gb, room for the
+                                 8-million-user data set). The policy is
+                                 noeviction: a full Redis refuses new entries
+                                 rather than drop a tombstone before its TTL
+                                 (docs/cache-protocol.md)
+  POLYCRUD_REDIS_PASSWORD        password of the "polycrud" Redis user, stored
+                                 in DIR/server.password (unset: the file's, or
+                                 a random one)
+  POLYCRUD_REDIS_ADMIN_PASSWORD  the same for "admin" (DIR/admin.password)
 EOF
 }
 
@@ -194,6 +215,61 @@ lock_dir() {
 
 # ---------------------------------------------------------------- Redis ----
 
+# The commands the server's Redis user may run: the cache protocol's and
+# nothing else (docs/cache-protocol.md). SCRIPT EXISTS is for the Python
+# benchmark peer (redis-py checks its script before a pipeline).
+readonly REDIS_SERVER_COMMANDS='+get +mget +set +del +eval +evalsha +script|load +script|exists +ping'
+
+# Writes FILE (mode 0600) with VALUE if VALUE is set, else with a random
+# secret unless FILE exists already.
+redis_secret_file() {
+  local file=$1 value=$2
+  if [[ -n $value ]]; then
+    (umask 077 && printf '%s\n' "$value" >"$file.tmp")
+    mv -f "$file.tmp" "$file"
+  elif [[ ! -s $file ]]; then
+    (umask 077 && od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' >"$file.tmp" && echo >>"$file.tmp")
+    mv -f "$file.tmp" "$file"
+  fi
+  chmod 600 "$file"
+}
+
+# The first line of FILE.
+first_line() {
+  local line=
+  { IFS= read -r line <"$1" || [[ -n $line ]]; } 2>/dev/null || die "cannot read $1"
+  printf '%s' "$line"
+}
+
+redis_password_hash() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
+# DIR/users.acl from the two password files: no default user.
+redis_write_acl() {
+  local dir=$1 server admin
+  redis_secret_file "$dir/server.password" "${POLYCRUD_REDIS_PASSWORD:-}"
+  redis_secret_file "$dir/admin.password" "${POLYCRUD_REDIS_ADMIN_PASSWORD:-}"
+  server=$(redis_password_hash "$(first_line "$dir/server.password")")
+  admin=$(redis_password_hash "$(first_line "$dir/admin.password")")
+  (
+    umask 077
+    {
+      echo "user default off resetkeys resetchannels -@all"
+      echo "user polycrud on #$server resetkeys ~user:* resetchannels -@all $REDIS_SERVER_COMMANDS"
+      echo "user admin on #$admin ~* &* +@all"
+    } >"$dir/users.acl.tmp"
+  )
+  mv -f "$dir/users.acl.tmp" "$dir/users.acl"
+}
+
+# redis-cli as the admin user of DIR (the password travels in the
+# environment, never on the command line).
+redis_admin_cli() {
+  local dir=$1 port=$2
+  shift 2
+  REDISCLI_AUTH=$(first_line "$dir/admin.password") \
+    redis-cli --no-auth-warning --user admin -h 127.0.0.1 -p "$port" "$@"
+}
+
 redis_start() {
   local dir=$1 port=$2 pid running_port deadline reply
   check_port "$port"
@@ -218,15 +294,14 @@ redis_start() {
     die "port $port on 127.0.0.1 is already in use by another process; choose another port"
   fi
 
+  redis_write_acl "$dir"
   local -a args=(
     --port "$port" --bind 127.0.0.1
     --save '' --appendonly no
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
-    --maxmemory-policy allkeys-lru
+    --aclfile "$dir/users.acl"
+    --maxmemory "${POLYCRUD_REDIS_MAXMEMORY:-3gb}" --maxmemory-policy noeviction
   )
-  if [[ -n ${POLYCRUD_REDIS_MAXMEMORY:-} ]]; then
-    args+=(--maxmemory "$POLYCRUD_REDIS_MAXMEMORY")
-  fi
   if ! (exec_detached redis-server "${args[@]}") >>"$dir/redis.log" 2>&1; then
     show_tail "$dir/redis.log"
     die "redis-server failed to start in $dir"
@@ -236,7 +311,7 @@ redis_start() {
   deadline=$((SECONDS + REDIS_START_TIMEOUT_S))
   while ((SECONDS < deadline)); do
     if pid=$(running_pid "$dir/redis.pid" redis-server); then
-      reply=$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)
+      reply=$(redis_admin_cli "$dir" "$port" ping 2>/dev/null || true)
       if [[ $reply == PONG ]]; then
         info "redis started in $dir (pid $pid, port $port)"
         return 0
@@ -298,6 +373,8 @@ mariadb_socket_path() {
 mariadb_write_config() {
   local dir=$1 port=$2 sock
   sock=$(mariadb_socket_path "$dir")
+  mkdir -p "$dir/files"
+  chmod 700 "$dir/files"
   cat >"$dir/my.cnf.tmp" <<EOF
 # Written by deploy/local/stack.sh on every start; edits are overwritten.
 [mysqld]
@@ -313,7 +390,10 @@ collation-server=utf8mb4_bin
 innodb_flush_log_at_trx_commit=1
 innodb_buffer_pool_size=${POLYCRUD_MARIADB_BUFFER_POOL:-1G}
 max_connections=500
+# LOAD DATA LOCAL (the seeder sends its own files); the server itself reads
+# and writes files only in DIR/files.
 local_infile=1
+secure_file_priv=$dir/files
 log-error=$dir/mysqld.log
 
 [client]
@@ -351,7 +431,7 @@ mariadb_init() {
   info "initialising MariaDB data directory $dir/data"
   rm -rf "$dir/data.init"
   if ! (exec_detached mariadb-install-db --defaults-file="$dir/my.cnf" \
-    --datadir="$dir/data.init" --user=root --auth-root-authentication-method=normal \
+    --datadir="$dir/data.init" --user=root --auth-root-authentication-method=socket \
     --skip-test-db) >"$dir/install.log" 2>&1; then
     show_tail "$dir/install.log" "$dir/mysqld.log"
     rm -rf "$dir/data.init"
@@ -404,6 +484,7 @@ mariadb_start() {
       # mariadbd writes its pid file itself; make sure it names this process.
       [[ $(cat "$dir/mysqld.pid" 2>/dev/null || true) == "$pid" ]] ||
         printf '%s\n' "$pid" >"$dir/mysqld.pid"
+      mariadb_lock_down "$dir"
       info "mariadb started in $dir (pid $pid, port $port)"
       return 0
     fi
@@ -413,6 +494,21 @@ mariadb_start() {
   rm -f "$dir/mysqld.pid"
   show_tail "$dir/mysqld.log" "$dir/mysqld.out"
   die "mariadb did not answer on port $port within ${MARIADB_START_TIMEOUT_S} s (log: $dir/mysqld.log)"
+}
+
+# Root only as root@localhost through the Unix socket, no anonymous users:
+# new data directories are created so, older ones are brought to it here.
+mariadb_lock_down() {
+  local dir=$1 drops
+  drops=$(mariadb --defaults-file="$dir/my.cnf" --batch --skip-column-names -e \
+    "SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host), ';') FROM mysql.user
+       WHERE User = '' OR (User = 'root' AND Host <> 'localhost')") ||
+    die "cannot read the accounts of the MariaDB in $dir"
+  {
+    printf '%s\n' "$drops"
+    echo "ALTER USER root@localhost IDENTIFIED VIA unix_socket;"
+  } | mariadb --defaults-file="$dir/my.cnf" --batch ||
+    die "cannot lock down the root account of the MariaDB in $dir"
 }
 
 mariadb_stop() {
@@ -454,12 +550,13 @@ sql_string() {
 }
 
 mariadb_bootstrap() {
-  local dir=$1 database=$2 user=$3 password=$4 pw host
+  local dir=$1 database=$2 user=$3 password= pw host
+  IFS= read -r password || [[ -n $password ]] || usage_error "no password on stdin"
   [[ $database =~ ^[A-Za-z0-9_]{1,64}$ ]] ||
     usage_error "invalid database name '$database' (letters, digits and _ only)"
   [[ $user =~ ^[A-Za-z0-9_.-]{1,80}$ ]] ||
     usage_error "invalid user name '$user' (letters, digits, _ . - only)"
-  [[ -n $password ]] || usage_error "the password must not be empty"
+  [[ -n $password ]] || usage_error "the password (stdin) must not be empty"
   [[ -d $dir ]] || die "no MariaDB in $dir; start it first: stack.sh mariadb start $dir PORT"
   dir=$(abs_dir "$dir")
   running_pid "$dir/mysqld.pid" mariadbd >/dev/null ||
@@ -474,7 +571,7 @@ mariadb_bootstrap() {
       printf "ALTER USER '%s'@'%s' IDENTIFIED BY '%s';\n" "$user" "$host" "$pw"
       printf "GRANT ALL PRIVILEGES ON \`%s\`.* TO '%s'@'%s';\n" "$database" "$user" "$host"
     done
-    # The statements carry the password: read from stdin, never from argv.
+    # The statements carry the password: sent on stdin, never in argv.
   } | mariadb --defaults-file="$dir/my.cnf" --batch ||
     die "bootstrap of database '$database' failed in $dir"
   info "database '$database' and user '$user' ready in $dir"
@@ -538,7 +635,7 @@ main() {
   local service=$1
   shift
   # "stack.sh redis --help", "stack.sh redis start --help" (only the first
-  # two words: a password may legitimately look like an option).
+  # two words).
   case "${1:-} ${2:-}" in
     -h\ * | --help\ * | *\ -h | *\ --help)
       usage
@@ -582,8 +679,8 @@ main() {
           mariadb_status "$1"
           ;;
         bootstrap)
-          expect_args 4 $# "mariadb bootstrap DIR DATABASE USER PASSWORD"
-          mariadb_bootstrap "$1" "$2" "$3" "$4"
+          expect_args 3 $# "mariadb bootstrap DIR DATABASE USER < PASSWORD_FILE"
+          mariadb_bootstrap "$1" "$2" "$3"
           ;;
         *) usage_error "unknown mariadb command '$action' (start, stop, status, bootstrap)" ;;
       esac

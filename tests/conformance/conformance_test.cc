@@ -274,10 +274,10 @@ TEST_P(DegradedConformanceTest, OverloadWhileRedisIsDownIsResourceExhausted) {
   // Another session write-locks the table for a while, so the one allowed
   // MySQL read blocks and holds its slot.
   const std::string lock_sql = "LOCK TABLES users WRITE; SELECT SLEEP(4); UNLOCK TABLES;";
+  setenv("MYSQL_PWD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD").c_str(), 1);
   ASSERT_EQ(
       Shell("mariadb --default-character-set=utf8mb4 -h127.0.0.1 -P" +
-            std::to_string(mysql.port()) + " -u" + Setting("POLYCRUD_TEST_MYSQL_USER") + " -p" +
-            Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + " " +
+            std::to_string(mysql.port()) + " -u" + Setting("POLYCRUD_TEST_MYSQL_USER") + " " +
             Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " -e '" + lock_sql + "' >/dev/null 2>&1 &"),
       0);
   const auto locked = [&] {

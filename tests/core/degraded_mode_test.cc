@@ -247,6 +247,41 @@ TEST_F(CacheRepairTest, ReadsBypassTheStaleEntryUntilItIsRepaired) {
   EXPECT_EQ(*cached, *updated);
 }
 
+// A full cache (Redis at maxmemory, policy noeviction) answers reads but
+// refuses writes. Reads keep using it, the breaker stays closed, misses are
+// served from the store, and an entry whose update was refused is bypassed
+// until it is repaired once there is room again.
+TEST_F(CacheRepairTest, AFullCacheIsNoOutageAndStaleEntriesAreBypassedUntilRepaired) {
+  const User user = Create(1);
+  const User other = Create(2);
+  cache_.Evict(other.id);
+  cache_.SetFull(true);
+  for (int i = 0; i < 2 * kThreshold; ++i) {
+    StatusOr<User> got = service().GetUser(kReaderToken, other.id);  // a miss each time
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, other);
+  }
+  EXPECT_EQ(service().cache_breaker_state(), BreakerState::kClosed);
+  EXPECT_EQ(stats().refusals.load(), static_cast<std::uint64_t>(2 * kThreshold));
+  EXPECT_EQ(stats().bypassed_reads.load(), 0u);
+
+  StatusOr<User> updated = service().UpdateUser(kAdminToken, user.id, {.full_name = "Two"});
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  ASSERT_EQ(cache_.Peek(user.id).version, 1) << "the full fake should keep version 1";
+  for (int i = 0; i < 3; ++i) {
+    StatusOr<User> got = service().GetUser(kReaderToken, user.id);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, *updated) << "served the entry the full cache could not update";
+  }
+  EXPECT_EQ(service().cache_breaker_state(), BreakerState::kClosed);
+
+  cache_.SetFull(false);
+  EXPECT_TRUE(WaitForRepair([&] { return cache_.Peek(user.id).version == 2; }));
+  StatusOr<User> cached = WaitForCachedRead(user.id);
+  ASSERT_TRUE(cached.ok());
+  EXPECT_EQ(*cached, *updated);
+}
+
 // Regression: an update or delete whose answer was lost after COMMIT (the
 // connection dropped) returned UNAVAILABLE without marking the id for repair,
 // so the cache kept the old version for its whole TTL while MariaDB held the

@@ -36,7 +36,9 @@ class ServicesTest : public ::testing::TestWithParam<int> {
  protected:
   ServicesOptions Options() const {
     ServicesOptions options;
-    options.redis.port = std::stoi(testing::Setting("POLYCRUD_TEST_REDIS_PORT"));
+    options.redis.endpoint.port = std::stoi(testing::Setting("POLYCRUD_TEST_REDIS_PORT"));
+    options.redis.endpoint.user = testing::Setting("POLYCRUD_TEST_REDIS_USER");
+    options.redis.endpoint.password = testing::Setting("POLYCRUD_TEST_REDIS_PASSWORD");
     options.redis.pipelined_connections = GetParam();
     options.near.entries = 0;
     options.offload_workers = 2;

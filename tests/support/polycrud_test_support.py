@@ -62,6 +62,8 @@ def service_env(s, admin_token, reader_token):
         "POLYCRUD_MYSQL_DATABASE": s["POLYCRUD_TEST_MYSQL_DATABASE"],
         "POLYCRUD_REDIS_HOST": "127.0.0.1",
         "POLYCRUD_REDIS_PORT": s["POLYCRUD_TEST_REDIS_PORT"],
+        "POLYCRUD_REDIS_USER": s["POLYCRUD_TEST_REDIS_USER"],
+        "POLYCRUD_REDIS_PASSWORD": s["POLYCRUD_TEST_REDIS_PASSWORD"],
         "POLYCRUD_ADMIN_TOKEN_SHA256": hashlib.sha256(admin_token.encode()).hexdigest(),
         "POLYCRUD_READER_TOKEN_SHA256": hashlib.sha256(reader_token.encode()).hexdigest(),
     })

@@ -103,6 +103,8 @@ ServerProcess::ServerProcess(ServerSettings settings) {
           {"POLYCRUD_REDIS_HOST", "127.0.0.1"},
           {"POLYCRUD_REDIS_PORT", settings.redis_port != 0 ? std::to_string(settings.redis_port)
                                                            : Setting("POLYCRUD_TEST_REDIS_PORT")},
+          {"POLYCRUD_REDIS_USER", Setting("POLYCRUD_TEST_REDIS_USER")},
+          {"POLYCRUD_REDIS_PASSWORD", Setting("POLYCRUD_TEST_REDIS_PASSWORD")},
           {"POLYCRUD_ADMIN_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kAdminToken)},
           {"POLYCRUD_READER_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kReaderToken)},
       });

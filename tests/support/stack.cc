@@ -43,6 +43,9 @@ StackInstance::~StackInstance() {
 }
 
 void StackInstance::Start() {
+  // stack.sh takes the Redis passwords from the environment.
+  setenv("POLYCRUD_REDIS_PASSWORD", Setting("POLYCRUD_TEST_REDIS_PASSWORD").c_str(), 1);
+  setenv("POLYCRUD_REDIS_ADMIN_PASSWORD", Setting("POLYCRUD_TEST_REDIS_ADMIN_PASSWORD").c_str(), 1);
   MustRun(StackScript() + " " + kind_ + " start '" + dir_ + "' " + std::to_string(port_) +
           " >/dev/null");
 }
@@ -54,17 +57,32 @@ void StackInstance::Stop() {
 RedisInstance::RedisInstance(const std::string& name) : StackInstance("redis", name) {}
 
 MariadbInstance::MariadbInstance(const std::string& name) : StackInstance("mariadb", name) {
-  MustRun(StackScript() + " mariadb bootstrap '" + dir_ + "' " +
-          Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " " + Setting("POLYCRUD_TEST_MYSQL_USER") +
-          " " + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + " >/dev/null");
+  // The password on stdin, as stack.sh takes it.
+  MustRun("printf '%s\\n' '" + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + "' | " + StackScript() +
+          " mariadb bootstrap '" + dir_ + "' " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " " +
+          Setting("POLYCRUD_TEST_MYSQL_USER") + " >/dev/null");
 }
 
-std::optional<std::string> RedisGet(int port, const std::string& key) {
+redisContext* ConnectRedisAsAdmin(int port) {
   redisContext* ctx = redisConnect("127.0.0.1", port);
   if (ctx == nullptr || ctx->err != 0) {
     if (ctx != nullptr) redisFree(ctx);
     throw std::runtime_error("cannot connect to redis on port " + std::to_string(port));
   }
+  const std::string password = Setting("POLYCRUD_TEST_REDIS_ADMIN_PASSWORD");
+  auto* reply = static_cast<redisReply*>(
+      redisCommand(ctx, "AUTH admin %b", password.data(), password.size()));
+  const bool logged_in = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
+  if (reply != nullptr) freeReplyObject(reply);
+  if (!logged_in) {
+    redisFree(ctx);
+    throw std::runtime_error("cannot log in to redis on port " + std::to_string(port));
+  }
+  return ctx;
+}
+
+std::optional<std::string> RedisGet(int port, const std::string& key) {
+  redisContext* ctx = ConnectRedisAsAdmin(port);
   auto* reply = static_cast<redisReply*>(redisCommand(ctx, "GET %b", key.data(), key.size()));
   std::optional<std::string> out;
   if (reply != nullptr && reply->type == REDIS_REPLY_STRING) out.emplace(reply->str, reply->len);
@@ -73,11 +91,17 @@ std::optional<std::string> RedisGet(int port, const std::string& key) {
   return out;
 }
 
+int RedisCli(int port, const std::string& args) {
+  setenv("REDISCLI_AUTH", Setting("POLYCRUD_TEST_REDIS_ADMIN_PASSWORD").c_str(), 1);
+  return Shell("redis-cli --no-auth-warning --user admin -p " + std::to_string(port) + " " + args);
+}
+
 std::string MysqlQuery(int port, const std::string& sql) {
+  // The password in the environment (MYSQL_PWD), not on the command line.
+  setenv("MYSQL_PWD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD").c_str(), 1);
   const std::string command = "mariadb --default-character-set=utf8mb4 -N -B -h127.0.0.1 -P" +
                               std::to_string(port) + " -u" + Setting("POLYCRUD_TEST_MYSQL_USER") +
-                              " -p" + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + " " +
-                              Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " -e \"" + sql + "\"";
+                              " " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " -e \"" + sql + "\"";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) throw std::runtime_error("popen failed");
   std::string out;

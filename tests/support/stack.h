@@ -3,6 +3,8 @@
 // access to Redis and MySQL to observe the service from outside.
 #pragma once
 
+#include <hiredis/hiredis.h>
+
 #include <optional>
 #include <string>
 
@@ -30,7 +32,7 @@ class StackInstance {
   int port_;
 };
 
-// A private redis-server.
+// A private redis-server with the test stack's ACL users and passwords.
 class RedisInstance final : public StackInstance {
  public:
   explicit RedisInstance(const std::string& name);
@@ -42,8 +44,15 @@ class MariadbInstance final : public StackInstance {
   explicit MariadbInstance(const std::string& name);
 };
 
-// GET key on 127.0.0.1:port; nullopt if the key does not exist.
+// A hiredis connection to 127.0.0.1:port logged in as the admin user (the
+// caller frees it with redisFree); throws if it cannot.
+redisContext* ConnectRedisAsAdmin(int port);
+// GET key on 127.0.0.1:port as the admin user; nullopt if the key does not
+// exist.
 std::optional<std::string> RedisGet(int port, const std::string& key);
+// `redis-cli ARGS` as the admin user of the Redis on 127.0.0.1:port (the
+// password in the environment); its exit status.
+int RedisCli(int port, const std::string& args);
 // Runs SQL as the test user against polycrud_test on 127.0.0.1:port and
 // returns its tab-separated output (no column names).
 std::string MysqlQuery(int port, const std::string& sql);

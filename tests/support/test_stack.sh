@@ -2,8 +2,11 @@
 # Starts / stops the MariaDB and Redis shared by the integration and interop
 # tests (CTest fixture "test_stack"). Own ports and data under the build tree,
 # so a stack brought up by `./polycrud up` is never touched.
-#   test_stack.sh start DIR     fresh database polycrud_test, user polycrud
+#   test_stack.sh start DIR     fresh database polycrud_test, user polycrud;
+#                               Redis users polycrud and admin
 #   test_stack.sh stop DIR
+# The passwords are the test settings of tests/CMakeLists.txt (overridable
+# by the same environment variables).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 stack="$here/../../deploy/local/stack.sh"
@@ -11,6 +14,9 @@ cmd=${1:?usage: test_stack.sh start|stop DIR}
 dir=${2:?usage: test_stack.sh start|stop DIR}
 mysql_port=${POLYCRUD_TEST_MYSQL_PORT:-23306}
 redis_port=${POLYCRUD_TEST_REDIS_PORT:-26379}
+mysql_password=${POLYCRUD_TEST_MYSQL_PASSWORD:-polycrud-test}
+export POLYCRUD_REDIS_PASSWORD=${POLYCRUD_TEST_REDIS_PASSWORD:-polycrud-test-redis}
+export POLYCRUD_REDIS_ADMIN_PASSWORD=${POLYCRUD_TEST_REDIS_ADMIN_PASSWORD:-polycrud-test-redis-admin}
 
 case "$cmd" in
   start)
@@ -18,10 +24,12 @@ case "$cmd" in
     "$stack" redis start "$dir/redis" "$redis_port"
     "$stack" mariadb start "$dir/mariadb" "$mysql_port"
     # Every run starts from an empty schema, so migrations run from scratch.
-    mariadb --defaults-file="$dir/mariadb/my.cnf" -uroot \
+    mariadb --defaults-file="$dir/mariadb/my.cnf" \
       -e 'DROP DATABASE IF EXISTS polycrud_test'
-    "$stack" mariadb bootstrap "$dir/mariadb" polycrud_test polycrud polycrud-test
-    redis-cli -p "$redis_port" FLUSHALL >/dev/null
+    printf '%s\n' "$mysql_password" |
+      "$stack" mariadb bootstrap "$dir/mariadb" polycrud_test polycrud
+    REDISCLI_AUTH=$POLYCRUD_REDIS_ADMIN_PASSWORD redis-cli --no-auth-warning --user admin \
+      -p "$redis_port" FLUSHALL >/dev/null
     ;;
   stop)
     "$stack" redis stop "$dir/redis"

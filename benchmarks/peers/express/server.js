@@ -87,6 +87,12 @@ const OPTIONS = {
   },
   'redis-host': { env: 'POLYCRUD_REDIS_HOST', def: '127.0.0.1', doc: 'Redis host' },
   'redis-port': { env: 'POLYCRUD_REDIS_PORT', def: '6379', doc: 'Redis port' },
+  'redis-user': { env: 'POLYCRUD_REDIS_USER', def: '', doc: 'Redis ACL user' },
+  'redis-password': {
+    env: 'POLYCRUD_REDIS_PASSWORD',
+    def: '',
+    doc: 'password of the Redis user (prefer the environment)',
+  },
   'redis-auto-pipelining': {
     env: 'PEER_REDIS_AUTO_PIPELINING', def: '1',
     doc: 'ioredis enableAutoPipelining: commands of one event-loop tick share a write (1/0)',
@@ -173,6 +179,8 @@ function loadConfig(argv) {
     redis: {
       host: get('redis-host'),
       port: int('redis-port', 1, 65535),
+      username: get('redis-user') || undefined,
+      password: get('redis-password') || undefined,
       autoPipelining: get('redis-auto-pipelining') !== '0',
     },
     userTtlMs: int('cache-ttl-s', 1, 10 * 365 * 86400) * 1000,
@@ -389,6 +397,8 @@ function startServer(config) {
   const redis = new Redis({
     host: config.redis.host,
     port: config.redis.port,
+    username: config.redis.username,
+    password: config.redis.password,
     enableAutoPipelining: config.redis.autoPipelining,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false, // Redis down: fail fast and read MariaDB

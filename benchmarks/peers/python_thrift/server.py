@@ -127,6 +127,10 @@ def parse_args(argv):
                    help="(POLYCRUD_REDIS_HOST)")
     p.add_argument("--redis-port", type=int, default=int(env("POLYCRUD_REDIS_PORT", "6379")),
                    help="(POLYCRUD_REDIS_PORT)")
+    p.add_argument("--redis-user", default=env("POLYCRUD_REDIS_USER", ""),
+                   help="Redis ACL user (POLYCRUD_REDIS_USER)")
+    p.add_argument("--redis-password", default=env("POLYCRUD_REDIS_PASSWORD", ""),
+                   help="(POLYCRUD_REDIS_PASSWORD; prefer the environment)")
     p.add_argument("--redis-pool-size", type=int, default=int(env("PEER_REDIS_POOL_SIZE", "128")),
                    help="Redis connections per process at most (PEER_REDIS_POOL_SIZE)")
     p.add_argument("--cache-ttl-s", type=int, default=int(env("PEER_CACHE_TTL_S", "3600")),
@@ -230,6 +234,7 @@ class Handler:
             write_timeout=10)
         self.redis = redis.Redis(connection_pool=redis.BlockingConnectionPool(
             host=args.redis_host, port=args.redis_port, max_connections=args.redis_pool_size,
+            username=args.redis_user or None, password=args.redis_password or None,
             timeout=5, socket_timeout=2, socket_connect_timeout=2))
         self.fill_script = self.redis.register_script(FILL_SCRIPT)
 
@@ -573,6 +578,7 @@ def check_backends(args):
         conn.close()
     try:
         redis.Redis(host=args.redis_host, port=args.redis_port, socket_timeout=2,
+                    username=args.redis_user or None, password=args.redis_password or None,
                     socket_connect_timeout=2).ping()
     except redis.RedisError as e:
         LOG.warning("redis at %s:%d is not reachable (reads will go to MariaDB): %s",

@@ -53,7 +53,9 @@ class Stack:
             raise RuntimeError("peer.sh start %s failed:\n%s%s" % (self.peer, done.stdout,
                                                                  done.stderr))
         self.peer_started = True
-        self.redis = redis.Redis(host="127.0.0.1", port=int(self.s["POLYCRUD_TEST_REDIS_PORT"]))
+        self.redis = redis.Redis(host="127.0.0.1", port=int(self.s["POLYCRUD_TEST_REDIS_PORT"]),
+                                 username="admin",
+                                 password=self.s["POLYCRUD_TEST_REDIS_ADMIN_PASSWORD"])
         self.mysql = pymysql.connect(
             host=self.s["POLYCRUD_TEST_MYSQL_HOST"], port=int(self.s["POLYCRUD_TEST_MYSQL_PORT"]),
             user=self.s["POLYCRUD_TEST_MYSQL_USER"], password=self.s["POLYCRUD_TEST_MYSQL_PASSWORD"],

@@ -355,9 +355,9 @@ TEST(CacheAsideTest, BatchGetFillsEveryMissInOneGoAndServesHitsAfterwards) {
     client->createUser(u, kAdminToken, Draft(UniqueName("bfill")));
     ids.push_back(u.id);
   }
-  std::string del = "redis-cli -p " + std::to_string(TestRedisPort()) + " DEL";
+  std::string del = "DEL";
   for (const std::int64_t id : ids) del += " user:" + std::to_string(id);
-  ASSERT_EQ(Shell(del + " >/dev/null"), 0);
+  ASSERT_EQ(RedisCli(TestRedisPort(), del + " >/dev/null"), 0);
   std::vector<gen::User> out;
   client->batchGetUsers(out, kReaderToken, ids);
   ASSERT_EQ(out.size(), ids.size());
@@ -499,8 +499,7 @@ TEST(DegradedMysqlTest, CachedReadsSurviveAndWritesAreUnavailableWithNothingHalf
   client->createUser(cached_user, kAdminToken, Draft(UniqueName("dm")));
   client->createUser(uncached_user, kAdminToken, Draft(UniqueName("dm")));
   // Creation already put both in the cache; drop one so it must come from MySQL.
-  Shell("redis-cli -p " + std::to_string(redis.port()) +
-        " DEL user:" + std::to_string(uncached_user.id) + " >/dev/null");
+  RedisCli(redis.port(), "DEL user:" + std::to_string(uncached_user.id) + " >/dev/null");
   gen::User out;
   client->getUser(out, kReaderToken, cached_user.id);
   const std::int64_t rows_before = CountRows(mysql.port());

@@ -47,12 +47,35 @@ std::int64_t UniqueId() {
   return base + counter++;
 }
 
-RedisPipelineOptions Options(int port) {
+// The test stack's Redis on `port`, logged in as the server's ACL user.
+RedisEndpoint Endpoint(int port) {
   return {.host = "127.0.0.1",
           .port = port,
+          .user = Setting("POLYCRUD_TEST_REDIS_USER"),
+          .password = Setting("POLYCRUD_TEST_REDIS_PASSWORD"),
           .connect_timeout = 200ms,
-          .command_timeout = 1000ms,
-          .reconnect_interval = 50ms};
+          .command_timeout = 1000ms};
+}
+
+RedisPipelineOptions Options(int port) {
+  return {.endpoint = Endpoint(port), .reconnect_interval = 50ms};
+}
+
+// Logged in as the admin user: the transport tests send commands (ECHO)
+// that the server's user may not run.
+RedisPipelineOptions AdminOptions(int port) {
+  RedisPipelineOptions options = Options(port);
+  options.endpoint.user = "admin";
+  options.endpoint.password = Setting("POLYCRUD_TEST_REDIS_ADMIN_PASSWORD");
+  return options;
+}
+
+// A peer that is not Redis: no login (it would never answer AUTH).
+RedisPipelineOptions PeerOptions(int port) {
+  RedisPipelineOptions options = Options(port);
+  options.endpoint.user.clear();
+  options.endpoint.password.clear();
+  return options;
 }
 
 std::string ReplyText(const RedisReplyPtr& reply) { return std::string(reply->str, reply->len); }
@@ -85,7 +108,7 @@ class SilentPeer {
 };
 
 TEST(RedisPipelinedConnectionTest, EveryCallerGetsItsOwnReplyUnderConcurrency) {
-  RedisPipelinedConnection connection(Options(TestRedisPort()));
+  RedisPipelinedConnection connection(AdminOptions(TestRedisPort()));
   ASSERT_TRUE(connection.connected());
   constexpr int kThreads = 16;
   constexpr int kPerThread = 2000;
@@ -115,7 +138,7 @@ TEST(RedisPipelinedConnectionTest, EveryCallerGetsItsOwnReplyUnderConcurrency) {
 }
 
 TEST(RedisPipelinedConnectionTest, CommandsOfOneCallerStayTogetherAndInOrder) {
-  RedisPipelinedConnection connection(Options(TestRedisPort()));
+  RedisPipelinedConnection connection(AdminOptions(TestRedisPort()));
   constexpr int kThreads = 8;
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
@@ -138,7 +161,7 @@ TEST(RedisPipelinedConnectionTest, CommandsOfOneCallerStayTogetherAndInOrder) {
 }
 
 TEST(RedisPipelinedConnectionTest, ErrorRepliesAreRepliesAndTheConnectionStaysUp) {
-  RedisPipelinedConnection connection(Options(TestRedisPort()));
+  RedisPipelinedConnection connection(AdminOptions(TestRedisPort()));
   StatusOr<RedisReplyPtr> reply = connection.Command({"NOSUCHCOMMAND"});
   ASSERT_TRUE(reply.ok()) << reply.status().ToString();
   EXPECT_EQ((*reply)->type, REDIS_REPLY_ERROR);
@@ -160,8 +183,8 @@ TEST(RedisPipelinedConnectionTest, NothingListeningIsUnavailableAtOnce) {
 
 TEST(RedisPipelinedConnectionTest, NoReplyWithinTheTimeoutFailsEveryWaiterAndReconnects) {
   SilentPeer peer;
-  RedisPipelineOptions options = Options(peer.port());
-  options.command_timeout = 200ms;
+  RedisPipelineOptions options = PeerOptions(peer.port());
+  options.endpoint.command_timeout = 200ms;
   RedisPipelinedConnection connection(options);
   ASSERT_TRUE(connection.connected());
   std::vector<std::thread> threads;
@@ -186,8 +209,8 @@ TEST(RedisPipelinedConnectionTest, NoReplyWithinTheTimeoutFailsEveryWaiterAndRec
 
 TEST(RedisPipelinedConnectionTest, BeyondMaxPendingCommandsFailFastWithResourceExhausted) {
   SilentPeer peer;
-  RedisPipelineOptions options = Options(peer.port());
-  options.command_timeout = 1500ms;
+  RedisPipelineOptions options = PeerOptions(peer.port());
+  options.endpoint.command_timeout = 1500ms;
   options.max_pending = 4;
   RedisPipelinedConnection connection(options);
   ASSERT_TRUE(connection.connected());
@@ -206,7 +229,7 @@ TEST(RedisPipelinedConnectionTest, BeyondMaxPendingCommandsFailFastWithResourceE
 
 TEST(RedisPipelinedConnectionTest, RedisStoppedMidFlightFailsWaitersThenRecoversAfterRestart) {
   RedisInstance redis("pipelined-redis");
-  RedisPipelinedConnection connection(Options(redis.port()));
+  RedisPipelinedConnection connection(AdminOptions(redis.port()));
   ASSERT_TRUE(connection.connected());
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0};
@@ -267,7 +290,7 @@ TEST(RedisFiberConnectionTest, EveryFiberGetsItsOwnReplyAndFibersShareSends) {
   std::uint64_t connects = 0;
   std::thread thread([&] {
     runtime::FiberScheduler scheduler;
-    RedisFiberConnection connection(Options(TestRedisPort()));
+    RedisFiberConnection connection(AdminOptions(TestRedisPort()));
     for (int f = 0; f < kFibers; ++f) {
       scheduler.Spawn([&, f] {
         for (int i = 0; i < kPerFiber; ++i) {
@@ -292,7 +315,7 @@ TEST(RedisFiberConnectionTest, EveryFiberGetsItsOwnReplyAndFibersShareSends) {
 
 TEST(RedisFiberConnectionTest, CommandsOfOneFiberStayTogetherAndInOrder) {
   std::atomic<int> wrong{0};
-  RunOnFibers(8, Options(TestRedisPort()), [&](RedisFiberConnection& connection, int) {
+  RunOnFibers(8, AdminOptions(TestRedisPort()), [&](RedisFiberConnection& connection, int) {
     const std::string key = UniqueKey("fiber-batch");
     for (int i = 1; i <= 200; ++i) {
       StatusOr<std::vector<RedisReplyPtr>> replies = connection.Commands(
@@ -322,8 +345,8 @@ TEST(RedisFiberConnectionTest, NothingListeningIsUnavailableAtOnce) {
 
 TEST(RedisFiberConnectionTest, NoReplyWithinTheTimeoutFailsEveryFiberAndALaterCommandReconnects) {
   SilentPeer peer;
-  RedisPipelineOptions options = Options(peer.port());
-  options.command_timeout = 200ms;
+  RedisPipelineOptions options = PeerOptions(peer.port());
+  options.endpoint.command_timeout = 200ms;
   std::atomic<int> unavailable{0};
   std::atomic<int> other_fiber_ran{0};
   std::uint64_t connects = 0;
@@ -365,8 +388,8 @@ TEST(RedisFiberConnectionTest, NoReplyWithinTheTimeoutFailsEveryFiberAndALaterCo
 
 TEST(RedisFiberConnectionTest, BeyondMaxPendingCommandsFailFastWithResourceExhausted) {
   SilentPeer peer;
-  RedisPipelineOptions options = Options(peer.port());
-  options.command_timeout = 500ms;
+  RedisPipelineOptions options = PeerOptions(peer.port());
+  options.endpoint.command_timeout = 500ms;
   options.max_pending = 4;
   std::atomic<int> exhausted{0};
   std::atomic<int> unavailable{0};
@@ -387,7 +410,7 @@ TEST(RedisFiberConnectionTest, RedisStoppedFailsFibersThenRecoversAfterRestart) 
   std::atomic<int> other{0};
   std::thread fibers([&] {
     runtime::FiberScheduler scheduler;
-    RedisFiberConnection connection(Options(redis.port()));
+    RedisFiberConnection connection(AdminOptions(redis.port()));
     for (int f = 0; f < 8; ++f) {
       scheduler.Spawn([&, f] {
         int i = 0;
@@ -432,7 +455,8 @@ class RedisUserCacheTest : public ::testing::TestWithParam<int> {
  protected:
   std::unique_ptr<RedisCommandPipe> Pipe(int port) const {
     if (GetParam() == 0) {
-      return std::make_unique<RedisPooledPipe>(RedisOptions{.port = port, .pool_size = 4});
+      return std::make_unique<RedisPooledPipe>(
+          RedisOptions{.endpoint = Endpoint(port), .pool_size = 4});
     }
     return std::make_unique<RedisPipelinedGroup>(Options(port), GetParam());
   }
@@ -507,16 +531,83 @@ TEST_P(RedisUserCacheTest, ScriptLostByRedisIsLoadedAgain) {
   RedisUserCache cache(RedisCacheOptions{}, *pipe);
   const std::int64_t id = UniqueId();
   ASSERT_TRUE(*cache.PutIfNewer(MakeUser(id, 1, "first")));
-  ASSERT_EQ(Shell("redis-cli -p " + std::to_string(redis.port()) + " SCRIPT FLUSH >/dev/null"), 0);
+  ASSERT_EQ(RedisCli(redis.port(), "SCRIPT FLUSH >/dev/null"), 0);
   StatusOr<bool> single = cache.PutIfNewer(MakeUser(id, 2, "second"));
   ASSERT_TRUE(single.ok()) << single.status().ToString();
   EXPECT_TRUE(*single);
-  ASSERT_EQ(Shell("redis-cli -p " + std::to_string(redis.port()) + " SCRIPT FLUSH >/dev/null"), 0);
+  ASSERT_EQ(RedisCli(redis.port(), "SCRIPT FLUSH >/dev/null"), 0);
   const std::vector<User> batch = {MakeUser(id, 3, "third"), MakeUser(UniqueId(), 1, "other")};
   StatusOr<std::size_t> refused = cache.PutManyIfNewer(batch);
   ASSERT_TRUE(refused.ok()) << refused.status().ToString();
   EXPECT_EQ(*refused, 0u);
   EXPECT_EQ(cache.Get(id)->user.version, 3);
+}
+
+TEST_P(RedisUserCacheTest, TheServersUserMayRunOnlyTheCacheProtocolOnUserKeys) {
+  const std::unique_ptr<RedisCommandPipe> pipe = Pipe(TestRedisPort());
+  RedisUserCache cache(RedisCacheOptions{}, *pipe);
+  const std::int64_t id = UniqueId();
+  ASSERT_TRUE(*cache.PutIfNewer(MakeUser(id, 1, "acl")));
+  ASSERT_TRUE(cache.PutTombstone(id, 2).ok());
+  ASSERT_TRUE(cache.Ping().ok());
+  for (const std::vector<std::string>& refused : std::vector<std::vector<std::string>>{
+           {"SET", "other:1", "x"},
+           {"GET", "other:1"},
+           {"FLUSHALL"},
+           {"CONFIG", "SET", "maxmemory", "1"},
+           {"KEYS", "*"},
+           {"EVAL", "return redis.call('SET', 'other:2', 'x')", "0"}}) {
+    StatusOr<RedisReplyPtr> reply = pipe->Command(refused);
+    ASSERT_TRUE(reply.ok()) << refused[0] << ": " << reply.status().ToString();
+    ASSERT_EQ((*reply)->type, REDIS_REPLY_ERROR) << refused[0];
+    EXPECT_TRUE(ReplyText(*reply).starts_with("NOPERM") || ReplyText(*reply).starts_with("ERR"))
+        << refused[0] << ": " << ReplyText(*reply);
+  }
+  EXPECT_FALSE(RedisGet(TestRedisPort(), "other:2").has_value());
+}
+
+TEST(RedisLoginTest, WithoutAUserOrWithAWrongPasswordNothingIsServed) {
+  RedisEndpoint anonymous = Endpoint(TestRedisPort());
+  anonymous.user.clear();
+  anonymous.password.clear();
+  StatusOr<RedisContextPtr> ctx = ConnectRedis(anonymous);
+  ASSERT_TRUE(ctx.ok());  // the connection opens, but the default user is off
+  RedisReplyPtr reply(static_cast<redisReply*>(redisCommand(ctx->get(), "GET user:1")));
+  ASSERT_NE(reply, nullptr);
+  ASSERT_EQ(reply->type, REDIS_REPLY_ERROR);
+  EXPECT_TRUE(ReplyText(reply).starts_with("NOAUTH")) << ReplyText(reply);
+
+  RedisEndpoint wrong = Endpoint(TestRedisPort());
+  wrong.password = "not-the-password";
+  StatusOr<RedisContextPtr> refused = ConnectRedis(wrong);
+  ASSERT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("login as 'polycrud' refused"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(refused.status().message().find("not-the-password"), std::string::npos);
+}
+
+// Under maxmemory with the noeviction policy a full Redis answers reads but
+// refuses new entries: kResourceExhausted (not kUnavailable), and nothing it
+// held is dropped.
+TEST_P(RedisUserCacheTest, AFullRedisRefusesNewEntriesAndKeepsTheOldOnes) {
+  RedisInstance redis("cache-full-" + std::to_string(GetParam()));
+  const std::unique_ptr<RedisCommandPipe> pipe = Pipe(redis.port());
+  RedisUserCache cache(RedisCacheOptions{}, *pipe);
+  const std::int64_t id = UniqueId();
+  ASSERT_TRUE(*cache.PutIfNewer(MakeUser(id, 1, "kept")));
+  ASSERT_TRUE(cache.PutTombstone(UniqueId(), 3).ok());
+  ASSERT_EQ(RedisCli(redis.port(), "CONFIG SET maxmemory 1 >/dev/null"), 0);
+  EXPECT_EQ(cache.PutIfNewer(MakeUser(UniqueId(), 1, "new")).status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(cache.PutIfNewer(MakeUser(id, 2, "newer")).status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(cache.PutTombstone(id, 3).code(), StatusCode::kResourceExhausted);
+  StatusOr<CacheEntry> kept = cache.Get(id);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  ASSERT_EQ(kept->kind, CacheEntry::Kind::kUser);
+  EXPECT_EQ(kept->user.version, 1);
+  ASSERT_EQ(RedisCli(redis.port(), "CONFIG SET maxmemory 0 >/dev/null"), 0);
+  EXPECT_TRUE(*cache.PutIfNewer(MakeUser(id, 2, "newer")));
 }
 
 TEST_P(RedisUserCacheTest, RedisDownIsUnavailableAndRestartIsUsedAgain) {
@@ -548,8 +639,7 @@ TEST_P(RedisUserCacheTest, RedisDownIsUnavailableAndRestartIsUsedAgain) {
 
 // keyspace_hits of the Redis on `port` (INFO stats).
 long RedisKeyspaceHits(int port) {
-  redisContext* ctx = redisConnect("127.0.0.1", port);
-  if (ctx == nullptr || ctx->err != 0) throw std::runtime_error("cannot connect to redis");
+  redisContext* ctx = ConnectRedisAsAdmin(port);
   auto* reply = static_cast<redisReply*>(redisCommand(ctx, "INFO stats"));
   long hits = -1;
   if (reply != nullptr && reply->type == REDIS_REPLY_STRING) {

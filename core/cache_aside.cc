@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace polycrud {
@@ -46,6 +47,8 @@ StatusOr<User> CacheAside::Read(std::int64_t id, std::string_view request_id) {
     case CacheEntry::Kind::kAbsent:
       CacheHealth::Count(stats.negative_hits);
       return NotFound(id);
+    case CacheEntry::Kind::kWriting:
+      return ReadDuringWrite(id);
     case CacheEntry::Kind::kMiss:
       break;
   }
@@ -74,6 +77,15 @@ CacheAside::LoadResult CacheAside::LoadAndFill(std::int64_t id, std::string_view
   return row;
 }
 
+StatusOr<User> CacheAside::ReadDuringWrite(std::int64_t id) {
+  CacheHealth::Count(health_.stats().misses);
+  CacheHealth::Count(health_.stats().intent_misses);
+  LoadResult row = store_.FindById(id);
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) return NotFound(id);
+  return **row;
+}
+
 StatusOr<User> CacheAside::ReadBypassingCache(std::int64_t id, std::string_view request_id) {
   CacheHealth::Count(health_.stats().bypassed_reads);
   std::optional<ConcurrencyLimiter::Slot> slot = health_.fallback_limit().TryTake();
@@ -89,6 +101,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
   CacheStats& stats = health_.stats();
   std::unordered_map<std::int64_t, User> found;
   std::vector<std::int64_t> to_load;
+  std::unordered_set<std::int64_t> no_fill;
   bool cache_ok = health_.Allow();
   if (cache_ok) {
     // Pending ids must be noted before the cache is read, as Read does: a
@@ -96,6 +109,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
     // read before it (stale) look current.
     std::vector<bool> pending(ids.size());
     for (std::size_t i = 0; i < ids.size(); ++i) pending[i] = repairer_.IsPending(ids[i]);
+    std::vector<std::int64_t> writing;  // being written: loaded, never filled
     StatusOr<std::vector<CacheEntry>> entries = cache_.MultiGet(ids);
     if (!entries.ok()) {
       health_.Failed(entries.status(), request_id);
@@ -113,6 +127,10 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
           case CacheEntry::Kind::kAbsent:
             CacheHealth::Count(stats.negative_hits);
             break;
+          case CacheEntry::Kind::kWriting:
+            CacheHealth::Count(stats.intent_misses);
+            writing.push_back(ids[i]);
+            [[fallthrough]];
           case CacheEntry::Kind::kMiss:
             CacheHealth::Count(stats.misses);
             to_load.push_back(ids[i]);
@@ -120,6 +138,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
         }
       }
     }
+    no_fill.insert(writing.begin(), writing.end());
   }
   std::optional<ConcurrencyLimiter::Slot> slot;
   if (!cache_ok) {
@@ -140,7 +159,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
       std::vector<User> fills;
       fills.reserve(rows->size());
       for (const User& row : *rows) {
-        if (!repairer_.IsPending(row.id)) fills.push_back(row);
+        if (!repairer_.IsPending(row.id) && !no_fill.contains(row.id)) fills.push_back(row);
       }
       if (!fills.empty()) {
         StatusOr<std::size_t> refused = cache_.PutManyIfNewer(fills);
@@ -178,14 +197,55 @@ void CacheAside::AfterUnknownWrite(std::int64_t id, std::string_view request_id)
   MarkPending(id, 0, request_id, "a write's outcome is unknown");
 }
 
+void CacheAside::BeforeWrite(std::int64_t id, std::string_view request_id) {
+  if (!health_.Allow()) return;  // AfterWrite marks the id pending
+  const Status status = cache_.BeginWrite(id);
+  if (!status.ok()) {
+    health_.Failed(status, request_id);
+    return;
+  }
+  health_.Succeeded();
+}
+
+void CacheAside::AfterCreate(const User& user, std::string_view request_id) {
+  if (!health_.Allow()) {
+    MarkPending(user.id, 0, request_id, "the cache breaker is open");
+    return;
+  }
+  // A fill: it also replaces a negative entry a reader left for the new id,
+  // and leaves alone the write intent of a writer that raced the create.
+  const Status status = cache_.PutIfNewer(user).status();
+  if (!status.ok()) {
+    health_.Failed(status, request_id);
+    MarkPending(user.id, 0, request_id, "its update failed");
+    return;
+  }
+  health_.Succeeded();
+}
+
+void CacheAside::AfterFailedWrite(std::int64_t id, std::string_view request_id) {
+  if (!health_.Allow()) return;  // a mark left behind expires by itself
+  const Status status = cache_.EndWrite(id, WrittenEntry{});
+  if (!status.ok()) {
+    health_.Failed(status, request_id);
+    return;
+  }
+  health_.Succeeded();
+}
+
 void CacheAside::AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version,
                             std::string_view request_id) {
   if (!health_.Allow()) {
     MarkPending(id, deleted_version, request_id, "the cache breaker is open");
     return;
   }
-  const Status status = user != nullptr ? cache_.PutIfNewer(*user).status()
-                                        : cache_.PutTombstone(id, deleted_version);
+  WrittenEntry written;
+  if (user != nullptr) {
+    written.user = *user;
+  } else {
+    written.deleted_version = deleted_version;
+  }
+  const Status status = cache_.EndWrite(id, written);
   if (!status.ok()) {
     health_.Failed(status, request_id);
     MarkPending(id, deleted_version, request_id, "its update failed");

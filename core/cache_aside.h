@@ -38,17 +38,33 @@ class CacheAside {
   // left out; one cache round trip and at most one store query.
   StatusOr<std::vector<User>> ReadMany(std::span<const std::int64_t> ids,
                                        std::string_view request_id = {});
-  // After a write committed: replaces the entry with `user`, or (`user` null)
-  // writes a tombstone of `deleted_version`; on failure the id is repaired.
+  // Before an update or delete of `id` goes to the store: marks its key with
+  // a write intent (rule 10), so that a crash between the commit and
+  // AfterWrite leaves no stale entry. A failure is counted and the write goes
+  // ahead (AfterWrite then fails too, or finds no mark, and repairs as rule 8
+  // says).
+  void BeforeWrite(std::int64_t id, std::string_view request_id = {});
+  // After a write committed: the entry becomes `user`, or (`user` null) a
+  // tombstone of `deleted_version`, once no other writer of the id is still
+  // in flight; on failure the id is repaired.
   void AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version,
                   std::string_view request_id = {});
+  // After a create committed: fills the new user's entry (it has no write
+  // intent of its own: its id was unknown before); on failure it is repaired.
+  void AfterCreate(const User& user, std::string_view request_id = {});
+  // After a write that changed nothing (refused by the store: not found, a
+  // version conflict, a duplicate): ends its write intent.
+  void AfterFailedWrite(std::int64_t id, std::string_view request_id = {});
   // After a write of `id` whose outcome is unknown: treated as committed, so
-  // the id is bypassed until the repairer rewrote its entry from the store.
+  // the id is bypassed until the repairer rewrote its entry from the store;
+  // its write intent stays until then (or until it expires).
   void AfterUnknownWrite(std::int64_t id, std::string_view request_id = {});
 
  private:
   using LoadResult = StatusOr<std::optional<User>>;
 
+  // Store read of an id being written (rule 10): no fill, no shared load.
+  StatusOr<User> ReadDuringWrite(std::int64_t id);
   // Store read when the cache must not be used, behind the concurrency limit.
   StatusOr<User> ReadBypassingCache(std::int64_t id, std::string_view request_id);
   LoadResult LoadAndFill(std::int64_t id, std::string_view request_id);

@@ -21,6 +21,8 @@ struct CacheStats {
   std::atomic<std::uint64_t> hits{0};
   std::atomic<std::uint64_t> negative_hits{0};
   std::atomic<std::uint64_t> misses{0};
+  // Of misses: reads that found a write of the id in flight (rule 10).
+  std::atomic<std::uint64_t> intent_misses{0};
   std::atomic<std::uint64_t> fills{0};
   std::atomic<std::uint64_t> refused_stale_fills{0};
   std::atomic<std::uint64_t> coalesced_misses{0};

@@ -95,15 +95,17 @@ std::size_t CacheRepairer::RepairBatch() {
     StatusOr<std::optional<User>> row = store_.FindById(id);
     if (!row.ok()) return repaired;  // the store is down: try again next round
     if (!health_.Allow()) return repaired;
-    Status status;
+    // Settling also ends the write intents left open by writes whose
+    // outcome was unknown (rule 10).
+    WrittenEntry written;
     if (row->has_value()) {
-      status = cache_.PutIfNewer(**row).status();
+      written.user = **row;
     } else {
-      const std::int64_t version = repair.deleted_version > 0
-                                       ? repair.deleted_version
-                                       : std::numeric_limits<std::int64_t>::max() - 1;
-      status = cache_.PutTombstone(id, version);
+      written.deleted_version = repair.deleted_version > 0
+                                    ? repair.deleted_version
+                                    : std::numeric_limits<std::int64_t>::max() - 1;
     }
+    const Status status = cache_.SettleWrite(id, written);
     if (!status.ok()) {
       health_.Failed(status);
       return repaired;

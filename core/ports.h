@@ -47,9 +47,21 @@ struct CacheEntry {
     kMiss,    // nothing cached: ask the store
     kUser,    // `user` is the cached row
     kAbsent,  // the id is known not to exist (negative entry or tombstone)
+    // A write of the id is in flight (a write intent, rule 10): ask the store,
+    // and neither fill nor share another reader's load, which may predate
+    // the write.
+    kWriting,
   };
   Kind kind = Kind::kMiss;
   User user;
+};
+
+// What a write of one id left, for the cache: the row as written (`user`),
+// a tombstone of `deleted_version` (the row's last version, when it was
+// deleted), or neither (the write failed and changed nothing).
+struct WrittenEntry {
+  std::optional<User> user;
+  std::int64_t deleted_version = 0;
 };
 
 // The versioned cache of docs/cache-protocol.md (key user:<id>). Any error means "the cache
@@ -81,6 +93,23 @@ class UserCache {
   // Replaces the entry with a short-lived tombstone of the deleted version, so
   // that any fill of that version or older arriving later is refused.
   virtual Status PutTombstone(std::int64_t id, std::int64_t deleted_version) = 0;
+  // Write intents (rule 10). Before a writer writes the store it marks the
+  // key of `id`: until every writer that began has ended, reads of it miss
+  // and fills of it are refused, so a writer that dies between its commit
+  // and EndWrite leaves no stale entry behind; a mark whose writers never
+  // end expires by itself (the tombstone TTL). The newest entry the key held
+  // is kept inside the mark as its guard.
+  virtual Status BeginWrite(std::int64_t id) = 0;
+  // One writer of `id` is done: `written` is merged into the guard (the newer
+  // version wins; at the same version a tombstone wins over the user), and
+  // when it was the last writer the guard becomes the entry again (nothing
+  // known: a miss). With no mark (it expired, or BeginWrite failed) this
+  // stores `written` unless the key holds the same or something newer.
+  virtual Status EndWrite(std::int64_t id, const WrittenEntry& written) = 0;
+  // The repair: EndWrite of every writer at once, whatever marks are open
+  // (their writers are gone, or their outcome was unknown and `written` is
+  // what the store holds now).
+  virtual Status SettleWrite(std::int64_t id, const WrittenEntry& written) = 0;
   virtual Status Ping() = 0;
 };
 

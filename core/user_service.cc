@@ -98,8 +98,7 @@ StatusOr<User> UserService::CreateUser(const Caller& caller, const UserDraft& dr
   if (Status s = ValidateDraft(draft); !s.ok()) return s;
   StatusOr<User> user = store_.Insert(draft, clock_.NowMs());
   if (!user.ok()) return user;
-  // Also replaces any negative entry a reader left for this id.
-  cache_aside_.AfterWrite(user->id, &*user, 0, caller.request_id);
+  cache_aside_.AfterCreate(*user, caller.request_id);
   return user;
 }
 
@@ -121,9 +120,14 @@ StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
   if (Status s = Admit(caller, Operation::kUpdateUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   if (Status s = ValidatePatch(patch); !s.ok()) return s;
+  cache_aside_.BeforeWrite(id, caller.request_id);
   StatusOr<User> user = store_.Update(id, patch, clock_.NowMs());
   if (!user.ok()) {
-    if (OutcomeUnknown(user.status())) cache_aside_.AfterUnknownWrite(id, caller.request_id);
+    if (OutcomeUnknown(user.status())) {
+      cache_aside_.AfterUnknownWrite(id, caller.request_id);
+    } else {
+      cache_aside_.AfterFailedWrite(id, caller.request_id);
+    }
     return user;
   }
   cache_aside_.AfterWrite(id, &*user, 0, caller.request_id);
@@ -133,10 +137,13 @@ StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
 Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
   if (Status s = Admit(caller, Operation::kDeleteUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
+  cache_aside_.BeforeWrite(id, caller.request_id);
   StatusOr<std::int64_t> deleted_version = store_.Delete(id);
   if (!deleted_version.ok()) {
     if (OutcomeUnknown(deleted_version.status())) {
       cache_aside_.AfterUnknownWrite(id, caller.request_id);
+    } else {
+      cache_aside_.AfterFailedWrite(id, caller.request_id);
     }
     return deleted_version.status();
   }

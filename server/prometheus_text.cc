@@ -100,6 +100,7 @@ std::string RenderPrometheusText(const Metrics& metrics, const CacheStats& cache
       {"hits", &cache.hits},
       {"negative_hits", &cache.negative_hits},
       {"misses", &cache.misses},
+      {"intent_misses", &cache.intent_misses},
       {"fills", &cache.fills},
       {"refused_stale_fills", &cache.refused_stale_fills},
       {"coalesced_misses", &cache.coalesced_misses},

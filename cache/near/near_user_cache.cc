@@ -57,7 +57,7 @@ bool NearCacheSlots::Lookup(std::int64_t id, CacheEntry& out, std::uint64_t& seq
 }
 
 void NearCacheSlots::Store(std::int64_t id, const CacheEntry& entry, std::uint64_t sequence) {
-  if (entry.kind == CacheEntry::Kind::kMiss) return;
+  if (entry.kind == CacheEntry::Kind::kMiss || entry.kind == CacheEntry::Kind::kWriting) return;
   const std::size_t slot_index = SlotOf(id);
   Stripe& stripe = StripeOf(slot_index);
   std::lock_guard lock(stripe.mu);
@@ -145,6 +145,27 @@ StatusOr<bool> NearUserCache::PutAbsent(std::int64_t id) {
 Status NearUserCache::PutTombstone(std::int64_t id, std::int64_t deleted_version) {
   slots_.BeginChange(id);
   Status status = inner_.PutTombstone(id, deleted_version);
+  slots_.EndChange(id);
+  return status;
+}
+
+Status NearUserCache::BeginWrite(std::int64_t id) {
+  slots_.BeginChange(id);
+  Status status = inner_.BeginWrite(id);
+  slots_.EndChange(id);
+  return status;
+}
+
+Status NearUserCache::EndWrite(std::int64_t id, const WrittenEntry& written) {
+  slots_.BeginChange(id);
+  Status status = inner_.EndWrite(id, written);
+  slots_.EndChange(id);
+  return status;
+}
+
+Status NearUserCache::SettleWrite(std::int64_t id, const WrittenEntry& written) {
+  slots_.BeginChange(id);
+  Status status = inner_.SettleWrite(id, written);
   slots_.EndChange(id);
   return status;
 }

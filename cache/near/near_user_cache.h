@@ -9,7 +9,8 @@
 // invalidate each other first.
 //
 // Within one process it keeps docs/cache-protocol.md's guarantees. Every call that changes
-// the inner cache (PutIfNewer, PutManyIfNewer, PutAbsent, PutTombstone)
+// the inner cache (PutIfNewer, PutManyIfNewer, PutAbsent, PutTombstone,
+// BeginWrite, EndWrite, SettleWrite)
 // forgets the id here before it starts and marks the id's stripe as being
 // changed until the inner call has returned (successful or not), bumping the
 // stripe's sequence number at both ends. An entry read from the inner cache
@@ -112,6 +113,9 @@ class NearUserCache final : public UserCache {
   StatusOr<std::size_t> PutManyIfNewer(std::span<const User> users) override;
   StatusOr<bool> PutAbsent(std::int64_t id) override;
   Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override;
+  Status BeginWrite(std::int64_t id) override;
+  Status EndWrite(std::int64_t id, const WrittenEntry& written) override;
+  Status SettleWrite(std::int64_t id, const WrittenEntry& written) override;
   Status Ping() override;
 
  private:

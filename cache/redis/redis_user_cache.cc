@@ -6,7 +6,7 @@
 #include <charconv>
 #include <utility>
 
-#include "cache/redis/put_if_newer_lua.h"
+#include "cache/redis/lua_scripts.h"
 
 namespace polycrud {
 namespace {
@@ -48,12 +48,19 @@ bool IsNoScript(const redisReply* reply) {
   return std::string_view(reply->str, reply->len).starts_with("NOSCRIPT");
 }
 
+// The text of the script whose SHA-1 is `sha`.
+std::string_view ScriptWithSha(std::string_view sha) {
+  static const std::string fill = Sha1Hex(PutIfNewerScript());
+  return sha == fill ? PutIfNewerScript() : WriteIntentScript();
+}
+
 }  // namespace
 
 RedisUserCache::RedisUserCache(RedisCacheOptions options, RedisCommandPipe& pipe)
     : options_(std::move(options)),
       pipe_(pipe),
       fill_script_sha_(Sha1Hex(PutIfNewerScript())),
+      intent_script_sha_(Sha1Hex(WriteIntentScript())),
       rng_(options_.jitter_seed) {}
 
 std::string RedisUserCache::Key(std::int64_t id) { return "user:" + std::to_string(id); }
@@ -77,6 +84,10 @@ std::string RedisUserCache::EncodeUser(const User& u) {
 std::optional<CacheEntry> RedisUserCache::Decode(std::string_view value) {
   CacheEntry entry;
   if (value.size() < 3 || value[1] != '|') return std::nullopt;
+  if (value[0] == 'W') {
+    entry.kind = CacheEntry::Kind::kWriting;
+    return entry;
+  }
   if (value[0] == 'N' || value[0] == 'D') {
     entry.kind = CacheEntry::Kind::kAbsent;
     return entry;
@@ -121,7 +132,7 @@ StatusOr<RedisReplyPtr> RedisUserCache::Command(const std::vector<std::string>& 
     // Redis restarted (it is a pure cache): send the script itself once.
     std::vector<std::string> eval = argv;
     eval[0] = "EVAL";
-    eval[1] = std::string(PutIfNewerScript());
+    eval[1] = std::string(ScriptWithSha(argv[1]));
     reply = pipe_.Command(eval);
     if (!reply.ok()) return reply.status();
     if ((*reply)->type != REDIS_REPLY_ERROR) return reply;
@@ -206,10 +217,11 @@ StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::Pipeline(
       lost_script = true;
     }
     if (!lost_script) return replies;
-    StatusOr<RedisReplyPtr> loaded =
-        pipe_.Command({"SCRIPT", "LOAD", std::string(PutIfNewerScript())});
-    if (!loaded.ok()) return loaded.status();
-    if ((*loaded)->type == REDIS_REPLY_ERROR) return ErrorReply(loaded->get());
+    for (const std::string_view script : {PutIfNewerScript(), WriteIntentScript()}) {
+      StatusOr<RedisReplyPtr> loaded = pipe_.Command({"SCRIPT", "LOAD", std::string(script)});
+      if (!loaded.ok()) return loaded.status();
+      if ((*loaded)->type == REDIS_REPLY_ERROR) return ErrorReply(loaded->get());
+    }
   }
   return Status::Unavailable("cache: the fill script could not be loaded");
 }
@@ -228,6 +240,34 @@ Status RedisUserCache::PutTombstone(std::int64_t id, std::int64_t deleted_versio
       Command({"SET", Key(id), "D|" + std::to_string(deleted_version) + "|", "PX",
                std::to_string(JitteredTtlMs(options_.tombstone_ttl))});
   return reply.status();
+}
+
+Status RedisUserCache::WriteIntent(std::string_view mode, std::int64_t id,
+                                   const WrittenEntry& written) {
+  std::string entry;
+  if (written.user) {
+    entry = EncodeUser(*written.user);
+  } else if (written.deleted_version > 0) {
+    entry = "D|" + std::to_string(written.deleted_version) + "|";
+  }
+  StatusOr<RedisReplyPtr> reply =
+      Command({"EVALSHA", intent_script_sha_, "1", Key(id), std::string(mode), entry,
+               std::to_string(JitteredTtlMs(options_.user_ttl)),
+               std::to_string(JitteredTtlMs(options_.tombstone_ttl)),
+               std::to_string(options_.tombstone_ttl.count())});
+  if (!reply.ok()) return reply.status();
+  if ((*reply)->type != REDIS_REPLY_INTEGER) return Status::Unavailable("cache: unexpected reply");
+  return Status::Ok();
+}
+
+Status RedisUserCache::BeginWrite(std::int64_t id) { return WriteIntent("begin", id, {}); }
+
+Status RedisUserCache::EndWrite(std::int64_t id, const WrittenEntry& written) {
+  return WriteIntent("end", id, written);
+}
+
+Status RedisUserCache::SettleWrite(std::int64_t id, const WrittenEntry& written) {
+  return WriteIntent("settle", id, written);
 }
 
 Status RedisUserCache::Ping() {

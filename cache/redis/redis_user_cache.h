@@ -4,6 +4,8 @@
 //   U|<version>|<id>|<created>|<updated>|<ulen>|<elen>|<username><email><full_name>
 //   D|<version>|   tombstone of a deleted row (refuses fills of <= version)
 //   N|0|           negative entry: the id does not exist
+//   W|<n>|<guard>  write intent of n writers (write_intent.lua): reads miss;
+//                  <guard> is the newest U or D value known, or empty
 // Conditional writes run as one Lua script touching that one key, so the
 // protocol holds unchanged on Redis Cluster. Thread-safe.
 #pragma once
@@ -56,6 +58,9 @@ class RedisUserCache final : public UserCache {
   StatusOr<std::size_t> PutManyIfNewer(std::span<const User> users) override;
   StatusOr<bool> PutAbsent(std::int64_t id) override;
   Status PutTombstone(std::int64_t id, std::int64_t deleted_version) override;
+  Status BeginWrite(std::int64_t id) override;
+  Status EndWrite(std::int64_t id, const WrittenEntry& written) override;
+  Status SettleWrite(std::int64_t id, const WrittenEntry& written) override;
   Status Ping() override;
 
  private:
@@ -66,11 +71,14 @@ class RedisUserCache final : public UserCache {
   // the script again if Redis lost it.
   StatusOr<std::vector<RedisReplyPtr>> Pipeline(const std::vector<std::vector<std::string>>& cmds);
   std::vector<std::string> PutIfNewerCommand(const User& user);
+  // write_intent.lua in `mode` ("begin", "end", "settle") for `id`.
+  Status WriteIntent(std::string_view mode, std::int64_t id, const WrittenEntry& written);
   std::int64_t JitteredTtlMs(std::chrono::milliseconds base);
 
   const RedisCacheOptions options_;
   RedisCommandPipe& pipe_;
   std::string fill_script_sha_;
+  std::string intent_script_sha_;
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
 };

@@ -4,7 +4,10 @@
 //                is the same or newer; a negative entry never blocks a row
 //                (PutManyIfNewer applies the same rule to each user);
 //   PutAbsent    writes a negative entry only if the key is empty (SET NX);
-//   PutTombstone replaces whatever the key holds (plain SET).
+//   PutTombstone replaces whatever the key holds (plain SET);
+//   BeginWrite / EndWrite / SettleWrite  write intents (write_intent.lua):
+//                a slot with writers > 0 reads as a miss and refuses fills
+//                and negative entries; its kind/user/version are the guard.
 // Entries never expire here (TTLs are the driver's business); Evict() plays
 // an expiry. Test controls: call counters, outage switches, and hooks that run
 // inside Get, MultiGet and the conditional writes so a test can pause a fill
@@ -32,6 +35,7 @@ class MemoryUserCache final : public UserCache {
     Kind kind = Kind::kEmpty;
     User user;                 // for kUser
     std::int64_t version = 0;  // kUser: the user's version; kTombstone: the deleted version
+    int writers = 0;           // > 0: a write intent of that many writers
   };
 
   // Hooks run on the caller's thread, outside the cache's lock. The read
@@ -99,7 +103,7 @@ class MemoryUserCache final : public UserCache {
     if (Status refused = WriteRefusal(); !refused.ok()) return refused;
     std::lock_guard lock(mu_);
     Slot& slot = slots_[id];
-    if (slot.kind != Slot::Kind::kEmpty) return false;
+    if (slot.kind != Slot::Kind::kEmpty || slot.writers > 0) return false;
     slot = Slot{.kind = Slot::Kind::kNegative};
     return true;
   }
@@ -109,6 +113,30 @@ class MemoryUserCache final : public UserCache {
     if (Status refused = WriteRefusal(); !refused.ok()) return refused;
     std::lock_guard lock(mu_);
     slots_[id] = Slot{.kind = Slot::Kind::kTombstone, .version = deleted_version};
+    return Status::Ok();
+  }
+
+  Status BeginWrite(std::int64_t id) override {
+    begin_write_calls_.fetch_add(1);
+    if (Status refused = WriteRefusal(); !refused.ok()) return refused;
+    std::lock_guard lock(mu_);
+    Slot& slot = slots_[id];
+    if (slot.kind == Slot::Kind::kNegative) slot = Slot{.writers = slot.writers};
+    ++slot.writers;
+    return Status::Ok();
+  }
+
+  Status EndWrite(std::int64_t id, const WrittenEntry& written) override {
+    end_write_calls_.fetch_add(1);
+    if (Status refused = WriteRefusal(); !refused.ok()) return refused;
+    EndWrites(id, written, /*all=*/false);
+    return Status::Ok();
+  }
+
+  Status SettleWrite(std::int64_t id, const WrittenEntry& written) override {
+    settle_write_calls_.fetch_add(1);
+    if (Status refused = WriteRefusal(); !refused.ok()) return refused;
+    EndWrites(id, written, /*all=*/true);
     return Status::Ok();
   }
 
@@ -164,11 +192,15 @@ class MemoryUserCache final : public UserCache {
   int put_many_if_newer_calls() const { return put_many_if_newer_calls_.load(); }
   int put_absent_calls() const { return put_absent_calls_.load(); }
   int put_tombstone_calls() const { return put_tombstone_calls_.load(); }
+  int begin_write_calls() const { return begin_write_calls_.load(); }
+  int end_write_calls() const { return end_write_calls_.load(); }
+  int settle_write_calls() const { return settle_write_calls_.load(); }
   int ping_calls() const { return ping_calls_.load(); }
   // Every call to the cache but Ping.
   int data_calls() const {
     return get_calls() + multi_get_calls() + put_if_newer_calls() + put_many_if_newer_calls() +
-           put_absent_calls() + put_tombstone_calls();
+           put_absent_calls() + put_tombstone_calls() + begin_write_calls() + end_write_calls() +
+           settle_write_calls();
   }
   // Conditional writes (PutIfNewer, or one user of PutManyIfNewer) refused
   // because the key held the same or a newer version.
@@ -198,7 +230,7 @@ class MemoryUserCache final : public UserCache {
     std::lock_guard lock(mu_);
     Slot& slot = slots_[user.id];
     const bool versioned = slot.kind == Slot::Kind::kUser || slot.kind == Slot::Kind::kTombstone;
-    if (versioned && slot.version >= user.version) {
+    if (slot.writers > 0 || (versioned && slot.version >= user.version)) {
       refused_puts_.fetch_add(1);
       return false;
     }
@@ -206,11 +238,44 @@ class MemoryUserCache final : public UserCache {
     return true;
   }
 
+  // write_intent.lua's order: the higher version first, at the same version
+  // a tombstone over the user; {-1, 0} for nothing.
+  static std::pair<std::int64_t, int> Rank(const Slot& slot) {
+    if (slot.kind == Slot::Kind::kUser) return {slot.version, 0};
+    if (slot.kind == Slot::Kind::kTombstone) return {slot.version, 1};
+    return {-1, 0};
+  }
+
+  // EndWrite (one writer) or SettleWrite (`all`), as write_intent.lua does.
+  void EndWrites(std::int64_t id, const WrittenEntry& written, bool all) {
+    std::lock_guard lock(mu_);
+    Slot& slot = slots_[id];
+    Slot guard = slot;
+    guard.writers = 0;
+    if (guard.kind == Slot::Kind::kNegative) guard = Slot{};
+    Slot entry;
+    if (written.user) {
+      entry =
+          Slot{.kind = Slot::Kind::kUser, .user = *written.user, .version = written.user->version};
+    } else if (written.deleted_version > 0) {
+      entry = Slot{.kind = Slot::Kind::kTombstone, .version = written.deleted_version};
+    }
+    if (Rank(entry) > Rank(guard)) guard = entry;
+    const int left = !all && slot.writers > 1 ? slot.writers - 1 : 0;
+    if (guard.kind == Slot::Kind::kEmpty && slot.writers == 0) return;  // keeps a negative entry
+    guard.writers = left;
+    slot = guard;
+  }
+
   // Requires mu_.
   CacheEntry EntryOf(std::int64_t id) const {
     CacheEntry entry;
     auto it = slots_.find(id);
     if (it == slots_.end()) return entry;
+    if (it->second.writers > 0) {
+      entry.kind = CacheEntry::Kind::kWriting;
+      return entry;
+    }
     switch (it->second.kind) {
       case Slot::Kind::kEmpty:
         break;
@@ -241,6 +306,9 @@ class MemoryUserCache final : public UserCache {
   std::atomic<int> put_many_if_newer_calls_{0};
   std::atomic<int> put_absent_calls_{0};
   std::atomic<int> put_tombstone_calls_{0};
+  std::atomic<int> begin_write_calls_{0};
+  std::atomic<int> end_write_calls_{0};
+  std::atomic<int> settle_write_calls_{0};
   std::atomic<int> ping_calls_{0};
   std::atomic<int> refused_puts_{0};
 };

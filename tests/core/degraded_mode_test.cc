@@ -247,6 +247,60 @@ TEST_F(CacheRepairTest, ReadsBypassTheStaleEntryUntilItIsRepaired) {
   EXPECT_EQ(*cached, *updated);
 }
 
+// Regression (found by the fault suite, server-kill): a server killed
+// between an update's COMMIT and its cache update left the old version cached
+// for its whole TTL. The write intent it made before the COMMIT outlives it:
+// reads of the id go to the store and fills are refused until the intent
+// expires, so the restarted server never serves the old version.
+TEST_F(CacheRepairTest, AWriterThatDiesAfterItsCommitLeavesNoStaleEntry) {
+  const User user = Create(1);
+  ASSERT_EQ(service().GetUser(kReaderToken, user.id)->version, 1);  // cached
+  // The dying writer: its intent, its commit, and nothing after.
+  ASSERT_TRUE(cache_.BeginWrite(user.id).ok());
+  StatusOr<User> committed = store_.Update(user.id, {.full_name = "Two"}, 5);
+  ASSERT_TRUE(committed.ok());
+  Restart(DegradedOptions());  // a new process: nothing pending in memory
+
+  for (int i = 0; i < 3; ++i) {
+    StatusOr<User> got = service().GetUser(kReaderToken, user.id);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, *committed) << "served the version the dead writer replaced";
+  }
+  const std::vector<std::int64_t> ids = {user.id};
+  EXPECT_EQ(*service().BatchGetUsers(kReaderToken, ids), std::vector<User>{*committed});
+  EXPECT_EQ(cache_.Peek(user.id).writers, 1) << "a read filled over the intent";
+  EXPECT_GE(stats().intent_misses.load(), 4u);
+
+  // Another writer of the id ends normally: the intent of the dead one keeps
+  // the key marked, holding the newest version as its guard.
+  StatusOr<User> third = service().UpdateUser(kAdminToken, user.id, {.full_name = "Three"});
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(cache_.Peek(user.id).writers, 1);
+  EXPECT_EQ(cache_.Peek(user.id).user, *third);
+  EXPECT_EQ(*service().GetUser(kReaderToken, user.id), *third);
+
+  cache_.Evict(user.id);  // the intent's TTL ran out
+  EXPECT_EQ(*service().GetUser(kReaderToken, user.id), *third);
+  EXPECT_EQ(cache_.Peek(user.id).user, *third) << "the first read after the intent fills";
+}
+
+// A write whose outcome is unknown keeps its intent; the repair settles it
+// with the row as the store has it, and reads use the cache again.
+TEST_F(CacheRepairTest, TheRepairSettlesTheIntentOfAWriteWhoseOutcomeIsUnknown) {
+  const User user = Create(1);
+  ASSERT_EQ(service().GetUser(kReaderToken, user.id)->version, 1);
+  store_.SetLoseWriteAnswers(true);
+  ASSERT_EQ(service().UpdateUser(kAdminToken, user.id, {.full_name = "Two"}).status().code(),
+            StatusCode::kUnavailable);
+  store_.SetLoseWriteAnswers(false);
+  EXPECT_TRUE(WaitForRepair([&] { return cache_.Peek(user.id).writers == 0; }));
+  EXPECT_EQ(cache_.Peek(user.id).version, 2);
+  StatusOr<User> cached = WaitForCachedRead(user.id);
+  ASSERT_TRUE(cached.ok());
+  EXPECT_EQ(cached->version, 2);
+  EXPECT_GE(cache_.settle_write_calls(), 1);
+}
+
 // A full cache (Redis at maxmemory, policy noeviction) answers reads but
 // refuses writes. Reads keep using it, the breaker stays closed, misses are
 // served from the store, and an entry whose update was refused is bypassed
@@ -462,8 +516,13 @@ TEST_F(StoreOutageTest, WritesFailWithNothingHalfWritten) {
 
   EXPECT_EQ(store_.size(), 1u);
   EXPECT_EQ(store_.Peek(user.id), user);
+  // The create never reached the cache; the update and the delete, whose
+  // outcome is unknown, each left their write intent (rule 10) around the
+  // entry as it was, for the repair to settle.
   EXPECT_EQ(cache_.Peek(user.id).user, user);
-  EXPECT_EQ(cache_.data_calls(), cache_calls) << "a failed write touched the cache";
+  EXPECT_EQ(cache_.Peek(user.id).writers, 2);
+  EXPECT_EQ(cache_.begin_write_calls(), 2);
+  EXPECT_EQ(cache_.data_calls(), cache_calls + 2) << "a failed write changed the cache";
 
   store_.SetUnavailable(false);
   StatusOr<User> got = service().GetUser(kReaderToken, user.id);

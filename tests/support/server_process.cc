@@ -82,7 +82,11 @@ ServerProcess::ServerProcess(ServerSettings settings) {
   std::string protocols;
   std::vector<std::pair<std::string, std::string>> env;
   for (const std::string& protocol : settings.protocols) {
-    const int port = FreePort();
+    int port = 0;
+    for (const auto& [name, fixed] : settings.ports) {
+      if (name == protocol) port = fixed;
+    }
+    if (port == 0) port = FreePort();
     ports_.emplace_back(protocol, port);
     std::string variable = "POLYCRUD_";
     for (const char c : protocol) variable += static_cast<char>(std::toupper(c));
@@ -158,6 +162,14 @@ int ServerProcess::Terminate() {
   }
   pid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
 }
 
 ThriftClient::ThriftClient(int port, bool compact) {

@@ -29,6 +29,9 @@ struct ServerSettings {
   // Faces to serve (--protocols); each gets a free port, passed as
   // POLYCRUD_<NAME>_PORT, and the server counts as started once all listen.
   std::vector<std::string> protocols = {"thrift"};
+  // Ports to use instead of free ones, by protocol (a server restarted on
+  // the ports of the one it replaces).
+  std::vector<std::pair<std::string, int>> ports;
   int mysql_port = 0;  // 0: the shared test stack's
   int redis_port = 0;  // 0: the shared test stack's
   std::vector<std::pair<std::string, std::string>> extra_env;
@@ -49,6 +52,10 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
   // Sends SIGTERM and waits; returns the exit status (or -1).
   int Terminate();
+  // Sends SIGKILL and reaps the process (a crash: no drain, nothing flushed).
+  void Kill();
+  // The faces and their ports.
+  const std::vector<std::pair<std::string, int>>& ports() const { return ports_; }
   // Path of the server's log file.
   const std::string& log_path() const { return log_path_; }
 

@@ -1,11 +1,14 @@
 #include "tests/support/stack.h"
 
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 #include <utility>
 
@@ -48,6 +51,25 @@ void StackInstance::Start() {
   setenv("POLYCRUD_REDIS_ADMIN_PASSWORD", Setting("POLYCRUD_TEST_REDIS_ADMIN_PASSWORD").c_str(), 1);
   MustRun(StackScript() + " " + kind_ + " start '" + dir_ + "' " + std::to_string(port_) +
           " >/dev/null");
+}
+
+void StackInstance::Signal(int signal) {
+  const std::string pid_file = dir_ + (kind_ == "redis" ? "/redis.pid" : "/mysqld.pid");
+  std::ifstream in(pid_file);
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 1) throw std::runtime_error("no pid in " + pid_file);
+  if (kill(pid, signal) != 0) throw std::runtime_error("cannot signal " + pid_file);
+  if (signal != SIGKILL) return;
+  // Not our child: wait until /proc shows it gone or a zombie of its parent.
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return;
+    const std::size_t paren = line.rfind(')');
+    if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z') return;
+    usleep(10'000);
+  }
+  throw std::runtime_error(kind_ + " survived SIGKILL");
 }
 
 void StackInstance::Stop() {

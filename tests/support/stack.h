@@ -20,6 +20,9 @@ class StackInstance {
   int port() const { return port_; }
   void Start();
   void Stop();
+  // Sends `signal` to the running instance (its pid file names it): SIGKILL
+  // (waits until it is gone; Start() brings it back), SIGSTOP, SIGCONT.
+  void Signal(int signal);
   virtual ~StackInstance();
   StackInstance(const StackInstance&) = delete;
   StackInstance& operator=(const StackInstance&) = delete;

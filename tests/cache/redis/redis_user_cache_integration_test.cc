@@ -543,6 +543,65 @@ TEST_P(RedisUserCacheTest, ScriptLostByRedisIsLoadedAgain) {
   EXPECT_EQ(cache.Get(id)->user.version, 3);
 }
 
+// write_intent.lua against the real Redis (rule 10).
+TEST_P(RedisUserCacheTest, WriteIntentsHideTheEntryUntilTheirLastWriterEnds) {
+  const std::unique_ptr<RedisCommandPipe> pipe = Pipe(TestRedisPort());
+  RedisUserCache cache(RedisCacheOptions{}, *pipe);
+  const std::int64_t id = UniqueId();
+  ASSERT_TRUE(*cache.PutIfNewer(MakeUser(id, 1, "one")));
+
+  ASSERT_TRUE(cache.BeginWrite(id).ok());
+  ASSERT_TRUE(cache.BeginWrite(id).ok());  // two writers in flight
+  EXPECT_EQ(cache.Get(id)->kind, CacheEntry::Kind::kWriting);
+  EXPECT_EQ((*cache.MultiGet(std::vector<std::int64_t>{id}))[0].kind, CacheEntry::Kind::kWriting);
+  EXPECT_FALSE(*cache.PutIfNewer(MakeUser(id, 9, "a fill"))) << "a fill landed on an intent";
+  EXPECT_FALSE(*cache.PutAbsent(id));
+  const std::optional<std::string> marked = RedisGet(TestRedisPort(), RedisUserCache::Key(id));
+  ASSERT_TRUE(marked.has_value());
+  EXPECT_TRUE(marked->starts_with("W|2|U|1|")) << *marked;
+
+  // The first writer committed version 2; the second is still in flight.
+  ASSERT_TRUE(cache.EndWrite(id, {.user = MakeUser(id, 2, "two")}).ok());
+  EXPECT_EQ(cache.Get(id)->kind, CacheEntry::Kind::kWriting);
+  // The second failed (changed nothing): the guard, version 2, is the entry.
+  ASSERT_TRUE(cache.EndWrite(id, {}).ok());
+  StatusOr<CacheEntry> entry = cache.Get(id);
+  ASSERT_EQ(entry->kind, CacheEntry::Kind::kUser);
+  EXPECT_EQ(entry->user.version, 2);
+  EXPECT_EQ(entry->user.full_name, "Name two");
+
+  // A delete: a tombstone of the version deleted wins over that version.
+  ASSERT_TRUE(cache.BeginWrite(id).ok());
+  ASSERT_TRUE(cache.EndWrite(id, {.deleted_version = 2}).ok());
+  EXPECT_EQ(cache.Get(id)->kind, CacheEntry::Kind::kAbsent);
+  EXPECT_FALSE(*cache.PutIfNewer(MakeUser(id, 2, "two again")));
+
+  // Without an intent, EndWrite stores only what is newer.
+  const std::int64_t other = UniqueId();
+  ASSERT_TRUE(cache.EndWrite(other, {.user = MakeUser(other, 3, "three")}).ok());
+  ASSERT_TRUE(cache.EndWrite(other, {.user = MakeUser(other, 2, "older")}).ok());
+  EXPECT_EQ(cache.Get(other)->user.version, 3);
+
+  // An intent whose writer never ends expires by itself; one that nothing
+  // guards leaves a miss behind.
+  const std::int64_t fresh = UniqueId();
+  ASSERT_TRUE(cache.BeginWrite(fresh).ok());
+  ASSERT_TRUE(cache.EndWrite(fresh, {}).ok());
+  EXPECT_EQ(cache.Get(fresh)->kind, CacheEntry::Kind::kMiss);
+  RedisUserCache short_lived(RedisCacheOptions{.tombstone_ttl = std::chrono::milliseconds(300)},
+                             *pipe);
+  ASSERT_TRUE(short_lived.BeginWrite(fresh).ok());
+  EXPECT_EQ(cache.Get(fresh)->kind, CacheEntry::Kind::kWriting);
+  EXPECT_TRUE(
+      Eventually([&] { return cache.Get(fresh)->kind == CacheEntry::Kind::kMiss; }, 3000ms));
+
+  // The repair settles every open intent with what the store holds.
+  ASSERT_TRUE(cache.BeginWrite(other).ok());
+  ASSERT_TRUE(cache.BeginWrite(other).ok());
+  ASSERT_TRUE(cache.SettleWrite(other, {.user = MakeUser(other, 4, "four")}).ok());
+  EXPECT_EQ(cache.Get(other)->user.version, 4);
+}
+
 TEST_P(RedisUserCacheTest, TheServersUserMayRunOnlyTheCacheProtocolOnUserKeys) {
   const std::unique_ptr<RedisCommandPipe> pipe = Pipe(TestRedisPort());
   RedisUserCache cache(RedisCacheOptions{}, *pipe);

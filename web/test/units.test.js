@@ -250,4 +250,15 @@ describe('parseExactNumbers (gateway JSON bodies)', () => {
     const body = parseExactNumbers('{"ids":["0", ":0", "1e2"]}');
     assert.deepEqual(body.ids, ['0', ':0', '1e2']);
   });
+  it('reads a deeply nested body without overflowing the call stack', () => {
+    const depth = 100000;
+    const body = parseExactNumbers(`{"ids":${'['.repeat(depth)}7${']'.repeat(depth)},"o":${'{"k":'.repeat(depth)}8${'}'.repeat(depth)}}`);
+    let ids = body.ids;
+    for (let i = 0; i < depth; i++) ids = ids[0];
+    assert.ok(ids instanceof JsonNumber);
+    assert.equal(ids.text, '7');
+    let o = body.o;
+    for (let i = 0; i < depth; i++) o = o.k;
+    assert.equal(o.text, '8');
+  });
 });

@@ -45,6 +45,34 @@ std::string DetailXml(const Status& status) {
   return xml;
 }
 
+// The core code of a fault that gSOAP raises itself (soap->error): see
+// CompleteGsoapFault.
+StatusCode GsoapErrorCode(int error) {
+  if (error == 404) return StatusCode::kNotFound;  // ServeGet: no such path
+  if (soap_xml_error_check(error) || soap_dime_error_check(error) || soap_mime_error_check(error) ||
+      (error >= 400 && error <= 499)) {
+    return StatusCode::kInvalidArgument;
+  }
+  switch (error) {
+    case SOAP_CLI_FAULT:
+    case SOAP_VERSIONMISMATCH:
+    case SOAP_MUSTUNDERSTAND:
+    case SOAP_NO_METHOD:
+    case SOAP_DATAENCODINGUNKNOWN:
+    case SOAP_NO_DATA:
+    case SOAP_HTTP_ERROR:
+    case SOAP_GET_METHOD:
+    case SOAP_PUT_METHOD:
+    case SOAP_PATCH_METHOD:
+    case SOAP_DEL_METHOD:
+    case SOAP_HTTP_METHOD:
+    case SOAP_ZLIB_ERROR:
+      return StatusCode::kInvalidArgument;
+    default:
+      return StatusCode::kInternal;
+  }
+}
+
 pc__User* ToSoap(struct soap* soap, const User& user) {
   pc__User* out = soap_new_pc__User(soap);
   out->id = user.id;
@@ -86,6 +114,27 @@ int SetFault(struct soap* soap, const Status& status, std::string_view request_i
   return soap_receiver_fault(soap, "internal error", DetailXml(Status::Internal("")).c_str());
 }
 
+void CompleteGsoapFault(struct soap* soap, const char** /*faultcode*/, const char** faultstring) {
+  // soap_faultcode rather than the argument, which under SOAP 1.2 is the subcode.
+  const char** code = soap_faultcode(soap);
+  const char** detail = soap_faultdetail(soap);
+  if (code == nullptr || detail == nullptr || *detail != nullptr) return;
+  const bool soap12 = soap->version == 2;
+  const StatusCode core_code = GsoapErrorCode(soap->error);
+  if (core_code == StatusCode::kInternal) {
+    spdlog::error("soap: request failed inside gSOAP (error {})", soap->error);
+    *code = soap12 ? "SOAP-ENV:Receiver" : "SOAP-ENV:Server";
+    *faultstring = "internal error";
+    *detail = soap_strdup(soap, DetailXml(Status::Internal("")).c_str());
+    return;
+  }
+  // gSOAP's own faultstring follows: it names what was wrong in the request.
+  *code = soap12 ? "SOAP-ENV:Sender" : "SOAP-ENV:Client";
+  const Status status =
+      core_code == StatusCode::kNotFound ? Status::NotFound("") : Status::InvalidArgument("", "");
+  *detail = soap_strdup(soap, DetailXml(status).c_str());
+}
+
 // Runs one operation body, which returns the core status: counts it, maps an
 // error to its fault, and turns anything unexpected into a generic internal
 // fault so no detail reaches the client.
@@ -94,6 +143,7 @@ SoapUserService::SoapUserService(struct soap* context, UserService& service, Met
   context->user = this;
   parse_header_ = context->fparsehdr;
   context->fparsehdr = &SoapUserService::ParseHeader;
+  context->fseterror = &CompleteGsoapFault;
 }
 
 int SoapUserService::ParseHeader(struct soap* soap, const char* key, const char* value) {

@@ -94,6 +94,20 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
   // A form that failed for a passing reason (service down or busy) is shown
   // again with the admin's input and the reason, so nothing typed is lost.
   const keepsForm = (err) => err instanceof ServiceError && RETRYABLE.has(err.code);
+  // A write that got no answer (timed out, or the connection was lost with
+  // it in flight) may or may not have been done: the console says so and
+  // shows the record as it is now, never that nothing was saved.
+  const outcomeUnknown = (err) => err instanceof ServiceError && err.outcomeUnknown;
+  const NO_ANSWER = views.NO_ANSWER;
+  // The user as it is now: { user } or { error } (a ServiceError).
+  const reread = async (req, id) => {
+    try {
+      return { user: await client.getUser(req.session.token, id) };
+    } catch (err) {
+      if (!(err instanceof ServiceError)) throw err;
+      return { error: err };
+    }
+  };
   const retryHeader = (res, err) => {
     if (err.retryAfterMs) res.set('Retry-After', String(retryAfterSeconds(err.retryAfterMs)));
   };
@@ -279,6 +293,11 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
         else error = describe(err);
         return page(req, res, HTTP_STATUS[err.code], views.createPage({ csrf: req.session.csrf, values, errors, error }));
       }
+      if (outcomeUnknown(err)) {
+        // No id to read back: the list tells whether the user exists.
+        retryHeader(res, err);
+        return page(req, res, HTTP_STATUS[err.code], views.createPage({ csrf: req.session.csrf, values, outcomeUnknown: true }));
+      }
       if (keepsForm(err)) {
         retryHeader(res, err);
         return page(req, res, HTTP_STATUS[err.code], views.createPage({ csrf: req.session.csrf, values, error: `Nothing was created. ${describe(err)}` }));
@@ -336,6 +355,17 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
         }
         return page(req, res, 409, views.editPage({ csrf: req.session.csrf, user: current, values: yours, errors: { email: 'Another user already has this e-mail address (compared case-insensitively).' } }));
       }
+      if (outcomeUnknown(err)) {
+        const now = await reread(req, id);
+        if (now.error && !RETRYABLE.has(now.error.code)) return failure(req, res, now.error, { id });
+        retryHeader(res, err);
+        if (now.user) {
+          return page(req, res, HTTP_STATUS[err.code], views.editPage({ csrf: req.session.csrf, user: now.user, values: now.user, outcomeUnknown: { yourVersion: version, yours } }));
+        }
+        const user = { id, username: '', version }; // resubmitting keeps the expected version
+        return page(req, res, HTTP_STATUS[err.code], views.editPage({ csrf: req.session.csrf, user, values: yours,
+          error: `${NO_ANSWER}, so your changes may or may not have been saved. The user could not be read again either: ${describe(now.error)} Open the user later to see whether they were.` }));
+      }
       if (keepsForm(err)) {
         // No second call to a service that just failed (it could time out again).
         retryHeader(res, err);
@@ -356,12 +386,27 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
   });
 
   router.post('/users/:id/delete', signedIn, adminOnly, idParam, async (req, res) => {
+    const id = req.userId;
     try {
-      await client.deleteUser(req.session.token, req.userId);
-      req.session.flash = `User ${req.userId} deleted.`;
+      await client.deleteUser(req.session.token, id);
+      req.session.flash = `User ${id} deleted.`;
       return res.redirect(303, '/users');
     } catch (err) {
-      return failure(req, res, err, { id: req.userId });
+      if (!outcomeUnknown(err)) return failure(req, res, err, { id });
+      const now = await reread(req, id);
+      if (now.error && now.error.code === 'NOT_FOUND') {
+        req.session.flash = `${NO_ANSWER}, but user ${id} no longer exists: it was deleted.`;
+        return res.redirect(303, '/users');
+      }
+      if (now.error && !RETRYABLE.has(now.error.code)) return failure(req, res, now.error, { id });
+      retryHeader(res, err);
+      if (now.user) {
+        return page(req, res, HTTP_STATUS[err.code], views.deletePage({ csrf: req.session.csrf, user: now.user,
+          error: `${NO_ANSWER}, so it is not known whether user ${id} was deleted. Read again just now, it still exists.` }));
+      }
+      return page(req, res, HTTP_STATUS[err.code], views.messagePage({ title: 'Outcome unknown',
+        message: `${NO_ANSWER}, so user ${id} may or may not have been deleted. The user could not be read again either: ${describe(now.error)} Open the user later to see whether it still exists.`,
+        links: [[`/users/${id}`, 'Open the user'], ['/users', 'Back to the users list']] }));
     }
   });
 

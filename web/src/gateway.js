@@ -59,7 +59,8 @@ class JsonNumber {
  * its literal, as the C++ face reads them: int64 ids beyond 2^53 stay exact,
  * and 1.0 or 1e2 are told apart from 1. Each number literal is swapped for a
  * string carrying a random nonce (unguessable, so no string in the body can
- * pose as one) and turned back by the reviver.
+ * pose as one) and turned back afterwards. Any depth of nesting is read, as
+ * the C++ face reads it.
  */
 function parseExactNumbers(text) {
   const nonce = `${crypto.randomBytes(16).toString('hex')}:`;
@@ -81,8 +82,20 @@ function parseExactNumbers(text) {
     }
   }
   out += text.slice(copied);
-  return JSON.parse(out, (key, value) =>
-    (typeof value === 'string' && value.startsWith(nonce) ? new JsonNumber(literals[Number(value.slice(nonce.length))]) : value));
+  // Turned back with an explicit stack rather than a JSON.parse reviver: the
+  // reviver recurses once per level, and a deeply nested body (well within
+  // the size limit) would overflow the call stack.
+  const root = { value: JSON.parse(out) };
+  const stack = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    for (const key of Object.keys(node)) {
+      const value = node[key];
+      if (value !== null && typeof value === 'object') stack.push(value);
+      else if (typeof value === 'string' && value.startsWith(nonce)) node[key] = new JsonNumber(literals[Number(value.slice(nonce.length))]);
+    }
+  }
+  return root.value;
 }
 
 // The body as a JSON object, or a Rejection saying why not. exactNumbers:

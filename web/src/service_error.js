@@ -23,13 +23,17 @@ class ServiceError extends Error {
    * code: one of CODES. field: the offending input field (INVALID_ARGUMENT).
    * retryAfterMs: when to retry (RESOURCE_EXHAUSTED, UNAVAILABLE).
    * cause: the internal error behind an INTERNAL/UNAVAILABLE one, for logs only.
+   * outcomeUnknown: the call may have reached the service and run, but no
+   * answer came (timed out, or the connection was lost with the call in
+   * flight): a write may or may not have been done.
    */
-  constructor(code, message, { field = '', retryAfterMs = 0, cause } = {}) {
+  constructor(code, message, { field = '', retryAfterMs = 0, cause, outcomeUnknown = false } = {}) {
     super(message);
     this.name = 'ServiceError';
     this.code = code;
     this.field = field;
     this.retryAfterMs = retryAfterMs;
+    this.outcomeUnknown = outcomeUnknown;
     if (cause) this.cause = cause;
   }
 }

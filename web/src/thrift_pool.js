@@ -6,7 +6,9 @@
 // Each connection carries several calls at once (Thrift matches replies by
 // sequence id); a call goes to the open connection with the fewest calls in
 // flight. Transport failures reject with ServiceError UNAVAILABLE; a call that
-// times out also drops its connection, since its reply may still arrive.
+// times out also drops its connection, since its reply may still arrive. A
+// call that may have reached the service without an answer coming back (it
+// timed out, or its open connection was lost) is marked outcomeUnknown.
 'use strict';
 
 const thrift = require('thrift');
@@ -76,7 +78,7 @@ class ThriftPool {
       const timer = setTimeout(() => {
         if (!slot.pending.delete(id)) return;
         reject(new ServiceError('UNAVAILABLE', `the polycrud service did not answer ${method} in time`,
-                                { retryAfterMs: 1000 }));
+                                { retryAfterMs: 1000, outcomeUnknown: true }));
         this.options.logger.warn({ method, connection: slot.index }, 'thrift call timed out; reconnecting');
         this.drop(slot, 'call timed out');
       }, this.options.callTimeoutMs);
@@ -132,14 +134,17 @@ class ThriftPool {
     });
   }
 
-  // Forgets the slot's connection and fails the calls it carried.
+  // Forgets the slot's connection and fails the calls it carried. Calls on a
+  // connection that never opened were never sent; on an open one they may
+  // have reached the service.
   detach(slot, why) {
+    const outcomeUnknown = slot.connected;
     slot.conn = null;
     slot.client = null;
     slot.connected = false;
     for (const { reject, timer } of slot.pending.values()) {
       clearTimeout(timer);
-      reject(new ServiceError('UNAVAILABLE', `the polycrud service is unreachable (${why})`, { retryAfterMs: 1000 }));
+      reject(new ServiceError('UNAVAILABLE', `the polycrud service is unreachable (${why})`, { retryAfterMs: 1000, outcomeUnknown }));
     }
     slot.pending.clear();
   }

@@ -64,6 +64,10 @@ ${body}
 `;
 }
 
+// How a page starts to say that a write got no answer (timed out, or the
+// connection was lost with it in flight), so its outcome is unknown.
+const NO_ANSWER = 'The service did not answer';
+
 function errorBox(message) {
   return message ? html`<div class="error" role="alert">${message}</div>` : '';
 }
@@ -159,12 +163,14 @@ function field({ id, label, value, error, type = 'text', attrs = '', help }) {
 </div>`;
 }
 
-function createPage({ csrf, values = {}, errors = {}, error }) {
+function createPage({ csrf, values = {}, errors = {}, error, outcomeUnknown }) {
   return {
     title: 'New user',
     body: html`<section class="card narrow">
 <h1>New user</h1>
 ${errorBox(error)}
+${outcomeUnknown ? html`<div class="error" role="alert">${NO_ANSWER}, so user ${values.username} may or may not have been created.
+  Check the <a href="/users">users list</a> (new users come last) before creating it again; if it was created, its username is now taken.</div>` : ''}
 <form method="post" action="/users" novalidate>
   <input type="hidden" name="_csrf" value="${csrf}">
   ${field({ id: 'username', label: 'Username', value: values.username, error: errors.username, attrs: 'required maxlength="32" autocomplete="off" autocapitalize="none"', help: '3-32 characters: a-z, 0-9, _ . -; cannot be changed later' })}
@@ -176,7 +182,7 @@ ${errorBox(error)}
   };
 }
 
-function editPage({ csrf, user, values, errors = {}, error, conflict }) {
+function editPage({ csrf, user, values, errors = {}, error, conflict, outcomeUnknown }) {
   return {
     title: `Edit user ${user.id}`,
     body: html`<section class="card narrow">
@@ -192,6 +198,16 @@ ${conflict ? html`<div class="conflict" role="alert">
   </dl>
   <p>Apply them again to the current values and save, or cancel.</p>
 </div>` : ''}
+${outcomeUnknown ? html`<div class="conflict" role="alert">
+  <h2>Your changes may or may not have been saved</h2>
+  <p>${NO_ANSWER}, so it is not known whether your changes were saved. Read again just now, the user is at version ${user.version}
+  (you edited version ${outcomeUnknown.yourVersion}); the form below holds its current values. Your changes were:</p>
+  <dl class="fields">
+    <dt>Your e-mail</dt><dd>${outcomeUnknown.yours.email}</dd>
+    <dt>Your full name</dt><dd>${outcomeUnknown.yours.full_name}</dd>
+  </dl>
+  <p>If the current values are not yours, apply them again and save, or cancel.</p>
+</div>` : ''}
 <form method="post" action="/users/${user.id}/edit" novalidate>
   <input type="hidden" name="_csrf" value="${csrf}">
   <input type="hidden" name="version" value="${user.version}">
@@ -204,11 +220,12 @@ ${conflict ? html`<div class="conflict" role="alert">
   };
 }
 
-function deletePage({ csrf, user }) {
+function deletePage({ csrf, user, error }) {
   return {
     title: `Delete user ${user.id}`,
     body: html`<section class="card narrow">
 <h1>Delete ${user.username}?</h1>
+${errorBox(error)}
 <p>This removes user <strong>${user.username}</strong> (#${user.id}, ${user.email}) for good. Ids are never reused.</p>
 <form method="post" action="/users/${user.id}/delete">
   <input type="hidden" name="_csrf" value="${csrf}">
@@ -229,4 +246,4 @@ function messagePage({ title, message, links = [] }) {
   };
 }
 
-module.exports = { html, Html, layout, signinPage, listPage, detailPage, createPage, editPage, deletePage, messagePage };
+module.exports = { NO_ANSWER, html, Html, layout, signinPage, listPage, detailPage, createPage, editPage, deletePage, messagePage };

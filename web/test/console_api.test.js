@@ -1,8 +1,8 @@
 // The console over plain HTTP against a real polycrud-server: sign-in and
 // roles, session cookie flags, CSRF, security headers, rate limiting, body
 // limits, error pages, keyset paging both ways, read-only enforcement,
-// sign-out, an unreachable service, --help, JSON request logs, and SIGTERM
-// with a request in flight.
+// sign-out, an unreachable service, writes whose answer never comes, --help,
+// JSON request logs, and SIGTERM with a request in flight.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -346,6 +346,96 @@ describe('service down while signed in', () => {
     } finally {
       assert.equal(await lonely.stop(), 0);
       await own.stop();
+    }
+  });
+});
+
+// A Thrift proxy in front of the server that passes every call on but can
+// swallow the reply of a chosen method: the call runs on the server, the
+// console never hears back and times out. Binary protocol, framed: each
+// reply is a 4-byte length, then the message, whose method name follows
+// the 4-byte version word and the name's 4-byte length.
+async function replySwallowingProxy(upstreamPort) {
+  const swallow = new Set();
+  const sockets = new Set();
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    for (const sock of [client, upstream]) {
+      sockets.add(sock);
+      sock.on('close', () => {
+        sockets.delete(sock);
+        client.destroy();
+        upstream.destroy();
+      });
+      sock.on('error', () => {});
+    }
+    client.pipe(upstream);
+    let buffer = Buffer.alloc(0);
+    upstream.on('data', (data) => {
+      buffer = Buffer.concat([buffer, data]);
+      while (buffer.length >= 4 && buffer.length >= 4 + buffer.readUInt32BE(0)) {
+        const frame = buffer.subarray(0, 4 + buffer.readUInt32BE(0));
+        buffer = buffer.subarray(frame.length);
+        const name = frame.subarray(12, 12 + frame.readUInt32BE(8)).toString();
+        if (swallow.delete(name)) continue;
+        client.write(frame);
+      }
+    });
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  return {
+    port: proxy.address().port,
+    swallowNextReplyOf: (method) => swallow.add(method),
+    close: () => {
+      for (const sock of sockets) sock.destroy();
+      proxy.close();
+    },
+  };
+}
+
+describe('writes whose answer never comes', () => {
+  it('say the outcome is unknown and show the user as it is now', async () => {
+    const proxy = await replySwallowingProxy(server.thriftPort);
+    const slow = await startWeb('console-api-lost-answer', proxy.port, ['--thrift-timeout-ms', '1000']);
+    try {
+      const s = new Session(slow.base);
+      assert.equal((await s.signIn(ADMIN_TOKEN)).status, 303);
+      const name = unique('lost');
+      const id = await createUser(s, name);
+
+      // The update runs on the server; its answer is lost.
+      await s.get(`/users/${id}/edit`);
+      proxy.swallowNextReplyOf('updateUser');
+      const edit = await s.post(`/users/${id}/edit`, { version: '1', email: `${name}@example.org`, full_name: 'Saved unseen' });
+      assert.equal(edit.status, 503);
+      assert.doesNotMatch(edit.text, /Nothing was saved/);
+      assert.match(edit.text, /The service did not answer, so it is not known whether your changes were saved\./);
+      // The user as read again: the update's new version and values.
+      assert.match(edit.text, /Read again just now, the user is at version 2\s+\(you edited version 1\)/);
+      assert.match(edit.text, /name="version" value="2"/);
+      assert.match(edit.text, /id="full_name" name="full_name" type="text" value="Saved unseen"/);
+
+      // A create has no id to read back: the page points to the list.
+      const other = unique('lost');
+      proxy.swallowNextReplyOf('createUser');
+      const create = await s.post('/users', { username: other, email: `${other}@example.com`, full_name: 'Created unseen' });
+      assert.equal(create.status, 503);
+      assert.doesNotMatch(create.text, /Nothing was created/);
+      assert.match(create.text, new RegExp(`The service did not answer, so user ${other} may or may not have been created\.`));
+      assert.match(create.text, /Check the <a href="\/users">users list<\/a>/);
+      assert.match(create.text, new RegExp(`value="${other}"`), 'the form keeps the input');
+
+      // A delete that went through: the user is read again and is gone.
+      await s.get(`/users/${id}/delete`);
+      proxy.swallowNextReplyOf('deleteUser');
+      const del = await s.post(`/users/${id}/delete`);
+      assert.equal(del.status, 303);
+      assert.equal(del.location, '/users');
+      const list = await s.get('/users');
+      assert.match(list.text, new RegExp(`The service did not answer, but user ${id} no longer exists: it was deleted\.`));
+    } finally {
+      assert.equal(await slow.stop(), 0);
+      proxy.close();
     }
   });
 });

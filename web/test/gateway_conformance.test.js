@@ -4,8 +4,8 @@
 // Location, Allow, WWW-Authenticate, Retry-After, body shape) must be equal.
 // The scenarios are those of tests/conformance/conformance_test.cc, in REST
 // form, plus the REST-only behaviours (415, 413, 405, 404, If-Match, query
-// validation, malformed bodies and where they break, exact int64 batch ids,
-// HEAD).
+// validation, malformed bodies and where they break, deeply nested bodies,
+// exact int64 batch ids, HEAD).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -286,6 +286,23 @@ const SCENARIOS = {
       const r = rec(label, await call(f, 'POST', '/v1/users', { token: ADMIN_TOKEN, body, type: 'application/json' }));
       assert.equal(r.status, 400, label);
       assert.equal(r.json.detail, `malformed JSON at byte ${at}`, label);
+    }
+  },
+
+  async deeplyNestedBodiesAreInvalidInput(f, rec) {
+    const depth = 10000;
+    const arrays = `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+    const objects = `${'{"k":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    for (const [label, method, path, body, field] of [['batch-arrays', 'POST', '/v1/users:batchGet', `{"ids":${arrays}}`, 'ids'],
+      ['batch-objects', 'POST', '/v1/users:batchGet', `{"ids":[1,${objects}]}`, 'ids'],
+      ['create-objects', 'POST', '/v1/users', `{"username":${objects}}`, 'username'],
+      ['create-arrays', 'POST', '/v1/users', arrays, undefined],
+      ['update-arrays', 'PATCH', '/v1/users/1', `{"email":${arrays}}`, 'email']]) {
+      const r = rec(label, await call(f, method, path, { token: ADMIN_TOKEN, body, type: 'application/json' }));
+      assert.equal(r.status, 400, `${label}: ${r.text}`);
+      assert.equal(mediaType(r.headers.get('content-type')), 'application/problem+json', label);
+      assert.equal(r.json.code, 'INVALID_ARGUMENT', label);
+      assert.equal(r.json.field, field, label);
     }
   },
 

@@ -142,12 +142,26 @@ describe('ThriftPool', () => {
     const silent = await silentServer();
     const p = pool(silent.port);
     const started = Date.now();
-    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /in time/.test(err.message));
+    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /in time/.test(err.message) && err.outcomeUnknown === true);
     assert.ok(Date.now() - started >= 190);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(silent.sockets.size, 0, 'the timed-out connection is closed');
     p.close();
     silent.close();
+  });
+
+  it('marks calls in flight on a lost open connection as of unknown outcome', async () => {
+    const silent = await silentServer();
+    const p = pool(silent.port, { callTimeoutMs: 5000 });
+    try {
+      const call = p.call('ping');
+      while (p.stats().connections === 0 || silent.sockets.size === 0) await new Promise((r) => setTimeout(r, 10));
+      for (const s of silent.sockets) s.destroy();
+      await assert.rejects(call, (err) => err.code === 'UNAVAILABLE' && /connection lost/.test(err.message) && err.outcomeUnknown === true);
+    } finally {
+      p.close();
+      silent.close();
+    }
   });
 
   it('answers RESOURCE_EXHAUSTED beyond maxInFlight calls per connection', async () => {
@@ -166,9 +180,10 @@ describe('ThriftPool', () => {
     const { port } = server.address();
     await new Promise((r) => server.close(r));
     const p = pool(port);
-    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE');
+    // Never sent, so surely not run.
+    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && err.outcomeUnknown === false);
     const started = Date.now();
-    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /cannot reach/.test(err.message));
+    await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /cannot reach/.test(err.message) && err.outcomeUnknown === false);
     assert.ok(Date.now() - started < 50, 'no connect attempt during the backoff');
     p.close();
   });
@@ -249,5 +264,16 @@ describe('parseExactNumbers (gateway JSON bodies)', () => {
   it('turns no string into a number', () => {
     const body = parseExactNumbers('{"ids":["0", ":0", "1e2"]}');
     assert.deepEqual(body.ids, ['0', ':0', '1e2']);
+  });
+  it('reads a deeply nested body without overflowing the call stack', () => {
+    const depth = 100000;
+    const body = parseExactNumbers(`{"ids":${'['.repeat(depth)}7${']'.repeat(depth)},"o":${'{"k":'.repeat(depth)}8${'}'.repeat(depth)}}`);
+    let ids = body.ids;
+    for (let i = 0; i < depth; i++) ids = ids[0];
+    assert.ok(ids instanceof JsonNumber);
+    assert.equal(ids.text, '7');
+    let o = body.o;
+    for (let i = 0; i < depth; i++) o = o.k;
+    assert.equal(o.text, '8');
   });
 });

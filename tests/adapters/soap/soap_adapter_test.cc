@@ -79,6 +79,57 @@ TEST(SoapFaultTest, EveryCoreCodeMapsToTheFaultOfTheTable) {
   }
 }
 
+// gSOAP prepares every fault with soap_set_fault, which runs the fseterror
+// hook (CompleteGsoapFault) and then fills in gSOAP's own faultstring.
+TEST(SoapFaultTest, FaultsOfGsoapItselfCarryTheCoreCode) {
+  struct Case {
+    int error;
+    std::string faultcode;
+    std::string code;
+  };
+  const std::vector<Case> cases = {
+      {SOAP_SYNTAX_ERROR, "SOAP-ENV:Client", "INVALID_ARGUMENT"},
+      {SOAP_TYPE, "SOAP-ENV:Client", "INVALID_ARGUMENT"},
+      {SOAP_TAG_MISMATCH, "SOAP-ENV:Client", "INVALID_ARGUMENT"},
+      {SOAP_NO_METHOD, "SOAP-ENV:Client", "INVALID_ARGUMENT"},
+      {SOAP_NO_DATA, "SOAP-ENV:Client", "INVALID_ARGUMENT"},
+      // SOAP's own fault codes for these two stay, as SOAP clients expect.
+      {SOAP_VERSIONMISMATCH, "SOAP-ENV:VersionMismatch", "INVALID_ARGUMENT"},
+      {SOAP_MUSTUNDERSTAND, "SOAP-ENV:MustUnderstand", "INVALID_ARGUMENT"},
+      {SOAP_PUT_METHOD, "SOAP-ENV:Client", "INVALID_ARGUMENT"},
+      {404, "SOAP-ENV:Client", "NOT_FOUND"},
+      {SOAP_EOM, "SOAP-ENV:Server", "INTERNAL"},
+      {SOAP_TCP_ERROR, "SOAP-ENV:Server", "INTERNAL"},
+      {SOAP_PLUGIN_ERROR, "SOAP-ENV:Server", "INTERNAL"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("gSOAP error " + std::to_string(c.error));
+    SoapContext soap;
+    soap.get()->fseterror = &CompleteGsoapFault;
+    soap.get()->error = c.error;
+    soap_set_fault(soap.get());
+    EXPECT_EQ(soap.faultcode(), c.faultcode);
+    EXPECT_EQ(soap.detail(), "<code xmlns=\"urn:polycrud:v1\">" + c.code + "</code>");
+    if (c.code == "INTERNAL") {
+      EXPECT_EQ(soap.faultstring(), "internal error");
+    } else {
+      EXPECT_FALSE(soap.faultstring().empty());  // gSOAP's own
+    }
+  }
+}
+
+TEST(SoapFaultTest, AnOperationsFaultKeepsItsOwnDetail) {
+  SoapContext soap;
+  soap.get()->fseterror = &CompleteGsoapFault;
+  ASSERT_EQ(SetFault(soap.get(), Status::InvalidArgument("bad email", "email")), SOAP_FAULT);
+  soap_set_fault(soap.get());
+  EXPECT_EQ(soap.faultcode(), "SOAP-ENV:Client");
+  EXPECT_EQ(soap.faultstring(), "bad email");
+  EXPECT_EQ(soap.detail(),
+            "<code xmlns=\"urn:polycrud:v1\">INVALID_ARGUMENT</code>"
+            "<field xmlns=\"urn:polycrud:v1\">email</field>");
+}
+
 class SoapUserServiceTest : public testing::UserServiceFixture {
  protected:
   void SetUp() override {

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "clients/protocol_client.h"
 #include "tests/support/server_process.h"
@@ -162,6 +163,11 @@ TEST_F(SoapServerTest, UnknownGetPathIsNotFound) {
   std::optional<HttpResponse> response = connection.Read();
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->status, 404);
+  EXPECT_NE(response->body.find(":Client</faultcode>"), std::string::npos) << response->body;
+  EXPECT_NE(
+      response->body.find("<detail><code xmlns=\"urn:polycrud:v1\">NOT_FOUND</code></detail>"),
+      std::string::npos)
+      << response->body;
 }
 
 TEST_F(SoapServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
@@ -252,6 +258,53 @@ TEST_F(SoapServerTest, FaultDetailCarriesCodeAndField) {
                                 "<field xmlns=\"urn:polycrud:v1\">username</field></detail>"),
             std::string::npos)
       << response->body;
+}
+
+// Faults that gSOAP raises itself, before or instead of an operation, carry
+// the core code like every other fault: a request that cannot be read as a
+// call of the service is INVALID_ARGUMENT, faultcode Client, HTTP 500.
+TEST_F(SoapServerTest, FaultsOfGsoapItselfCarryTheCoreCode) {
+  struct Case {
+    std::string label;
+    std::string request;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"malformed XML",
+       Post(Envelope("<pc:GetUser><<pc:id>1</pc:id></pc:GetUser>"), kAdminToken, "GetUser"), 500},
+      {"mismatched tags", Post("<?xml version=\"1.0\"?><a><b></a>", kAdminToken, "GetUser"), 500},
+      {"non-numeric id",
+       Post(Envelope("<pc:GetUser><pc:id>abc</pc:id></pc:GetUser>"), kAdminToken, "GetUser"), 500},
+      {"id beyond int64",
+       Post(Envelope("<pc:GetUser><pc:id>99999999999999999999</pc:id></pc:GetUser>"), kAdminToken,
+            "GetUser"),
+       500},
+      {"unknown operation", Post(Envelope("<pc:NoSuchOperation/>"), kAdminToken, "Nothing"), 500},
+      {"empty Body", Post(Envelope(""), kAdminToken, "GetUser"), 500},
+      {"empty request", Post("", kAdminToken, "GetUser"), 500},
+      {"JSON instead of XML",
+       "POST /soap HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+       "Content-Length: 7\r\n\r\n{\"a\":1}",
+       500},
+      {"wrong HTTP method",
+       "PUT /soap HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
+       "Content-Length: 1\r\n\r\nx",
+       405},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.label);
+    RawConnection connection(port());
+    ASSERT_TRUE(connection.Send(c.request));
+    std::optional<HttpResponse> response = connection.Read();
+    ASSERT_TRUE(response.has_value());
+    EXPECT_EQ(response->status, c.status) << response->body;
+    EXPECT_NE(response->body.find("<faultcode>SOAP-ENV:Client</faultcode>"), std::string::npos)
+        << response->body;
+    EXPECT_NE(response->body.find(
+                  "<detail><code xmlns=\"urn:polycrud:v1\">INVALID_ARGUMENT</code></detail>"),
+              std::string::npos)
+        << response->body;
+  }
 }
 
 TEST_F(SoapServerTest, OversizedRequestIsRejected) {

@@ -22,7 +22,7 @@
 // seconds until full service and until the cache converged. Exit status 0
 // when every check passed, 1 otherwise, 2 on bad usage.
 #include <signal.h>
-#include <thrift/TOutput.h>
+#include <thrift/Thrift.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

@@ -109,7 +109,6 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
     // read before it (stale) look current.
     std::vector<bool> pending(ids.size());
     for (std::size_t i = 0; i < ids.size(); ++i) pending[i] = repairer_.IsPending(ids[i]);
-    std::vector<std::int64_t> writing;  // being written: loaded, never filled
     StatusOr<std::vector<CacheEntry>> entries = cache_.MultiGet(ids);
     if (!entries.ok()) {
       health_.Failed(entries.status(), request_id);
@@ -129,7 +128,7 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
             break;
           case CacheEntry::Kind::kWriting:
             CacheHealth::Count(stats.intent_misses);
-            writing.push_back(ids[i]);
+            no_fill.insert(ids[i]);  // being written: loaded, never filled
             [[fallthrough]];
           case CacheEntry::Kind::kMiss:
             CacheHealth::Count(stats.misses);
@@ -138,7 +137,6 @@ StatusOr<std::vector<User>> CacheAside::ReadMany(std::span<const std::int64_t> i
         }
       }
     }
-    no_fill.insert(writing.begin(), writing.end());
   }
   std::optional<ConcurrencyLimiter::Slot> slot;
   if (!cache_ok) {
@@ -193,8 +191,19 @@ void CacheAside::MarkPending(std::int64_t id, std::int64_t deleted_version,
                      std::string(why) + "): reads bypass it until it is repaired");
 }
 
-void CacheAside::AfterUnknownWrite(std::int64_t id, std::string_view request_id) {
-  MarkPending(id, 0, request_id, "a write's outcome is unknown");
+void CacheAside::AfterWriteError(std::int64_t id, const Status& error,
+                                 std::string_view request_id) {
+  if (error.code() == StatusCode::kUnavailable || error.code() == StatusCode::kInternal) {
+    MarkPending(id, 0, request_id, "a write's outcome is unknown");
+    return;
+  }
+  if (!health_.Allow()) return;  // a mark left behind expires by itself
+  const Status status = cache_.EndWrite(id, WrittenEntry{});
+  if (!status.ok()) {
+    health_.Failed(status, request_id);
+    return;
+  }
+  health_.Succeeded();
 }
 
 void CacheAside::BeforeWrite(std::int64_t id, std::string_view request_id) {
@@ -218,16 +227,6 @@ void CacheAside::AfterCreate(const User& user, std::string_view request_id) {
   if (!status.ok()) {
     health_.Failed(status, request_id);
     MarkPending(user.id, 0, request_id, "its update failed");
-    return;
-  }
-  health_.Succeeded();
-}
-
-void CacheAside::AfterFailedWrite(std::int64_t id, std::string_view request_id) {
-  if (!health_.Allow()) return;  // a mark left behind expires by itself
-  const Status status = cache_.EndWrite(id, WrittenEntry{});
-  if (!status.ok()) {
-    health_.Failed(status, request_id);
     return;
   }
   health_.Succeeded();

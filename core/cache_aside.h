@@ -52,13 +52,14 @@ class CacheAside {
   // After a create committed: fills the new user's entry (it has no write
   // intent of its own: its id was unknown before); on failure it is repaired.
   void AfterCreate(const User& user, std::string_view request_id = {});
-  // After a write that changed nothing (refused by the store: not found, a
-  // version conflict, a duplicate): ends its write intent.
-  void AfterFailedWrite(std::int64_t id, std::string_view request_id = {});
-  // After a write of `id` whose outcome is unknown: treated as committed, so
-  // the id is bypassed until the repairer rewrote its entry from the store;
-  // its write intent stays until then (or until it expires).
-  void AfterUnknownWrite(std::int64_t id, std::string_view request_id = {});
+  // After the store answered a write of `id` with `error`. UNAVAILABLE and
+  // INTERNAL leave its outcome unknown (the connection dropped or timed out
+  // around COMMIT, the server died mid-statement; rule 9): it is treated as
+  // committed, so the id is bypassed until the repairer rewrote its entry
+  // from the store, and its write intent stays until then (or until it
+  // expires). Any other code says nothing was written (not found, a version
+  // conflict, a duplicate): its write intent ends.
+  void AfterWriteError(std::int64_t id, const Status& error, std::string_view request_id = {});
 
  private:
   using LoadResult = StatusOr<std::optional<User>>;

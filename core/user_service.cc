@@ -6,17 +6,6 @@
 #include "core/validation.h"
 
 namespace polycrud {
-namespace {
-
-// A write that failed this way may have committed all the same (the
-// connection dropped or timed out around COMMIT, the server died
-// mid-statement): docs/cache-protocol.md, rule 9. The other codes say that
-// nothing was written.
-bool OutcomeUnknown(const Status& status) {
-  return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kInternal;
-}
-
-}  // namespace
 
 std::int64_t SystemClock::NowMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -123,11 +112,7 @@ StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
   cache_aside_.BeforeWrite(id, caller.request_id);
   StatusOr<User> user = store_.Update(id, patch, clock_.NowMs());
   if (!user.ok()) {
-    if (OutcomeUnknown(user.status())) {
-      cache_aside_.AfterUnknownWrite(id, caller.request_id);
-    } else {
-      cache_aside_.AfterFailedWrite(id, caller.request_id);
-    }
+    cache_aside_.AfterWriteError(id, user.status(), caller.request_id);
     return user;
   }
   cache_aside_.AfterWrite(id, &*user, 0, caller.request_id);
@@ -140,11 +125,7 @@ Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
   cache_aside_.BeforeWrite(id, caller.request_id);
   StatusOr<std::int64_t> deleted_version = store_.Delete(id);
   if (!deleted_version.ok()) {
-    if (OutcomeUnknown(deleted_version.status())) {
-      cache_aside_.AfterUnknownWrite(id, caller.request_id);
-    } else {
-      cache_aside_.AfterFailedWrite(id, caller.request_id);
-    }
+    cache_aside_.AfterWriteError(id, deleted_version.status(), caller.request_id);
     return deleted_version.status();
   }
   cache_aside_.AfterWrite(id, nullptr, *deleted_version, caller.request_id);

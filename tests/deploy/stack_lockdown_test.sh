@@ -14,19 +14,8 @@ readonly PY=/usr/bin/python3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly STACK=$here/../../deploy/local/stack.sh
 
-setting() {
-  local key=$1
-  if [[ -n ${!key:-} ]]; then
-    printf '%s\n' "${!key}"
-    return
-  fi
-  sed -n "s/^${key}=//p" "$POLYCRUD_TEST_SETTINGS_FILE" | head -n 1
-}
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+# shellcheck source=../support/settings.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/settings.sh"
 pass() { echo "ok: $*"; }
 
 free_port() {

@@ -305,11 +305,9 @@ std::map<std::int64_t, Row> ReadRows(int mysql_port, const std::vector<std::int6
   return rows;
 }
 
-// What `user:<id>` holds: a user (version, full_name), or nullopt for
-// absent, a tombstone, a negative entry or anything else that reads as a
-// miss.
-std::optional<Row> CachedUser(int redis_port, std::int64_t id) {
-  const std::optional<std::string> value = RedisGet(redis_port, "user:" + std::to_string(id));
+// A user entry's version and full_name; nullopt for nothing, a tombstone,
+// a negative entry, a write intent or anything else that reads as absent.
+std::optional<Row> CachedUser(const std::optional<std::string>& value) {
   if (!value || !value->starts_with("U|")) return std::nullopt;
   // U|version|id|created|updated|ulen|elen|<username><email><full_name>
   std::vector<std::int64_t> fields;
@@ -450,8 +448,13 @@ double WaitForCacheConvergence(int mysql_port, int redis_port, const std::vector
   while (true) {
     stale.clear();
     const std::map<std::int64_t, Row> rows = ReadRows(mysql_port, ids);
-    for (const std::int64_t id : ids) {
-      const std::optional<Row> cached = CachedUser(redis_port, id);
+    std::vector<std::string> keys;
+    keys.reserve(ids.size());
+    for (const std::int64_t id : ids) keys.push_back("user:" + std::to_string(id));
+    const std::vector<std::optional<std::string>> values = RedisMultiGet(redis_port, keys);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const std::int64_t id = ids[i];
+      const std::optional<Row> cached = CachedUser(values[i]);
       if (!cached) continue;
       auto row = rows.find(id);
       if (row == rows.end()) {

@@ -10,19 +10,8 @@ readonly ADMIN=interop-admin-token
 readonly READER=interop-reader-token
 readonly PY=/usr/bin/python3
 
-setting() {
-  local key=$1
-  if [[ -n ${!key:-} ]]; then
-    printf '%s\n' "${!key}"
-    return
-  fi
-  sed -n "s/^${key}=//p" "$POLYCRUD_TEST_SETTINGS_FILE" | head -n 1
-}
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+# shellcheck source=../support/settings.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/settings.sh"
 
 # json FILE EXPR: evaluates a Python expression over the JSON document `d`.
 json() {

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -109,6 +110,39 @@ std::optional<std::string> RedisGet(int port, const std::string& key) {
   std::optional<std::string> out;
   if (reply != nullptr && reply->type == REDIS_REPLY_STRING) out.emplace(reply->str, reply->len);
   if (reply != nullptr) freeReplyObject(reply);
+  redisFree(ctx);
+  return out;
+}
+
+std::vector<std::optional<std::string>> RedisMultiGet(int port,
+                                                      const std::vector<std::string>& keys) {
+  redisContext* ctx = ConnectRedisAsAdmin(port);
+  std::vector<std::optional<std::string>> out;
+  out.reserve(keys.size());
+  for (std::size_t at = 0; at < keys.size(); at += 1000) {
+    std::vector<const char*> argv = {"MGET"};
+    std::vector<std::size_t> lens = {4};
+    for (std::size_t i = at; i < std::min(keys.size(), at + 1000); ++i) {
+      argv.push_back(keys[i].data());
+      lens.push_back(keys[i].size());
+    }
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY) {
+      if (reply != nullptr) freeReplyObject(reply);
+      redisFree(ctx);
+      throw std::runtime_error("MGET failed on redis port " + std::to_string(port));
+    }
+    for (std::size_t e = 0; e < reply->elements; ++e) {
+      const redisReply* value = reply->element[e];
+      if (value->type == REDIS_REPLY_STRING) {
+        out.emplace_back(std::string(value->str, value->len));
+      } else {
+        out.emplace_back(std::nullopt);
+      }
+    }
+    freeReplyObject(reply);
+  }
   redisFree(ctx);
   return out;
 }

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace polycrud::testing {
 
@@ -53,6 +54,10 @@ redisContext* ConnectRedisAsAdmin(int port);
 // GET key on 127.0.0.1:port as the admin user; nullopt if the key does not
 // exist.
 std::optional<std::string> RedisGet(int port, const std::string& key);
+// MGET of `keys` on 127.0.0.1:port as the admin user, over one connection
+// in batches of 1000; nullopt for each key that does not exist.
+std::vector<std::optional<std::string>> RedisMultiGet(int port,
+                                                      const std::vector<std::string>& keys);
 // `redis-cli ARGS` as the admin user of the Redis on 127.0.0.1:port (the
 // password in the environment); its exit status.
 int RedisCli(int port, const std::string& args);

@@ -16,6 +16,7 @@
 
 #include "core/metrics.h"
 #include "core/user_service.h"
+#include "runtime/connection_budget.h"
 
 namespace polycrud::server {
 
@@ -28,6 +29,9 @@ struct FaceContext {
   std::function<UserService&(int thread)> service_for_fiber_thread;
   // The Prometheus text of the whole process (served by the REST face).
   std::function<std::string()> metrics_text;
+  // The client connections the faces may hold together (the Thrift fibers
+  // model and REST count against it).
+  runtime::ConnectionBudget& connections;
 };
 
 class Face {

@@ -41,6 +41,21 @@ class GrpcFace final : public ServerFace<GrpcServer, GrpcServerOptions> {
         ->envname("POLYCRUD_GRPC_SHUTDOWN_GRACE_MS")
         ->check(CLI::Range(0, 600'000))
         ->capture_default_str();
+    app.add_option("--grpc-max-connection-idle-ms", options_.max_connection_idle_ms,
+                   "Close a gRPC connection that has had no call for this long (GOAWAY)")
+        ->envname("POLYCRUD_GRPC_MAX_CONNECTION_IDLE_MS")
+        ->check(CLI::Range(100, 86'400'000))
+        ->capture_default_str();
+    app.add_option("--grpc-max-connection-age-ms", options_.max_connection_age_ms,
+                   "Close a gRPC connection this old (GOAWAY; its calls get "
+                   "--grpc-max-connection-age-grace-ms to finish; clients reconnect)")
+        ->envname("POLYCRUD_GRPC_MAX_CONNECTION_AGE_MS")
+        ->check(CLI::Range(1000, 86'400'000))
+        ->capture_default_str();
+    app.add_option("--grpc-max-connection-age-grace-ms", options_.max_connection_age_grace_ms)
+        ->envname("POLYCRUD_GRPC_MAX_CONNECTION_AGE_GRACE_MS")
+        ->check(CLI::Range(0, 3'600'000))
+        ->capture_default_str();
   }
 
   void Start(const FaceContext& context) override { StartServer(context); }

@@ -3,8 +3,10 @@
 // (see --help).
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -22,6 +24,19 @@
 
 namespace {
 
+// Raises the soft limit on open descriptors to the hard one; returns the
+// soft limit in force and, in `before`, the one found.
+rlim_t RaiseDescriptorLimit(rlim_t& before) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return before = 1024;
+  before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return before;
+  }
+  return limit.rlim_cur;
+}
+
 struct Config {
   std::string log_level = "info";
   std::string bind_address = "127.0.0.1";
@@ -32,6 +47,7 @@ struct Config {
   int cache_ttl_s = 3600;
   int redis_timeout_ms = 500;
   int near_ttl_ms = 1000;
+  int max_connections = 0;  // 0: what the descriptor limit leaves
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
 };
@@ -67,6 +83,14 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
   app.add_option("--mysql-pool-size", c.mysql.pool_size, "Most MySQL connections at once")
       ->envname("POLYCRUD_MYSQL_POOL_SIZE")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--max-connections", c.max_connections,
+                 "Client connections the Thrift (fibers) and REST faces may hold together; "
+                 "beyond it a new connection is closed at once. 0: the descriptor limit "
+                 "(raised to its hard limit at start) less what MySQL, Redis and the process "
+                 "need")
+      ->envname("POLYCRUD_MAX_CONNECTIONS")
+      ->check(CLI::Range(0, 10'000'000))
       ->capture_default_str();
   app.add_option("--mysql-wait-s", c.mysql_wait_s,
                  "At start-up, keep trying to reach MySQL for this long")
@@ -241,6 +265,27 @@ int main(int argc, char** argv) {
                  config.services.redis.endpoint.host, config.services.redis.endpoint.port);
   }
 
+  // One budget of client connections below the descriptor limit, so that a
+  // flood of clients cannot take the descriptors MySQL and Redis reconnects
+  // need. Reserved: both pools, the pipelined and fiber-thread Redis
+  // connections, and 256 for listening sockets, logs, epoll, gRPC.
+  rlim_t descriptors_before = 0;
+  const rlim_t descriptors = RaiseDescriptorLimit(descriptors_before);
+  const long reserved = static_cast<long>(config.mysql.pool_size) +
+                        config.services.redis.pool_size +
+                        config.services.redis.pipelined_connections + 16 + 256;
+  const long available =
+      std::max(16L, static_cast<long>(std::min<rlim_t>(descriptors, 1 << 30)) - reserved);
+  long budget = config.max_connections > 0 ? config.max_connections : available;
+  if (budget > available) {
+    spdlog::warn("--max-connections {} is more than the {} descriptors leave; using {}",
+                 config.max_connections, descriptors, available);
+    budget = available;
+  }
+  polycrud::runtime::ConnectionBudget connections(static_cast<int>(budget));
+  spdlog::info("descriptors: limit {} (was {}); client connections: at most {}", descriptors,
+               descriptors_before, budget);
+
   polycrud::Metrics metrics;
   const polycrud::server::FaceContext context{
       .service = service,
@@ -261,6 +306,7 @@ int main(int argc, char** argv) {
                     .redis_size = config.services.redis.pool_size,
                 });
           },
+      .connections = connections,
   };
   std::vector<polycrud::server::Face*> started;
   for (polycrud::server::Face* face : selected) {

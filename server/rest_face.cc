@@ -46,7 +46,10 @@ class RestFace final : public ServerFace<RestServer, RestServerOptions> {
         ->capture_default_str();
   }
 
-  void Start(const FaceContext& context) override { StartServer(context, context.metrics_text); }
+  void Start(const FaceContext& context) override {
+    options_.connections = &context.connections;
+    StartServer(context, context.metrics_text);
+  }
 
   std::string Describe() const override {
     return Address() + " (beast, " + std::to_string(options_.threads) +

@@ -55,6 +55,12 @@ class ThriftFace final : public ServerFace<ThriftServer, ThriftServerOptions> {
         ->envname("POLYCRUD_IDLE_TIMEOUT_MS")
         ->check(CLI::Range(100, 3'600'000))
         ->capture_default_str();
+    app.add_option("--thrift-request-timeout-ms", options_.request_timeout_ms,
+                   "Close a Thrift connection whose request, once its first byte is in, has not "
+                   "fully arrived within this time (fibers)")
+        ->envname("POLYCRUD_THRIFT_REQUEST_TIMEOUT_MS")
+        ->check(CLI::Range(100, 3'600'000))
+        ->capture_default_str();
   }
 
   void Start(const FaceContext& context) override {
@@ -62,6 +68,7 @@ class ThriftFace final : public ServerFace<ThriftServer, ThriftServerOptions> {
     options_.model = model_ == "nonblocking" ? ThriftServerModel::kNonblocking
                      : model_ == "fibers"    ? ThriftServerModel::kFibers
                                              : ThriftServerModel::kThreadPool;
+    options_.connections = &context.connections;
     StartServer(context, context.service_for_fiber_thread);
   }
 

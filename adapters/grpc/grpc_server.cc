@@ -47,6 +47,10 @@ void GrpcServer::Start() {
   // gRPC sets SO_REUSEPORT by default, so a second server on the same port
   // would start and silently share its traffic; a taken port must fail.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, options_.max_connection_idle_ms);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, options_.max_connection_age_ms);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             options_.max_connection_age_grace_ms);
   builder.RegisterService(handler_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || bound_port_ == 0) {

@@ -36,6 +36,13 @@ struct GrpcServerOptions {
   int max_receive_bytes = 4 * 1024 * 1024;
   int shutdown_grace_ms = 10'000;  // Stop(): then running calls are cancelled
   int health_interval_ms = 1'000;
+  // A connection without a call for this long is closed (GOAWAY); one older
+  // than max_connection_age_ms is closed too, after letting its calls finish
+  // for up to max_connection_age_grace_ms (clients reconnect). Descriptors
+  // held by forgotten clients thus come back.
+  int max_connection_idle_ms = 300'000;
+  int max_connection_age_ms = 1'800'000;
+  int max_connection_age_grace_ms = 30'000;
 };
 
 class GrpcServer {

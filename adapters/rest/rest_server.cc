@@ -26,6 +26,8 @@
 #include "adapters/rest/problem.h"
 #include "adapters/rest/rest_ops_pages.h"
 #include "adapters/rest/rest_user_routes.h"
+#include "core/resilience.h"
+#include "runtime/connection_budget.h"
 
 namespace polycrud::rest_adapter {
 namespace {
@@ -43,9 +45,11 @@ constexpr std::size_t kLingerBytes = 16 * 1024 * 1024;
 
 // One client connection. `idle` is only touched on the connection's strand.
 struct Session {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  Session(tcp::socket socket, std::optional<ConcurrencyLimiter::Slot> budget_slot)
+      : stream(std::move(socket)), slot(std::move(budget_slot)) {}
   beast::tcp_stream stream;
   bool idle = false;
+  std::optional<ConcurrencyLimiter::Slot> slot;  // of the connection budget, if any
 };
 
 // The reply to a failed read, if the client should get one.
@@ -146,8 +150,20 @@ class RestServer::Impl {
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
+      std::optional<ConcurrencyLimiter::Slot> slot;
+      if (options_.connections != nullptr) {
+        slot = options_.connections->TryTake();
+        if (!slot) {
+          if (options_.connections->TakeWarningTurn()) {
+            spdlog::warn("rest: the process holds its {} client connections, refusing more",
+                         options_.connections->limit());
+          }
+          socket.close(ec);
+          continue;
+        }
+      }
       socket.set_option(tcp::no_delay(true), ec);
-      auto session = std::make_shared<Session>(std::move(socket));
+      auto session = std::make_shared<Session>(std::move(socket), std::move(slot));
       {
         std::lock_guard lock(mu_);
         sessions_.insert(session);

@@ -4,7 +4,8 @@
 // with keep-alive. Bodies over `max_body_bytes` get 413 and headers over
 // `max_header_bytes` 431; a connection that sends no request for
 // `idle_timeout_ms`, or is too slow to send a body or take a response within
-// `io_timeout_ms`, is closed. Stop() drains: it stops accepting, closes idle
+// `io_timeout_ms`, is closed, and so is a new connection beyond the process's
+// connection budget. Stop() drains: it stops accepting, closes idle
 // connections and lets requests already running finish.
 #pragma once
 
@@ -18,6 +19,10 @@
 #include "core/metrics.h"
 #include "core/user_service.h"
 
+namespace polycrud::runtime {
+class ConnectionBudget;
+}  // namespace polycrud::runtime
+
 namespace polycrud::rest_adapter {
 
 struct RestServerOptions {
@@ -30,6 +35,8 @@ struct RestServerOptions {
   std::uint32_t max_header_bytes = 16 * 1024;
   int idle_timeout_ms = 30'000;  // waiting for the next request's headers
   int io_timeout_ms = 10'000;    // reading a body, writing a response
+  // The process's budget of client connections (null: no limit).
+  runtime::ConnectionBudget* connections = nullptr;
 };
 
 class RestServer {

@@ -13,12 +13,15 @@
 #include <thrift/transport/TVirtualTransport.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
 
+#include "core/resilience.h"
+#include "runtime/connection_budget.h"
 #include "runtime/fiber_scheduler.h"
 #include "runtime/io_wait.h"
 #include "transport/thrift/framed_transport.h"
@@ -39,16 +42,39 @@ using ::apache::thrift::transport::TVirtualTransport;
 }
 
 // One accepted connection's socket. The descriptor is closed by the server.
+// Between requests a read waits up to the idle timeout; once a request's
+// first byte is in, the rest of it must arrive within the request timeout
+// in all (each read waits only what is left of it).
 class ConnectionSocket final : public TVirtualTransport<ConnectionSocket> {
  public:
   ConnectionSocket(int fd, const FiberServerOptions& options)
-      : fd_(fd), idle_timeout_(options.idle_timeout), send_timeout_(options.send_timeout) {}
+      : fd_(fd),
+        idle_timeout_(options.idle_timeout),
+        request_timeout_(options.request_timeout),
+        send_timeout_(options.send_timeout) {}
 
   bool isOpen() const override { return true; }
 
+  // The request just read is complete: the next read waits for a new one.
+  void EndRequest() { in_request_ = false; }
+
   std::uint32_t read(std::uint8_t* buf, std::uint32_t len) {
+    std::chrono::milliseconds timeout = idle_timeout_;
+    if (in_request_) {
+      timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      request_deadline_ - runtime::IoClock::now()));
+      if (timeout <= std::chrono::milliseconds::zero()) {
+        throw TTransportException(TTransportException::TIMED_OUT,
+                                  "a request did not arrive within the request timeout");
+      }
+    }
     // Right after an answer went out the next request cannot be in yet.
-    return ReadWaiting(fd_, buf, len, idle_timeout_, std::exchange(sent_, false));
+    const std::uint32_t received = ReadWaiting(fd_, buf, len, timeout, std::exchange(sent_, false));
+    if (!in_request_) {
+      in_request_ = true;
+      request_deadline_ = runtime::IoClock::now() + request_timeout_;
+    }
+    return received;
   }
   void write(const std::uint8_t* buf, std::uint32_t len) {
     WriteWaiting(fd_, buf, len, send_timeout_);
@@ -58,8 +84,11 @@ class ConnectionSocket final : public TVirtualTransport<ConnectionSocket> {
  private:
   const int fd_;
   const std::chrono::milliseconds idle_timeout_;
+  const std::chrono::milliseconds request_timeout_;
   const std::chrono::milliseconds send_timeout_;
   bool sent_ = false;
+  bool in_request_ = false;
+  runtime::IoClock::time_point request_deadline_;
 };
 
 int Listen(const std::string& address, int port) {
@@ -187,10 +216,32 @@ void FiberThriftServer::Accept(runtime::FiberScheduler& scheduler, int thread) {
       ::close(fd);
       continue;
     }
+    std::shared_ptr<ConcurrencyLimiter::Slot> slot;
+    if (options_.connections != nullptr) {
+      std::optional<ConcurrencyLimiter::Slot> taken = options_.connections->TryTake();
+      if (!taken) {
+        if (options_.connections->TakeWarningTurn()) {
+          spdlog::warn("thrift: the process holds its {} client connections, refusing more",
+                       options_.connections->limit());
+        }
+        Refuse(fd);
+        continue;
+      }
+      slot = std::make_shared<ConcurrencyLimiter::Slot>(std::move(*taken));
+    }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    scheduler.Spawn([this, fd, &processor] { Serve(fd, processor); });
+    // The slot is given back when the connection's fiber ends.
+    scheduler.Spawn([this, fd, &processor, slot] { Serve(fd, processor); });
   }
+}
+
+void FiberThriftServer::Refuse(int fd) {
+  {
+    const std::lock_guard lock(mu_);
+    open_.erase(fd);
+  }
+  ::close(fd);
 }
 
 void FiberThriftServer::Serve(int fd, apache::thrift::TProcessor& processor) {
@@ -199,6 +250,7 @@ void FiberThriftServer::Serve(int fd, apache::thrift::TProcessor& processor) {
     auto framed = MakeFramedTransport(socket, config_);
     auto protocol = protocol_->getProtocol(framed);
     while (processor.process(protocol, protocol, nullptr)) {
+      socket->EndRequest();
     }
   } catch (const TTransportException& e) {
     if (e.getType() != TTransportException::END_OF_FILE) {

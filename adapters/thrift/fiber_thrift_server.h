@@ -15,8 +15,11 @@
 //
 // Bounded like the other models: frames (the configuration's max frame
 // size), strings and containers (the protocol factory), connections
-// (`max_connections`; more are closed at once), idle or stalled reads
-// (`idle_timeout`) and stalled writes (`send_timeout`). Stop() stops
+// (`max_connections`; more are closed at once), idle connections
+// (`idle_timeout` between requests), slow requests (`request_timeout`: once
+// the first byte of a request is in, all of it must be within that time, so
+// a byte now and then cannot hold a connection) and stalled writes
+// (`send_timeout`). Stop() stops
 // accepting, lets each call that is running finish and closes the
 // connections.
 #pragma once
@@ -38,6 +41,7 @@ class TProtocolFactory;
 }  // namespace apache::thrift
 
 namespace polycrud::runtime {
+class ConnectionBudget;
 class FiberScheduler;
 }  // namespace polycrud::runtime
 
@@ -49,7 +53,11 @@ struct FiberServerOptions {
   int threads = 2;
   int max_connections = 10'000;
   std::chrono::milliseconds idle_timeout{30'000};
+  std::chrono::milliseconds request_timeout{10'000};
   std::chrono::milliseconds send_timeout{10'000};
+  // The process's budget of client connections (null: none but
+  // max_connections); a connection beyond it is closed at once.
+  runtime::ConnectionBudget* connections = nullptr;
 };
 
 class FiberThriftServer {
@@ -76,6 +84,8 @@ class FiberThriftServer {
   // The acceptor fiber of one thread: each connection gets a fiber of its own.
   void Accept(runtime::FiberScheduler& scheduler, int thread);
   void Serve(int fd, apache::thrift::TProcessor& processor);
+  // Forgets and closes an accepted connection that is refused.
+  void Refuse(int fd);
 
   const std::vector<std::shared_ptr<apache::thrift::TProcessor>> processors_;
   const std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol_;

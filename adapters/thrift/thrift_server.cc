@@ -94,12 +94,15 @@ void ThriftServer::Start() {
     }
     fiber_server_ = std::make_unique<FiberThriftServer>(
         std::move(processors), protocol, config,
-        FiberServerOptions{.bind_address = options_.bind_address,
-                           .port = options_.port,
-                           .threads = options_.io_threads,
-                           .max_connections = options_.max_connections,
-                           .idle_timeout = std::chrono::milliseconds(options_.idle_timeout_ms),
-                           .send_timeout = std::chrono::milliseconds(options_.send_timeout_ms)});
+        FiberServerOptions{
+            .bind_address = options_.bind_address,
+            .port = options_.port,
+            .threads = options_.io_threads,
+            .max_connections = options_.max_connections,
+            .idle_timeout = std::chrono::milliseconds(options_.idle_timeout_ms),
+            .request_timeout = std::chrono::milliseconds(options_.request_timeout_ms),
+            .send_timeout = std::chrono::milliseconds(options_.send_timeout_ms),
+            .connections = options_.connections});
     fiber_server_->Start();
     bound_port_ = fiber_server_->port();
     return;

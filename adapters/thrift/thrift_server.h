@@ -31,6 +31,9 @@ class ThreadManager;
 namespace polycrud::thrift_adapter {
 class FiberThriftServer;
 }  // namespace polycrud::thrift_adapter
+namespace polycrud::runtime {
+class ConnectionBudget;
+}  // namespace polycrud::runtime
 
 namespace polycrud::thrift_adapter {
 
@@ -48,8 +51,11 @@ struct ThriftServerOptions {
   std::int32_t max_frame_bytes = 4 * 1024 * 1024;
   std::int32_t max_string_bytes = 64 * 1024;
   std::int32_t max_container_items = 100'000;
-  int idle_timeout_ms = 30'000;  // threadpool and fibers models: idle or stalled reads
+  int idle_timeout_ms = 30'000;     // threadpool and fibers models: idle or stalled reads
+  int request_timeout_ms = 10'000;  // fibers model: a whole request, from its first byte
   int send_timeout_ms = 10'000;
+  // fibers model: the process's budget of client connections (null: none).
+  runtime::ConnectionBudget* connections = nullptr;
 };
 
 // The UserService the fibers of fiber thread `thread` (0 .. io_threads-1)

@@ -419,6 +419,24 @@ TEST(GrpcDeadlineTest, QueuedCallPastItsDeadlineIsNotRun) {
   EXPECT_TRUE(again.ok()) << again.error_code() << " " << again.error_message();
 }
 
+// A connection nobody uses is closed by the server (GOAWAY), so forgotten
+// clients give their descriptors back; the client reconnects on its next call.
+TEST(GrpcConnectionLimitsTest, AnIdleConnectionIsClosedAndTheClientReconnects) {
+  ServerProcess server(
+      {.protocols = {"grpc"}, .extra_args = {"--grpc-max-connection-idle-ms", "300"}});
+  auto channel = Connect(server.port("grpc"));
+  auto stub = v1::UserService::NewStub(channel);
+  v1::PingResponse pong;
+  auto context = Context();
+  ASSERT_TRUE(stub->Ping(context.get(), v1::PingRequest(), &pong).ok());
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // After the GOAWAY the channel leaves READY on its own.
+  // (gRPC checks idleness every few seconds: about 5 s here.)
+  EXPECT_TRUE(Eventually([&] { return channel->GetState(false) != GRPC_CHANNEL_READY; }, 15s));
+  auto again = Context();
+  EXPECT_TRUE(stub->Ping(again.get(), v1::PingRequest(), &pong).ok());
+}
+
 TEST(GrpcShutdownTest, SigtermStopsPromptlyWithIdleClientsConnected) {
   ServerProcess server({.protocols = {"grpc"}});
   auto channel = Connect(server.port("grpc"));

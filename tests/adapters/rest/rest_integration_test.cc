@@ -7,12 +7,14 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <thrift/transport/TTransportException.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -21,6 +23,7 @@
 
 #include "clients/http_connection.h"
 #include "core/request.h"
+#include "tests/support/eventually.h"
 #include "tests/support/server_process.h"
 #include "tests/support/stack.h"
 
@@ -73,6 +76,12 @@ class RawSocket {
   void Send(const std::string& data) {
     ASSERT_EQ(send(fd_, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
   }
+  // What one recv() gets (empty: closed, or nothing within 10 s).
+  std::string ReadSome() {
+    char buffer[4096];
+    const ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
+    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+  }
   // Everything the server sends until it closes the connection.
   std::string ReadToClose() {
     std::string out;
@@ -87,6 +96,49 @@ class RawSocket {
  private:
   int fd_;
 };
+
+// Regression: the REST face had no connection cap, and the Thrift one a cap
+// (10,000) above the usual descriptor limit; a flood of idle connections
+// took the descriptors MySQL and Redis reconnects need. Both now count
+// against one budget (--max-connections).
+TEST(ConnectionBudgetTest, ConnectionsBeyondTheBudgetAreClosedOnEveryFace) {
+  ServerProcess server({.protocols = {"thrift", "rest"}, .extra_args = {"--max-connections", "3"}});
+  // Held: one Thrift client, two idle REST connections.
+  auto thrift = std::make_unique<ThriftClient>(server.thrift_port());
+  std::string pong;
+  (*thrift)->ping(pong);
+  // Each answered, so each surely holds its place before the next comes.
+  auto first = std::make_unique<RawSocket>(server.port("rest"));
+  first->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(first->ReadSome().starts_with("HTTP/1.1 200"));
+  RawSocket second(server.port("rest"));
+  second.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(second.ReadSome().starts_with("HTTP/1.1 200"));
+  // The fourth, on either face, is closed at once without an answer.
+  RawSocket refused(server.port("rest"));
+  refused.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(refused.ReadToClose(), "");
+  EXPECT_THROW(
+      {
+        ThriftClient other(server.thrift_port());
+        other->ping(pong);
+      },
+      apache::thrift::transport::TTransportException);
+  // A connection that closes gives its place back.
+  first.reset();
+  EXPECT_TRUE(Eventually(
+      [&] {
+        try {
+          ThriftClient other(server.thrift_port());
+          other->ping(pong);
+          return true;
+        } catch (const apache::thrift::transport::TTransportException&) {
+          return false;
+        }
+      },
+      5000ms));
+  (*thrift)->ping(pong);  // the held ones were never touched
+}
 
 class RestServerTest : public ::testing::Test {
  protected:

@@ -1,8 +1,13 @@
 // End-to-end tests of polycrud-server through a real Thrift client, against
 // the real MariaDB and Redis of the test stack (or private instances for the
 // degraded modes).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <thrift/transport/TTransportException.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -278,6 +283,46 @@ TEST(ThriftServerLimitsTest, IdleConnectionsAreClosed) {
   client->ping(pong);
   std::this_thread::sleep_for(1s);
   EXPECT_THROW(client->ping(pong), apache::thrift::transport::TTransportException);
+}
+
+// Regression: the read timeout restarted on every byte, so a client sending
+// one byte now and then held its connection (and a descriptor) forever.
+TEST(ThriftServerLimitsTest, ARequestTrickledByteByByteIsCutOffAtTheRequestTimeout) {
+  ServerProcess server({.extra_args = {"--thrift-request-timeout-ms", "1000"}});
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(server.thrift_port()));
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  // A frame header announcing 64 bytes, then one byte every 200 ms: each
+  // byte comes well within the idle timeout (30 s).
+  const unsigned char header[4] = {0, 0, 0, 64};
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (int i = 0; i < 4 + 40 && !closed; ++i) {
+    const unsigned char byte = i < 4 ? header[i] : 0;
+    if (send(fd, &byte, 1, MSG_NOSIGNAL) != 1) {
+      closed = true;
+      break;
+    }
+    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, 200) == 1) {
+      char c = 0;
+      closed = recv(fd, &c, 1, 0) <= 0;
+    }
+  }
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  close(fd);
+  EXPECT_TRUE(closed) << "the server kept a trickling request open for " << took << " s";
+  EXPECT_LT(took, 3.0);
+  // Requests that arrive in time are served as before.
+  ThriftClient client(server.thrift_port());
+  std::string pong;
+  client->ping(pong);
+  EXPECT_FALSE(pong.empty());
 }
 
 TEST(ThriftServerShutdownTest, SigtermExitsCleanly) {

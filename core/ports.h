@@ -118,6 +118,9 @@ class TokenVerifier {
  public:
   virtual ~TokenVerifier() = default;
   virtual StatusOr<Role> Verify(std::string_view token) const = 0;
+  // A name for `token` in logs that does not reveal it (the audit log's
+  // token id), whether or not the token is valid.
+  virtual std::string TokenId(std::string_view token) const = 0;
 };
 
 // Server wall clock, injectable for tests.

@@ -51,6 +51,11 @@ StatusOr<Sha256TokenVerifier> Sha256TokenVerifier::Create(
   return Sha256TokenVerifier(std::move(entries));
 }
 
+std::string Sha256TokenVerifier::TokenId(std::string_view token) const {
+  if (token.empty()) return "-";
+  return HashHex(token).substr(0, 12);
+}
+
 std::string Sha256TokenVerifier::HashHex(std::string_view token) {
   static constexpr char kHex[] = "0123456789abcdef";
   const Digest digest = Sha256(token);

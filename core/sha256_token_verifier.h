@@ -26,6 +26,9 @@ class Sha256TokenVerifier final : public TokenVerifier {
 
   // TokenVerifier:
   StatusOr<Role> Verify(std::string_view token) const override;
+  // The first 12 hex digits of HashHex(token), which an operator finds at the
+  // start of the configured hash; "-" for the empty token.
+  std::string TokenId(std::string_view token) const override;
 
  private:
   struct Entry {

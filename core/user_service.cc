@@ -82,7 +82,24 @@ Status UserService::Authorize(std::string_view token, Role needed) const {
   return Status::Ok();
 }
 
+void UserService::Audit(const Caller& caller, Operation operation, std::int64_t user_id,
+                        const Status& result) const {
+  if (options_.audit == nullptr) return;
+  const std::string token_id = tokens_.TokenId(caller.token);
+  options_.audit->Record(AuditRecord{.token_id = token_id,
+                                     .operation = operation,
+                                     .user_id = user_id,
+                                     .result = result.code(),
+                                     .request_id = caller.request_id});
+}
+
 StatusOr<User> UserService::CreateUser(const Caller& caller, const UserDraft& draft) {
+  StatusOr<User> user = Create(caller, draft);
+  Audit(caller, Operation::kCreateUser, user.ok() ? user->id : 0, user.status());
+  return user;
+}
+
+StatusOr<User> UserService::Create(const Caller& caller, const UserDraft& draft) {
   if (Status s = Admit(caller, Operation::kCreateUser); !s.ok()) return s;
   if (Status s = ValidateDraft(draft); !s.ok()) return s;
   StatusOr<User> user = store_.Insert(draft, clock_.NowMs());
@@ -106,6 +123,12 @@ StatusOr<std::vector<User>> UserService::BatchGetUsers(const Caller& caller,
 
 StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
                                        const UserPatch& patch) {
+  StatusOr<User> user = Update(caller, id, patch);
+  Audit(caller, Operation::kUpdateUser, id, user.status());
+  return user;
+}
+
+StatusOr<User> UserService::Update(const Caller& caller, std::int64_t id, const UserPatch& patch) {
   if (Status s = Admit(caller, Operation::kUpdateUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   if (Status s = ValidatePatch(patch); !s.ok()) return s;
@@ -120,6 +143,12 @@ StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
 }
 
 Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
+  Status status = Delete(caller, id);
+  Audit(caller, Operation::kDeleteUser, id, status);
+  return status;
+}
+
+Status UserService::Delete(const Caller& caller, std::int64_t id) {
   if (Status s = Admit(caller, Operation::kDeleteUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   cache_aside_.BeforeWrite(id, caller.request_id);

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/audit_log.h"
 #include "core/cache_aside.h"
 #include "core/cache_health.h"
 #include "core/cache_repairer.h"
@@ -46,6 +47,9 @@ struct UserServiceOptions {
   // Where a service that owns its cache health reports degraded modes (null:
   // nowhere); must outlive the service.
   EventLog* events = nullptr;
+  // Where every admin write attempt is recorded (null: nowhere); must
+  // outlive the service.
+  AuditLog* audit = nullptr;
 };
 
 class UserService {
@@ -95,6 +99,13 @@ class UserService {
   CircuitBreaker::State cache_breaker_state() const { return health_.breaker_state(); }
 
  private:
+  // The writes themselves; the public ones audit each attempt.
+  StatusOr<User> Create(const Caller& caller, const UserDraft& draft);
+  StatusOr<User> Update(const Caller& caller, std::int64_t id, const UserPatch& patch);
+  Status Delete(const Caller& caller, std::int64_t id);
+  // Records one admin write attempt in options_.audit, if any.
+  void Audit(const Caller& caller, Operation operation, std::int64_t user_id,
+             const Status& result) const;
   Status Authorize(std::string_view token, Role needed) const;
   Status Unavailable(std::string message) const;
 

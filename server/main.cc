@@ -19,6 +19,7 @@
 #include "server/face.h"
 #include "server/prometheus_text.h"
 #include "server/services.h"
+#include "server/spdlog_audit_log.h"
 #include "server/spdlog_event_log.h"
 #include "storage/mysql/mysql_user_store.h"
 
@@ -191,7 +192,8 @@ int main(int argc, char** argv) {
   AddOptions(app, config, faces);
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v");
+  const std::string log_pattern = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v";
+  spdlog::set_pattern(log_pattern);
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   const sigset_t signals = BlockShutdownSignals();
 
@@ -257,6 +259,9 @@ int main(int argc, char** argv) {
   // Every UserService of the process and what each runtime's calls run on.
   // Degraded modes reach the log at most 5 lines a second per kind.
   polycrud::server::SpdlogEventLog event_log;
+  // Every admin write attempt, whatever the log level.
+  polycrud::server::SpdlogAuditLog audit_log(log_pattern);
+  config.services.service.audit = &audit_log;
   polycrud::RateLimitedEventLog limited_events(event_log, clock);
   polycrud::server::Services services(store, *tokens, clock, config.services, &limited_events);
   polycrud::UserService& service = services.threads();

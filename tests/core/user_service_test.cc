@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/sha256_token_verifier.h"
 #include "tests/core/user_service_fixture.h"
 
 namespace polycrud::testing {
@@ -18,6 +20,76 @@ namespace {
 class UserServiceTest : public UserServiceFixture {};
 
 // ---------------------------------------------------------------- auth
+
+// An AuditLog that keeps every record, with its strings copied.
+class RecordingAuditLog final : public AuditLog {
+ public:
+  struct Entry {
+    std::string token_id;
+    Operation operation;
+    std::int64_t user_id;
+    StatusCode result;
+    std::string request_id;
+  };
+  void Record(const AuditRecord& r) override {
+    std::lock_guard lock(mu_);
+    entries_.push_back(
+        {std::string(r.token_id), r.operation, r.user_id, r.result, std::string(r.request_id)});
+  }
+  std::vector<Entry> entries() const {
+    std::lock_guard lock(mu_);
+    return entries_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Entry> entries_;
+};
+
+TEST_F(UserServiceTest, EveryAdminWriteAttemptIsAuditedWithATokenIdNeverTheToken) {
+  RecordingAuditLog audit;
+  Restart(UserServiceOptions{.audit = &audit});
+  const User user = *service().CreateUser(Caller(kAdminToken, "req-1"), MakeDraft(1));
+  ASSERT_TRUE(service().GetUser(kReaderToken, user.id).ok());  // reads are not audited
+  EXPECT_EQ(service()
+                .UpdateUser(Caller(kAdminToken, "req-2"), user.id,
+                            {.full_name = "B", .expected_version = 7})
+                .status()
+                .code(),
+            StatusCode::kConflict);
+  EXPECT_EQ(service().DeleteUser(Caller(kReaderToken, "req-3"), user.id).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(service().CreateUser(Caller("", "req-4"), MakeDraft(2)).status().code(),
+            StatusCode::kUnauthenticated);
+  ASSERT_TRUE(service().DeleteUser(Caller(kAdminToken, "req-5"), user.id).ok());
+
+  const std::vector<RecordingAuditLog::Entry> entries = audit.entries();
+  ASSERT_EQ(entries.size(), 5u);
+  const std::string admin_id = Sha256TokenVerifier::HashHex(kAdminToken).substr(0, 12);
+  const std::string reader_id = Sha256TokenVerifier::HashHex(kReaderToken).substr(0, 12);
+  const struct {
+    std::string token_id;
+    Operation operation;
+    std::int64_t user_id;
+    StatusCode result;
+    std::string request_id;
+  } want[] = {
+      {admin_id, Operation::kCreateUser, user.id, StatusCode::kOk, "req-1"},
+      {admin_id, Operation::kUpdateUser, user.id, StatusCode::kConflict, "req-2"},
+      {reader_id, Operation::kDeleteUser, user.id, StatusCode::kPermissionDenied, "req-3"},
+      {"-", Operation::kCreateUser, 0, StatusCode::kUnauthenticated, "req-4"},
+      {admin_id, Operation::kDeleteUser, user.id, StatusCode::kOk, "req-5"},
+  };
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(entries[i].token_id, want[i].token_id);
+    EXPECT_EQ(entries[i].operation, want[i].operation);
+    EXPECT_EQ(entries[i].user_id, want[i].user_id);
+    EXPECT_EQ(entries[i].result, want[i].result);
+    EXPECT_EQ(entries[i].request_id, want[i].request_id);
+    EXPECT_EQ(entries[i].token_id.find(kAdminToken), std::string::npos);
+  }
+}
 
 TEST_F(UserServiceTest, PingNeedsNoTokenAndDoesNoIo) {
   EXPECT_EQ(service().Ping(), "polycrud 0.1.0");

@@ -23,6 +23,7 @@
 
 #include "clients/http_connection.h"
 #include "core/request.h"
+#include "core/sha256_token_verifier.h"
 #include "tests/support/eventually.h"
 #include "tests/support/server_process.h"
 #include "tests/support/stack.h"
@@ -341,6 +342,35 @@ TEST(RestServerReadinessTest, ADegradedReadIsLoggedWithItsRequestId) {
   std::ifstream log(server.log_path());
   const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("cache_failed [degraded-read-7]"), std::string::npos) << text;
+}
+
+TEST(RestServerAuditTest, AnAdminWriteIsAuditedInTheLogEvenAtLogLevelError) {
+  ServerProcess server({.protocols = {"rest"}, .extra_args = {"--log-level", "error"}});
+  HttpConnection http(server.port("rest"));
+  HttpRequest request{http::verb::post, "/v1/users", 11};
+  request.set(http::field::authorization, "Bearer " + std::string(kAdminToken));
+  request.set(http::field::content_type, "application/json");
+  request.set("X-Request-Id", "audited-create-1");
+  request.body() = DraftJson(UniqueName("audit"));
+  request.prepare_payload();
+  const HttpResponse r = http.Send(request);
+  ASSERT_EQ(r.result_int(), 201u);
+  const std::int64_t id = Body(r)["id"].get<std::int64_t>();
+  const std::string line = "audit op=create_user user=" + std::to_string(id) + " result=OK token=" +
+                           Sha256TokenVerifier::HashHex(kAdminToken).substr(0, 12) +
+                           " request=audited-create-1";
+  EXPECT_TRUE(Eventually(
+      [&] {
+        std::ifstream log(server.log_path());
+        const std::string text((std::istreambuf_iterator<char>(log)),
+                               std::istreambuf_iterator<char>());
+        return text.find(line) != std::string::npos;
+      },
+      5000ms))
+      << "no line '" << line << "' in " << server.log_path();
+  std::ifstream log(server.log_path());
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find(kAdminToken), std::string::npos) << "the token itself reached the log";
 }
 
 TEST(RestServerShutdownTest, SigtermClosesIdleKeptAliveConnectionsAndExitsCleanly) {

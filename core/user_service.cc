@@ -1,6 +1,8 @@
 #include "core/user_service.h"
 
 #include <chrono>
+#include <cstdio>
+#include <string>
 #include <utility>
 
 #include "core/validation.h"
@@ -57,19 +59,30 @@ Status UserService::Unavailable(std::string message) const {
 }
 
 Status UserService::Admit(const Caller& caller, Operation operation) const {
+  Status admitted = Status::Internal("unknown operation");
   switch (operation) {
     case Operation::kPing:
       return Status::Ok();
     case Operation::kCreateUser:
     case Operation::kUpdateUser:
     case Operation::kDeleteUser:
-      return Authorize(caller.token, Role::kAdmin);
+      admitted = Authorize(caller.token, Role::kAdmin);
+      break;
     case Operation::kGetUser:
     case Operation::kBatchGetUsers:
     case Operation::kListUsers:
-      return Authorize(caller.token, Role::kReader);
+      admitted = Authorize(caller.token, Role::kReader);
+      break;
   }
-  return Status::Internal("unknown operation");
+  if (!admitted.ok() || options_.rate_limiter == nullptr) return admitted;
+  const std::string token_id = tokens_.TokenId(caller.token);
+  if (const std::int64_t wait_ms = options_.rate_limiter->Take(token_id); wait_ms > 0) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g", options_.rate_limiter->per_second());
+    return Status::ResourceExhausted(
+        "rate limit of token " + token_id + " reached (" + rate + " requests/s)", wait_ms);
+  }
+  return Status::Ok();
 }
 
 Status UserService::Authorize(std::string_view token, Role needed) const {

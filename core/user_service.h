@@ -23,6 +23,7 @@
 #include "core/event_log.h"
 #include "core/metrics.h"
 #include "core/ports.h"
+#include "core/rate_limiter.h"
 #include "core/request.h"
 #include "core/resilience.h"
 #include "core/status.h"
@@ -50,6 +51,9 @@ struct UserServiceOptions {
   // Where every admin write attempt is recorded (null: nowhere); must
   // outlive the service.
   AuditLog* audit = nullptr;
+  // Per-token rate limits of every operation but Ping (null: none); shared
+  // by the services of a process, must outlive them.
+  TokenRateLimiter* rate_limiter = nullptr;
 };
 
 class UserService {
@@ -81,9 +85,9 @@ class UserService {
   // limit 0 means kDefaultPageLimit. Read straight from the store.
   StatusOr<UserPage> ListUsers(const Caller& caller, std::int64_t after_id, std::int32_t limit);
 
-  // Whether `caller` may run `operation` now (shutdown, token, role), without
-  // running it. Every use case checks this first itself; a face that rejects
-  // malformed input before calling the core asks it before answering, so an
+  // Whether `caller` may run `operation` now (token, role, then the token's
+  // rate limit, which this counts), without running it. Every use case checks this first itself; a
+  // face that rejects malformed input before calling the core asks it before answering, so an
   // unauthenticated caller learns nothing about its input.
   Status Admit(const Caller& caller, Operation operation) const;
 

@@ -48,7 +48,9 @@ struct Config {
   int cache_ttl_s = 3600;
   int redis_timeout_ms = 500;
   int near_ttl_ms = 1000;
-  int max_connections = 0;  // 0: what the descriptor limit leaves
+  int max_connections = 0;          // 0: what the descriptor limit leaves
+  double rate_limit_per_token = 0;  // requests/s; 0: off
+  double rate_limit_burst = 0;      // 0: one second's worth
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
 };
@@ -92,6 +94,18 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
                  "need")
       ->envname("POLYCRUD_MAX_CONNECTIONS")
       ->check(CLI::Range(0, 10'000'000))
+      ->capture_default_str();
+  app.add_option("--rate-limit-per-token", c.rate_limit_per_token,
+                 "Requests a second each token may make, on all faces together (Ping is "
+                 "free); beyond it RESOURCE_EXHAUSTED with a retry hint (REST 429). 0: no limit")
+      ->envname("POLYCRUD_RATE_LIMIT_PER_TOKEN")
+      ->check(CLI::Range(0.0, 10'000'000.0))
+      ->capture_default_str();
+  app.add_option("--rate-limit-burst", c.rate_limit_burst,
+                 "Requests a token may make at once after a pause (0: --rate-limit-per-token, "
+                 "at least 1)")
+      ->envname("POLYCRUD_RATE_LIMIT_BURST")
+      ->check(CLI::Range(0.0, 10'000'000.0))
       ->capture_default_str();
   app.add_option("--mysql-wait-s", c.mysql_wait_s,
                  "At start-up, keep trying to reach MySQL for this long")
@@ -262,6 +276,15 @@ int main(int argc, char** argv) {
   // Every admin write attempt, whatever the log level.
   polycrud::server::SpdlogAuditLog audit_log(log_pattern);
   config.services.service.audit = &audit_log;
+  std::optional<polycrud::TokenRateLimiter> rate_limiter;
+  if (config.rate_limit_per_token > 0) {
+    const double burst = config.rate_limit_burst > 0 ? config.rate_limit_burst
+                                                     : std::max(1.0, config.rate_limit_per_token);
+    rate_limiter.emplace(config.rate_limit_per_token, burst, clock);
+    config.services.service.rate_limiter = &*rate_limiter;
+    spdlog::info("rate limit: {} requests/s per token, bursts of {}", config.rate_limit_per_token,
+                 burst);
+  }
   polycrud::RateLimitedEventLog limited_events(event_log, clock);
   polycrud::server::Services services(store, *tokens, clock, config.services, &limited_events);
   polycrud::UserService& service = services.threads();

@@ -373,6 +373,28 @@ TEST(RestServerAuditTest, AnAdminWriteIsAuditedInTheLogEvenAtLogLevelError) {
   EXPECT_EQ(text.find(kAdminToken), std::string::npos) << "the token itself reached the log";
 }
 
+TEST(RestServerRateLimitTest, ATokenPastItsLimitGets429WithRetryAfter) {
+  ServerProcess server(
+      {.protocols = {"rest"},
+       .extra_args = {"--rate-limit-per-token", "0.5", "--rate-limit-burst", "2"}});
+  HttpConnection http(server.port("rest"));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(
+        http.Send(http::verb::get, "/v1/users?limit=1", std::nullopt, kReaderToken).result_int(),
+        200u)
+        << i;
+  }
+  const HttpResponse refused =
+      http.Send(http::verb::get, "/v1/users?limit=1", std::nullopt, kReaderToken);
+  EXPECT_EQ(refused.result_int(), 429u);
+  EXPECT_EQ(Body(refused)["code"], "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(refused[http::field::retry_after], "2");  // 0.5 a second: 2 s for the next
+  EXPECT_EQ(http.Send(http::verb::get, "/v1/users?limit=1", std::nullopt, kAdminToken).result_int(),
+            200u)
+      << "another token has a bucket of its own";
+  EXPECT_EQ(http.Send(http::verb::get, "/v1/ping").result_int(), 200u);
+}
+
 TEST(RestServerShutdownTest, SigtermClosesIdleKeptAliveConnectionsAndExitsCleanly) {
   ServerProcess server({.protocols = {"rest"}});
   HttpConnection http(server.port("rest"));

@@ -197,60 +197,42 @@ void CacheAside::AfterWriteError(std::int64_t id, const Status& error,
     MarkPending(id, 0, request_id, "a write's outcome is unknown");
     return;
   }
-  if (!health_.Allow()) return;  // a mark left behind expires by itself
-  const Status status = cache_.EndWrite(id, WrittenEntry{});
-  if (!status.ok()) {
-    health_.Failed(status, request_id);
-    return;
-  }
-  health_.Succeeded();
+  // A mark left behind (breaker open, call failed) expires by itself.
+  if (health_.Allow()) health_.Record(cache_.EndWrite(id, WrittenEntry{}), request_id);
 }
 
 void CacheAside::BeforeWrite(std::int64_t id, std::string_view request_id) {
-  if (!health_.Allow()) return;  // AfterWrite marks the id pending
-  const Status status = cache_.BeginWrite(id);
-  if (!status.ok()) {
-    health_.Failed(status, request_id);
-    return;
+  // Without a mark, AfterWrite still updates the entry or marks it pending.
+  if (health_.Allow()) health_.Record(cache_.BeginWrite(id), request_id);
+}
+
+template <typename Update>
+void CacheAside::UpdateAfterCommit(std::int64_t id, std::int64_t deleted_version,
+                                   std::string_view request_id, Update update) {
+  if (!health_.Allow()) {
+    MarkPending(id, deleted_version, request_id, "the cache breaker is open");
+  } else if (!health_.Record(update(), request_id)) {
+    MarkPending(id, deleted_version, request_id, "its update failed");
   }
-  health_.Succeeded();
 }
 
 void CacheAside::AfterCreate(const User& user, std::string_view request_id) {
-  if (!health_.Allow()) {
-    MarkPending(user.id, 0, request_id, "the cache breaker is open");
-    return;
-  }
   // A fill: it also replaces a negative entry a reader left for the new id,
   // and leaves alone the write intent of a writer that raced the create.
-  const Status status = cache_.PutIfNewer(user).status();
-  if (!status.ok()) {
-    health_.Failed(status, request_id);
-    MarkPending(user.id, 0, request_id, "its update failed");
-    return;
-  }
-  health_.Succeeded();
+  UpdateAfterCommit(user.id, 0, request_id, [&] { return cache_.PutIfNewer(user).status(); });
 }
 
 void CacheAside::AfterWrite(std::int64_t id, const User* user, std::int64_t deleted_version,
                             std::string_view request_id) {
-  if (!health_.Allow()) {
-    MarkPending(id, deleted_version, request_id, "the cache breaker is open");
-    return;
-  }
-  WrittenEntry written;
-  if (user != nullptr) {
-    written.user = *user;
-  } else {
-    written.deleted_version = deleted_version;
-  }
-  const Status status = cache_.EndWrite(id, written);
-  if (!status.ok()) {
-    health_.Failed(status, request_id);
-    MarkPending(id, deleted_version, request_id, "its update failed");
-    return;
-  }
-  health_.Succeeded();
+  UpdateAfterCommit(id, deleted_version, request_id, [&] {
+    WrittenEntry written;
+    if (user != nullptr) {
+      written.user = *user;
+    } else {
+      written.deleted_version = deleted_version;
+    }
+    return cache_.EndWrite(id, written);
+  });
 }
 
 }  // namespace polycrud

@@ -70,6 +70,12 @@ class CacheAside {
   StatusOr<User> ReadBypassingCache(std::int64_t id, std::string_view request_id);
   LoadResult LoadAndFill(std::int64_t id, std::string_view request_id);
   Status Overloaded(std::string_view request_id) const;
+  // Runs `update` (a cache call returning Status) for a committed write of
+  // `id`; if the breaker is open or the call fails, the id goes to the
+  // repairer.
+  template <typename Update>
+  void UpdateAfterCommit(std::int64_t id, std::int64_t deleted_version, std::string_view request_id,
+                         Update update);
   // Hands `id` to the repairer and reports it, saying `why`.
   void MarkPending(std::int64_t id, std::int64_t deleted_version, std::string_view request_id,
                    std::string_view why);

@@ -58,6 +58,16 @@ class CacheHealth {
   // step toward opening the breaker unless the cache only refused
   // (kResourceExhausted: it is up, but full or busy).
   void Failed(const Status& status, std::string_view request_id = {});
+  // Succeeded() or Failed(status, request_id), as the cache call answered;
+  // returns status.ok().
+  bool Record(const Status& status, std::string_view request_id = {}) {
+    if (!status.ok()) {
+      Failed(status, request_id);
+      return false;
+    }
+    Succeeded();
+    return true;
+  }
   // Reports `event` of request `request_id` (empty: background work).
   void Report(Event event, std::string_view request_id, std::string_view message) {
     events_.Record(event, request_id, message);

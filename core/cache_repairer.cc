@@ -105,12 +105,7 @@ std::size_t CacheRepairer::RepairBatch() {
                                     ? repair.deleted_version
                                     : std::numeric_limits<std::int64_t>::max() - 1;
     }
-    const Status status = cache_.SettleWrite(id, written);
-    if (!status.ok()) {
-      health_.Failed(status);
-      return repaired;
-    }
-    health_.Succeeded();
+    if (!health_.Record(cache_.SettleWrite(id, written))) return repaired;
     CacheHealth::Count(health_.stats().repairs);
     ++repaired;
     std::lock_guard lock(pending_mu_);

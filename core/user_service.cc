@@ -74,7 +74,14 @@ Status UserService::Admit(const Caller& caller, Operation operation) const {
       admitted = Authorize(caller.token, Role::kReader);
       break;
   }
-  if (!admitted.ok() || options_.rate_limiter == nullptr) return admitted;
+  return admitted;
+}
+
+Status UserService::Enter(const Caller& caller, Operation operation) const {
+  Status admitted = Admit(caller, operation);
+  if (!admitted.ok() || operation == Operation::kPing || options_.rate_limiter == nullptr) {
+    return admitted;
+  }
   const std::string token_id = tokens_.TokenId(caller.token);
   if (const std::int64_t wait_ms = options_.rate_limiter->Take(token_id); wait_ms > 0) {
     char rate[32];
@@ -113,7 +120,7 @@ StatusOr<User> UserService::CreateUser(const Caller& caller, const UserDraft& dr
 }
 
 StatusOr<User> UserService::Create(const Caller& caller, const UserDraft& draft) {
-  if (Status s = Admit(caller, Operation::kCreateUser); !s.ok()) return s;
+  if (Status s = Enter(caller, Operation::kCreateUser); !s.ok()) return s;
   if (Status s = ValidateDraft(draft); !s.ok()) return s;
   StatusOr<User> user = store_.Insert(draft, clock_.NowMs());
   if (!user.ok()) return user;
@@ -122,14 +129,14 @@ StatusOr<User> UserService::Create(const Caller& caller, const UserDraft& draft)
 }
 
 StatusOr<User> UserService::GetUser(const Caller& caller, std::int64_t id) {
-  if (Status s = Admit(caller, Operation::kGetUser); !s.ok()) return s;
+  if (Status s = Enter(caller, Operation::kGetUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   return cache_aside_.Read(id, caller.request_id);
 }
 
 StatusOr<std::vector<User>> UserService::BatchGetUsers(const Caller& caller,
                                                        std::span<const std::int64_t> ids) {
-  if (Status s = Admit(caller, Operation::kBatchGetUsers); !s.ok()) return s;
+  if (Status s = Enter(caller, Operation::kBatchGetUsers); !s.ok()) return s;
   if (Status s = ValidateBatchIds(ids); !s.ok()) return s;
   return cache_aside_.ReadMany(ids, caller.request_id);
 }
@@ -142,7 +149,7 @@ StatusOr<User> UserService::UpdateUser(const Caller& caller, std::int64_t id,
 }
 
 StatusOr<User> UserService::Update(const Caller& caller, std::int64_t id, const UserPatch& patch) {
-  if (Status s = Admit(caller, Operation::kUpdateUser); !s.ok()) return s;
+  if (Status s = Enter(caller, Operation::kUpdateUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   if (Status s = ValidatePatch(patch); !s.ok()) return s;
   cache_aside_.BeforeWrite(id, caller.request_id);
@@ -162,7 +169,7 @@ Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
 }
 
 Status UserService::Delete(const Caller& caller, std::int64_t id) {
-  if (Status s = Admit(caller, Operation::kDeleteUser); !s.ok()) return s;
+  if (Status s = Enter(caller, Operation::kDeleteUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   cache_aside_.BeforeWrite(id, caller.request_id);
   StatusOr<std::int64_t> deleted_version = store_.Delete(id);
@@ -176,7 +183,7 @@ Status UserService::Delete(const Caller& caller, std::int64_t id) {
 
 StatusOr<UserPage> UserService::ListUsers(const Caller& caller, std::int64_t after_id,
                                           std::int32_t limit) {
-  if (Status s = Admit(caller, Operation::kListUsers); !s.ok()) return s;
+  if (Status s = Enter(caller, Operation::kListUsers); !s.ok()) return s;
   if (Status s = ValidateListArgs(after_id, limit); !s.ok()) return s;
   const std::int32_t page_size = limit == 0 ? kDefaultPageLimit : limit;
   // One extra row tells whether a further page exists without a second query.

@@ -85,9 +85,9 @@ class UserService {
   // limit 0 means kDefaultPageLimit. Read straight from the store.
   StatusOr<UserPage> ListUsers(const Caller& caller, std::int64_t after_id, std::int32_t limit);
 
-  // Whether `caller` may run `operation` now (token, role, then the token's
-  // rate limit, which this counts), without running it. Every use case checks this first itself; a
-  // face that rejects malformed input before calling the core asks it before answering, so an
+  // Whether `caller` may run `operation` now (token and role), without
+  // running it or counting it against a rate limit. A face that rejects
+  // malformed input before calling the core asks it before answering, so an
   // unauthenticated caller learns nothing about its input.
   Status Admit(const Caller& caller, Operation operation) const;
 
@@ -110,6 +110,9 @@ class UserService {
   // Records one admin write attempt in options_.audit, if any.
   void Audit(const Caller& caller, Operation operation, std::int64_t user_id,
              const Status& result) const;
+  // What every use case checks first: Admit, then the token's rate limit
+  // (which this counts).
+  Status Enter(const Caller& caller, Operation operation) const;
   Status Authorize(std::string_view token, Role needed) const;
   Status Unavailable(std::string message) const;
 

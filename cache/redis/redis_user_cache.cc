@@ -48,12 +48,6 @@ bool IsNoScript(const redisReply* reply) {
   return std::string_view(reply->str, reply->len).starts_with("NOSCRIPT");
 }
 
-// The text of the script whose SHA-1 is `sha`.
-std::string_view ScriptWithSha(std::string_view sha) {
-  static const std::string fill = Sha1Hex(PutIfNewerScript());
-  return sha == fill ? PutIfNewerScript() : WriteIntentScript();
-}
-
 }  // namespace
 
 RedisUserCache::RedisUserCache(RedisCacheOptions options, RedisCommandPipe& pipe)
@@ -132,7 +126,7 @@ StatusOr<RedisReplyPtr> RedisUserCache::Command(const std::vector<std::string>& 
     // Redis restarted (it is a pure cache): send the script itself once.
     std::vector<std::string> eval = argv;
     eval[0] = "EVAL";
-    eval[1] = std::string(ScriptWithSha(argv[1]));
+    eval[1] = std::string(argv[1] == fill_script_sha_ ? PutIfNewerScript() : WriteIntentScript());
     reply = pipe_.Command(eval);
     if (!reply.ok()) return reply.status();
     if ((*reply)->type != REDIS_REPLY_ERROR) return reply;
@@ -223,7 +217,7 @@ StatusOr<std::vector<RedisReplyPtr>> RedisUserCache::Pipeline(
       if ((*loaded)->type == REDIS_REPLY_ERROR) return ErrorReply(loaded->get());
     }
   }
-  return Status::Unavailable("cache: the fill script could not be loaded");
+  return Status::Unavailable("cache: the Lua scripts could not be loaded");
 }
 
 StatusOr<bool> RedisUserCache::PutAbsent(std::int64_t id) {

@@ -395,6 +395,26 @@ TEST(RestServerRateLimitTest, ATokenPastItsLimitGets429WithRetryAfter) {
   EXPECT_EQ(http.Send(http::verb::get, "/v1/ping").result_int(), 200u);
 }
 
+// An invalid request counts once: the face's check of the caller before it
+// answers INVALID_ARGUMENT does not take from the bucket again.
+TEST(RestServerRateLimitTest, ARejectedRequestCountsOnce) {
+  ServerProcess server(
+      {.protocols = {"rest"},
+       .extra_args = {"--rate-limit-per-token", "0.1", "--rate-limit-burst", "3"}});
+  HttpConnection http(server.port("rest"));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(http.Send(http::verb::get, "/v1/users/0", std::nullopt, kReaderToken).result_int(),
+              400u)
+        << i;
+  }
+  EXPECT_EQ(
+      http.Send(http::verb::get, "/v1/users?limit=1", std::nullopt, kReaderToken).result_int(),
+      200u);
+  EXPECT_EQ(
+      http.Send(http::verb::get, "/v1/users?limit=1", std::nullopt, kReaderToken).result_int(),
+      429u);
+}
+
 TEST(RestServerShutdownTest, SigtermClosesIdleKeptAliveConnectionsAndExitsCleanly) {
   ServerProcess server({.protocols = {"rest"}});
   HttpConnection http(server.port("rest"));

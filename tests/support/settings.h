@@ -16,4 +16,10 @@ extern const SettingDefault kSettingDefaults[];
 // The setting `name` (e.g. "POLYCRUD_TEST_MYSQL_PORT"); throws if unknown.
 std::string Setting(const char* name);
 
+// "<prefix>_<run>_<n>": a username (3-32 characters with a prefix of up to
+// 10) that no other test process meets on the shared stack, where the run is
+// 48 random bits drawn once per process (a process id is reused within a run
+// of the suite) and n counts the calls.
+std::string UniqueName(const std::string& prefix);
+
 }  // namespace polycrud::testing

@@ -7,11 +7,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -34,12 +32,6 @@ namespace reflection = ::grpc::reflection::v1alpha;
 
 // The server under test bounds received messages at this size.
 constexpr int kMaxReceiveBytes = 64 * 1024;
-
-std::string UniqueName(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  static const auto run = std::to_string(std::random_device{}() % 1'000'000);
-  return prefix + "_" + run + "_" + std::to_string(counter++);
-}
 
 std::shared_ptr<grpc::Channel> Connect(int port) {
   return grpc::CreateChannel("127.0.0.1:" + std::to_string(port),

@@ -10,13 +10,11 @@
 #include <thrift/transport/TTransportException.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <regex>
 #include <string>
 #include <thread>
@@ -38,12 +36,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-std::string UniqueName(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  static const auto run = std::to_string(std::random_device{}() % 1'000'000);
-  return prefix + "_" + run + "_" + std::to_string(counter++);
-}
 
 std::string DraftJson(const std::string& name) {
   return json{{"username", name}, {"email", name + "@example.com"}, {"full_name", "Rest User"}}

@@ -135,9 +135,8 @@ class PolycrudBenchTest : public ::testing::TestWithParam<std::string> {
         {.protocols = {"thrift", "rest"}, .extra_args = {"--thrift-protocol", "compact"}});
     // Ten users whose ids the load reads.
     auto client = clients::MakeProtocolClient("thrift", server_->port("thrift"));
-    const std::string run = std::to_string(getpid());
     for (int i = 0; i < 10; ++i) {
-      const std::string name = "benchit_" + run + "_" + std::to_string(i);
+      const std::string name = UniqueName("benchit");
       auto out = client->CreateUser(
           kAdminToken, {.username = name, .email = name + "@example.com", .full_name = "B"});
       ASSERT_TRUE(out.ok()) << out.status.message;

@@ -21,7 +21,8 @@ class SoapFace final : public ServerFace<SoapServer, SoapServerOptions> {
         ->envname("POLYCRUD_SOAP_PORT")
         ->capture_default_str();
     app.add_option("--soap-workers", options_.workers,
-                   "SOAP worker threads, each serving one connection at a time")
+                   "SOAP worker threads: requests handled at once (a request is read whole "
+                   "before it takes one)")
         ->envname("POLYCRUD_SOAP_WORKERS")
         ->check(CLI::Range(1, 4096))
         ->capture_default_str();
@@ -31,7 +32,8 @@ class SoapFace final : public ServerFace<SoapServer, SoapServerOptions> {
         ->check(CLI::Range(1024, 64 * 1024 * 1024))
         ->capture_default_str();
     app.add_option("--soap-timeout-ms", options_.timeout_ms,
-                   "Close a SOAP connection that sends nothing (or stalls) for this long")
+                   "Close a SOAP connection that sends no request for this long, or is as slow "
+                   "to send the rest of one or to take an answer")
         ->envname("POLYCRUD_SOAP_TIMEOUT_MS")
         ->check(CLI::Range(100, 3'600'000))
         ->capture_default_str();
@@ -43,7 +45,10 @@ class SoapFace final : public ServerFace<SoapServer, SoapServerOptions> {
         ->capture_default_str();
   }
 
-  void Start(const FaceContext& context) override { StartServer(context); }
+  void Start(const FaceContext& context) override {
+    options_.connections = &context.connections;
+    StartServer(context);
+  }
 
   std::string Describe() const override {
     return Address() + " (POST /soap, GET /soap?wsdl, " + std::to_string(options_.workers) +

@@ -5,17 +5,18 @@
 // carry. Routes are added at set-up; Dispatch is then thread-safe.
 #pragma once
 
-#include <boost/beast/http.hpp>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "transport/http/http_server.h"
+
 namespace polycrud::rest_adapter {
 
 namespace http = boost::beast::http;
-using HttpRequest = http::request<http::string_body>;
-using HttpResponse = http::response<http::string_body>;
+using http_transport::HttpRequest;
+using http_transport::HttpResponse;
 
 // What a handler gets besides the request.
 // Where a client names its request, and where the answer repeats the name.

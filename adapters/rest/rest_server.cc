@@ -1,283 +1,62 @@
 #include "adapters/rest/rest_server.h"
 
-#include <spdlog/spdlog.h>
-
-#include <array>
-#include <atomic>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <chrono>
-#include <condition_variable>
-#include <exception>
-#include <mutex>
-#include <optional>
-#include <set>
-#include <thread>
 #include <utility>
-#include <vector>
 
 #include "adapters/rest/problem.h"
-#include "adapters/rest/rest_ops_pages.h"
-#include "adapters/rest/rest_user_routes.h"
-#include "core/resilience.h"
-#include "runtime/connection_budget.h"
 
 namespace polycrud::rest_adapter {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-using tcp = asio::ip::tcp;
-using std::chrono::milliseconds;
+http_transport::HttpServerOptions HttpOptions(const RestServerOptions& options) {
+  return {.name = "rest",
+          .bind_address = options.bind_address,
+          .port = options.port,
+          .threads = options.threads,
+          .max_body_bytes = options.max_body_bytes,
+          .max_header_bytes = options.max_header_bytes,
+          .idle_timeout_ms = options.idle_timeout_ms,
+          .io_timeout_ms = options.io_timeout_ms,
+          .connections = options.connections};
+}
 
-constexpr auto kDrainTimeout = std::chrono::seconds(30);
-// After an error reply we read (and drop) what the client still sends, so
-// closing does not reset the connection before it has read the reply.
-constexpr auto kLingerTimeout = std::chrono::seconds(1);
-constexpr std::size_t kLingerBytes = 16 * 1024 * 1024;
-
-// One client connection. `idle` is only touched on the connection's strand.
-struct Session {
-  Session(tcp::socket socket, std::optional<ConcurrencyLimiter::Slot> budget_slot)
-      : stream(std::move(socket)), slot(std::move(budget_slot)) {}
-  beast::tcp_stream stream;
-  bool idle = false;
-  std::optional<ConcurrencyLimiter::Slot> slot;  // of the connection budget, if any
-};
-
-// The reply to a failed read, if the client should get one.
-std::optional<HttpResponse> ReadErrorReply(const beast::error_code& ec) {
-  if (ec == http::error::body_limit) {
-    return Problem(http::status::payload_too_large, "INVALID_ARGUMENT",
-                   "the request body is larger than the server accepts");
+HttpResponse ReadErrorReply(http_transport::ReadError error) {
+  switch (error) {
+    case http_transport::ReadError::kBodyTooLarge:
+      return Problem(http::status::payload_too_large, "INVALID_ARGUMENT",
+                     "the request body is larger than the server accepts");
+    case http_transport::ReadError::kHeaderTooLarge:
+      return Problem(http::status::request_header_fields_too_large, "INVALID_ARGUMENT",
+                     "the request headers are larger than the server accepts");
+    case http_transport::ReadError::kMalformed:
+      break;
   }
-  if (ec == http::error::header_limit) {
-    return Problem(http::status::request_header_fields_too_large, "INVALID_ARGUMENT",
-                   "the request headers are larger than the server accepts");
-  }
-  if (ec.category() == beast::http::make_error_code(http::error::bad_target).category() &&
-      ec != http::error::end_of_stream && ec != http::error::partial_message &&
-      ec != http::error::need_more) {
-    return Problem(http::status::bad_request, "INVALID_ARGUMENT", "malformed HTTP request");
-  }
-  return std::nullopt;  // timeout, reset, cancelled: nobody to answer
+  return Problem(http::status::bad_request, "INVALID_ARGUMENT", "malformed HTTP request");
 }
 
 }  // namespace
 
-class RestServer::Impl {
- public:
-  Impl(UserService& service, Metrics& metrics, std::function<std::string()> metrics_text,
-       RestServerOptions options)
-      : options_(std::move(options)),
-        user_routes_(service, metrics),
-        ops_pages_(service, std::move(metrics_text)) {
-    user_routes_.Register(router_);
-    ops_pages_.Register(router_);
-  }
-
-  void Start() {
-    const tcp::endpoint endpoint(asio::ip::make_address(options_.bind_address),
-                                 static_cast<std::uint16_t>(options_.port));
-    acceptor_.emplace(asio::make_strand(ioc_));
-    acceptor_->open(endpoint.protocol());
-    acceptor_->set_option(asio::socket_base::reuse_address(true));
-    acceptor_->bind(endpoint);
-    acceptor_->listen(asio::socket_base::max_listen_connections);
-    port_ = acceptor_->local_endpoint().port();
-    asio::co_spawn(acceptor_->get_executor(), Accept(), asio::detached);
-    for (int i = 0; i < options_.threads; ++i) {
-      threads_.emplace_back([this] {
-        for (;;) {
-          try {
-            ioc_.run();
-            return;
-          } catch (const std::exception& e) {
-            spdlog::error("rest: I/O thread: {}", e.what());
-          }
-        }
-      });
-    }
-    started_ = true;
-  }
-
-  void Stop() {
-    if (!started_ || stopped_) return;
-    stopped_ = true;
-    stopping_.store(true);
-    asio::post(acceptor_->get_executor(), [this] {
-      beast::error_code ignored;
-      acceptor_->close(ignored);
-    });
-    {
-      std::unique_lock lock(mu_);
-      for (const std::shared_ptr<Session>& session : sessions_) {
-        // Idle connections are closed now; busy ones close after their reply.
-        asio::post(session->stream.get_executor(), [session] {
-          if (session->idle) session->stream.cancel();
-        });
-      }
-      cv_.wait_for(lock, kDrainTimeout, [this] { return sessions_.empty(); });
-      if (!sessions_.empty()) {
-        spdlog::warn("rest: {} connections still busy after the drain timeout", sessions_.size());
-      }
-    }
-    ioc_.stop();
-    for (std::thread& thread : threads_) thread.join();
-  }
-
-  int port() const { return port_; }
-  const RestRouter& router() const { return router_; }
-
- private:
-  asio::awaitable<void> Accept() {
-    for (;;) {
-      beast::error_code ec;
-      tcp::socket socket = co_await acceptor_->async_accept(
-          asio::make_strand(ioc_), asio::redirect_error(asio::use_awaitable, ec));
-      if (stopping_.load()) co_return;
-      if (ec) {
-        spdlog::warn("rest: accept failed: {}", ec.message());
-        // Out of descriptors and the like: back off instead of spinning.
-        asio::steady_timer timer(co_await asio::this_coro::executor, milliseconds(50));
-        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        continue;
-      }
-      std::optional<ConcurrencyLimiter::Slot> slot;
-      if (options_.connections != nullptr) {
-        slot = options_.connections->TryTake();
-        if (!slot) {
-          if (options_.connections->TakeWarningTurn()) {
-            spdlog::warn("rest: the process holds its {} client connections, refusing more",
-                         options_.connections->limit());
-          }
-          socket.close(ec);
-          continue;
-        }
-      }
-      socket.set_option(tcp::no_delay(true), ec);
-      auto session = std::make_shared<Session>(std::move(socket), std::move(slot));
-      {
-        std::lock_guard lock(mu_);
-        sessions_.insert(session);
-      }
-      asio::co_spawn(session->stream.get_executor(), Serve(session),
-                     [this, session](const std::exception_ptr& error) {
-                       if (error) {
-                         try {
-                           std::rethrow_exception(error);
-                         } catch (const std::exception& e) {
-                           spdlog::error("rest: connection failed: {}", e.what());
-                         }
-                       }
-                       std::lock_guard lock(mu_);
-                       sessions_.erase(session);
-                       if (sessions_.empty()) cv_.notify_all();
-                     });
-    }
-  }
-
-  asio::awaitable<void> Serve(std::shared_ptr<Session> session) {
-    beast::tcp_stream& stream = session->stream;
-    beast::flat_buffer buffer;
-    beast::error_code ec;
-    auto token = asio::redirect_error(asio::use_awaitable, ec);
-    for (;;) {
-      if (stopping_.load()) break;
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(options_.max_body_bytes);
-      parser.header_limit(options_.max_header_bytes);
-      session->idle = true;
-      stream.expires_after(milliseconds(options_.idle_timeout_ms));
-      co_await http::async_read_header(stream, buffer, parser, token);
-      session->idle = false;
-      if (!ec && !parser.is_done()) {
-        if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-          http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
-          stream.expires_after(milliseconds(options_.io_timeout_ms));
-          co_await http::async_write(stream, go_on, token);
-          if (ec) break;
-        }
-        stream.expires_after(milliseconds(options_.io_timeout_ms));
-        co_await http::async_read(stream, buffer, parser, token);
-      }
-      if (ec) {
-        std::optional<HttpResponse> reply = ReadErrorReply(ec);
-        if (reply) {
-          reply->keep_alive(false);
-          reply->prepare_payload();
-          stream.expires_after(milliseconds(options_.io_timeout_ms));
-          co_await http::async_write(stream, *reply, token);
-          co_await Linger(stream);
-        }
-        break;
-      }
-      HttpResponse response;
-      try {
-        response = router_.Dispatch(parser.get());
-      } catch (const std::exception& e) {
-        spdlog::error("rest: {} {}: {}", std::string(parser.get().method_string()),
-                      std::string(parser.get().target()), e.what());
-        response = Problem(http::status::internal_server_error, "INTERNAL", "internal error");
-        response.version(parser.get().version());
-        response.keep_alive(parser.get().keep_alive());
-        response.prepare_payload();
-      }
-      if (stopping_.load()) response.keep_alive(false);
-      stream.expires_after(milliseconds(options_.io_timeout_ms));
-      co_await http::async_write(stream, response, token);
-      if (ec || !response.keep_alive()) break;
-    }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.close();
-  }
-
-  // Half-closes and reads what the client still sends, for a short while.
-  asio::awaitable<void> Linger(beast::tcp_stream& stream) {
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.expires_after(kLingerTimeout);
-    std::array<char, 16 * 1024> scratch;
-    std::size_t total = 0;
-    while (!ec && total < kLingerBytes) {
-      total += co_await stream.async_read_some(asio::buffer(scratch),
-                                               asio::redirect_error(asio::use_awaitable, ec));
-    }
-  }
-
-  const RestServerOptions options_;
-  RestRouter router_;
-  RestUserRoutes user_routes_;
-  RestOpsPages ops_pages_;
-  asio::io_context ioc_;
-  std::optional<tcp::acceptor> acceptor_;
-  std::vector<std::thread> threads_;
-  std::atomic<bool> stopping_{false};
-  bool started_ = false;
-  bool stopped_ = false;
-  int port_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::set<std::shared_ptr<Session>> sessions_;
-};
-
 RestServer::RestServer(UserService& service, Metrics& metrics,
                        std::function<std::string()> metrics_text, RestServerOptions options)
-    : impl_(std::make_unique<Impl>(service, metrics, std::move(metrics_text), std::move(options))) {
+    : user_routes_(service, metrics),
+      ops_pages_(service, std::move(metrics_text)),
+      http_({.handle =
+                 [this](http_transport::HttpRequest& request) { return router_.Dispatch(request); },
+             .read_error = &ReadErrorReply,
+             .internal_error =
+                 [] {
+                   return Problem(http::status::internal_server_error, "INTERNAL",
+                                  "internal error");
+                 }},
+            HttpOptions(options)) {
+  user_routes_.Register(router_);
+  ops_pages_.Register(router_);
 }
 
 RestServer::~RestServer() { Stop(); }
 
-void RestServer::Start() { impl_->Start(); }
-void RestServer::Stop() { impl_->Stop(); }
-int RestServer::port() const { return impl_->port(); }
-const RestRouter& RestServer::router() const { return impl_->router(); }
+void RestServer::Start() { http_.Start(); }
+void RestServer::Stop() { http_.Stop(); }
+int RestServer::port() const { return http_.port(); }
+const RestRouter& RestServer::router() const { return router_; }
 
 }  // namespace polycrud::rest_adapter

@@ -1,12 +1,13 @@
 // RestServer: hosts the REST routes (RestUserRoutes) and the operational
-// pages (RestOpsPages) on a Boost.Beast HTTP/1.1 server: one asio io_context
-// run by `threads` threads, asynchronous accept, one coroutine per connection
-// with keep-alive. Bodies over `max_body_bytes` get 413 and headers over
-// `max_header_bytes` 431; a connection that sends no request for
-// `idle_timeout_ms`, or is too slow to send a body or take a response within
-// `io_timeout_ms`, is closed, and so is a new connection beyond the process's
-// connection budget. Stop() drains: it stops accepting, closes idle
-// connections and lets requests already running finish.
+// pages (RestOpsPages) on the shared HTTP/1.1 server (transport/http), which
+// reads each request whole before a thread runs its route. Bodies over
+// `max_body_bytes` get 413, headers over `max_header_bytes` 431 and
+// unparsable requests 400, each as a problem document; a connection that
+// sends no request for `idle_timeout_ms`, or is too slow to send a body or
+// take a response within `io_timeout_ms`, is closed, and so is a new
+// connection beyond the process's connection budget. Stop() drains: it stops
+// accepting, closes idle connections and lets requests already running
+// finish.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +16,9 @@
 #include <memory>
 #include <string>
 
+#include "adapters/rest/rest_ops_pages.h"
 #include "adapters/rest/rest_router.h"
+#include "adapters/rest/rest_user_routes.h"
 #include "core/metrics.h"
 #include "core/user_service.h"
 
@@ -60,8 +63,10 @@ class RestServer {
   const RestRouter& router() const;
 
  private:
-  class Impl;
-  std::unique_ptr<Impl> impl_;
+  RestRouter router_;
+  RestUserRoutes user_routes_;
+  RestOpsPages ops_pages_;
+  http_transport::HttpServer http_;
 };
 
 }  // namespace polycrud::rest_adapter

@@ -1,15 +1,13 @@
 #include "adapters/soap/soap_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <cstring>
-#include <stdexcept>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <optional>
+#include <sstream>
 #include <string_view>
+#include <utility>
 
 #include "adapters/soap/soap_user_service.h"
 #include "soapH.h"
@@ -17,12 +15,12 @@
 namespace polycrud::soap_adapter {
 namespace {
 
-constexpr int kAcceptPollUs = 100'000;  // how soon the accept loop notices Stop()
+namespace http = http_transport::http;
+using http_transport::HttpRequest;
+using http_transport::HttpResponse;
 
-// gSOAP timeouts: positive values are seconds, negative ones microseconds.
-// Whole seconds are preferred because the value also shows in the
-// Keep-Alive response header.
-int GsoapTimeout(int ms) { return ms % 1000 == 0 ? ms / 1000 : -ms * 1000; }
+// Headers are bounded apart from the body, as on the REST face.
+constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
 
 // HTTP GET handler: the WSDL at /soap?wsdl, 404 for anything else.
 int ServeGet(struct soap* soap) {
@@ -38,147 +36,169 @@ int ServeGet(struct soap* soap) {
   return SOAP_OK;
 }
 
-int BoundPort(SOAP_SOCKET socket) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  if (getsockname(socket, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
-  if (addr.ss_family == AF_INET6) {
-    return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+// The HTTP answer gSOAP wrote, or nothing if it is not one.
+std::optional<HttpResponse> ParseAnswer(std::string_view text) {
+  if (text.empty()) {
+    spdlog::error("soap: gSOAP wrote no answer");
+    return std::nullopt;
   }
-  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  http::response_parser<http::string_body> parser;
+  parser.eager(true);
+  parser.body_limit(boost::none);
+  boost::beast::error_code ec;
+  std::size_t used = 0;
+  while (!parser.is_done() && used < text.size()) {
+    const std::size_t n =
+        parser.put(boost::asio::buffer(text.data() + used, text.size() - used), ec);
+    used += n;
+    if (ec == http::error::need_more) ec = {};
+    if (ec || n == 0) break;
+  }
+  if (!ec && !parser.is_done()) parser.put_eof(ec);
+  if (ec || !parser.is_done()) {
+    spdlog::error("soap: gSOAP wrote no HTTP answer ({})", ec.message());
+    return std::nullopt;
+  }
+  return parser.release();
+}
+
+http_transport::HttpServerOptions HttpOptions(const SoapServerOptions& options) {
+  return {.name = "soap",
+          .bind_address = options.bind_address,
+          .port = options.port,
+          .threads = options.workers,
+          .max_body_bytes = options.max_request_bytes,
+          .max_header_bytes = kMaxHeaderBytes,
+          .idle_timeout_ms = options.timeout_ms,
+          .io_timeout_ms = options.timeout_ms,
+          .max_keep_alive_requests = options.max_keep_alive_requests,
+          .connections = options.connections};
 }
 
 }  // namespace
 
+struct SoapServer::Context {
+  Context(UserService& core, Metrics& metrics) : soap(soap_new1(SOAP_C_UTFSTRING)) {
+    if (soap == nullptr) throw std::bad_alloc();
+    soap_set_namespaces(soap, namespaces);
+    soap->fget = &ServeGet;
+    service = std::make_unique<SoapUserService>(soap, core, metrics);
+  }
+  ~Context() {
+    service.reset();
+    soap_destroy(soap);
+    soap_end(soap);
+    soap_free(soap);
+  }
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  struct soap* soap;
+  std::unique_ptr<SoapUserService> service;
+};
+
 SoapServer::SoapServer(UserService& service, Metrics& metrics, SoapServerOptions options)
-    : service_(service), metrics_(metrics), options_(std::move(options)) {}
+    : service_(service),
+      metrics_(metrics),
+      http_({.handle = [this](HttpRequest& request) { return Handle(request); },
+             .read_error =
+                 [this](http_transport::ReadError error) {
+                   switch (error) {
+                     case http_transport::ReadError::kBodyTooLarge:
+                       return Fault(Status::InvalidArgument(
+                                        "the request is larger than the server accepts", ""),
+                                    http::status::payload_too_large);
+                     case http_transport::ReadError::kHeaderTooLarge:
+                       return Fault(
+                           Status::InvalidArgument(
+                               "the request headers are larger than the server accepts", ""),
+                           http::status::request_header_fields_too_large);
+                     case http_transport::ReadError::kMalformed:
+                       break;
+                   }
+                   return Fault(Status::InvalidArgument("malformed HTTP request", ""),
+                                http::status::bad_request);
+                 },
+             .internal_error =
+                 [this] {
+                   return Fault(Status::Internal("the SOAP handler failed"),
+                                http::status::internal_server_error);
+                 }},
+            HttpOptions(options)) {}
 
-SoapServer::~SoapServer() {
-  Stop();
-  if (master_ != nullptr) {
-    soap_destroy(master_);
-    soap_end(master_);
-    soap_free(master_);
-  }
-}
+SoapServer::~SoapServer() { Stop(); }
 
-void SoapServer::Start() {
-  // UTF-8 strings travel unchanged; connections stay open between requests,
-  // for up to max_keep_alive_requests of them. gSOAP serves max_keep_alive
-  // + 1 requests on a connection (0: no limit), so a limit of one is no
-  // keep-alive at all.
-  const int keep_alive_requests = options_.max_keep_alive_requests;
-  master_ = soap_new1((keep_alive_requests == 1 ? 0 : SOAP_IO_KEEPALIVE) | SOAP_C_UTFSTRING);
-  soap_set_namespaces(master_, namespaces);
-  master_->bind_flags = SO_REUSEADDR;
-  master_->socket_flags = MSG_NOSIGNAL;  // a vanished client must not SIGPIPE us
-  master_->accept_timeout = -kAcceptPollUs;
-  master_->recv_timeout = GsoapTimeout(options_.timeout_ms);
-  master_->send_timeout = GsoapTimeout(options_.timeout_ms);
-  master_->transfer_timeout = GsoapTimeout(2 * options_.timeout_ms);
-  master_->recv_maxlength = options_.max_request_bytes;
-  master_->max_keep_alive = keep_alive_requests > 1 ? keep_alive_requests - 1 : 0;
-  master_->fget = &ServeGet;
-  if (!soap_valid_socket(
-          soap_bind(master_, options_.bind_address.c_str(), options_.port, options_.backlog))) {
-    char message[256];
-    soap_sprint_fault(master_, message, sizeof(message));
-    throw std::runtime_error("cannot bind SOAP port " + options_.bind_address + ":" +
-                             std::to_string(options_.port) + ": " + message);
-  }
-  bound_port_ = BoundPort(master_->master);
-  const auto workers = static_cast<std::size_t>(options_.workers);
-  workers_ = std::make_unique<runtime::WorkerPool>(options_.workers, workers);
-  slots_ = std::make_unique<std::counting_semaphore<>>(static_cast<std::ptrdiff_t>(2 * workers));
-  accept_thread_ = std::thread([this] { AcceptLoop(); });
-}
+void SoapServer::Start() { http_.Start(); }
+void SoapServer::Stop() { http_.Stop(); }
 
-void SoapServer::AcceptLoop() {
-  while (!stopping_.load()) {
-    // Bounded hand-off: while every worker is busy and as many connections
-    // wait, stop accepting (the kernel backlog holds further clients).
-    if (!slots_->try_acquire_for(std::chrono::milliseconds(100))) continue;
-    if (!soap_valid_socket(soap_accept(master_))) {
-      slots_->release();
-      // errnum 0 is the poll timeout; anything else (e.g. EMFILE) is logged
-      // and retried after a pause instead of spinning.
-      if (master_->errnum != 0 && !stopping_.load()) {
-        spdlog::warn("soap: accept failed: {}", std::strerror(master_->errnum));
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      continue;
-    }
-    struct soap* connection = soap_copy(master_);
-    master_->socket = SOAP_INVALID_SOCKET;  // now owned by the copy
-    if (connection == nullptr) {
-      slots_->release();
-      spdlog::error("soap: out of memory for a connection");
-      continue;
-    }
-    // The slot taken above guarantees room (workers running + waiting);
-    // Submit refuses only once the pool stops.
-    if (!workers_->Submit([this, connection] {
-          ServeConnection(connection);
-          slots_->release();
-        })) {
-      soap_force_closesock(connection);
-      soap_free(connection);
-      slots_->release();
-    }
-  }
-}
-
-void SoapServer::ServeConnection(struct soap* connection) {
-  const int socket = connection->socket;
-  bool serve = false;
+std::unique_ptr<SoapServer::Context> SoapServer::TakeContext() {
   {
     std::lock_guard lock(mu_);
-    // A connection still waiting when Stop() began is closed unserved.
-    serve = !stopping_.load();
-    if (serve) active_sockets_.insert(socket);
-  }
-  if (serve) Serve(connection);
-  {
-    std::lock_guard lock(mu_);
-    active_sockets_.erase(socket);
-  }
-  soap_force_closesock(connection);
-  soap_free(connection);
-}
-
-void SoapServer::Serve(struct soap* connection) {
-  SoapUserService service(connection, service_, metrics_);
-  for (;;) {
-    const int error = service.serve();
-    soap_destroy(connection);
-    soap_end(connection);
-    // serve() returns after sending any fault. gSOAP usually closes the
-    // connection then; where it kept it open, go on serving it.
-    if (error != SOAP_FAULT || connection->keep_alive == 0 ||
-        !soap_valid_socket(connection->socket) || stopping_.load()) {
-      break;
+    if (!free_.empty()) {
+      std::unique_ptr<Context> context = std::move(free_.back());
+      free_.pop_back();
+      return context;
     }
   }
+  return std::make_unique<Context>(service_, metrics_);
 }
 
-void SoapServer::Stop() {
-  if (stopped_ || master_ == nullptr) return;
-  stopped_ = true;
-  {
-    std::lock_guard lock(mu_);
-    stopping_.store(true);
-    // Idle keep-alive connections wake up with end-of-file; a request being
-    // handled still sends its response.
-    for (const int socket : active_sockets_) shutdown(socket, SHUT_RD);
+void SoapServer::ReturnContext(std::unique_ptr<Context> context) {
+  struct soap* soap = context->soap;
+  soap_destroy(soap);
+  soap_end(soap);
+  soap->is = nullptr;
+  soap->os = nullptr;
+  std::lock_guard lock(mu_);
+  free_.push_back(std::move(context));
+}
+
+HttpResponse SoapServer::Handle(HttpRequest& request) {
+  // gSOAP reads the request as it came, less what the HTTP server already
+  // did: the body is whole (no chunks to undo) and "100 Continue" was sent.
+  request.erase(http::field::expect);
+  request.prepare_payload();
+  std::ostringstream raw;
+  raw << request;
+  std::istringstream in(std::move(raw).str());
+  std::ostringstream out;
+  std::unique_ptr<Context> context = TakeContext();
+  context->soap->is = &in;
+  context->soap->os = &out;
+  context->service->ServeRequest();
+  ReturnContext(std::move(context));
+  std::optional<HttpResponse> answer = ParseAnswer(out.view());
+  if (!answer) {
+    return Fault(Status::Internal("gSOAP wrote no HTTP answer"),
+                 http::status::internal_server_error);
   }
-  if (accept_thread_.joinable()) accept_thread_.join();
-  // Runs the connections still waiting (each is closed unserved), then joins.
-  workers_->Stop();
-  soap_closesock(master_);
-  if (soap_valid_socket(master_->master)) {
-    close(master_->master);
-    master_->master = SOAP_INVALID_SOCKET;
+  // Whether the connection stays open is the HTTP server's choice (see
+  // the header), not gSOAP's, which closes after most faults.
+  answer->keep_alive(true);
+  return std::move(*answer);
+}
+
+HttpResponse SoapServer::Fault(const Status& status, http::status code) {
+  std::ostringstream out;
+  std::unique_ptr<Context> context = TakeContext();
+  struct soap* soap = context->soap;
+  soap->os = &out;
+  soap_begin(soap);
+  soap->version = 1;
+  SetFault(soap, status);
+  soap_send_fault(soap);
+  ReturnContext(std::move(context));
+  std::optional<HttpResponse> answer = ParseAnswer(out.view());
+  if (!answer) {
+    answer.emplace(http::status::internal_server_error, 11);
+    answer->set(http::field::content_type, "text/plain; charset=utf-8");
+    answer->body() = "internal error";
   }
+  answer->result(code);
+  answer->reason({});  // the status's own reason phrase
+  answer->keep_alive(true);
+  answer->prepare_payload();
+  return std::move(*answer);
 }
 
 }  // namespace polycrud::soap_adapter

@@ -1,39 +1,46 @@
-// SoapServer: hosts SoapUserService over HTTP/1.1 with gSOAP. It runs its
-// own accept loop (the generated run() stops at the first fault) and hands
-// each accepted connection to a bounded runtime::WorkerPool; a worker
-// serves one keep-alive connection at a time. Requests are taken at
-// POST /soap, GET /soap?wsdl answers with the WSDL. Requests are bounded in
-// size, slow or idle connections time out, and Stop() drains: requests
-// already running finish before it returns.
+// SoapServer: hosts SoapUserService over HTTP/1.1. The shared HTTP server
+// (transport/http) reads each request whole, without holding a thread, so
+// idle keep-alive connections and clients that send slowly never keep a
+// worker from the others; a worker then runs gSOAP on the request in memory
+// (a context of a small pool: one per worker at most) and the server writes
+// the answer. Requests are taken at POST /soap, GET /soap?wsdl answers with
+// the WSDL. Requests over `max_request_bytes` get a fault with HTTP 413, a
+// connection that sends no request for `timeout_ms`, or is that slow to send
+// the rest of one or to take an answer, is closed, and so is a new
+// connection beyond the process's connection budget. After a fault the
+// connection stays open (each request is read whole, so none can be left
+// half-read). Stop() drains: requests already running finish before it
+// returns.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <mutex>
-#include <semaphore>
-#include <set>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "core/metrics.h"
 #include "core/user_service.h"
-#include "runtime/worker_pool.h"
+#include "transport/http/http_server.h"
 
-struct soap;
+namespace polycrud::runtime {
+class ConnectionBudget;
+}  // namespace polycrud::runtime
 
 namespace polycrud::soap_adapter {
 
 struct SoapServerOptions {
   std::string bind_address = "127.0.0.1";
   int port = 8080;  // 0: pick a free port (see SoapServer::port())
+  // Requests handled at once (each may block while the core waits).
   int workers = 32;
-  std::size_t max_request_bytes = 1024 * 1024;
-  // A connection that sends nothing (or stalls a read or write) for this
-  // long is closed; a whole message must arrive within twice this time.
+  std::size_t max_request_bytes = 1024 * 1024;  // of the body
+  // A connection that sends no request for this long, or takes longer to
+  // send the body of one or to take an answer, is closed.
   int timeout_ms = 30'000;
-  int backlog = 128;
   int max_keep_alive_requests = 10'000;  // per connection, then it is closed; 0: no limit
+  // The process's budget of client connections (null: no limit).
+  runtime::ConnectionBudget* connections = nullptr;
 };
 
 class SoapServer {
@@ -44,34 +51,28 @@ class SoapServer {
   SoapServer& operator=(const SoapServer&) = delete;
 
   // Binds and starts serving on background threads; returns once listening.
-  // Throws std::runtime_error if the address cannot be bound.
+  // Throws std::exception if the address cannot be bound.
   void Start();
   // Stops accepting, lets running requests finish, closes connections. Idempotent.
   void Stop();
   // The bound port (useful with port 0).
-  int port() const { return bound_port_; }
+  int port() const { return http_.port(); }
 
  private:
-  void AcceptLoop();
-  // Serves one accepted connection on a worker, then closes and frees it.
-  void ServeConnection(struct soap* connection);
-  void Serve(struct soap* connection);
+  struct Context;  // a gSOAP context and the service on it
+  std::unique_ptr<Context> TakeContext();
+  void ReturnContext(std::unique_ptr<Context> context);
+  // Runs gSOAP on `request` and returns its answer.
+  http_transport::HttpResponse Handle(http_transport::HttpRequest& request);
+  // A fault with the core code INVALID_ARGUMENT (or INTERNAL) for a request
+  // that never reached gSOAP, with HTTP status `status`.
+  http_transport::HttpResponse Fault(const Status& status, http_transport::http::status code);
 
   UserService& service_;
   Metrics& metrics_;
-  const SoapServerOptions options_;
-  struct soap* master_ = nullptr;
-  int bound_port_ = 0;
-  bool stopped_ = false;
-
-  std::atomic<bool> stopping_{false};
-  std::thread accept_thread_;
-  // Connections are served on the shared worker pool; at most `workers`
-  // run and `workers` more wait, which `slots_` keeps the acceptor to.
-  std::unique_ptr<runtime::WorkerPool> workers_;
-  std::unique_ptr<std::counting_semaphore<>> slots_;
   std::mutex mu_;
-  std::set<int> active_sockets_;  // guarded by mu_: connections being served
+  std::vector<std::unique_ptr<Context>> free_;  // guarded by mu_
+  http_transport::HttpServer http_;
 };
 
 }  // namespace polycrud::soap_adapter

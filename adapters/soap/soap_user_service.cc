@@ -179,8 +179,26 @@ Caller SoapUserService::CurrentCaller() const {
                 request_id_);
 }
 
+int SoapUserService::ServeRequest() {
+  // The one request of the generated serve() loop: soap_begin_serve writes
+  // the fault of a request it cannot read (or answers a GET) itself. An
+  // HTTP request it does not take for a SOAP call at all (a POST of XML
+  // that is no envelope, of JSON...) it hands back as the method's code
+  // (SOAP_POST and on) for the application to serve: here that is a fault.
+  if (soap_begin_serve(soap) != SOAP_OK) {
+    if (soap->error < SOAP_POST) return soap->error;
+    if (soap->version == 0) soap->version = 1;
+    SetFault(soap, Status::InvalidArgument("the request is not a SOAP envelope", ""));
+    return soap_send_fault(soap);
+  }
+  if (dispatch() != SOAP_OK && soap->error != SOAP_OK && soap->error < SOAP_STOP) {
+    return soap_send_fault(soap);
+  }
+  return SOAP_OK;
+}
+
 UserServiceBindingService* SoapUserService::copy() {
-  // Not used: the server copies contexts itself (SoapServer). A copy owning
+  // Not used: the server makes its contexts itself (SoapServer). A copy owning
   // its context would need freeing by the caller, so refuse instead.
   return nullptr;
 }

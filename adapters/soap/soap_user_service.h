@@ -5,8 +5,8 @@
 // and <detail><code>CORE_CODE</code><field>...</field></detail>; faults that
 // gSOAP raises itself get that detail too (CompleteGsoapFault). The bearer
 // token comes from the HTTP "Authorization: Bearer <token>" header. One
-// instance serves one connection at a time (it wraps that connection's gSOAP
-// context); instances for different connections may run concurrently.
+// instance serves one request at a time (it wraps a gSOAP context); instances
+// on different contexts may run concurrently.
 #pragma once
 
 #include <string_view>
@@ -43,6 +43,11 @@ class SoapUserService final : public UserServiceBindingService {
   // Each request's X-Request-Id header (if usable, else a new id) names it in
   // the log and comes back in the response's X-Request-Id header.
   SoapUserService(struct soap* context, UserService& service, Metrics& metrics);
+
+  // Serves the one request on the context's input (its `is`), writing the
+  // answer, or a fault, to its output (`os`). Returns SOAP_OK, or gSOAP's
+  // error after the fault was written (SOAP_STOP: a GET was answered).
+  int ServeRequest();
 
   // UserServiceBindingService:
   UserServiceBindingService* copy() override;

@@ -23,6 +23,7 @@
 #include "core/request.h"
 #include "core/sha256_token_verifier.h"
 #include "tests/support/eventually.h"
+#include "tests/support/raw_socket.h"
 #include "tests/support/server_process.h"
 #include "tests/support/stack.h"
 
@@ -50,45 +51,6 @@ double Sample(const std::string& text, const std::string& series) {
   if (at == std::string::npos) return -1;
   return std::stod(text.substr(at + series.size() + 2));
 }
-
-// A raw TCP connection to 127.0.0.1:port, for clients that misbehave.
-class RawSocket {
- public:
-  explicit RawSocket(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      throw std::runtime_error("connect failed");
-    }
-    timeval timeout{.tv_sec = 10, .tv_usec = 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  }
-  ~RawSocket() { close(fd_); }
-  void Send(const std::string& data) {
-    ASSERT_EQ(send(fd_, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
-  }
-  // What one recv() gets (empty: closed, or nothing within 10 s).
-  std::string ReadSome() {
-    char buffer[4096];
-    const ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
-    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
-  }
-  // Everything the server sends until it closes the connection.
-  std::string ReadToClose() {
-    std::string out;
-    char buffer[4096];
-    for (;;) {
-      const ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
-      if (n <= 0) return out;
-      out.append(buffer, static_cast<std::size_t>(n));
-    }
-  }
-
- private:
-  int fd_;
-};
 
 // Regression: the REST face had no connection cap, and the Thrift one a cap
 // (10,000) above the usual descriptor limit; a flood of idle connections

@@ -3,6 +3,7 @@
 // clients, HTTP keep-alive, the fault detail, and malformed input. They talk
 // raw HTTP over a socket so every byte on the wire is visible.
 #include <arpa/inet.h>
+#include <errno.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -92,6 +94,14 @@ class RawConnection {
   bool ClosedByPeer() {
     char c;
     return recv(fd_, &c, 1, 0) == 0;
+  }
+
+  // True if the server has neither closed the connection nor sent anything
+  // on it (does not wait).
+  bool OpenAndSilent() {
+    char c;
+    const ssize_t n = recv(fd_, &c, 1, MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
  private:
@@ -315,9 +325,16 @@ TEST_F(SoapServerTest, OversizedRequestIsRejected) {
       std::string(8192, 'x') + "</pc:full_name></pc:CreateUser>");
   connection.Send(Post(huge, kAdminToken, "CreateUser"));
   std::optional<HttpResponse> response = connection.Read();
-  if (response.has_value()) {
-    EXPECT_NE(response->status, 200) << response->body;
-  }  // else: the server closed the connection, which rejects it too
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->status, 413) << response->body;
+  EXPECT_NE(response->headers.find("413 Payload Too Large"), std::string::npos)
+      << response->headers;
+  EXPECT_NE(response->body.find("<faultcode>SOAP-ENV:Client</faultcode>"), std::string::npos)
+      << response->body;
+  EXPECT_NE(response->body.find(
+                "<detail><code xmlns=\"urn:polycrud:v1\">INVALID_ARGUMENT</code></detail>"),
+            std::string::npos)
+      << response->body;
   RawConnection next(port());
   ASSERT_TRUE(next.Send(PingRequest()));
   std::optional<HttpResponse> pong = next.Read();
@@ -347,6 +364,67 @@ TEST_F(SoapServerTest, SurvivesMalformedEnvelopes) {
   }
   std::unique_ptr<ProtocolClient> client = MakeProtocolClient("soap", port());
   EXPECT_TRUE(client->Ping().ok());
+}
+
+// gSOAP closed a connection after most faults; each request is now read
+// whole before gSOAP sees it, so none can be left half-read and the
+// connection goes on.
+TEST_F(SoapServerTest, AFaultLeavesTheConnectionOpenForTheNextRequest) {
+  RawConnection connection(port());
+  for (const std::string& request :
+       {Post(Envelope("<pc:GetUser><pc:id>abc</pc:id></pc:GetUser>"), kAdminToken, "GetUser"),
+        Post("{\"a\":1}", kAdminToken, "GetUser"),
+        Post(Envelope("<pc:GetUser><pc:id>999999999</pc:id></pc:GetUser>"), kAdminToken,
+             "GetUser")}) {
+    ASSERT_TRUE(connection.Send(request));
+    std::optional<HttpResponse> fault = connection.Read();
+    ASSERT_TRUE(fault.has_value());
+    EXPECT_EQ(fault->status, 500) << fault->body;
+    ASSERT_TRUE(connection.Send(PingRequest()));
+    std::optional<HttpResponse> pong = connection.Read();
+    ASSERT_TRUE(pong.has_value());
+    EXPECT_EQ(pong->status, 200) << pong->body;
+  }
+}
+
+// Regression: a worker served one connection from its first byte to its
+// close, so connections that sent half a request (or nothing after a first
+// request) held every worker until the timeout, and nobody else was served.
+// Here two workers face 40 connections that sent part of their headers, 10
+// that sent the headers and part of a body, and 20 idle after a ping; with
+// the timeout at 30 s, the WSDL and a Ping must still come (within the 10 s
+// receive timeout of the reading socket) while all those stay open.
+TEST(SoapSlowClientsTest, HalfSentAndIdleConnectionsHoldNoWorker) {
+  ServerProcess server(
+      {.protocols = {"soap"}, .extra_args = {"--soap-workers", "2", "--soap-timeout-ms", "30000"}});
+  const int port = server.port("soap");
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 40; ++i) {
+    held.push_back(std::make_unique<RawConnection>(port));
+    ASSERT_TRUE(held.back()->Send("POST /soap HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+  }
+  const std::string body = Envelope("<pc:Ping/>");
+  for (int i = 0; i < 10; ++i) {
+    held.push_back(std::make_unique<RawConnection>(port));
+    std::string request = PingRequest();
+    request.resize(request.size() - body.size() / 2);  // a body cut off mid-XML
+    ASSERT_TRUE(held.back()->Send(request));
+  }
+  for (int i = 0; i < 20; ++i) {
+    held.push_back(std::make_unique<RawConnection>(port));
+    ASSERT_TRUE(held.back()->Send(PingRequest()));
+    ASSERT_TRUE(held.back()->Read().has_value()) << "idle connection " << i;
+  }
+  RawConnection wsdl(port);
+  ASSERT_TRUE(wsdl.Send("GET /soap?wsdl HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  std::optional<HttpResponse> served = wsdl.Read();
+  ASSERT_TRUE(served.has_value());
+  EXPECT_EQ(served->status, 200);
+  std::unique_ptr<ProtocolClient> client = MakeProtocolClient("soap", port);
+  EXPECT_TRUE(client->Ping().ok());
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    EXPECT_TRUE(held[i]->OpenAndSilent()) << "held connection " << i;
+  }
 }
 
 TEST(SoapServerShutdownTest, SigtermExitsCleanlyWithAnIdleKeepAliveConnectionOpen) {

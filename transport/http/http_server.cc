@@ -1,0 +1,266 @@
+#include "transport/http/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "runtime/connection_budget.h"
+
+namespace polycrud::http_transport {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using std::chrono::milliseconds;
+
+constexpr auto kDrainTimeout = std::chrono::seconds(30);
+// After an error reply we read (and drop) what the client still sends, so
+// closing does not reset the connection before it has read the reply.
+constexpr auto kLingerTimeout = std::chrono::seconds(1);
+constexpr std::size_t kLingerBytes = 16 * 1024 * 1024;
+
+// One client connection. `idle` is only touched on the connection's strand.
+struct Session {
+  Session(tcp::socket socket, std::optional<ConcurrencyLimiter::Slot> budget_slot)
+      : stream(std::move(socket)), slot(std::move(budget_slot)) {}
+  beast::tcp_stream stream;
+  bool idle = false;
+  std::optional<ConcurrencyLimiter::Slot> slot;  // of the connection budget, if any
+};
+
+// Why a read failed, if the client should get an answer.
+std::optional<ReadError> AnswerableReadError(const beast::error_code& ec) {
+  if (ec == http::error::body_limit) return ReadError::kBodyTooLarge;
+  if (ec == http::error::header_limit) return ReadError::kHeaderTooLarge;
+  if (ec.category() == beast::http::make_error_code(http::error::bad_target).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message &&
+      ec != http::error::need_more) {
+    return ReadError::kMalformed;
+  }
+  return std::nullopt;  // timeout, reset, cancelled: nobody to answer
+}
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(HttpHandlers handlers, HttpServerOptions options)
+      : handlers_(std::move(handlers)), options_(std::move(options)) {}
+
+  void Start() {
+    const tcp::endpoint endpoint(asio::ip::make_address(options_.bind_address),
+                                 static_cast<std::uint16_t>(options_.port));
+    acceptor_.emplace(asio::make_strand(ioc_));
+    acceptor_->open(endpoint.protocol());
+    acceptor_->set_option(asio::socket_base::reuse_address(true));
+    acceptor_->bind(endpoint);
+    acceptor_->listen(asio::socket_base::max_listen_connections);
+    port_ = acceptor_->local_endpoint().port();
+    asio::co_spawn(acceptor_->get_executor(), Accept(), asio::detached);
+    for (int i = 0; i < options_.threads; ++i) {
+      threads_.emplace_back([this] {
+        for (;;) {
+          try {
+            ioc_.run();
+            return;
+          } catch (const std::exception& e) {
+            spdlog::error("{}: I/O thread: {}", options_.name, e.what());
+          }
+        }
+      });
+    }
+    started_ = true;
+  }
+
+  void Stop() {
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    stopping_.store(true);
+    asio::post(acceptor_->get_executor(), [this] {
+      beast::error_code ignored;
+      acceptor_->close(ignored);
+    });
+    {
+      std::unique_lock lock(mu_);
+      for (const std::shared_ptr<Session>& session : sessions_) {
+        // Idle connections are closed now; busy ones close after their reply.
+        asio::post(session->stream.get_executor(), [session] {
+          if (session->idle) session->stream.cancel();
+        });
+      }
+      cv_.wait_for(lock, kDrainTimeout, [this] { return sessions_.empty(); });
+      if (!sessions_.empty()) {
+        spdlog::warn("{}: {} connections still busy after the drain timeout", options_.name,
+                     sessions_.size());
+      }
+    }
+    ioc_.stop();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+  int port() const { return port_; }
+
+ private:
+  asio::awaitable<void> Accept() {
+    for (;;) {
+      beast::error_code ec;
+      tcp::socket socket = co_await acceptor_->async_accept(
+          asio::make_strand(ioc_), asio::redirect_error(asio::use_awaitable, ec));
+      if (stopping_.load()) co_return;
+      if (ec) {
+        spdlog::warn("{}: accept failed: {}", options_.name, ec.message());
+        // Out of descriptors and the like: back off instead of spinning.
+        asio::steady_timer timer(co_await asio::this_coro::executor, milliseconds(50));
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        continue;
+      }
+      std::optional<ConcurrencyLimiter::Slot> slot;
+      if (options_.connections != nullptr) {
+        slot = options_.connections->TryTake();
+        if (!slot) {
+          if (options_.connections->TakeWarningTurn()) {
+            spdlog::warn("{}: the process holds its {} client connections, refusing more",
+                         options_.name, options_.connections->limit());
+          }
+          socket.close(ec);
+          continue;
+        }
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto session = std::make_shared<Session>(std::move(socket), std::move(slot));
+      {
+        std::lock_guard lock(mu_);
+        sessions_.insert(session);
+      }
+      asio::co_spawn(session->stream.get_executor(), Serve(session),
+                     [this, session](const std::exception_ptr& error) {
+                       if (error) {
+                         try {
+                           std::rethrow_exception(error);
+                         } catch (const std::exception& e) {
+                           spdlog::error("{}: connection failed: {}", options_.name, e.what());
+                         }
+                       }
+                       std::lock_guard lock(mu_);
+                       sessions_.erase(session);
+                       if (sessions_.empty()) cv_.notify_all();
+                     });
+    }
+  }
+
+  asio::awaitable<void> Serve(std::shared_ptr<Session> session) {
+    beast::tcp_stream& stream = session->stream;
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    auto token = asio::redirect_error(asio::use_awaitable, ec);
+    for (int served = 1;; ++served) {
+      if (stopping_.load()) break;
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(options_.max_body_bytes);
+      parser.header_limit(options_.max_header_bytes);
+      session->idle = true;
+      stream.expires_after(milliseconds(options_.idle_timeout_ms));
+      co_await http::async_read_header(stream, buffer, parser, token);
+      session->idle = false;
+      if (!ec && !parser.is_done()) {
+        if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+          http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
+          stream.expires_after(milliseconds(options_.io_timeout_ms));
+          co_await http::async_write(stream, go_on, token);
+          if (ec) break;
+        }
+        stream.expires_after(milliseconds(options_.io_timeout_ms));
+        co_await http::async_read(stream, buffer, parser, token);
+      }
+      if (ec) {
+        if (const std::optional<ReadError> error = AnswerableReadError(ec)) {
+          HttpResponse reply = handlers_.read_error(*error);
+          reply.keep_alive(false);
+          reply.prepare_payload();
+          stream.expires_after(milliseconds(options_.io_timeout_ms));
+          co_await http::async_write(stream, reply, token);
+          co_await Linger(stream);
+        }
+        break;
+      }
+      HttpRequest& request = parser.get();
+      const unsigned version = request.version();
+      const bool keep_alive = request.keep_alive();
+      HttpResponse response;
+      try {
+        response = handlers_.handle(request);
+      } catch (const std::exception& e) {
+        spdlog::error("{}: {} {}: {}", options_.name, std::string(request.method_string()),
+                      std::string(request.target()), e.what());
+        response = handlers_.internal_error();
+        response.prepare_payload();
+      }
+      const bool last = stopping_.load() || (options_.max_keep_alive_requests > 0 &&
+                                             served >= options_.max_keep_alive_requests);
+      const bool handler_keeps = response.keep_alive();
+      response.version(version);
+      response.keep_alive(keep_alive && handler_keeps && !last);
+      stream.expires_after(milliseconds(options_.io_timeout_ms));
+      co_await http::async_write(stream, response, token);
+      if (ec || !response.keep_alive()) break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.close();
+  }
+
+  // Half-closes and reads what the client still sends, for a short while.
+  asio::awaitable<void> Linger(beast::tcp_stream& stream) {
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.expires_after(kLingerTimeout);
+    std::array<char, 16 * 1024> scratch;
+    std::size_t total = 0;
+    while (!ec && total < kLingerBytes) {
+      total += co_await stream.async_read_some(asio::buffer(scratch),
+                                               asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  const HttpHandlers handlers_;
+  const HttpServerOptions options_;
+  asio::io_context ioc_;
+  std::optional<tcp::acceptor> acceptor_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  bool stopped_ = false;
+  int port_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::shared_ptr<Session>> sessions_;
+};
+
+HttpServer::HttpServer(HttpHandlers handlers, HttpServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(handlers), std::move(options))) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::Start() { impl_->Start(); }
+void HttpServer::Stop() { impl_->Stop(); }
+int HttpServer::port() const { return impl_->port(); }
+
+}  // namespace polycrud::http_transport

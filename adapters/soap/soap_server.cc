@@ -77,7 +77,7 @@ http_transport::HttpServerOptions HttpOptions(const SoapServerOptions& options) 
 
 }  // namespace
 
-struct SoapServer::Context {
+struct SoapHandler::Context {
   Context(UserService& core, Metrics& metrics) : soap(soap_new1(SOAP_C_UTFSTRING)) {
     if (soap == nullptr) throw std::bad_alloc();
     soap_set_namespaces(soap, namespaces);
@@ -97,32 +97,37 @@ struct SoapServer::Context {
   std::unique_ptr<SoapUserService> service;
 };
 
+SoapHandler::SoapHandler(UserService& service, Metrics& metrics)
+    : service_(service), metrics_(metrics) {}
+
+SoapHandler::~SoapHandler() = default;
+
 SoapServer::SoapServer(UserService& service, Metrics& metrics, SoapServerOptions options)
-    : service_(service),
-      metrics_(metrics),
-      http_({.handle = [this](HttpRequest& request) { return Handle(request); },
+    : handler_(service, metrics),
+      http_({.handle = [this](HttpRequest& request) { return handler_.Handle(request); },
              .read_error =
                  [this](http_transport::ReadError error) {
                    switch (error) {
                      case http_transport::ReadError::kBodyTooLarge:
-                       return Fault(Status::InvalidArgument(
-                                        "the request is larger than the server accepts", ""),
-                                    http::status::payload_too_large);
+                       return handler_.Fault(
+                           Status::InvalidArgument("the request is larger than the server accepts",
+                                                   ""),
+                           http::status::payload_too_large);
                      case http_transport::ReadError::kHeaderTooLarge:
-                       return Fault(
+                       return handler_.Fault(
                            Status::InvalidArgument(
                                "the request headers are larger than the server accepts", ""),
                            http::status::request_header_fields_too_large);
                      case http_transport::ReadError::kMalformed:
                        break;
                    }
-                   return Fault(Status::InvalidArgument("malformed HTTP request", ""),
-                                http::status::bad_request);
+                   return handler_.Fault(Status::InvalidArgument("malformed HTTP request", ""),
+                                         http::status::bad_request);
                  },
              .internal_error =
                  [this] {
-                   return Fault(Status::Internal("the SOAP handler failed"),
-                                http::status::internal_server_error);
+                   return handler_.Fault(Status::Internal("the SOAP handler failed"),
+                                         http::status::internal_server_error);
                  }},
             HttpOptions(options)) {}
 
@@ -131,7 +136,7 @@ SoapServer::~SoapServer() { Stop(); }
 void SoapServer::Start() { http_.Start(); }
 void SoapServer::Stop() { http_.Stop(); }
 
-std::unique_ptr<SoapServer::Context> SoapServer::TakeContext() {
+std::unique_ptr<SoapHandler::Context> SoapHandler::TakeContext() {
   {
     std::lock_guard lock(mu_);
     if (!free_.empty()) {
@@ -143,7 +148,7 @@ std::unique_ptr<SoapServer::Context> SoapServer::TakeContext() {
   return std::make_unique<Context>(service_, metrics_);
 }
 
-void SoapServer::ReturnContext(std::unique_ptr<Context> context) {
+void SoapHandler::ReturnContext(std::unique_ptr<Context> context) {
   struct soap* soap = context->soap;
   soap_destroy(soap);
   soap_end(soap);
@@ -153,7 +158,7 @@ void SoapServer::ReturnContext(std::unique_ptr<Context> context) {
   free_.push_back(std::move(context));
 }
 
-HttpResponse SoapServer::Handle(HttpRequest& request) {
+HttpResponse SoapHandler::Handle(HttpRequest& request) {
   // gSOAP reads the request as it came, less what the HTTP server already
   // did: the body is whole (no chunks to undo) and "100 Continue" was sent.
   request.erase(http::field::expect);
@@ -173,12 +178,14 @@ HttpResponse SoapServer::Handle(HttpRequest& request) {
                  http::status::internal_server_error);
   }
   // Whether the connection stays open is the HTTP server's choice (see
-  // the header), not gSOAP's, which closes after most faults.
-  answer->keep_alive(true);
+  // the header), not gSOAP's, which closes after most faults. Said
+  // explicitly: a gSOAP client closes its connection after an answer without
+  // "Connection: keep-alive", even in HTTP/1.1.
+  answer->set(http::field::connection, "keep-alive");
   return std::move(*answer);
 }
 
-HttpResponse SoapServer::Fault(const Status& status, http::status code) {
+HttpResponse SoapHandler::Fault(const Status& status, http::status code) {
   std::ostringstream out;
   std::unique_ptr<Context> context = TakeContext();
   struct soap* soap = context->soap;
@@ -196,7 +203,7 @@ HttpResponse SoapServer::Fault(const Status& status, http::status code) {
   }
   answer->result(code);
   answer->reason({});  // the status's own reason phrase
-  answer->keep_alive(true);
+  answer->set(http::field::connection, "keep-alive");
   answer->prepare_payload();
   return std::move(*answer);
 }

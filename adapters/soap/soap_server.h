@@ -33,7 +33,7 @@ struct SoapServerOptions {
   std::string bind_address = "127.0.0.1";
   int port = 8080;  // 0: pick a free port (see SoapServer::port())
   // Requests handled at once (each may block while the core waits).
-  int workers = 32;
+  int workers = 8;
   std::size_t max_request_bytes = 1024 * 1024;  // of the body
   // A connection that sends no request for this long, or takes longer to
   // send the body of one or to take an answer, is closed.
@@ -41,6 +41,34 @@ struct SoapServerOptions {
   int max_keep_alive_requests = 10'000;  // per connection, then it is closed; 0: no limit
   // The process's budget of client connections (null: no limit).
   runtime::ConnectionBudget* connections = nullptr;
+};
+
+// The SOAP face without its sockets: runs gSOAP on one HTTP request in
+// memory and returns the HTTP answer (the server's handler; the fuzz targets
+// call it directly). Thread-safe: each call takes a gSOAP context of a pool
+// (one per call in flight) and gives it back.
+class SoapHandler {
+ public:
+  SoapHandler(UserService& service, Metrics& metrics);
+  ~SoapHandler();
+  SoapHandler(const SoapHandler&) = delete;
+  SoapHandler& operator=(const SoapHandler&) = delete;
+
+  // The answer to `request` (POST /soap or GET /soap?wsdl), payload prepared.
+  http_transport::HttpResponse Handle(http_transport::HttpRequest& request);
+  // A fault with `status` (INVALID_ARGUMENT, INTERNAL...) for a request that
+  // never reached gSOAP, with HTTP status `code`.
+  http_transport::HttpResponse Fault(const Status& status, http_transport::http::status code);
+
+ private:
+  struct Context;  // a gSOAP context and the service on it
+  std::unique_ptr<Context> TakeContext();
+  void ReturnContext(std::unique_ptr<Context> context);
+
+  UserService& service_;
+  Metrics& metrics_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Context>> free_;  // guarded by mu_
 };
 
 class SoapServer {
@@ -59,19 +87,7 @@ class SoapServer {
   int port() const { return http_.port(); }
 
  private:
-  struct Context;  // a gSOAP context and the service on it
-  std::unique_ptr<Context> TakeContext();
-  void ReturnContext(std::unique_ptr<Context> context);
-  // Runs gSOAP on `request` and returns its answer.
-  http_transport::HttpResponse Handle(http_transport::HttpRequest& request);
-  // A fault with the core code INVALID_ARGUMENT (or INTERNAL) for a request
-  // that never reached gSOAP, with HTTP status `status`.
-  http_transport::HttpResponse Fault(const Status& status, http_transport::http::status code);
-
-  UserService& service_;
-  Metrics& metrics_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Context>> free_;  // guarded by mu_
+  SoapHandler handler_;
   http_transport::HttpServer http_;
 };
 

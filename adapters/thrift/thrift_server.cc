@@ -50,19 +50,27 @@ class ListeningSignal final : public TServerEventHandler {
   std::promise<void> listening_;
 };
 
-std::shared_ptr<TProtocolFactory> MakeProtocolFactory(const ThriftServerOptions& o) {
-  if (o.protocol == ThriftProtocol::kCompact) {
-    return std::make_shared<TCompactProtocolFactory>(o.max_string_bytes, o.max_container_items);
-  }
-  return std::make_shared<TBinaryProtocolFactory>(o.max_string_bytes, o.max_container_items,
-                                                  /*strict_read=*/false, /*strict_write=*/true);
-}
-
 // Thrift's own diagnostics (accept errors, server model notices) go to the
 // server log instead of bare stderr.
 void LogThriftOutput(const char* message) { spdlog::info("thrift: {}", message); }
 
 }  // namespace
+
+std::shared_ptr<TProtocolFactory> MakeProtocolFactory(const ThriftServerOptions& options) {
+  if (options.protocol == ThriftProtocol::kCompact) {
+    return std::make_shared<TCompactProtocolFactory>(options.max_string_bytes,
+                                                     options.max_container_items);
+  }
+  return std::make_shared<TBinaryProtocolFactory>(options.max_string_bytes,
+                                                  options.max_container_items,
+                                                  /*strict_read=*/false, /*strict_write=*/true);
+}
+
+std::shared_ptr<TConfiguration> MakeTransportConfig(const ThriftServerOptions& options) {
+  // A copy: the constant has no out-of-line definition to bind a reference to.
+  const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
+  return std::make_shared<TConfiguration>(max_message_bytes, options.max_frame_bytes);
+}
 
 ThriftServer::ThriftServer(UserService& service, Metrics& metrics, ThriftServerOptions options)
     : ThriftServer(service, metrics, ServiceForThread{}, std::move(options)) {}
@@ -82,9 +90,7 @@ void ThriftServer::Start() {
   auto processor = std::make_shared<gen::UserServiceProcessor>(handler);
   auto protocol = MakeProtocolFactory(options_);
   // Frames up to max_frame_bytes (the fiber and threadpool models' transports).
-  // A copy: the constant has no out-of-line definition to bind a reference to.
-  const int max_message_bytes = TConfiguration::DEFAULT_MAX_MESSAGE_SIZE;
-  auto config = std::make_shared<TConfiguration>(max_message_bytes, options_.max_frame_bytes);
+  auto config = MakeTransportConfig(options_);
   if (options_.model == ThriftServerModel::kFibers) {
     std::vector<std::shared_ptr<apache::thrift::TProcessor>> processors;
     for (int i = 0; i < options_.io_threads; ++i) {

@@ -21,6 +21,12 @@
 #include "core/metrics.h"
 #include "core/user_service.h"
 
+namespace apache::thrift {
+class TConfiguration;
+}  // namespace apache::thrift
+namespace apache::thrift::protocol {
+class TProtocolFactory;
+}  // namespace apache::thrift::protocol
 namespace apache::thrift::server {
 class TServer;
 }  // namespace apache::thrift::server
@@ -57,6 +63,15 @@ struct ThriftServerOptions {
   // fibers model: the process's budget of client connections (null: none).
   runtime::ConnectionBudget* connections = nullptr;
 };
+
+// How every model reads requests: the protocol with the string and
+// container limits of `options`, and the transport configuration that bounds
+// a frame at max_frame_bytes (also used by the fuzz targets, so that they
+// decode exactly as the server does).
+std::shared_ptr<apache::thrift::protocol::TProtocolFactory> MakeProtocolFactory(
+    const ThriftServerOptions& options);
+std::shared_ptr<apache::thrift::TConfiguration> MakeTransportConfig(
+    const ThriftServerOptions& options);
 
 // The UserService the fibers of fiber thread `thread` (0 .. io_threads-1)
 // call: one whose blocking calls park a fiber instead of its thread

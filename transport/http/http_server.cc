@@ -218,13 +218,31 @@ class HttpServer::Impl {
                                              served >= options_.max_keep_alive_requests);
       const bool handler_keeps = response.keep_alive();
       response.version(version);
-      response.keep_alive(keep_alive && handler_keeps && !last);
-      stream.expires_after(milliseconds(options_.io_timeout_ms));
-      co_await http::async_write(stream, response, token);
+      const bool keeps = keep_alive && handler_keeps && !last;
+      // Only when it changes: an answer's own "Connection: keep-alive" stays.
+      if (response.keep_alive() != keeps) response.keep_alive(keeps);
+      co_await Write(stream, response, ec);
       if (ec || !response.keep_alive()) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.close();
+  }
+
+  // Writes `response`: as much as the socket takes at once on this thread
+  // (usually all of it), the rest asynchronously within the I/O timeout. An
+  // asynchronous write alone hands its completion to another I/O thread,
+  // a thread switch per answer that a small answer does not need.
+  asio::awaitable<void> Write(beast::tcp_stream& stream, HttpResponse& response,
+                              beast::error_code& ec) {
+    http::serializer<false, http::string_body> serializer(response);
+    tcp::socket& socket = stream.socket();
+    socket.non_blocking(true, ec);
+    while (!ec && !serializer.is_done()) http::write_some(socket, serializer, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      stream.expires_after(milliseconds(options_.io_timeout_ms));
+      co_await http::async_write(stream, serializer, asio::redirect_error(asio::use_awaitable, ec));
+    }
   }
 
   // Half-closes and reads what the client still sends, for a short while.

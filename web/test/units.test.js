@@ -277,3 +277,79 @@ describe('parseExactNumbers (gateway JSON bodies)', () => {
     assert.equal(o.text, '8');
   });
 });
+
+// A generated corpus for the gateway's JSON reading: bodies mutated from
+// valid ones by a seeded generator (bounded, the same on every run). For
+// each text JSON.parse accepts (the gateway checks that first),
+// parseExactNumbers must give the same document with every number as its
+// literal; parseInt64 must agree with BigInt on every id-like text.
+describe('gateway body parsing, generated corpus', () => {
+  const { parseExactNumbers, JsonNumber } = require('../src/gateway');
+  const { INT64_MIN, INT64_MAX } = require('../src/int64');
+  // mulberry32: a small seeded generator, so a failure is reproducible.
+  const generator = (seed) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const seeds = [
+    '{"ids":[1,2,9223372036854775807,-9223372036854775808]}',
+    '{"username":"zed","email":"zed@example.com","full_name":"Z\\u00f6 \\"q\\" \\\\"}',
+    '{"email":"a@b.c","full_name":"x","nested":{"a":[1.5,-0,1e3,2E-2,{"b":null}]}}',
+    '{"ids":[[[[1]]],{"k":[true,false,null,"1"]}]}',
+  ];
+  const alphabet = '{}[]",:0123456789-+.eE \\tnulltruefalse\\u00';
+  const mutate = (text, random) => {
+    const at = Math.floor(random() * (text.length + 1));
+    switch (Math.floor(random() * 4)) {
+      case 0: return text.slice(0, at) + alphabet[Math.floor(random() * alphabet.length)] + text.slice(at);
+      case 1: return text.slice(0, at) + text.slice(at + 1);
+      case 2: return text.slice(0, at) + text.slice(at, at + Math.floor(random() * 8)) + text.slice(at);
+      default: return text.slice(0, at) + alphabet[Math.floor(random() * alphabet.length)] + text.slice(at + 1);
+    }
+  };
+  const withNumbers = (value) => {
+    if (value instanceof JsonNumber) return Number(value.text);
+    if (Array.isArray(value)) return value.map(withNumbers);
+    if (value !== null && typeof value === 'object') {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withNumbers(v)]));
+    }
+    return value;
+  };
+
+  it('reads every accepted body as JSON.parse does, numbers kept as written', () => {
+    const random = generator(20261207);
+    let accepted = 0;
+    for (let n = 0; n < 20000; n++) {
+      let text = seeds[n % seeds.length];
+      const steps = 1 + Math.floor(random() * 6);
+      for (let s = 0; s < steps; s++) text = mutate(text, random);
+      let expected;
+      try {
+        expected = JSON.parse(text);
+      } catch {
+        continue; // the gateway answers 400 before parseExactNumbers
+      }
+      accepted++;
+      assert.deepEqual(withNumbers(parseExactNumbers(text)), expected, text);
+    }
+    assert.ok(accepted > 1000, `only ${accepted} of the mutated bodies were valid JSON`);
+  });
+
+  it('reads an int64 exactly when BigInt does and it is in range', () => {
+    const random = generator(7);
+    for (let n = 0; n < 20000; n++) {
+      let text = ['9223372036854775807', '-9223372036854775808', '0', '42', '-1'][n % 5];
+      for (let s = 0; s < 1 + Math.floor(random() * 3); s++) text = mutate(text, random);
+      let reference = null;
+      if (/^-?[0-9]+$/.test(text) && !/^-?0[0-9]/.test(text) && text !== '-0') {
+        const big = BigInt(text);
+        if (big >= INT64_MIN && big <= INT64_MAX) reference = big;
+      }
+      const got = parseInt64(text);
+      if (reference === null) assert.ok(got === null || got === BigInt(text), text);
+      else assert.equal(got, reference, text);
+    }
+  });
+});

@@ -87,6 +87,12 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->envname("POLYCRUD_MYSQL_POOL_SIZE")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  app.add_option("--mysql-lock-wait-timeout-ms", c.mysql.lock_wait_timeout_ms,
+                 "A statement waiting this long for a row or table lock fails (RESOURCE_EXHAUSTED, "
+                 "nothing written) instead of waiting for the read timeout; whole seconds")
+      ->envname("POLYCRUD_MYSQL_LOCK_WAIT_TIMEOUT_MS")
+      ->check(CLI::Range(std::int64_t{1000}, std::int64_t{3'600'000}))
+      ->capture_default_str();
   app.add_option("--max-connections", c.max_connections,
                  "Client connections the Thrift (fibers) and REST faces may hold together; "
                  "beyond it a new connection is closed at once. 0: the descriptor limit "

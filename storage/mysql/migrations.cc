@@ -91,6 +91,8 @@ std::vector<std::string> SplitSqlStatements(std::string_view script) {
 Status ApplyMigrations(MysqlOptions options) {
   options.read_timeout_ms = kMigrationReadTimeoutMs;
   options.write_timeout_ms = kMigrationReadTimeoutMs;
+  // A migration may wait for the statements of running servers to finish.
+  options.lock_wait_timeout_ms = kMigrationReadTimeoutMs;
   StatusOr<std::unique_ptr<MysqlConnection>> opened = MysqlConnection::Open(options);
   if (!opened.ok()) return opened.status();
   // Closing this dedicated connection also releases the lock on every path.

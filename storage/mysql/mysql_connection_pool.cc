@@ -72,6 +72,11 @@ StatusOr<std::unique_ptr<MysqlConnection>> MysqlConnection::Open(const MysqlOpti
     // Every statement addresses rows by primary key; READ COMMITTED avoids
     // the gap locks REPEATABLE READ takes when such a row is missing.
     connection->Execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    // MariaDB waits a day for a table lock by default, so a locked table
+    // would keep every statement until the read timeout cut its connection.
+    const std::string lock_wait = std::to_string(WholeSeconds(options.lock_wait_timeout_ms));
+    connection->Execute("SET SESSION lock_wait_timeout = " + lock_wait +
+                        ", innodb_lock_wait_timeout = " + lock_wait);
     return connection;
   } catch (const sql::SQLException& e) {
     return StatusFromMysqlError(e);

@@ -37,6 +37,12 @@ struct MysqlOptions {
   std::int64_t connect_timeout_ms = 2000;
   std::int64_t read_timeout_ms = 5000;
   std::int64_t write_timeout_ms = 5000;
+  // A statement that waits this long for a row or table lock fails
+  // (ER_LOCK_WAIT_TIMEOUT: kResourceExhausted "database busy", nothing
+  // written) instead of holding its connection until the read timeout
+  // drops it with an unknown outcome. The session's lock_wait_timeout
+  // (metadata and table locks) and innodb_lock_wait_timeout (row locks).
+  std::int64_t lock_wait_timeout_ms = 1000;
   // How long Acquire() waits for a free connection before giving up.
   std::int64_t acquire_timeout_ms = 2000;
   // A pooled connection idle for longer than this is pinged before reuse, so
@@ -47,7 +53,8 @@ struct MysqlOptions {
 };
 
 // One session: utf8mb4 with binary collation, strict SQL mode, READ COMMITTED
-// isolation, no automatic reconnect. Not thread-safe: one thread uses it at a
+// isolation, lock waits bounded by lock_wait_timeout_ms, no automatic
+// reconnect. Not thread-safe: one thread uses it at a
 // time (the pool guarantees this for leased connections).
 class MysqlConnection {
  public:

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <optional>
 #include <random>
@@ -368,6 +369,44 @@ TEST_F(MysqlUserStoreIntegrationTest, ConcurrentUnconditionalUpdatesAreAllApplie
   ASSERT_TRUE(found.ok());
   ASSERT_TRUE(found->has_value());
   EXPECT_EQ((*found)->version, 1 + kThreads * kUpdatesPerThread);
+}
+
+// Regression: MariaDB waits a day for a table lock by default, so with the
+// users table locked every statement held its connection until the read
+// timeout (5 s) dropped it, a write's outcome then unknown. Now a statement
+// gives up after lock_wait_timeout_ms with "database busy" (nothing written)
+// and its connection serves the next call. The lock is released after 10 s
+// at the latest, so the old behaviour fails the test instead of hanging it.
+TEST_F(MysqlUserStoreIntegrationTest, AStatementBehindALockedTableIsAnsweredBusyAndGoesOn) {
+  const User user = MustInsert(Draft("locked"));
+  options_.read_timeout_ms = 30'000;
+  options_.lock_wait_timeout_ms = 1000;
+  options_.pool_size = 1;
+  MysqlUserStore store(options_);
+  ASSERT_TRUE(store.FindById(user.id).ok());  // its one connection is open
+  StatusOr<std::unique_ptr<MysqlConnection>> locker = MysqlConnection::Open(options_);
+  ASSERT_TRUE(locker.ok()) << locker.status().ToString();
+  (*locker)->Execute("LOCK TABLES users WRITE");
+  std::promise<void> done;
+  std::thread unlocker([&locker, finished = done.get_future()] {
+    finished.wait_for(std::chrono::seconds(10));
+    (*locker)->Execute("UNLOCK TABLES");
+  });
+  const StatusOr<std::optional<User>> read = store.FindById(user.id);
+  const StatusOr<User> write =
+      store.Update(user.id, UserPatch{.full_name = std::string("Behind the lock")}, kNowMs);
+  done.set_value();
+  unlocker.join();
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(read.status().message(), "database busy");
+  ASSERT_FALSE(write.ok());
+  EXPECT_EQ(write.status().code(), StatusCode::kResourceExhausted);
+  const StatusOr<std::optional<User>> after = store.FindById(user.id);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_TRUE(after->has_value());
+  EXPECT_EQ((*after)->version, user.version);
+  EXPECT_EQ((*after)->full_name, user.full_name);
 }
 
 TEST_F(MysqlUserStoreIntegrationTest, PingSucceeds) {

@@ -59,22 +59,19 @@ Status UserService::Unavailable(std::string message) const {
 }
 
 Status UserService::Admit(const Caller& caller, Operation operation) const {
-  Status admitted = Status::Internal("unknown operation");
   switch (operation) {
     case Operation::kPing:
       return Status::Ok();
     case Operation::kCreateUser:
     case Operation::kUpdateUser:
     case Operation::kDeleteUser:
-      admitted = Authorize(caller.token, Role::kAdmin);
-      break;
+      return Authorize(caller.token, Role::kAdmin);
     case Operation::kGetUser:
     case Operation::kBatchGetUsers:
     case Operation::kListUsers:
-      admitted = Authorize(caller.token, Role::kReader);
-      break;
+      return Authorize(caller.token, Role::kReader);
   }
-  return admitted;
+  return Status::Internal("unknown operation");
 }
 
 Status UserService::Enter(const Caller& caller, Operation operation) const {

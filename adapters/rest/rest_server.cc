@@ -1,5 +1,7 @@
 #include "adapters/rest/rest_server.h"
 
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "adapters/rest/problem.h"
@@ -19,18 +21,8 @@ http_transport::HttpServerOptions HttpOptions(const RestServerOptions& options) 
           .connections = options.connections};
 }
 
-HttpResponse ReadErrorReply(http_transport::ReadError error) {
-  switch (error) {
-    case http_transport::ReadError::kBodyTooLarge:
-      return Problem(http::status::payload_too_large, "INVALID_ARGUMENT",
-                     "the request body is larger than the server accepts");
-    case http_transport::ReadError::kHeaderTooLarge:
-      return Problem(http::status::request_header_fields_too_large, "INVALID_ARGUMENT",
-                     "the request headers are larger than the server accepts");
-    case http_transport::ReadError::kMalformed:
-      break;
-  }
-  return Problem(http::status::bad_request, "INVALID_ARGUMENT", "malformed HTTP request");
+HttpResponse ReadErrorReply(http::status status, std::string_view message) {
+  return Problem(status, "INVALID_ARGUMENT", std::string(message));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <boost/beast/http/write.hpp>
 #include <optional>
 #include <sstream>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -106,23 +107,8 @@ SoapServer::SoapServer(UserService& service, Metrics& metrics, SoapServerOptions
     : handler_(service, metrics),
       http_({.handle = [this](HttpRequest& request) { return handler_.Handle(request); },
              .read_error =
-                 [this](http_transport::ReadError error) {
-                   switch (error) {
-                     case http_transport::ReadError::kBodyTooLarge:
-                       return handler_.Fault(
-                           Status::InvalidArgument("the request is larger than the server accepts",
-                                                   ""),
-                           http::status::payload_too_large);
-                     case http_transport::ReadError::kHeaderTooLarge:
-                       return handler_.Fault(
-                           Status::InvalidArgument(
-                               "the request headers are larger than the server accepts", ""),
-                           http::status::request_header_fields_too_large);
-                     case http_transport::ReadError::kMalformed:
-                       break;
-                   }
-                   return handler_.Fault(Status::InvalidArgument("malformed HTTP request", ""),
-                                         http::status::bad_request);
+                 [this](http::status status, std::string_view message) {
+                   return handler_.Fault(Status::InvalidArgument(std::string(message), ""), status);
                  },
              .internal_error =
                  [this] {

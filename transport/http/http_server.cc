@@ -47,14 +47,25 @@ struct Session {
   std::optional<ConcurrencyLimiter::Slot> slot;  // of the connection budget, if any
 };
 
-// Why a read failed, if the client should get an answer.
-std::optional<ReadError> AnswerableReadError(const beast::error_code& ec) {
-  if (ec == http::error::body_limit) return ReadError::kBodyTooLarge;
-  if (ec == http::error::header_limit) return ReadError::kHeaderTooLarge;
+// Why a read failed (the status and message of the answer), if the client
+// should get an answer.
+struct ReadFailure {
+  http::status status;
+  std::string_view message;
+};
+std::optional<ReadFailure> AnswerableReadError(const beast::error_code& ec) {
+  if (ec == http::error::body_limit) {
+    return ReadFailure{http::status::payload_too_large,
+                       "the request body is larger than the server accepts"};
+  }
+  if (ec == http::error::header_limit) {
+    return ReadFailure{http::status::request_header_fields_too_large,
+                       "the request headers are larger than the server accepts"};
+  }
   if (ec.category() == beast::http::make_error_code(http::error::bad_target).category() &&
       ec != http::error::end_of_stream && ec != http::error::partial_message &&
       ec != http::error::need_more) {
-    return ReadError::kMalformed;
+    return ReadFailure{http::status::bad_request, "malformed HTTP request"};
   }
   return std::nullopt;  // timeout, reset, cancelled: nobody to answer
 }
@@ -146,6 +157,9 @@ class HttpServer::Impl {
         }
       }
       socket.set_option(tcp::no_delay(true), ec);
+      // Once per connection (it is a system call): Write's synchronous part
+      // must stop where the socket would block.
+      socket.non_blocking(true, ec);
       auto session = std::make_shared<Session>(std::move(socket), std::move(slot));
       {
         std::lock_guard lock(mu_);
@@ -192,8 +206,8 @@ class HttpServer::Impl {
         co_await http::async_read(stream, buffer, parser, token);
       }
       if (ec) {
-        if (const std::optional<ReadError> error = AnswerableReadError(ec)) {
-          HttpResponse reply = handlers_.read_error(*error);
+        if (const std::optional<ReadFailure> failure = AnswerableReadError(ec)) {
+          HttpResponse reply = handlers_.read_error(failure->status, failure->message);
           reply.keep_alive(false);
           reply.prepare_payload();
           stream.expires_after(milliseconds(options_.io_timeout_ms));
@@ -235,8 +249,7 @@ class HttpServer::Impl {
   asio::awaitable<void> Write(beast::tcp_stream& stream, HttpResponse& response,
                               beast::error_code& ec) {
     http::serializer<false, http::string_body> serializer(response);
-    tcp::socket& socket = stream.socket();
-    socket.non_blocking(true, ec);
+    tcp::socket& socket = stream.socket();  // non-blocking since Accept
     while (!ec && !serializer.is_done()) http::write_some(socket, serializer, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       ec = {};

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace polycrud::runtime {
 class ConnectionBudget;
@@ -29,13 +30,6 @@ namespace polycrud::http_transport {
 namespace http = boost::beast::http;
 using HttpRequest = http::request<http::string_body>;
 using HttpResponse = http::response<http::string_body>;
-
-// Why a request could not be read.
-enum class ReadError {
-  kBodyTooLarge,    // over max_body_bytes (HTTP 413)
-  kHeaderTooLarge,  // over max_header_bytes (HTTP 431)
-  kMalformed,       // not HTTP/1.1 the parser accepts (HTTP 400)
-};
 
 struct HttpServerOptions {
   std::string name = "http";  // names the face in log lines
@@ -61,8 +55,11 @@ struct HttpHandlers {
   // version, and keep-alive to what the request asked for unless the answer
   // says close or the connection must end.
   std::function<HttpResponse(HttpRequest& request)> handle;
-  // The answer to a request that could not be read.
-  std::function<HttpResponse(ReadError error)> read_error;
+  // The answer, in the face's own format, to a request that could not be
+  // read: `status` 413 (body over max_body_bytes), 431 (headers over
+  // max_header_bytes) or 400 (not HTTP/1.1 the parser accepts), and a
+  // message for the client saying which.
+  std::function<HttpResponse(http::status status, std::string_view message)> read_error;
   // The answer when `handle` throws (logged by the server).
   std::function<HttpResponse()> internal_error;
 };

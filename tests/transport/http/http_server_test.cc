@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "runtime/connection_budget.h"
 #include "tests/support/raw_socket.h"
@@ -29,6 +31,7 @@ class HttpServerTest : public ::testing::Test {
         HttpHandlers{.handle =
                          [this](HttpRequest& request) {
                            handled_.fetch_add(1);
+                           if (request.target() == "/throw") throw std::runtime_error("boom");
                            HttpResponse response(http::status::ok, request.version());
                            response.body() =
                                std::string(request.method_string()) + " " + request.body();
@@ -42,15 +45,17 @@ class HttpServerTest : public ::testing::Test {
                            return response;
                          },
                      .read_error =
-                         [](ReadError error) {
-                           HttpResponse response(error == ReadError::kBodyTooLarge
-                                                     ? http::status::payload_too_large
-                                                     : http::status::bad_request,
-                                                 11);
-                           response.body() = "refused";
+                         [](http::status status, std::string_view message) {
+                           HttpResponse response(status, 11);
+                           response.body() = "refused: " + std::string(message);
                            return response;
                          },
-                     .internal_error = [] { return HttpResponse(http::status::ok, 11); }},
+                     .internal_error =
+                         [] {
+                           HttpResponse response(http::status::internal_server_error, 11);
+                           response.body() = "internal";
+                           return response;
+                         }},
         options);
     server_->Start();
   }
@@ -131,6 +136,21 @@ TEST_F(HttpServerTest, ABodyOverTheLimitGetsTheReadErrorAnswerAndTheConnectionCl
   EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
   EXPECT_NE(answer.find("refused"), std::string::npos) << answer;
   EXPECT_EQ(handled_.load(), 0);
+}
+
+// A handler that throws gets the face's internal-error answer (the server
+// logs the exception), and the connection serves the next request.
+TEST_F(HttpServerTest, AHandlerThatThrowsGetsTheInternalErrorAnswerAndTheConnectionGoesOn) {
+  Start({});
+  RawSocket socket(port());
+  socket.Send("GET /throw HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n");
+  std::string answers;
+  ASSERT_TRUE(socket.ReadUntil("GET ", answers)) << answers;
+  EXPECT_EQ(answers.find("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 8\r\n\r\n"
+                         "internalHTTP/1.1 200 OK"),
+            0u)
+      << answers;
+  EXPECT_EQ(handled_.load(), 2);
 }
 
 TEST_F(HttpServerTest, GarbageGetsTheMalformedAnswer) {

@@ -134,6 +134,11 @@ std::variant<json, HttpResponse> JsonBody(const HttpRequest& request) {
     // Only the position is sent, not the library's text.
     return Problem(http::status::bad_request, "INVALID_ARGUMENT",
                    "malformed JSON at byte " + std::to_string(e.byte));
+  } catch (const json::out_of_range&) {
+    // A number too large for a double (1E400): well-formed JSON the
+    // service cannot hold, so the caller's error too, never a 500.
+    return Problem(http::status::bad_request, "INVALID_ARGUMENT",
+                   "a number in the request body is out of range");
   }
   if (!body.is_object()) {
     return Problem(http::status::bad_request, "INVALID_ARGUMENT",

@@ -195,6 +195,15 @@ TEST_F(RestRoutesTest, MalformedHttpInputIsRejectedBeforeTheCore) {
   EXPECT_EQ(Body(r)["field"], "ids");
   r = Send(http::verb::post, "/v1/users", R"([1, 2])");
   EXPECT_EQ(r.result_int(), 400u);
+  // Found by the REST fuzzer: a number past a double's range was a 500.
+  for (const char* body : {R"({"username": 5555552E7777777})", R"({"ids": [1E400]})",
+                           R"({"expected_version": -1e999})"}) {
+    r = Send(http::verb::post, "/v1/users", body);
+    EXPECT_EQ(r.result_int(), 400u) << body;
+    EXPECT_EQ(Body(r)["code"], "INVALID_ARGUMENT") << body;
+    EXPECT_NE(Body(r)["detail"].get<std::string>().find("out of range"), std::string::npos)
+        << r.body();
+  }
   r = Send(http::verb::get, "/v1/users/abc");
   EXPECT_EQ(r.result_int(), 400u);
   EXPECT_EQ(Body(r)["field"], "id");

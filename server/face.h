@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "core/user_service.h"
 #include "runtime/connection_budget.h"
+#include "transport/tls/tls.h"
 
 namespace polycrud::server {
 
@@ -32,6 +33,9 @@ struct FaceContext {
   // The client connections the faces may hold together (the Thrift fibers
   // model and REST count against it).
   runtime::ConnectionBudget& connections;
+  // --tls-cert, --tls-key, --tls-client-ca: every face's TLS files unless
+  // the face sets its own (--<face>-tls-cert, ...).
+  tls::TlsFiles tls;
 };
 
 class Face {
@@ -49,6 +53,11 @@ class Face {
   virtual std::string Describe() const = 0;
 };
 
+// The TLS flags of one face (`face`: "thrift", ...), into `files`.
+void AddFaceTlsOptions(CLI::App& app, std::string_view face, tls::TlsFiles& files);
+// A face's TLS files: each of its own that is set, else the common one.
+tls::TlsFiles ChooseTls(const tls::TlsFiles& own, const tls::TlsFiles& common);
+
 // The common part of a face that runs one server object: Server is built
 // from (service, metrics, extra..., Options), has Start(), Stop() and port();
 // Options has bind_address and port.
@@ -60,10 +69,13 @@ class ServerFace : public Face {
   }
 
  protected:
+  // Adds --<face>-tls-cert, --<face>-tls-key and --<face>-tls-client-ca.
+  void AddTlsOptions(CLI::App& app) { AddFaceTlsOptions(app, name(), own_tls_); }
   // Builds the server on the context's bind address and starts it.
   template <typename... Extra>
   void StartServer(const FaceContext& context, Extra&&... extra) {
     options_.bind_address = context.bind_address;
+    options_.tls = ChooseTls(own_tls_, context.tls);
     server_.emplace(context.service, context.metrics, std::forward<Extra>(extra)..., options_);
     server_->Start();
   }
@@ -72,8 +84,15 @@ class ServerFace : public Face {
     return options_.bind_address + ":" + std::to_string(server_ ? server_->port() : options_.port);
   }
 
+  // " TLS" or " mutual TLS" for Describe(), after StartServer.
+  std::string TlsNote() const {
+    if (!options_.tls.enabled()) return "";
+    return options_.tls.ca.empty() ? ", TLS" : ", mutual TLS";
+  }
+
   Options options_;
   std::optional<Server> server_;
+  tls::TlsFiles own_tls_;
 };
 
 using FaceList = std::vector<std::unique_ptr<Face>>;

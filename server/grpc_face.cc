@@ -56,13 +56,14 @@ class GrpcFace final : public ServerFace<GrpcServer, GrpcServerOptions> {
         ->envname("POLYCRUD_GRPC_MAX_CONNECTION_AGE_GRACE_MS")
         ->check(CLI::Range(0, 3'600'000))
         ->capture_default_str();
+    AddTlsOptions(app);
   }
 
   void Start(const FaceContext& context) override { StartServer(context); }
 
   std::string Describe() const override {
     return Address() + " (callback API, " + std::to_string(options_.workers) +
-           " workers, health, reflection)";
+           " workers, health, reflection" + TlsNote() + ")";
   }
 };
 

@@ -53,6 +53,7 @@ struct Config {
   double rate_limit_burst = 0;      // 0: one second's worth
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
+  polycrud::tls::TlsFiles tls;
 };
 
 void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& faces) {
@@ -83,6 +84,15 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
   app.add_option("--mysql-database", c.mysql.database)
       ->envname("POLYCRUD_MYSQL_DATABASE")
       ->capture_default_str();
+  app.add_option("--mysql-tls-ca", c.mysql.tls_ca,
+                 "Connect to MariaDB over TLS, its certificate verified against this CA and "
+                 "--mysql-host (a server without TLS is refused)")
+      ->envname("POLYCRUD_MYSQL_TLS_CA");
+  app.add_option("--mysql-tls-cert", c.mysql.tls_cert,
+                 "Client certificate for MariaDB (users created REQUIRE X509)")
+      ->envname("POLYCRUD_MYSQL_TLS_CERT");
+  app.add_option("--mysql-tls-key", c.mysql.tls_key, "Private key of --mysql-tls-cert")
+      ->envname("POLYCRUD_MYSQL_TLS_KEY");
   app.add_option("--mysql-pool-size", c.mysql.pool_size, "Most MySQL connections at once")
       ->envname("POLYCRUD_MYSQL_POOL_SIZE")
       ->check(CLI::Range(1, 1024))
@@ -185,6 +195,15 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
                  "SHA-256 (hex) of a reader token; repeat or comma-separate")
       ->envname("POLYCRUD_READER_TOKEN_SHA256")
       ->delimiter(',');
+  app.add_option("--tls-cert", c.tls.cert,
+                 "TLS certificate (PEM, chain) of every face: each then serves TLS 1.2+ on its "
+                 "port; --<face>-tls-cert and the like set one face's own")
+      ->envname("POLYCRUD_TLS_CERT");
+  app.add_option("--tls-key", c.tls.key, "Private key of --tls-cert (PEM, keep it 0600)")
+      ->envname("POLYCRUD_TLS_KEY");
+  app.add_option("--tls-client-ca", c.tls.ca,
+                 "Mutual TLS: every face requires a client certificate signed by this CA")
+      ->envname("POLYCRUD_TLS_CLIENT_CA");
   for (const auto& face : faces) face->AddOptions(app);
 }
 
@@ -341,6 +360,7 @@ int main(int argc, char** argv) {
                 });
           },
       .connections = connections,
+      .tls = config.tls,
   };
   std::vector<polycrud::server::Face*> started;
   for (polycrud::server::Face* face : selected) {

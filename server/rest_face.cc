@@ -44,6 +44,7 @@ class RestFace final : public ServerFace<RestServer, RestServerOptions> {
         ->envname("POLYCRUD_REST_IO_TIMEOUT_MS")
         ->check(CLI::Range(100, 3'600'000))
         ->capture_default_str();
+    AddTlsOptions(app);
   }
 
   void Start(const FaceContext& context) override {
@@ -53,7 +54,8 @@ class RestFace final : public ServerFace<RestServer, RestServerOptions> {
 
   std::string Describe() const override {
     return Address() + " (beast, " + std::to_string(options_.threads) +
-           " threads, body <= " + std::to_string(options_.max_body_bytes) + " bytes)";
+           " threads, body <= " + std::to_string(options_.max_body_bytes) + " bytes" + TlsNote() +
+           ")";
   }
 };
 

@@ -43,6 +43,7 @@ class SoapFace final : public ServerFace<SoapServer, SoapServerOptions> {
         ->envname("POLYCRUD_SOAP_MAX_KEEP_ALIVE_REQUESTS")
         ->check(CLI::Range(0, 1'000'000'000))
         ->capture_default_str();
+    AddTlsOptions(app);
   }
 
   void Start(const FaceContext& context) override {
@@ -52,7 +53,7 @@ class SoapFace final : public ServerFace<SoapServer, SoapServerOptions> {
 
   std::string Describe() const override {
     return Address() + " (POST /soap, GET /soap?wsdl, " + std::to_string(options_.workers) +
-           " workers)";
+           " workers" + TlsNote() + ")";
   }
 };
 

@@ -61,6 +61,7 @@ class ThriftFace final : public ServerFace<ThriftServer, ThriftServerOptions> {
         ->envname("POLYCRUD_THRIFT_REQUEST_TIMEOUT_MS")
         ->check(CLI::Range(100, 3'600'000))
         ->capture_default_str();
+    AddTlsOptions(app);
   }
 
   void Start(const FaceContext& context) override {
@@ -76,7 +77,7 @@ class ThriftFace final : public ServerFace<ThriftServer, ThriftServerOptions> {
     const std::string threads = model_ == "fibers"
                                     ? std::to_string(options_.io_threads) + " fiber threads"
                                     : std::to_string(options_.workers) + " workers";
-    return Address() + " (" + model_ + ", " + protocol_ + ", " + threads + ")";
+    return Address() + " (" + model_ + ", " + protocol_ + ", " + threads + TlsNote() + ")";
   }
 
  private:

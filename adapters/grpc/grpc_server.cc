@@ -19,6 +19,21 @@ namespace {
 
 constexpr char kServiceName[] = "polycrud.v1.UserService";
 
+// TLS when `files` has a certificate (PEM text read now, so a bad path fails
+// the start), with a required, verified client certificate when it has a CA.
+std::shared_ptr<grpc::ServerCredentials> Credentials(const tls::TlsFiles& files) {
+  if (!files.enabled()) return grpc::InsecureServerCredentials();
+  if (files.cert.empty() || files.key.empty()) {
+    throw std::runtime_error("TLS: a server needs both a certificate and a key");
+  }
+  grpc::SslServerCredentialsOptions ssl(
+      files.ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                       : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!files.ca.empty()) ssl.pem_root_certs = tls::ReadPemFile(files.ca);
+  ssl.pem_key_cert_pairs.push_back({tls::ReadPemFile(files.key), tls::ReadPemFile(files.cert)});
+  return grpc::SslServerCredentials(ssl);
+}
+
 }  // namespace
 
 GrpcServer::GrpcServer(UserService& service, Metrics& metrics, GrpcServerOptions options)
@@ -42,7 +57,7 @@ void GrpcServer::Start() {
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.bind_address + ":" + std::to_string(options_.port),
-                           grpc::InsecureServerCredentials(), &bound_port_);
+                           Credentials(options_.tls), &bound_port_);
   builder.SetMaxReceiveMessageSize(options_.max_receive_bytes);
   // gRPC sets SO_REUSEPORT by default, so a second server on the same port
   // would start and silently share its traffic; a taken port must fail.

@@ -15,6 +15,7 @@
 
 #include "core/metrics.h"
 #include "core/user_service.h"
+#include "transport/tls/tls.h"
 
 namespace grpc {
 class Server;
@@ -43,6 +44,9 @@ struct GrpcServerOptions {
   int max_connection_idle_ms = 300'000;
   int max_connection_age_ms = 1'800'000;
   int max_connection_age_grace_ms = 30'000;
+  // With a certificate and key the port speaks TLS (HTTP/2 over TLS); with a
+  // CA too, clients must show a certificate it signed.
+  tls::TlsFiles tls;
 };
 
 class GrpcServer {

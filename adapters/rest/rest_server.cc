@@ -18,7 +18,8 @@ http_transport::HttpServerOptions HttpOptions(const RestServerOptions& options) 
           .max_header_bytes = options.max_header_bytes,
           .idle_timeout_ms = options.idle_timeout_ms,
           .io_timeout_ms = options.io_timeout_ms,
-          .connections = options.connections};
+          .connections = options.connections,
+          .tls = options.tls};
 }
 
 HttpResponse ReadErrorReply(http::status status, std::string_view message) {

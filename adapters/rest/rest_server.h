@@ -21,6 +21,7 @@
 #include "adapters/rest/rest_user_routes.h"
 #include "core/metrics.h"
 #include "core/user_service.h"
+#include "transport/tls/tls.h"
 
 namespace polycrud::runtime {
 class ConnectionBudget;
@@ -40,6 +41,7 @@ struct RestServerOptions {
   int io_timeout_ms = 10'000;    // reading a body, writing a response
   // The process's budget of client connections (null: no limit).
   runtime::ConnectionBudget* connections = nullptr;
+  tls::TlsFiles tls;  // HTTPS when set (HttpServerOptions::tls)
 };
 
 class RestServer {

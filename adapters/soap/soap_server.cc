@@ -73,7 +73,8 @@ http_transport::HttpServerOptions HttpOptions(const SoapServerOptions& options) 
           .idle_timeout_ms = options.timeout_ms,
           .io_timeout_ms = options.timeout_ms,
           .max_keep_alive_requests = options.max_keep_alive_requests,
-          .connections = options.connections};
+          .connections = options.connections,
+          .tls = options.tls};
 }
 
 }  // namespace

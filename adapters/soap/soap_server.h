@@ -22,6 +22,7 @@
 #include "core/metrics.h"
 #include "core/user_service.h"
 #include "transport/http/http_server.h"
+#include "transport/tls/tls.h"
 
 namespace polycrud::runtime {
 class ConnectionBudget;
@@ -41,6 +42,7 @@ struct SoapServerOptions {
   int max_keep_alive_requests = 10'000;  // per connection, then it is closed; 0: no limit
   // The process's budget of client connections (null: no limit).
   runtime::ConnectionBudget* connections = nullptr;
+  tls::TlsFiles tls;  // HTTPS when set (HttpServerOptions::tls)
 };
 
 // The SOAP face without its sockets: runs gSOAP on one HTTP request in

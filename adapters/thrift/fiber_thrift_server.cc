@@ -26,6 +26,7 @@
 #include "runtime/io_wait.h"
 #include "transport/thrift/framed_transport.h"
 #include "transport/thrift/waiting_socket_io.h"
+#include "transport/tls/tls.h"
 
 namespace polycrud::thrift_adapter {
 namespace {
@@ -47,8 +48,10 @@ using ::apache::thrift::transport::TVirtualTransport;
 // in all (each read waits only what is left of it).
 class ConnectionSocket final : public TVirtualTransport<ConnectionSocket> {
  public:
-  ConnectionSocket(int fd, const FiberServerOptions& options)
+  // `tls`: the connection's TLS session after its handshake, or null.
+  ConnectionSocket(int fd, tls::TlsChannel* tls, const FiberServerOptions& options)
       : fd_(fd),
+        tls_(tls),
         idle_timeout_(options.idle_timeout),
         request_timeout_(options.request_timeout),
         send_timeout_(options.send_timeout) {}
@@ -69,7 +72,10 @@ class ConnectionSocket final : public TVirtualTransport<ConnectionSocket> {
       }
     }
     // Right after an answer went out the next request cannot be in yet.
-    const std::uint32_t received = ReadWaiting(fd_, buf, len, timeout, std::exchange(sent_, false));
+    const bool wait_first = std::exchange(sent_, false);
+    const std::uint32_t received = tls_ != nullptr
+                                       ? ReadWaiting(*tls_, buf, len, timeout, wait_first)
+                                       : ReadWaiting(fd_, buf, len, timeout, wait_first);
     if (!in_request_) {
       in_request_ = true;
       request_deadline_ = runtime::IoClock::now() + request_timeout_;
@@ -77,12 +83,17 @@ class ConnectionSocket final : public TVirtualTransport<ConnectionSocket> {
     return received;
   }
   void write(const std::uint8_t* buf, std::uint32_t len) {
-    WriteWaiting(fd_, buf, len, send_timeout_);
+    if (tls_ != nullptr) {
+      WriteWaiting(*tls_, buf, len, send_timeout_);
+    } else {
+      WriteWaiting(fd_, buf, len, send_timeout_);
+    }
     sent_ = true;
   }
 
  private:
   const int fd_;
+  tls::TlsChannel* const tls_;
   const std::chrono::milliseconds idle_timeout_;
   const std::chrono::milliseconds request_timeout_;
   const std::chrono::milliseconds send_timeout_;
@@ -245,13 +256,25 @@ void FiberThriftServer::Refuse(int fd) {
 }
 
 void FiberThriftServer::Serve(int fd, apache::thrift::TProcessor& processor) {
+  std::unique_ptr<tls::TlsChannel> channel;
   try {
-    auto socket = std::make_shared<ConnectionSocket>(fd, options_);
+    if (options_.tls != nullptr) {
+      channel = tls::TlsChannel::Server(options_.tls, fd);
+      if (const std::error_code ec =
+              channel->Handshake(runtime::IoClock::now() + options_.request_timeout)) {
+        throw TTransportException(
+            TTransportException::UNKNOWN,
+            "TLS handshake failed: " +
+                (ec == std::errc::timed_out ? std::string("timed out") : channel->Error()));
+      }
+    }
+    auto socket = std::make_shared<ConnectionSocket>(fd, channel.get(), options_);
     auto framed = MakeFramedTransport(socket, config_);
     auto protocol = protocol_->getProtocol(framed);
     while (processor.process(protocol, protocol, nullptr)) {
       socket->EndRequest();
     }
+    if (channel) channel->Shutdown();
   } catch (const TTransportException& e) {
     if (e.getType() != TTransportException::END_OF_FILE) {
       spdlog::debug("thrift: closing a connection: {}", e.what());

@@ -19,7 +19,8 @@
 // (`idle_timeout` between requests), slow requests (`request_timeout`: once
 // the first byte of a request is in, all of it must be within that time, so
 // a byte now and then cannot hold a connection) and stalled writes
-// (`send_timeout`). Stop() stops
+// (`send_timeout`). With `tls` every connection speaks TLS first (Thrift's
+// TSSLSocket on the client side). Stop() stops
 // accepting, lets each call that is running finish and closes the
 // connections.
 #pragma once
@@ -40,6 +41,8 @@ class TProtocolFactory;
 }  // namespace protocol
 }  // namespace apache::thrift
 
+typedef struct ssl_ctx_st SSL_CTX;  // NOLINT: OpenSSL's own spelling
+
 namespace polycrud::runtime {
 class ConnectionBudget;
 class FiberScheduler;
@@ -58,6 +61,10 @@ struct FiberServerOptions {
   // The process's budget of client connections (null: none but
   // max_connections); a connection beyond it is closed at once.
   runtime::ConnectionBudget* connections = nullptr;
+  // With a context (tls::MakeServerContext; not owned, outlives the server)
+  // every connection is TLS: its handshake must end within request_timeout,
+  // then the framed protocol runs inside it.
+  SSL_CTX* tls = nullptr;
 };
 
 class FiberThriftServer {

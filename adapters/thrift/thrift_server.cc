@@ -11,6 +11,8 @@
 #include <thrift/server/TThreadPoolServer.h>
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TNonblockingServerSocket.h>
+#include <thrift/transport/TSSLServerSocket.h>
+#include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TServerSocket.h>
 
 #include <chrono>
@@ -37,8 +39,11 @@ using ::apache::thrift::protocol::TProtocolFactory;
 using ::apache::thrift::server::TNonblockingServer;
 using ::apache::thrift::server::TServerEventHandler;
 using ::apache::thrift::server::TThreadPoolServer;
+using ::apache::thrift::transport::SSLProtocol;
 using ::apache::thrift::transport::TNonblockingServerSocket;
 using ::apache::thrift::transport::TServerSocket;
+using ::apache::thrift::transport::TSSLServerSocket;
+using ::apache::thrift::transport::TSSLSocketFactory;
 
 // Signals Start() once the server socket listens.
 class ListeningSignal final : public TServerEventHandler {
@@ -91,7 +96,12 @@ void ThriftServer::Start() {
   auto protocol = MakeProtocolFactory(options_);
   // Frames up to max_frame_bytes (the fiber and threadpool models' transports).
   auto config = MakeTransportConfig(options_);
+  if (options_.tls.enabled() && options_.model == ThriftServerModel::kNonblocking) {
+    throw std::invalid_argument(
+        "TLS is served by the fibers and threadpool models, not nonblocking");
+  }
   if (options_.model == ThriftServerModel::kFibers) {
+    if (options_.tls.enabled()) tls_context_ = tls::MakeServerContext(options_.tls);
     std::vector<std::shared_ptr<apache::thrift::TProcessor>> processors;
     for (int i = 0; i < options_.io_threads; ++i) {
       UserService& service = fiber_services_ ? fiber_services_(i) : service_;
@@ -108,7 +118,8 @@ void ThriftServer::Start() {
             .idle_timeout = std::chrono::milliseconds(options_.idle_timeout_ms),
             .request_timeout = std::chrono::milliseconds(options_.request_timeout_ms),
             .send_timeout = std::chrono::milliseconds(options_.send_timeout_ms),
-            .connections = options_.connections});
+            .connections = options_.connections,
+            .tls = tls_context_.get()});
     fiber_server_->Start();
     bound_port_ = fiber_server_->port();
     return;
@@ -132,7 +143,22 @@ void ThriftServer::Start() {
     server_ = server;
     bound_port = [socket] { return socket->getPort(); };
   } else {
-    auto socket = std::make_shared<TServerSocket>(options_.bind_address, options_.port);
+    std::shared_ptr<TServerSocket> socket;
+    if (options_.tls.enabled()) {
+      auto factory = std::make_shared<TSSLSocketFactory>(SSLProtocol::TLSv1_2);
+      factory->server(true);
+      factory->loadCertificate(options_.tls.cert.c_str());
+      factory->loadPrivateKey(options_.tls.key.c_str());
+      if (!options_.tls.ca.empty()) {
+        // Verified against the CA, and required (no access manager: any
+        // certificate the CA signed is let in).
+        factory->loadTrustedCertificates(options_.tls.ca.c_str());
+        factory->authenticate(true);
+      }
+      socket = std::make_shared<TSSLServerSocket>(options_.bind_address, options_.port, factory);
+    } else {
+      socket = std::make_shared<TServerSocket>(options_.bind_address, options_.port);
+    }
     socket->setRecvTimeout(options_.idle_timeout_ms);
     socket->setSendTimeout(options_.send_timeout_ms);
     // Each connection's input side never flushes, so only a per-frame budget

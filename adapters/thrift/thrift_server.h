@@ -9,7 +9,8 @@
 //                each thread with the UserService its fibers may call
 //                (ServiceForThread); up to `max_connections` connections.
 // Frames and strings are bounded, idle connections time out, and Stop()
-// drains: calls already running finish before it returns.
+// drains: calls already running finish before it returns. The fibers and
+// threadpool models serve TLS when given a certificate (options.tls).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@
 
 #include "core/metrics.h"
 #include "core/user_service.h"
+#include "transport/tls/tls.h"
 
 namespace apache::thrift {
 class TConfiguration;
@@ -62,6 +64,10 @@ struct ThriftServerOptions {
   int send_timeout_ms = 10'000;
   // fibers model: the process's budget of client connections (null: none).
   runtime::ConnectionBudget* connections = nullptr;
+  // With a certificate and key, every connection is TLS (fibers: TlsChannel;
+  // threadpool: Thrift's TSSLServerSocket); with a CA too, clients must show
+  // a certificate it signed. The nonblocking model has no TLS (Start throws).
+  tls::TlsFiles tls;
 };
 
 // How every model reads requests: the protocol with the string and
@@ -103,6 +109,7 @@ class ThriftServer {
   std::shared_ptr<apache::thrift::concurrency::ThreadManager> thread_manager_;
   std::shared_ptr<apache::thrift::server::TServer> server_;
   std::unique_ptr<FiberThriftServer> fiber_server_;
+  tls::SslCtxPtr tls_context_;  // fibers model with TLS
   std::thread serve_thread_;
   int bound_port_ = 0;
   bool stopped_ = false;

@@ -69,6 +69,10 @@ The server reads and writes files only in DIR/files (secure_file_priv).
 Environment:
   POLYCRUD_MARIADB_BUFFER_POOL   innodb_buffer_pool_size (default 1G, sized
                                  for the 8-million-user data set)
+  POLYCRUD_MARIADB_TLS_DIR       a folder made by deploy/local/tls.sh: MariaDB
+                                 then serves TLS with its server.pem and
+                                 server.key and refuses TCP clients that do
+                                 not use it (require_secure_transport)
   POLYCRUD_REDIS_MAXMEMORY       Redis maxmemory (default 3gb, room for the
                                  8-million-user data set). The policy is
                                  noeviction: a full Redis refuses new entries
@@ -370,6 +374,17 @@ mariadb_socket_path() {
   printf '%s\n' "$sock"
 }
 
+# The [mysqld] lines for POLYCRUD_MARIADB_TLS_DIR, if set.
+mariadb_tls_config() {
+  local tls=${POLYCRUD_MARIADB_TLS_DIR:-}
+  [[ -n $tls ]] || return 0
+  [[ -s $tls/server.pem && -s $tls/server.key && -s $tls/ca.pem ]] ||
+    die "POLYCRUD_MARIADB_TLS_DIR=$tls lacks ca.pem, server.pem or server.key (make them with deploy/local/tls.sh)"
+  printf '%s\n' "# TLS (POLYCRUD_MARIADB_TLS_DIR); the Unix socket counts as secure." \
+    "ssl-ca=$tls/ca.pem" "ssl-cert=$tls/server.pem" "ssl-key=$tls/server.key" \
+    "tls_version=TLSv1.2,TLSv1.3" "require_secure_transport=ON"
+}
+
 mariadb_write_config() {
   local dir=$1 port=$2 sock
   sock=$(mariadb_socket_path "$dir")
@@ -395,6 +410,7 @@ max_connections=500
 local_infile=1
 secure_file_priv=$dir/files
 log-error=$dir/mysqld.log
+$(mariadb_tls_config)
 
 [client]
 socket=$sock

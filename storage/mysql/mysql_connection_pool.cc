@@ -60,6 +60,16 @@ StatusOr<std::unique_ptr<MysqlConnection>> MysqlConnection::Open(const MysqlOpti
     properties["OPT_RECONNECT"] = false;
     properties["OPT_CHARSET_NAME"] = sql::SQLString("utf8mb4");
     if (options.local_infile) properties["OPT_LOCAL_INFILE"] = 1;
+    if (!options.tls_ca.empty()) {
+      properties["sslCA"] = sql::SQLString(options.tls_ca);
+      properties["sslVerify"] = true;
+      properties["sslEnforce"] = true;
+      properties["OPT_TLS_VERSION"] = sql::SQLString("TLSv1.2,TLSv1.3");
+      if (!options.tls_cert.empty()) {
+        properties["sslCert"] = sql::SQLString(options.tls_cert);
+        properties["sslKey"] = sql::SQLString(options.tls_key);
+      }
+    }
 
     std::unique_ptr<sql::Connection> raw(Driver()->connect(properties));
     std::unique_ptr<MysqlConnection> connection(new MysqlConnection(std::move(raw)));

@@ -50,6 +50,13 @@ struct MysqlOptions {
   std::int64_t validate_after_idle_ms = 10000;
   // Allows LOAD DATA LOCAL INFILE on the connection (the bulk seeder only).
   bool local_infile = false;
+  // With a CA (PEM) every connection is TLS 1.2+, the server's certificate
+  // verified against it and against `host`; a server without TLS is
+  // refused. tls_cert and tls_key: a client certificate, if MariaDB asks
+  // for one (REQUIRE X509).
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // One session: utf8mb4 with binary collation, strict SQL mode, READ COMMITTED

@@ -73,15 +73,33 @@ def service_env(s, admin_token, reader_token):
 def start_server(protocol, port, admin_token, reader_token):
     """polycrud-server with only the `protocol` face (the others' default ports
     may be taken) on `port`, once it listens; the caller terminates it."""
+    return start_faces({protocol: port}, admin_token, reader_token)
+
+
+def start_faces(ports, admin_token, reader_token, extra_env=None):
+    """polycrud-server serving the faces of `ports` ({"thrift": 9090, ...}),
+    once every one listens, with `extra_env` added to its environment; the
+    caller terminates it."""
     s = settings()
     env = service_env(s, admin_token, reader_token)
-    env["POLYCRUD_PROTOCOLS"] = protocol
-    env["POLYCRUD_%s_PORT" % protocol.upper()] = str(port)
+    env["POLYCRUD_PROTOCOLS"] = ",".join(ports)
+    for protocol, port in ports.items():
+        env["POLYCRUD_%s_PORT" % protocol.upper()] = str(port)
+    env.update(extra_env or {})
     server = subprocess.Popen([s["POLYCRUD_SERVER_BINARY"]], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_port(port, server)
+        for port in ports.values():
+            wait_for_port(port, server)
     except RuntimeError:
         server.kill()
         raise
     return server
+
+
+def make_certificates(directory):
+    """deploy/local/tls.sh's CA, server and client certificates in `directory`."""
+    subprocess.run([settings()["POLYCRUD_TLS_SCRIPT"], directory], check=True,
+                   stdout=subprocess.DEVNULL)
+    return {name: os.path.join(directory, name) for name in
+            ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}

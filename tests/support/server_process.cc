@@ -9,6 +9,7 @@
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
 #include <unistd.h>
 
@@ -16,8 +17,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -59,9 +63,14 @@ int FreePort() {
   throw std::runtime_error("no free port below the ephemeral range");
 }
 
-bool WaitForPort(int port, int timeout_ms) {
+bool WaitForPort(int port, int timeout_ms, pid_t& pid) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      return false;
+    }
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -129,11 +138,13 @@ ServerProcess::ServerProcess(ServerSettings settings) {
     _exit(127);
   }
   for (const auto& [protocol, port] : ports_) {
-    if (!WaitForPort(port, 30'000)) {
+    if (!WaitForPort(port, 30'000, pid_)) {
+      const bool exited = pid_ < 0;
       Terminate();
       std::ifstream in(log_path_);
       std::cerr << in.rdbuf();
-      throw std::runtime_error("polycrud-server did not start listening for " + protocol);
+      throw std::runtime_error(exited ? "polycrud-server exited before listening"
+                                      : "polycrud-server did not start listening for " + protocol);
     }
   }
 }
@@ -170,6 +181,51 @@ void ServerProcess::Kill() {
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
+}
+
+const TestCertificates& Certificates(const std::string& name) {
+  // Removed when the process ends: keys have no business outliving a test.
+  struct Made {
+    std::map<std::string, TestCertificates> sets;
+    ~Made() {
+      for (const auto& [unused, certs] : sets) {
+        std::error_code ignored;
+        std::filesystem::remove_all(certs.dir, ignored);
+      }
+    }
+  };
+  static std::mutex mu;
+  static Made all;
+  std::map<std::string, TestCertificates>& made = all.sets;
+  const std::lock_guard lock(mu);
+  auto it = made.find(name);
+  if (it != made.end()) return it->second;
+  const std::string dir = Setting("POLYCRUD_TEST_SCRATCH") + "/" + name + "-" + UniqueName("p");
+  const std::string command = "'" + Setting("POLYCRUD_TLS_SCRIPT") + "' '" + dir + "' >/dev/null";
+  if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
+  return made.emplace(name, TestCertificates{dir}).first->second;
+}
+
+ThriftClient::ThriftClient(int port, const ThriftClientTls& tls) {
+  using namespace ::apache::thrift;
+  auto factory = std::make_shared<transport::TSSLSocketFactory>(transport::SSLProtocol::TLSv1_2);
+  factory->loadTrustedCertificates(tls.ca.c_str());
+  factory->authenticate(true);
+  // Checks that the certificate names the host connected to.
+  factory->access(std::make_shared<transport::DefaultClientAccessManager>());
+  if (!tls.cert.empty()) {
+    factory->loadCertificate(tls.cert.c_str());
+    factory->loadPrivateKey(tls.key.c_str());
+  }
+  std::shared_ptr<transport::TSSLSocket> socket = factory->createSocket("localhost", port);
+  socket->setConnTimeout(5000);
+  socket->setRecvTimeout(10000);
+  socket->setSendTimeout(10000);
+  factory_ = factory;
+  transport_ = thrift_transport::MakeFramedTransport(socket);
+  client_ = std::make_unique<gen::UserServiceClient>(
+      std::make_shared<protocol::TBinaryProtocol>(transport_));
+  transport_->open();
 }
 
 ThriftClient::ThriftClient(int port, bool compact) {

@@ -65,20 +65,47 @@ class ServerProcess {
   std::string log_path_;
 };
 
+// Certificates made by deploy/local/tls.sh for this test process: a CA, a
+// server certificate for localhost and 127.0.0.1 and a client certificate.
+struct TestCertificates {
+  std::string dir;
+  std::string ca() const { return dir + "/ca.pem"; }
+  std::string server_cert() const { return dir + "/server.pem"; }
+  std::string server_key() const { return dir + "/server.key"; }
+  std::string client_cert() const { return dir + "/client.pem"; }
+  std::string client_key() const { return dir + "/client.key"; }
+};
+// The certificates in a directory of its own under the test scratch folder
+// (`name` tells two sets apart: each has its own CA). Made once per process.
+const TestCertificates& Certificates(const std::string& name = "tls");
+
+// How a ThriftClient speaks TLS: Thrift's own TSSLSocket, trusting `ca`, and
+// sending `cert`/`key` when set (mutual TLS).
+struct ThriftClientTls {
+  std::string ca;
+  std::string cert;
+  std::string key;
+};
+
 // A connected Thrift client (framed, binary unless compact is asked for).
 class ThriftClient {
  public:
   explicit ThriftClient(int port, bool compact = false);
+  // Over TLS (Thrift's TSSLSocket to "localhost", the name verified).
+  ThriftClient(int port, const ThriftClientTls& tls);
   ~ThriftClient();
   gen::UserServiceClient* operator->() { return client_.get(); }
   gen::UserServiceClient& operator*() { return *client_; }
 
  private:
+  std::shared_ptr<void> factory_;  // TLS: the socket factory outlives its sockets
   std::shared_ptr<apache::thrift::transport::TTransport> transport_;
   std::unique_ptr<gen::UserServiceClient> client_;
 };
 
-// True once something accepts TCP connections on 127.0.0.1:port.
-bool WaitForPort(int port, int timeout_ms);
+// True once something accepts TCP connections on 127.0.0.1:port; false
+// after the timeout, or at once when the process `pid` has exited (it is
+// then reaped and `pid` set to -1).
+bool WaitForPort(int port, int timeout_ms, pid_t& pid);
 
 }  // namespace polycrud::testing

@@ -35,8 +35,8 @@ int Shell(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-StackInstance::StackInstance(std::string kind, const std::string& name)
-    : kind_(std::move(kind)), dir_(ScratchDir(name)), port_(FreePort()) {
+StackInstance::StackInstance(std::string kind, const std::string& name, std::string env)
+    : kind_(std::move(kind)), env_(std::move(env)), dir_(ScratchDir(name)), port_(FreePort()) {
   Shell("rm -rf '" + dir_ + "'");
   Start();
 }
@@ -50,7 +50,7 @@ void StackInstance::Start() {
   // stack.sh takes the Redis passwords from the environment.
   setenv("POLYCRUD_REDIS_PASSWORD", Setting("POLYCRUD_TEST_REDIS_PASSWORD").c_str(), 1);
   setenv("POLYCRUD_REDIS_ADMIN_PASSWORD", Setting("POLYCRUD_TEST_REDIS_ADMIN_PASSWORD").c_str(), 1);
-  MustRun(StackScript() + " " + kind_ + " start '" + dir_ + "' " + std::to_string(port_) +
+  MustRun(env_ + StackScript() + " " + kind_ + " start '" + dir_ + "' " + std::to_string(port_) +
           " >/dev/null");
 }
 
@@ -79,7 +79,9 @@ void StackInstance::Stop() {
 
 RedisInstance::RedisInstance(const std::string& name) : StackInstance("redis", name) {}
 
-MariadbInstance::MariadbInstance(const std::string& name) : StackInstance("mariadb", name) {
+MariadbInstance::MariadbInstance(const std::string& name, const std::string& tls_dir)
+    : StackInstance("mariadb", name,
+                    tls_dir.empty() ? "" : "POLYCRUD_MARIADB_TLS_DIR='" + tls_dir + "' ") {
   // The password on stdin, as stack.sh takes it.
   MustRun("printf '%s\\n' '" + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + "' | " + StackScript() +
           " mariadb bootstrap '" + dir_ + "' " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " " +

@@ -29,9 +29,11 @@ class StackInstance {
   StackInstance& operator=(const StackInstance&) = delete;
 
  protected:
-  StackInstance(std::string kind, const std::string& name);
+  // `env`: VAR=value words put before stack.sh's command line.
+  StackInstance(std::string kind, const std::string& name, std::string env = "");
 
   std::string kind_;  // "redis" or "mariadb"
+  std::string env_;
   std::string dir_;
   int port_;
 };
@@ -42,10 +44,11 @@ class RedisInstance final : public StackInstance {
   explicit RedisInstance(const std::string& name);
 };
 
-// A private MariaDB with database polycrud_test and the test user.
+// A private MariaDB with database polycrud_test and the test user; with
+// `tls_dir` (certificates of deploy/local/tls.sh) it serves TLS only.
 class MariadbInstance final : public StackInstance {
  public:
-  explicit MariadbInstance(const std::string& name);
+  explicit MariadbInstance(const std::string& name, const std::string& tls_dir = "");
 };
 
 // A hiredis connection to 127.0.0.1:port logged in as the admin user (the

@@ -6,6 +6,7 @@
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
 #include <thrift/transport/TTransportException.h>
 
@@ -32,8 +33,11 @@ using ::apache::thrift::TApplicationException;
 using ::apache::thrift::protocol::TBinaryProtocol;
 using ::apache::thrift::protocol::TCompactProtocol;
 using ::apache::thrift::protocol::TProtocol;
+using ::apache::thrift::transport::DefaultClientAccessManager;
+using ::apache::thrift::transport::SSLProtocol;
 using ::apache::thrift::transport::TFramedTransport;
 using ::apache::thrift::transport::TSocket;
+using ::apache::thrift::transport::TSSLSocketFactory;
 using ::apache::thrift::transport::TTransportException;
 
 // Exit codes: 0 ok, 1 the server answered with an error, 2 usage, 3 no connection.
@@ -48,7 +52,14 @@ struct Options {
   std::string protocol = "binary";
   int timeout_ms = 5000;
   bool json = false;
+  bool tls = false;    // --tls, or TLS=1 in endpoints.env
+  std::string tls_ca;  // --tls-ca, or TLS_CA in endpoints.env
+  std::string tls_cert;
+  std::string tls_key;
 };
+
+// Debian's bundle of the system's trusted CAs (package ca-certificates).
+constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 // The nearest .polycrud/ folder from the working directory upwards.
 std::optional<fs::path> FindStackDir() {
@@ -84,14 +95,18 @@ void ResolveDefaults(Options& o) {
   std::optional<fs::path> dir =
       o.stack_dir.empty() ? FindStackDir() : std::optional<fs::path>(o.stack_dir);
   if (dir) {
+    auto env = ReadEnvFile(*dir / "endpoints.env");
     if (o.port == 0) {
-      auto env = ReadEnvFile(*dir / "endpoints.env");
       if (auto it = env.find("THRIFT_PORT"); it != env.end())
         o.port = std::atoi(it->second.c_str());
     }
+    if (auto it = env.find("TLS"); it != env.end() && it->second == "1") o.tls = true;
+    if (auto it = env.find("TLS_CA"); it != env.end() && o.tls_ca.empty()) o.tls_ca = it->second;
     if (o.token.empty()) o.token = ReadFirstLine(*dir / "admin-token");
   }
   if (o.port == 0) o.port = 9090;
+  if (!o.tls_ca.empty() || !o.tls_cert.empty()) o.tls = true;
+  if (o.tls && o.tls_ca.empty()) o.tls_ca = kSystemCaBundle;
 }
 
 nlohmann::json ToJson(const gen::User& u) {
@@ -160,7 +175,22 @@ void PrintUser(const Options& o, const gen::User& u) {
 class Connection {
  public:
   explicit Connection(const Options& o) {
-    auto socket = std::make_shared<TSocket>(o.host, o.port);
+    std::shared_ptr<TSocket> socket;
+    if (o.tls) {
+      // Thrift's TLS client: the server's certificate must be signed by the
+      // CA and name the host (a DNS name or an IP address).
+      tls_factory_ = std::make_shared<TSSLSocketFactory>(SSLProtocol::TLSv1_2);
+      tls_factory_->loadTrustedCertificates(o.tls_ca.c_str());
+      tls_factory_->authenticate(true);
+      tls_factory_->access(std::make_shared<DefaultClientAccessManager>());
+      if (!o.tls_cert.empty()) {
+        tls_factory_->loadCertificate(o.tls_cert.c_str());
+        tls_factory_->loadPrivateKey((o.tls_key.empty() ? o.tls_cert : o.tls_key).c_str());
+      }
+      socket = tls_factory_->createSocket(o.host, o.port);
+    } else {
+      socket = std::make_shared<TSocket>(o.host, o.port);
+    }
     socket->setConnTimeout(o.timeout_ms);
     socket->setRecvTimeout(o.timeout_ms);
     socket->setSendTimeout(o.timeout_ms);
@@ -183,6 +213,7 @@ class Connection {
   gen::UserServiceClient& client() { return *client_; }
 
  private:
+  std::shared_ptr<TSSLSocketFactory> tls_factory_;  // outlives its socket
   std::shared_ptr<TFramedTransport> transport_;
   std::unique_ptr<gen::UserServiceClient> client_;
 };
@@ -242,6 +273,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--timeout-ms", o.timeout_ms, "Connect/read/write timeout")->capture_default_str();
   app.add_flag("--json", o.json, "Print JSON instead of a table");
+  app.add_flag("--tls", o.tls,
+               "Connect over TLS (default: TLS=1 in endpoints.env; any --tls-* option implies it)")
+      ->envname("POLYCRUD_TLS");
+  app.add_option("--tls-ca", o.tls_ca,
+                 "CA that signs the server's certificate (default: TLS_CA of endpoints.env, "
+                 "else the system's CAs)")
+      ->envname("POLYCRUD_TLS_CA");
+  app.add_option("--tls-cert", o.tls_cert, "Client certificate, for mutual TLS")
+      ->envname("POLYCRUD_TLS_CLIENT_CERT");
+  app.add_option("--tls-key", o.tls_key, "Private key of --tls-cert")
+      ->envname("POLYCRUD_TLS_CLIENT_KEY");
 
   std::function<int()> action;
 

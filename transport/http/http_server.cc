@@ -12,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -19,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -38,13 +40,33 @@ constexpr auto kDrainTimeout = std::chrono::seconds(30);
 constexpr auto kLingerTimeout = std::chrono::seconds(1);
 constexpr std::size_t kLingerBytes = 16 * 1024 * 1024;
 
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+template <typename Stream>
+constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
 // One client connection. `idle` is only touched on the connection's strand.
-struct Session {
-  Session(tcp::socket socket, std::optional<ConcurrencyLimiter::Slot> budget_slot)
-      : stream(std::move(socket)), slot(std::move(budget_slot)) {}
-  beast::tcp_stream stream;
+struct SessionBase {
+  explicit SessionBase(std::optional<ConcurrencyLimiter::Slot> budget_slot)
+      : slot(std::move(budget_slot)) {}
+  virtual ~SessionBase() = default;
+  // On the connection's strand: ends the read it waits in.
+  virtual void CloseIfIdle() = 0;
+  virtual asio::any_io_executor executor() = 0;
   bool idle = false;
   std::optional<ConcurrencyLimiter::Slot> slot;  // of the connection budget, if any
+};
+
+// Stream: beast::tcp_stream (HTTP) or TlsStream (HTTPS).
+template <typename Stream>
+struct Session final : SessionBase {
+  template <typename... StreamArgs>
+  Session(std::optional<ConcurrencyLimiter::Slot> budget_slot, StreamArgs&&... args)
+      : SessionBase(std::move(budget_slot)), stream(std::forward<StreamArgs>(args)...) {}
+  void CloseIfIdle() override {
+    if (idle) beast::get_lowest_layer(stream).cancel();
+  }
+  asio::any_io_executor executor() override { return stream.get_executor(); }
+  Stream stream;
 };
 
 // Why a read failed (the status and message of the answer), if the client
@@ -75,7 +97,12 @@ std::optional<ReadFailure> AnswerableReadError(const beast::error_code& ec) {
 class HttpServer::Impl {
  public:
   Impl(HttpHandlers handlers, HttpServerOptions options)
-      : handlers_(std::move(handlers)), options_(std::move(options)) {}
+      : handlers_(std::move(handlers)), options_(std::move(options)) {
+    if (options_.tls.enabled()) {
+      // asio's context takes over the OpenSSL context.
+      tls_.emplace(tls::MakeServerContext(options_.tls).release());
+    }
+  }
 
   void Start() {
     const tcp::endpoint endpoint(asio::ip::make_address(options_.bind_address),
@@ -112,11 +139,9 @@ class HttpServer::Impl {
     });
     {
       std::unique_lock lock(mu_);
-      for (const std::shared_ptr<Session>& session : sessions_) {
+      for (const std::shared_ptr<SessionBase>& session : sessions_) {
         // Idle connections are closed now; busy ones close after their reply.
-        asio::post(session->stream.get_executor(), [session] {
-          if (session->idle) session->stream.cancel();
-        });
+        asio::post(session->executor(), [session] { session->CloseIfIdle(); });
       }
       cv_.wait_for(lock, kDrainTimeout, [this] { return sessions_.empty(); });
       if (!sessions_.empty()) {
@@ -160,49 +185,69 @@ class HttpServer::Impl {
       // Once per connection (it is a system call): Write's synchronous part
       // must stop where the socket would block.
       socket.non_blocking(true, ec);
-      auto session = std::make_shared<Session>(std::move(socket), std::move(slot));
-      {
-        std::lock_guard lock(mu_);
-        sessions_.insert(session);
+      if (tls_) {
+        Spawn(std::make_shared<Session<TlsStream>>(std::move(slot), std::move(socket), *tls_));
+      } else {
+        Spawn(std::make_shared<Session<beast::tcp_stream>>(std::move(slot), std::move(socket)));
       }
-      asio::co_spawn(session->stream.get_executor(), Serve(session),
-                     [this, session](const std::exception_ptr& error) {
-                       if (error) {
-                         try {
-                           std::rethrow_exception(error);
-                         } catch (const std::exception& e) {
-                           spdlog::error("{}: connection failed: {}", options_.name, e.what());
-                         }
-                       }
-                       std::lock_guard lock(mu_);
-                       sessions_.erase(session);
-                       if (sessions_.empty()) cv_.notify_all();
-                     });
     }
   }
 
-  asio::awaitable<void> Serve(std::shared_ptr<Session> session) {
-    beast::tcp_stream& stream = session->stream;
+  // Runs a new connection, and forgets it when it ends.
+  template <typename Stream>
+  void Spawn(std::shared_ptr<Session<Stream>> session) {
+    {
+      std::lock_guard lock(mu_);
+      sessions_.insert(session);
+    }
+    asio::co_spawn(session->stream.get_executor(), Serve(session),
+                   [this, session](const std::exception_ptr& error) {
+                     if (error) {
+                       try {
+                         std::rethrow_exception(error);
+                       } catch (const std::exception& e) {
+                         spdlog::error("{}: connection failed: {}", options_.name, e.what());
+                       }
+                     }
+                     std::lock_guard lock(mu_);
+                     sessions_.erase(session);
+                     if (sessions_.empty()) cv_.notify_all();
+                   });
+  }
+
+  template <typename Stream>
+  asio::awaitable<void> Serve(std::shared_ptr<Session<Stream>> session) {
+    Stream& stream = session->stream;
+    beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
     beast::flat_buffer buffer;
     beast::error_code ec;
     auto token = asio::redirect_error(asio::use_awaitable, ec);
+    if constexpr (kTls<Stream>) {
+      lowest.expires_after(milliseconds(options_.io_timeout_ms));
+      co_await stream.async_handshake(asio::ssl::stream_base::server, token);
+      if (ec) {
+        spdlog::debug("{}: TLS handshake failed: {}", options_.name, ec.message());
+        lowest.close();
+        co_return;
+      }
+    }
     for (int served = 1;; ++served) {
       if (stopping_.load()) break;
       http::request_parser<http::string_body> parser;
       parser.body_limit(options_.max_body_bytes);
       parser.header_limit(options_.max_header_bytes);
       session->idle = true;
-      stream.expires_after(milliseconds(options_.idle_timeout_ms));
+      lowest.expires_after(milliseconds(options_.idle_timeout_ms));
       co_await http::async_read_header(stream, buffer, parser, token);
       session->idle = false;
       if (!ec && !parser.is_done()) {
         if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
           http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
-          stream.expires_after(milliseconds(options_.io_timeout_ms));
+          lowest.expires_after(milliseconds(options_.io_timeout_ms));
           co_await http::async_write(stream, go_on, token);
           if (ec) break;
         }
-        stream.expires_after(milliseconds(options_.io_timeout_ms));
+        lowest.expires_after(milliseconds(options_.io_timeout_ms));
         co_await http::async_read(stream, buffer, parser, token);
       }
       if (ec) {
@@ -210,7 +255,7 @@ class HttpServer::Impl {
           HttpResponse reply = handlers_.read_error(failure->status, failure->message);
           reply.keep_alive(false);
           reply.prepare_payload();
-          stream.expires_after(milliseconds(options_.io_timeout_ms));
+          lowest.expires_after(milliseconds(options_.io_timeout_ms));
           co_await http::async_write(stream, reply, token);
           co_await Linger(stream);
         }
@@ -238,31 +283,43 @@ class HttpServer::Impl {
       co_await Write(stream, response, ec);
       if (ec || !response.keep_alive()) break;
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.close();
+    if constexpr (kTls<Stream>) {
+      // close_notify, and the peer's if it comes soon.
+      lowest.expires_after(kLingerTimeout);
+      co_await stream.async_shutdown(token);
+    }
+    lowest.socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest.close();
   }
 
   // Writes `response`: as much as the socket takes at once on this thread
   // (usually all of it), the rest asynchronously within the I/O timeout. An
   // asynchronous write alone hands its completion to another I/O thread,
   // a thread switch per answer that a small answer does not need.
-  asio::awaitable<void> Write(beast::tcp_stream& stream, HttpResponse& response,
-                              beast::error_code& ec) {
+  // Over TLS the whole answer is written asynchronously: a TLS record cut
+  // where the socket would block cannot be resumed by another write.
+  template <typename Stream>
+  asio::awaitable<void> Write(Stream& stream, HttpResponse& response, beast::error_code& ec) {
     http::serializer<false, http::string_body> serializer(response);
-    tcp::socket& socket = stream.socket();  // non-blocking since Accept
-    while (!ec && !serializer.is_done()) http::write_some(socket, serializer, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
+    if constexpr (!kTls<Stream>) {
+      tcp::socket& socket = lowest.socket();  // non-blocking since Accept
+      while (!ec && !serializer.is_done()) http::write_some(socket, serializer, ec);
+      if (ec != asio::error::would_block && ec != asio::error::try_again) co_return;
       ec = {};
-      stream.expires_after(milliseconds(options_.io_timeout_ms));
-      co_await http::async_write(stream, serializer, asio::redirect_error(asio::use_awaitable, ec));
     }
+    lowest.expires_after(milliseconds(options_.io_timeout_ms));
+    co_await http::async_write(stream, serializer, asio::redirect_error(asio::use_awaitable, ec));
   }
 
-  // Half-closes and reads what the client still sends, for a short while.
-  asio::awaitable<void> Linger(beast::tcp_stream& stream) {
+  // Half-closes (plain HTTP) and reads what the client still sends, for a
+  // short while.
+  template <typename Stream>
+  asio::awaitable<void> Linger(Stream& stream) {
     beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.expires_after(kLingerTimeout);
+    beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
+    if constexpr (!kTls<Stream>) lowest.socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest.expires_after(kLingerTimeout);
     std::array<char, 16 * 1024> scratch;
     std::size_t total = 0;
     while (!ec && total < kLingerBytes) {
@@ -282,7 +339,8 @@ class HttpServer::Impl {
   int port_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::set<std::shared_ptr<Session>> sessions_;
+  std::set<std::shared_ptr<SessionBase>> sessions_;
+  std::optional<asio::ssl::context> tls_;  // HTTPS when set
 };
 
 HttpServer::HttpServer(HttpHandlers handlers, HttpServerOptions options)

@@ -21,6 +21,8 @@
 #include <string>
 #include <string_view>
 
+#include "transport/tls/tls.h"
+
 namespace polycrud::runtime {
 class ConnectionBudget;
 }  // namespace polycrud::runtime
@@ -47,6 +49,10 @@ struct HttpServerOptions {
   int max_keep_alive_requests = 0;
   // The process's budget of client connections (null: no limit).
   runtime::ConnectionBudget* connections = nullptr;
+  // With a certificate and key every connection is HTTPS (TLS 1.2+; the
+  // handshake must end within io_timeout_ms); with a CA too, clients must
+  // show a certificate it signed (mutual TLS).
+  tls::TlsFiles tls;
 };
 
 struct HttpHandlers {

@@ -9,6 +9,10 @@
 #include <chrono>
 #include <cstdint>
 
+namespace polycrud::tls {
+class TlsChannel;
+}  // namespace polycrud::tls
+
 namespace polycrud::thrift_transport {
 
 // Receives up to `len` bytes into `buf`, waiting until something has come or
@@ -21,6 +25,13 @@ std::uint32_t ReadWaiting(int fd, std::uint8_t* buf, std::uint32_t len,
 // Sends all of buf[0, len), waiting while the socket's buffer is full, for at
 // most `timeout` in all. Throws TTransportException (TIMED_OUT or UNKNOWN).
 void WriteWaiting(int fd, const std::uint8_t* buf, std::uint32_t len,
+                  std::chrono::milliseconds timeout);
+
+// The same through a TLS session on the socket (tls.h); a TLS failure is
+// TTransportException UNKNOWN with OpenSSL's reason.
+std::uint32_t ReadWaiting(tls::TlsChannel& channel, std::uint8_t* buf, std::uint32_t len,
+                          std::chrono::milliseconds timeout, bool wait_first);
+void WriteWaiting(tls::TlsChannel& channel, const std::uint8_t* buf, std::uint32_t len,
                   std::chrono::milliseconds timeout);
 
 }  // namespace polycrud::thrift_transport

@@ -1,0 +1,223 @@
+#include "transport/tls/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <csignal>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+
+#include "runtime/io_wait.h"
+
+namespace polycrud::tls {
+namespace {
+
+// OpenSSL's reasons queued on this thread, oldest first, and clears them.
+std::string TakeErrors() {
+  std::string text;
+  while (const unsigned long code = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(code, buf, sizeof buf);
+    if (!text.empty()) text += "; ";
+    text += buf;
+  }
+  return text;
+}
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::string reason = TakeErrors();
+  throw std::runtime_error("TLS: " + what + (reason.empty() ? "" : ": " + reason));
+}
+
+// A socket BIO writes with write(): to a peer that has gone that raises
+// SIGPIPE, which must be an error instead.
+void IgnoreSigpipe() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::signal(SIGPIPE, SIG_IGN); });
+}
+
+SslCtxPtr NewContext(const SSL_METHOD* method) {
+  SslCtxPtr ctx(SSL_CTX_new(method));
+  if (!ctx) Fail("cannot create a context");
+  if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1) Fail("TLS 1.2 minimum");
+  // A peer that closes without close_notify ends the stream like one that
+  // sends it: every message on it is framed (Thrift frames, HTTP lengths),
+  // so a cut shows as a short message, never as a complete one.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  return ctx;
+}
+
+void LoadOwnCertificate(SSL_CTX* ctx, const TlsFiles& files) {
+  if (SSL_CTX_use_certificate_chain_file(ctx, files.cert.c_str()) != 1) {
+    Fail("cannot load the certificate " + files.cert);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    Fail("cannot load the private key " + files.key);
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    Fail("the key " + files.key + " does not match the certificate " + files.cert);
+  }
+}
+
+bool IsIpAddress(const std::string& host) {
+  unsigned char addr[16];
+  return inet_pton(AF_INET, host.c_str(), addr) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), addr) == 1;
+}
+
+}  // namespace
+
+void SslCtxFree::operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+
+SslCtxPtr MakeServerContext(const TlsFiles& files) {
+  if (files.cert.empty() || files.key.empty()) {
+    throw std::runtime_error("TLS: a server needs both a certificate and a key");
+  }
+  SslCtxPtr ctx = NewContext(TLS_server_method());
+  LoadOwnCertificate(ctx.get(), files);
+  if (!files.ca.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx.get(), files.ca.c_str(), nullptr) != 1) {
+      Fail("cannot load the client CA " + files.ca);
+    }
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(files.ca.c_str());
+    if (names == nullptr) Fail("no CA certificate in " + files.ca);
+    SSL_CTX_set_client_CA_list(ctx.get(), names);
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  return ctx;
+}
+
+SslCtxPtr MakeClientContext(const TlsFiles& files) {
+  SslCtxPtr ctx = NewContext(TLS_client_method());
+  if (files.ca.empty()) {
+    if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) Fail("cannot load the system's CAs");
+  } else if (SSL_CTX_load_verify_locations(ctx.get(), files.ca.c_str(), nullptr) != 1) {
+    Fail("cannot load the CA " + files.ca);
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (!files.cert.empty()) LoadOwnCertificate(ctx.get(), files);
+  return ctx;
+}
+
+std::string ReadPemFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("TLS: cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::unique_ptr<TlsChannel> TlsChannel::Server(SSL_CTX* ctx, int fd) {
+  IgnoreSigpipe();
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) Fail("cannot create a session");
+  std::unique_ptr<TlsChannel> channel(new TlsChannel(ssl, fd));
+  if (SSL_set_fd(ssl, fd) != 1) Fail("cannot attach the socket");
+  SSL_set_accept_state(ssl);
+  return channel;
+}
+
+std::unique_ptr<TlsChannel> TlsChannel::Client(SSL_CTX* ctx, int fd, const std::string& host) {
+  IgnoreSigpipe();
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) Fail("cannot create a session");
+  std::unique_ptr<TlsChannel> channel(new TlsChannel(ssl, fd));
+  if (SSL_set_fd(ssl, fd) != 1) Fail("cannot attach the socket");
+  if (IsIpAddress(host)) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) != 1) {
+      Fail("bad address " + host);
+    }
+  } else {
+    if (SSL_set_tlsext_host_name(ssl, host.c_str()) != 1 || SSL_set1_host(ssl, host.c_str()) != 1) {
+      Fail("bad host name " + host);
+    }
+  }
+  SSL_set_connect_state(ssl);
+  return channel;
+}
+
+TlsChannel::TlsChannel(SSL* ssl, int fd) : ssl_(ssl), fd_(fd) {}
+
+TlsChannel::~TlsChannel() { SSL_free(ssl_); }
+
+std::error_code TlsChannel::AfterFailure(int result, IoClock::time_point deadline) {
+  const int saved_errno = errno;
+  switch (SSL_get_error(ssl_, result)) {
+    case SSL_ERROR_WANT_READ:
+      return runtime::WaitReady(fd_, POLLIN, deadline);
+    case SSL_ERROR_WANT_WRITE:
+      return runtime::WaitReady(fd_, POLLOUT, deadline);
+    case SSL_ERROR_SYSCALL: {
+      error_ = TakeErrors();
+      const int error = saved_errno != 0 ? saved_errno : ECONNRESET;
+      if (error_.empty()) error_ = std::generic_category().message(error);
+      return {error, std::generic_category()};
+    }
+    default:
+      error_ = TakeErrors();
+      if (error_.empty()) error_ = "TLS protocol error";
+      return std::make_error_code(std::errc::protocol_error);
+  }
+}
+
+std::error_code TlsChannel::Handshake(IoClock::time_point deadline) {
+  for (;;) {
+    ERR_clear_error();
+    errno = 0;
+    const int result = SSL_do_handshake(ssl_);
+    if (result == 1) return {};
+    if (const std::error_code ec = AfterFailure(result, deadline)) return ec;
+  }
+}
+
+std::error_code TlsChannel::ReadSome(void* buffer, std::size_t size, IoClock::time_point deadline,
+                                     bool wait_first, std::size_t& received) {
+  received = 0;
+  if (wait_first && SSL_pending(ssl_) == 0) {
+    if (const std::error_code ec = runtime::WaitReady(fd_, POLLIN, deadline)) return ec;
+  }
+  for (;;) {
+    ERR_clear_error();
+    errno = 0;
+    const int result = SSL_read_ex(ssl_, buffer, size, &received);
+    if (result == 1) return {};
+    if (SSL_get_error(ssl_, result) == SSL_ERROR_ZERO_RETURN) {
+      received = 0;  // close_notify, or (SSL_OP_IGNORE_UNEXPECTED_EOF) a plain close
+      return {};
+    }
+    if (const std::error_code ec = AfterFailure(result, deadline)) return ec;
+  }
+}
+
+std::error_code TlsChannel::WriteAll(const void* data, std::size_t size,
+                                     IoClock::time_point deadline) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  while (size > 0) {
+    ERR_clear_error();
+    errno = 0;
+    std::size_t written = 0;
+    // A retry after WANT_* repeats the same buffer, as OpenSSL requires.
+    const int result = SSL_write_ex(ssl_, bytes, size, &written);
+    if (result == 1) {
+      bytes += written;
+      size -= written;
+      continue;
+    }
+    if (const std::error_code ec = AfterFailure(result, deadline)) return ec;
+  }
+  return {};
+}
+
+void TlsChannel::Shutdown() {
+  ERR_clear_error();
+  // One try, without waiting: the connection is closed right after.
+  if (SSL_shutdown(ssl_) < 0) ERR_clear_error();
+}
+
+}  // namespace polycrud::tls

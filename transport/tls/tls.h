@@ -1,0 +1,94 @@
+// TLS for the faces and clients that do their own socket I/O
+// (polycrud::tls, OpenSSL 3): the certificate files of a server or client
+// (TlsFiles), OpenSSL contexts made from them (TLS 1.2 or later, peer
+// certificates verified against the given CA), and TlsChannel, a TLS session
+// over a non-blocking socket whose reads, writes and handshake wait in
+// runtime::WaitReady like the project's plain socket I/O (a fiber parks, a
+// plain thread blocks in poll()).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "core/io_waiter.h"
+
+typedef struct ssl_ctx_st SSL_CTX;  // NOLINT: OpenSSL's own spelling
+typedef struct ssl_st SSL;          // NOLINT
+
+namespace polycrud::tls {
+
+// Where a server's (or a client's) certificate, its private key and the CA
+// that signs the peer's certificates are. A server with `ca` set requires a
+// client certificate signed by it (mutual TLS); a client with `ca` set
+// verifies the server against it (else against the system's CAs), and sends
+// `cert` when the server asks for one.
+struct TlsFiles {
+  std::string cert;  // PEM, the leaf first, then any intermediates
+  std::string key;   // PEM private key (mode 0600)
+  std::string ca;    // PEM CA certificates
+  bool enabled() const { return !cert.empty() || !key.empty(); }
+};
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* ctx) const;
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+
+// A server context: TLS 1.2+, `files.cert` and `files.key` (which must
+// match), and with `files.ca` a required, verified client certificate.
+// Throws std::runtime_error naming the file and OpenSSL's reason.
+SslCtxPtr MakeServerContext(const TlsFiles& files);
+// A client context: TLS 1.2+, the server verified against `files.ca` (or
+// the system's CAs when empty); `files.cert`/`files.key` if set.
+SslCtxPtr MakeClientContext(const TlsFiles& files);
+
+// The whole content of a PEM file, for libraries that take PEM text (gRPC).
+// Throws std::runtime_error if it cannot be read.
+std::string ReadPemFile(const std::string& path);
+
+// One TLS session over a connected, non-blocking socket `fd` (not owned: the
+// caller closes it after the channel is gone). One thread (or fiber) at a
+// time, like the socket itself.
+class TlsChannel {
+ public:
+  // A server-side session on `ctx`.
+  static std::unique_ptr<TlsChannel> Server(SSL_CTX* ctx, int fd);
+  // A client-side session that sends `host` as SNI and verifies that the
+  // server's certificate names it (a DNS name or an IP address).
+  static std::unique_ptr<TlsChannel> Client(SSL_CTX* ctx, int fd, const std::string& host);
+  ~TlsChannel();
+  TlsChannel(const TlsChannel&) = delete;
+  TlsChannel& operator=(const TlsChannel&) = delete;
+
+  // Runs the handshake until done or `deadline` (errc::timed_out). A failed
+  // handshake (a bad or missing certificate, not TLS at all) is
+  // errc::protocol_error, a lost connection its errno; Error() says why.
+  std::error_code Handshake(IoClock::time_point deadline);
+  // Reads what has arrived (at least one byte, waiting until something has);
+  // `received` 0 means the peer closed the stream. `wait_first` as in
+  // runtime::RecvSome: waits for the socket first unless TLS already holds
+  // decrypted bytes.
+  std::error_code ReadSome(void* buffer, std::size_t size, IoClock::time_point deadline,
+                           bool wait_first, std::size_t& received);
+  // Writes all of data[0, size).
+  std::error_code WriteAll(const void* data, std::size_t size, IoClock::time_point deadline);
+  // Sends close_notify without waiting for the peer's.
+  void Shutdown();
+  // OpenSSL's reason for the last failure ("" if none).
+  const std::string& Error() const { return error_; }
+
+ private:
+  TlsChannel(SSL* ssl, int fd);
+  // Waits for what SSL_get_error says the last call needs, or fails.
+  std::error_code AfterFailure(int result, IoClock::time_point deadline);
+
+  SSL* ssl_;
+  int fd_;
+  std::string error_;
+};
+
+}  // namespace polycrud::tls

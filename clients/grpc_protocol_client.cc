@@ -262,9 +262,20 @@ class GrpcProtocolClient final : public ProtocolClient {
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     return v1::UserService::NewStub(
         grpc::CreateCustomChannel(options.host + ":" + std::to_string(options.port),
-                                  grpc::InsecureChannelCredentials(), ChannelArguments()));
+                                  Credentials(options.tls), ChannelArguments()));
   }
 
+  // TLS when a CA is given, with a client certificate if one is.
+  static std::shared_ptr<grpc::ChannelCredentials> Credentials(const tls::TlsFiles& files) {
+    if (files.ca.empty() && !files.enabled()) return grpc::InsecureChannelCredentials();
+    grpc::SslCredentialsOptions ssl;
+    if (!files.ca.empty()) ssl.pem_root_certs = tls::ReadPemFile(files.ca);
+    if (!files.cert.empty()) {
+      ssl.pem_cert_chain = tls::ReadPemFile(files.cert);
+      ssl.pem_private_key = tls::ReadPemFile(files.key);
+    }
+    return grpc::SslCredentials(ssl);
+  }
   static grpc::ChannelArguments ChannelArguments() {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);

@@ -31,16 +31,32 @@ beast::error_code WaitReady(int fd, short events, Clock::time_point deadline) {
   return {ec.value(), boost::system::system_category()};
 }
 
+// A TLS failure as Beast's error: timeout, the socket's errno, or EPROTO
+// for a failure of TLS itself.
+beast::error_code TlsError(const std::error_code& ec) {
+  if (ec == std::errc::timed_out) return beast::error::timeout;
+  return {ec.value(), boost::system::system_category()};
+}
+
 // Beast's SyncReadStream and SyncWriteStream over a non-blocking socket:
 // each read_some or write_some tries the socket at once and, when it would
-// block, waits until the deadline.
+// block, waits until the deadline. With a TLS session, through it.
 class DeadlineStream {
  public:
-  DeadlineStream(tcp::socket& socket, Clock::time_point deadline, bool wait_before_read = false)
-      : socket_(socket), deadline_(deadline), wait_before_read_(wait_before_read) {}
+  DeadlineStream(tcp::socket& socket, tls::TlsChannel* tls, Clock::time_point deadline,
+                 bool wait_before_read = false)
+      : socket_(socket), tls_(tls), deadline_(deadline), wait_before_read_(wait_before_read) {}
 
   template <typename MutableBufferSequence>
   std::size_t read_some(const MutableBufferSequence& buffers, beast::error_code& ec) {
+    if (tls_ != nullptr) {
+      const asio::mutable_buffer first = *asio::buffer_sequence_begin(buffers);
+      std::size_t n = 0;
+      ec = TlsError(tls_->ReadSome(first.data(), first.size(), deadline_,
+                                   std::exchange(wait_before_read_, false), n));
+      if (!ec && n == 0 && first.size() > 0) ec = asio::error::eof;
+      return n;
+    }
     // Right after a request the answer has not come yet: wait before the
     // first read instead of trying a read that would block.
     if (std::exchange(wait_before_read_, false) &&
@@ -62,6 +78,13 @@ class DeadlineStream {
   }
   template <typename ConstBufferSequence>
   std::size_t write_some(const ConstBufferSequence& buffers, beast::error_code& ec) {
+    if (tls_ != nullptr) {
+      // One TLS record for a request's header and body together.
+      std::string whole(asio::buffer_size(buffers), '\0');
+      asio::buffer_copy(asio::buffer(whole), buffers);
+      ec = TlsError(tls_->WriteAll(whole.data(), whole.size(), deadline_));
+      return ec ? 0 : whole.size();
+    }
     for (;;) {
       const std::size_t n = socket_.write_some(buffers, ec);
       if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
@@ -78,6 +101,7 @@ class DeadlineStream {
 
  private:
   tcp::socket& socket_;
+  tls::TlsChannel* tls_;
   Clock::time_point deadline_;
   bool wait_before_read_;
 };
@@ -106,15 +130,17 @@ beast::error_code ConnectBy(tcp::socket& socket, const tcp::endpoint& endpoint,
 
 }  // namespace
 
-HttpConnection::HttpConnection(std::string host, int port, int timeout_ms)
+HttpConnection::HttpConnection(std::string host, int port, int timeout_ms, tls::TlsFiles tls)
     : host_(std::move(host)),
       port_(port),
       timeout_ms_(timeout_ms),
       host_field_(host_ + ":" + std::to_string(port_)) {
+  if (!tls.ca.empty() || tls.enabled()) tls_context_ = tls::MakeClientContext(tls);
   Connect();
 }
 
 HttpConnection::~HttpConnection() {
+  tls_.reset();
   if (socket_) {
     beast::error_code ignored;
     socket_->shutdown(tcp::socket::shutdown_both, ignored);
@@ -122,6 +148,7 @@ HttpConnection::~HttpConnection() {
 }
 
 void HttpConnection::Connect() {
+  tls_.reset();
   socket_.reset();
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
   beast::error_code ec;
@@ -135,6 +162,11 @@ void HttpConnection::Connect() {
       if (!ec) break;
       socket_.reset();
     }
+  }
+  if (!ec && tls_context_) {
+    tls_ = tls::TlsChannel::Client(tls_context_.get(), socket_->native_handle(), host_);
+    ec = TlsError(tls_->Handshake(deadline));
+    if (ec) tls_.reset();
   }
   if (ec) {
     socket_.reset();  // so that the next Send tries again
@@ -154,19 +186,24 @@ HttpResponse HttpConnection::Send(HttpRequest request) {
     if (!socket_) Connect();
     beast::error_code ec;
     {
-      DeadlineStream stream(*socket_, Clock::now() + timeout);
+      DeadlineStream stream(*socket_, tls_.get(), Clock::now() + timeout);
       http::write(stream, request, ec);
     }
     HttpResponse response;
     if (!ec) {
-      DeadlineStream stream(*socket_, Clock::now() + timeout, /*wait_before_read=*/true);
+      DeadlineStream stream(*socket_, tls_.get(), Clock::now() + timeout,
+                            /*wait_before_read=*/true);
       http::read(stream, buffer_, response, ec);
     }
     if (!ec) {
-      if (!response.keep_alive()) socket_.reset();
+      if (!response.keep_alive()) {
+        tls_.reset();
+        socket_.reset();
+      }
       return response;
     }
     // Closing the socket drops whatever the server might still send late.
+    tls_.reset();
     socket_.reset();
     buffer_.clear();
     const bool closed_by_server = ec == http::error::end_of_stream ||
@@ -192,9 +229,11 @@ bool HttpConnection::ServerClosed() {
   if (!socket_) return true;
   char byte = 0;
   beast::error_code ec;
-  DeadlineStream stream(*socket_, Clock::now() + std::chrono::milliseconds(timeout_ms_));
+  DeadlineStream stream(*socket_, tls_.get(),
+                        Clock::now() + std::chrono::milliseconds(timeout_ms_));
   stream.read_some(asio::buffer(&byte, 1), ec);
   if (ec == beast::error::timeout) {
+    tls_.reset();
     socket_.reset();  // still open on the server's side; closed on ours
     return false;
   }

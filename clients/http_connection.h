@@ -10,8 +10,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <memory>
 #include <optional>
 #include <string>
+
+#include "transport/tls/tls.h"
 
 namespace polycrud::clients {
 
@@ -23,7 +26,8 @@ class HttpConnection {
  public:
   // Connects to host:port at once; throws boost::system::system_error when
   // it cannot. Connect, send and receive each time out after timeout_ms.
-  HttpConnection(std::string host, int port, int timeout_ms = 20'000);
+  // With `tls` (a CA at least) it speaks HTTPS, verifying `host`.
+  HttpConnection(std::string host, int port, int timeout_ms = 20'000, tls::TlsFiles tls = {});
   explicit HttpConnection(int port) : HttpConnection("127.0.0.1", port) {}
   ~HttpConnection();
   HttpConnection(const HttpConnection&) = delete;
@@ -54,6 +58,8 @@ class HttpConnection {
   std::string host_field_;       // "host:port"
   boost::asio::io_context ioc_;  // only to make sockets and resolve; never run
   std::optional<boost::asio::ip::tcp::socket> socket_;  // non-blocking
+  std::shared_ptr<SSL_CTX> tls_context_;                // HTTPS when set
+  std::unique_ptr<tls::TlsChannel> tls_;                // the session on socket_
   boost::beast::flat_buffer buffer_;
   int connections_opened_ = 0;
 };

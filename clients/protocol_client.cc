@@ -21,7 +21,12 @@ std::unique_ptr<ProtocolClient> MakeProtocolClient(std::string_view protocol,
     return MakeThriftProtocolClient(thrift, std::string(protocol));
   }
   if (protocol == "grpc") return MakeGrpcProtocolClient(options);
-  if (protocol == "soap") return MakeSoapProtocolClient(options);
+  if (protocol == "soap") {
+    if (options.tls.enabled() || !options.tls.ca.empty()) {
+      throw std::invalid_argument("the SOAP client has no TLS (gSOAP is built without OpenSSL)");
+    }
+    return MakeSoapProtocolClient(options);
+  }
   if (protocol == "rest") return MakeRestProtocolClient(options, "rest");
   if (protocol == "web") {
     ClientOptions web = options;

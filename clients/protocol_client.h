@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "core/user.h"
+#include "transport/tls/tls.h"
 
 namespace polycrud::clients {
 
@@ -57,6 +58,10 @@ struct ClientOptions {
   bool thrift_compact = false;
   // Bound of connect, send and receive (and of a gRPC call's deadline).
   int timeout_ms = 30'000;
+  // TLS when set (Thrift, gRPC, REST and the web gateway; SOAP has none):
+  // the server verified against `tls.ca` and `host`, `tls.cert`/`tls.key`
+  // sent for mutual TLS.
+  tls::TlsFiles tls;
 };
 
 // One connection to one server. Not thread-safe: use one per thread.

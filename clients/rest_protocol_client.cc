@@ -187,7 +187,7 @@ class RestProtocolClient final : public ProtocolClient {
   RestProtocolClient(const ClientOptions& options, std::string name)
       : name_(std::move(name)),
         prefix_(options.rest_prefix),
-        connection_(options.host, options.port, options.timeout_ms) {}
+        connection_(options.host, options.port, options.timeout_ms, options.tls) {}
   std::string_view protocol() const override { return name_; }
 
   Outcome<std::string> Ping() override {

@@ -3,6 +3,7 @@
 // transport or protocol failure the socket is closed (the stream may be out
 // of step) and the next call opens a new one. Reads and writes wait in
 // runtime::WaitReady, so a thread's IoWaiter may run other clients meanwhile.
+#include <fcntl.h>
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
@@ -24,6 +25,7 @@
 #include "runtime/io_wait.h"
 #include "transport/thrift/framed_transport.h"
 #include "transport/thrift/waiting_socket_io.h"
+#include "transport/tls/tls.h"
 
 namespace polycrud::clients {
 namespace {
@@ -39,28 +41,57 @@ namespace transport = ::apache::thrift::transport;
 // straight to its descriptor without blocking and, when it would block, wait
 // in runtime::WaitReady up to the timeout (waiting_socket_io.h; TSocket's own
 // would block the thread in recv()).
+// With a TLS context, open() runs the handshake (verifying `host`) and
+// reads and writes go through the session.
 class WaitingSocket final : public transport::TVirtualTransport<WaitingSocket> {
  public:
-  WaitingSocket(std::shared_ptr<transport::TSocket> socket, int timeout_ms)
-      : socket_(std::move(socket)), timeout_(timeout_ms) {}
+  WaitingSocket(std::shared_ptr<transport::TSocket> socket, int timeout_ms,
+                std::shared_ptr<SSL_CTX> tls = nullptr, std::string host = "")
+      : socket_(std::move(socket)),
+        timeout_(timeout_ms),
+        tls_context_(std::move(tls)),
+        host_(std::move(host)) {}
 
   bool isOpen() const override { return socket_->isOpen(); }
-  void open() override { socket_->open(); }
-  void close() override { socket_->close(); }
+  void open() override {
+    socket_->open();
+    if (!tls_context_) return;
+    const int fd = socket_->getSocketFD();
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    tls_ = tls::TlsChannel::Client(tls_context_.get(), fd, host_);
+    if (const std::error_code ec = tls_->Handshake(runtime::IoClock::now() + timeout_)) {
+      const std::string why = ec == std::errc::timed_out ? "timed out" : tls_->Error();
+      close();
+      throw transport::TTransportException(transport::TTransportException::NOT_OPEN,
+                                           "TLS handshake failed: " + why);
+    }
+  }
+  void close() override {
+    tls_.reset();
+    socket_->close();
+  }
 
   std::uint32_t read(std::uint8_t* buf, std::uint32_t len) {
-    return thrift_transport::ReadWaiting(socket_->getSocketFD(), buf, len, timeout_,
-                                         std::exchange(sent_, false));
+    const bool wait_first = std::exchange(sent_, false);
+    if (tls_) return thrift_transport::ReadWaiting(*tls_, buf, len, timeout_, wait_first);
+    return thrift_transport::ReadWaiting(socket_->getSocketFD(), buf, len, timeout_, wait_first);
   }
 
   void write(const std::uint8_t* buf, std::uint32_t len) {
-    thrift_transport::WriteWaiting(socket_->getSocketFD(), buf, len, timeout_);
+    if (tls_) {
+      thrift_transport::WriteWaiting(*tls_, buf, len, timeout_);
+    } else {
+      thrift_transport::WriteWaiting(socket_->getSocketFD(), buf, len, timeout_);
+    }
     sent_ = true;
   }
 
  private:
   std::shared_ptr<transport::TSocket> socket_;
   std::chrono::milliseconds timeout_;
+  std::shared_ptr<SSL_CTX> tls_context_;
+  std::string host_;
+  std::unique_ptr<tls::TlsChannel> tls_;
   bool sent_ = false;  // written since the last read
 };
 
@@ -177,8 +208,11 @@ class ThriftProtocolClient final : public ProtocolClient {
     socket->setConnTimeout(options_.timeout_ms);
     socket->setNoDelay(true);
     // One frame's budget per read, however long the connection lives.
-    auto framed = thrift_transport::MakeFramedTransport(
-        std::make_shared<WaitingSocket>(std::move(socket), options_.timeout_ms));
+    if (!tls_context_ && (!options_.tls.ca.empty() || options_.tls.enabled())) {
+      tls_context_ = tls::MakeClientContext(options_.tls);
+    }
+    auto framed = thrift_transport::MakeFramedTransport(std::make_shared<WaitingSocket>(
+        std::move(socket), options_.timeout_ms, tls_context_, options_.host));
     std::shared_ptr<protocol::TProtocol> proto;
     if (options_.thrift_compact) {
       proto = std::make_shared<protocol::TCompactProtocol>(framed);
@@ -202,6 +236,7 @@ class ThriftProtocolClient final : public ProtocolClient {
   }
 
   ClientOptions options_;
+  std::shared_ptr<SSL_CTX> tls_context_;  // made on the first TLS connect
   std::string name_;
   std::shared_ptr<apache::thrift::transport::TTransport> transport_;
   std::unique_ptr<gen::UserServiceClient> client_;

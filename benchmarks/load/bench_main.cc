@@ -96,6 +96,7 @@ struct Options {
   std::string label;
   bool progress = false;
   int timeout_ms = 10'000;
+  tls::TlsFiles tls;  // --tls-ca, --tls-cert, --tls-key
 };
 
 // What one thread measured; merged after the run.
@@ -492,6 +493,11 @@ int Run(int argc, char** argv) {
   app.add_option("--timeout-ms", o.timeout_ms, "Per-call timeout (connect, send, receive)")
       ->check(CLI::Range(1, 600'000))
       ->capture_default_str();
+  app.add_option("--tls-ca", o.tls.ca,
+                 "Connect over TLS, trusting this CA (thrift, thrift-compact, grpc, rest, web; "
+                 "the server's certificate must name --host)");
+  app.add_option("--tls-cert", o.tls.cert, "Client certificate, for mutual TLS");
+  app.add_option("--tls-key", o.tls.key, "Private key of --tls-cert");
   app.add_option("--json", o.json_path, "Write the result document to FILE");
   app.add_option("--label", o.label, "Name of this run in the result");
   app.add_flag("--progress", o.progress,
@@ -564,7 +570,8 @@ int Run(int argc, char** argv) {
                                               .port = o.port,
                                               .rest_prefix = "",
                                               .thrift_compact = false,
-                                              .timeout_ms = o.timeout_ms};
+                                              .timeout_ms = o.timeout_ms,
+                                              .tls = o.tls};
   const std::string where = o.protocol + " at " + o.host + ":" + std::to_string(o.port);
   for (int c = 0; c < o.connections; ++c) {
     std::unique_ptr<ProtocolClient> client;
@@ -717,6 +724,7 @@ int Run(int argc, char** argv) {
   Json doc;
   doc["label"] = o.label;
   doc["protocol"] = o.protocol;
+  doc["tls"] = !o.tls.ca.empty();
   doc["mode"] = o.mode;
   doc["target_rate"] = schedule ? o.rate : 0.0;
   if (schedule) {

@@ -199,19 +199,27 @@ const std::vector<Scenario>& Scenarios() {
   return scenarios;
 }
 
-// One server for the whole suite, serving every protocol under test.
-class ConformanceTest : public ::testing::TestWithParam<std::tuple<std::string, std::size_t>> {
+// One server for a whole suite, started with `Settings()`.
+using ScenarioParam = std::tuple<std::string, std::size_t>;
+template <ServerSettings (*Settings)()>
+class OneServerSuite : public ::testing::TestWithParam<ScenarioParam> {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new ServerProcess({.protocols = ConformanceProtocols()});
-  }
+  static void SetUpTestSuite() { server_ = new ServerProcess(Settings()); }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
   }
-  static ServerProcess* server_;
+  static inline ServerProcess* server_ = nullptr;
 };
-ServerProcess* ConformanceTest::server_ = nullptr;
+
+// "<protocol>_<scenario>".
+std::string ScenarioName(const ::testing::TestParamInfo<ScenarioParam>& param) {
+  return std::get<0>(param.param) + "_" + Scenarios()[std::get<1>(param.param)].name;
+}
+
+// Every protocol under test, in cleartext.
+ServerSettings PlainServer() { return {.protocols = ConformanceProtocols()}; }
+class ConformanceTest : public OneServerSuite<PlainServer> {};
 
 TEST_P(ConformanceTest, Scenario) {
   const auto& [protocol, index] = GetParam();
@@ -222,10 +230,54 @@ TEST_P(ConformanceTest, Scenario) {
 INSTANTIATE_TEST_SUITE_P(AllProtocols, ConformanceTest,
                          ::testing::Combine(::testing::ValuesIn(ConformanceProtocols()),
                                             ::testing::Range<std::size_t>(0, Scenarios().size())),
-                         [](const ::testing::TestParamInfo<ConformanceTest::ParamType>& param) {
-                           return std::get<0>(param.param) + "_" +
-                                  Scenarios()[std::get<1>(param.param)].name;
-                         });
+                         ScenarioName);
+
+// The same table over TLS, through the clients' TLS (every protocol whose
+// C++ client has it: the SOAP client's gSOAP is built without OpenSSL), with
+// the host name "localhost" verified against the server's certificate.
+std::vector<std::string> TlsProtocols() { return {"thrift", "grpc", "rest"}; }
+ServerSettings TlsServer() {
+  const TestCertificates& certs = Certificates();
+  return {.protocols = TlsProtocols(),
+          .extra_args = {"--tls-cert", certs.server_cert(), "--tls-key", certs.server_key()}};
+}
+class TlsConformanceTest : public OneServerSuite<TlsServer> {};
+
+TEST_P(TlsConformanceTest, Scenario) {
+  const auto& [protocol, index] = GetParam();
+  std::unique_ptr<ProtocolClient> client =
+      MakeProtocolClient(protocol, clients::ClientOptions{.host = "localhost",
+                                                          .port = server_->port(protocol),
+                                                          .tls = {.ca = Certificates().ca()}});
+  Scenarios()[index].run(*client);
+}
+
+INSTANTIATE_TEST_SUITE_P(OverTls, TlsConformanceTest,
+                         ::testing::Combine(::testing::ValuesIn(TlsProtocols()),
+                                            ::testing::Range<std::size_t>(0, Scenarios().size())),
+                         ScenarioName);
+
+// A client trusting another CA gets no answer on any of them, and the SOAP
+// client says it has no TLS instead of speaking cleartext.
+TEST(TlsClientTest, AClientTrustingAnotherCaIsRefusedAndSoapHasNoTls) {
+  ServerProcess server(TlsServer());
+  for (const std::string& protocol : TlsProtocols()) {
+    Outcome<std::string> pong;
+    try {
+      std::unique_ptr<ProtocolClient> client = MakeProtocolClient(
+          protocol, clients::ClientOptions{.host = "localhost",
+                                           .port = server.port(protocol),
+                                           .timeout_ms = 5000,
+                                           .tls = {.ca = Certificates("other").ca()}});
+      pong = client->Ping();
+    } catch (const std::exception&) {
+      continue;  // refused while connecting
+    }
+    EXPECT_FALSE(pong.ok()) << protocol;
+  }
+  EXPECT_THROW(MakeProtocolClient("soap", clients::ClientOptions{.port = 1, .tls = {.ca = "x"}}),
+               std::invalid_argument);
+}
 
 // The errors that need a broken backend, on every protocol: each case gets a
 // private MariaDB and Redis it may damage and stop.

@@ -2,9 +2,12 @@
 // polycrud-web: starts the console and REST gateway (see --help).
 'use strict';
 
+const http = require('node:http');
+const https = require('node:https');
 const pino = require('pino');
 const { parseConfig, help, UsageError } = require('../src/config');
 const { createApp } = require('../src/app');
+const { httpsServerOptions, thriftSecureContext } = require('../src/tls');
 const { UserClient } = require('../src/user_client');
 
 function main() {
@@ -22,7 +25,9 @@ function main() {
   }
   const logger = pino({ level: config.logLevel, base: { service: 'polycrud-web' } });
   let client;
+  let tlsOptions;
   try {
+    tlsOptions = httpsServerOptions(config);
     client = new UserClient({
       host: config.thriftHost,
       port: config.thriftPort,
@@ -32,6 +37,7 @@ function main() {
       callTimeoutMs: config.thriftTimeoutMs,
       connectTimeoutMs: config.thriftConnectTimeoutMs,
       idleMs: config.thriftIdleMs,
+      secureContext: thriftSecureContext(config),
       logger,
     });
   } catch (err) {
@@ -40,12 +46,21 @@ function main() {
     process.exit(1);
   }
   const { app, store } = createApp(config, client, logger);
-  const server = app.listen(config.port, config.host);
+  const server = tlsOptions ? https.createServer(tlsOptions, app) : http.createServer(app);
+  server.listen(config.port, config.host);
   server.requestTimeout = 30000;
   server.headersTimeout = 20000;
   server.keepAliveTimeout = 5000;
   server.on('listening', () => {
-    logger.info({ host: config.host, port: server.address().port, thrift: `${config.thriftHost}:${config.thriftPort}` }, 'polycrud-web listening');
+    logger.info({ host: config.host, port: server.address().port, https: Boolean(tlsOptions),
+      client_certificates: Boolean(config.tlsClientCa), thrift: `${config.thriftHost}:${config.thriftPort}`,
+      thrift_tls: Boolean(config.thriftTlsCa) }, 'polycrud-web listening');
+  });
+  // A failed handshake (no or an untrusted client certificate, plain HTTP on
+  // the HTTPS port, an old TLS version): the connection is closed.
+  server.on('tlsClientError', (err, socket) => {
+    logger.debug({ err: err.message.trim(), code: err.code, ip: socket.remoteAddress }, 'TLS handshake failed');
+    socket.destroy();
   });
   server.on('error', (err) => {
     logger.fatal({ err: err.message }, 'cannot listen');

@@ -64,7 +64,7 @@ function createApp(config, client, logger) {
         'upgrade-insecure-requests': config.secureCookie ? [] : null,
       },
     },
-    strictTransportSecurity: config.secureCookie,
+    strictTransportSecurity: config.hsts ?? config.secureCookie,
     // The same as frame-ancestors 'none', for browsers without CSP level 2.
     xFrameOptions: { action: 'deny' },
     referrerPolicy: { policy: 'same-origin' },

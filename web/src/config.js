@@ -8,10 +8,16 @@ const { parseArgs } = require('node:util');
 // name, env variables (first set wins), default, kind, help.
 const OPTIONS = [
   ['host', ['POLYCRUD_WEB_HOST'], '127.0.0.1', 'string', 'address to listen on'],
-  ['port', ['POLYCRUD_WEB_PORT', 'WEB_PORT', 'PORT'], 3000, 'port', 'HTTP port of the console and the gateway'],
+  ['port', ['POLYCRUD_WEB_PORT', 'WEB_PORT', 'PORT'], 3000, 'port', 'HTTP(S) port of the console and the gateway'],
+  ['tls-cert', ['POLYCRUD_WEB_TLS_CERT'], null, 'file', 'serve HTTPS (TLS 1.2+) with this certificate (PEM)'],
+  ['tls-key', ['POLYCRUD_WEB_TLS_KEY'], null, 'file', 'private key of --tls-cert (PEM)'],
+  ['tls-client-ca', ['POLYCRUD_WEB_TLS_CLIENT_CA'], null, 'file', 'mutual TLS: require client certificates signed by this CA'],
   ['thrift-host', ['POLYCRUD_THRIFT_HOST'], '127.0.0.1', 'string', 'host of polycrud-server\'s Thrift face'],
   ['thrift-port', ['POLYCRUD_THRIFT_PORT', 'THRIFT_PORT'], 9090, 'port', 'port of polycrud-server\'s Thrift face'],
   ['thrift-protocol', ['POLYCRUD_THRIFT_PROTOCOL'], 'binary', ['binary', 'compact'], 'Thrift protocol (framed transport)'],
+  ['thrift-tls-ca', ['POLYCRUD_THRIFT_TLS_CA'], null, 'file', 'Thrift over TLS, trusting this CA (PEM) for the server'],
+  ['thrift-client-cert', ['POLYCRUD_THRIFT_CLIENT_CERT'], null, 'file', 'client certificate (PEM) for Thrift with mutual TLS'],
+  ['thrift-client-key', ['POLYCRUD_THRIFT_CLIENT_KEY'], null, 'file', 'private key of --thrift-client-cert (PEM)'],
   ['thrift-pool-size', ['POLYCRUD_WEB_THRIFT_POOL_SIZE'], 4, 'count', 'persistent Thrift connections'],
   ['thrift-max-in-flight', ['POLYCRUD_WEB_THRIFT_MAX_IN_FLIGHT'], 256, 'count', 'calls in flight per connection before 429'],
   ['thrift-timeout-ms', ['POLYCRUD_WEB_THRIFT_TIMEOUT_MS'], 10000, 'count', 'per-call timeout (then 503 and reconnect)'],
@@ -42,20 +48,26 @@ function help() {
     'Options (each also read from the environment variable shown):',
   ];
   for (const [name, envs, def, kind, text] of OPTIONS) {
-    const arg = kind === 'bool' ? '' : Array.isArray(kind) ? ` ${kind.join('|')}` : kind === 'string' ? ' TEXT' : ' N';
+    const arg = kind === 'bool' ? '' : Array.isArray(kind) ? ` ${kind.join('|')}` : kind === 'string' ? ' TEXT'
+      : kind === 'file' ? ' FILE' : ' N';
     const head = `  --${name}${arg}`;
     lines.push(head.length >= 35 ? `${head}\n${''.padEnd(36)}${text}` : head.padEnd(36) + text);
-    lines.push(''.padEnd(36) + `[${envs.join(', ')}; default ${def}]`);
+    lines.push(''.padEnd(36) + `[${envs.join(', ')}; default ${def === null ? 'none' : def}]`);
   }
   lines.push('  -h, --help'.padEnd(36) + 'this text');
   lines.push('', 'POLYCRUD_WEB_SESSION_SECRET signs session cookies (default: random per start;',
              'sessions live in memory, so a restart signs everyone out anyway).',
+             'TLS: files are read once at start; a certificate file may hold its chain, a CA',
+             'file several CAs. With --tls-cert the port serves HTTPS only and',
+             'the session cookie is Secure (HSTS only with --secure-cookie). With',
+             '--thrift-tls-ca the Thrift server\'s certificate must name --thrift-host',
+             '(an IP address SAN for an address).',
              'SIGTERM/SIGINT: stop accepting, finish requests in flight, close Thrift, exit 0.');
   return lines.join('\n') + '\n';
 }
 
 function convert(name, kind, text) {
-  if (kind === 'string') {
+  if (kind === 'string' || kind === 'file') {
     if (!text) throw new UsageError(`--${name} must not be empty`);
     return text;
   }
@@ -102,6 +114,20 @@ function parseConfig(argv, env = process.env) {
     'thrift-idle-ms', 'max-body-bytes', 'session-ttl-min', 'max-sessions', 'signin-limit', 'signin-window-s']) {
     if (config[camel(name)] < 1) throw new UsageError(`--${name} must be at least 1`);
   }
+  const together = (a, b) => {
+    if (Boolean(config[camel(a)]) !== Boolean(config[camel(b)])) throw new UsageError(`--${a} and --${b} go together`);
+  };
+  together('tls-cert', 'tls-key');
+  together('thrift-client-cert', 'thrift-client-key');
+  if (config.tlsClientCa && !config.tlsCert) throw new UsageError('--tls-client-ca needs --tls-cert and --tls-key');
+  if (config.thriftClientCert && !config.thriftTlsCa) {
+    throw new UsageError('--thrift-client-cert needs --thrift-tls-ca (the client certificate is for Thrift over TLS)');
+  }
+  // HSTS only when asked for (--secure-cookie: a public name behind TLS): on
+  // localhost it would force HTTPS on every local port for a year. Served
+  // over HTTPS the session cookie is Secure either way.
+  config.hsts = config.secureCookie;
+  if (config.tlsCert) config.secureCookie = true;
   config.sessionTtlMs = config.sessionTtlMin * 60 * 1000;
   config.signinWindowMs = config.signinWindowS * 1000;
   config.sessionSecret = env.POLYCRUD_WEB_SESSION_SECRET || crypto.randomBytes(32).toString('hex');

@@ -9,8 +9,16 @@
 // times out also drops its connection, since its reply may still arrive. A
 // call that may have reached the service without an answer coming back (it
 // timed out, or its open connection was lost) is marked outcomeUnknown.
+//
+// With a secureContext the connections are Thrift over TLS (the same framed
+// protocol inside TLS) and behave the same; a connection counts as open once
+// its handshake is done. A server that requires a client certificate may
+// only refuse it after that (TLS 1.3: its alert follows the client's last
+// handshake message): a TLS alert before any reply ends a connection that
+// never carried a call to the service, so it counts as a failed connect.
 'use strict';
 
+const net = require('node:net');
 const thrift = require('thrift');
 const { ServiceError, fromThriftError } = require('./service_error');
 
@@ -21,7 +29,9 @@ class ThriftPool {
    * options: host, port, size (connections), callTimeoutMs, connectTimeoutMs,
    * idleMs (close a connection unused this long), maxInFlight (calls per
    * connection before the pool answers RESOURCE_EXHAUSTED), protocol
-   * ('binary' | 'compact'), service and ttypes (generated code), logger (pino).
+   * ('binary' | 'compact'), service and ttypes (generated code), logger (pino),
+   * secureContext (optional: Thrift over TLS with this tls.SecureContext; the
+   * server's certificate must name host).
    */
   constructor(options) {
     this.options = options;
@@ -100,15 +110,32 @@ class ThriftPool {
   }
 
   connect(slot) {
-    const { host, port, connectTimeoutMs, protocol, service, logger } = this.options;
-    const conn = thrift.createConnection(host, port, {
+    const { host, port, connectTimeoutMs, protocol, service, logger, secureContext } = this.options;
+    const options = {
       transport: thrift.TFramedTransport,
       protocol: protocol === 'compact' ? thrift.TCompactProtocol : thrift.TBinaryProtocol,
       connect_timeout: connectTimeoutMs,
-    });
+    };
+    let conn;
+    if (secureContext) {
+      // Passed on to tls.connect, which checks the certificate against host
+      // (an IP address against the certificate's IP SANs). The context sets
+      // the versions and files: thrift's own secureProtocol default is unused.
+      options.secureContext = secureContext;
+      options.rejectUnauthorized = true;
+      if (!net.isIP(host)) options.servername = host;
+      conn = thrift.createSSLConnection(host, port, options);
+    } else {
+      conn = thrift.createConnection(host, port, options);
+    }
     slot.conn = conn;
     slot.connected = false;
     slot.client = thrift.createClient(service, conn);
+    const failuresBefore = slot.failures;
+    let lastError = null;
+    let replied = false; // bytes came from the server on this connection
+    let refused = false; // the server ended the TLS handshake with an alert
+    if (secureContext) conn.connection.once('data', () => { replied = true; });
     const connectTimer = setTimeout(() => {
       if (slot.conn === conn && !slot.connected) conn.destroy();
     }, connectTimeoutMs);
@@ -120,15 +147,24 @@ class ThriftPool {
       logger.debug({ connection: slot.index, host, port }, 'thrift connected');
     });
     conn.on('error', (err) => {
+      lastError = err;
+      if (secureContext && !replied && /^ERR_SSL_\w*_ALERT_/.test(err.code || '')) refused = true;
       if (slot.conn === conn) logger.debug({ connection: slot.index, err: err.message }, 'thrift connection error');
     });
     conn.on('close', () => {
       clearTimeout(connectTimer);
       if (slot.conn !== conn) return;
+      if (refused && slot.connected) {
+        // Refused after the client's side of the handshake: never open, and
+        // the calls written meanwhile were never read by the service.
+        slot.connected = false;
+        slot.failures = failuresBefore;
+      }
       if (!slot.connected) {
         slot.failures++;
         slot.retryAt = Date.now() + Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(slot.failures, 10));
-        logger.warn({ connection: slot.index, host, port, failures: slot.failures }, 'cannot connect to the polycrud service');
+        const why = lastError ? { err: lastError.message.trim(), code: lastError.code } : {};
+        logger.warn({ connection: slot.index, host, port, failures: slot.failures, ...why }, 'cannot connect to the polycrud service');
       }
       this.detach(slot, 'connection lost');
     });

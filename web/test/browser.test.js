@@ -4,10 +4,12 @@
 'use strict';
 
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
 const path = require('node:path');
 const { after, before, describe, it } = require('node:test');
 const { chromium } = require('playwright-core');
-const { ADMIN_TOKEN, READER_TOKEN, outputDir, startServer, startWeb, unique } = require('./support/stack');
+const { ADMIN_TOKEN, READER_TOKEN, makeTls, outputDir, startServer, startWeb, unique } = require('./support/stack');
 
 const CHROMIUM = process.env.POLYCRUD_CHROMIUM || '/usr/bin/chromium';
 // Without the background-networking flags Chromium keeps dialling out, which
@@ -251,5 +253,67 @@ describe('console in Chromium', () => {
     assert.match(await page.locator('.error').innerText(), /read-only/);
     await shot(page, '09-reader');
     await page.context().close();
+  });
+});
+
+// The console over HTTPS, with Thrift over TLS behind it. Chromium trusts
+// the console's certificate by its public key (the base64 SHA-256 of its
+// SubjectPublicKeyInfo) and nothing else of the private CA.
+describe('console over HTTPS in Chromium', () => {
+  let tlsServer;
+  let tlsWeb;
+  let tlsBrowser;
+
+  before(async () => {
+    const certs = makeTls('browser');
+    tlsServer = await startServer('browser-tls', { env: { POLYCRUD_TLS_CERT: certs.serverCert, POLYCRUD_TLS_KEY: certs.serverKey } });
+    tlsWeb = await startWeb('browser-tls', tlsServer.thriftPort, ['--tls-cert', certs.serverCert, '--tls-key', certs.serverKey,
+      '--thrift-tls-ca', certs.ca]);
+    // The first certificate of server.pem is the console's own.
+    const spki = new crypto.X509Certificate(fs.readFileSync(certs.serverCert)).publicKey.export({ type: 'spki', format: 'der' });
+    const pin = crypto.createHash('sha256').update(spki).digest('base64');
+    tlsBrowser = await chromium.launch({ executablePath: CHROMIUM, timeout: 60000,
+      args: [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${pin}`] });
+  });
+
+  after(async () => {
+    if (tlsBrowser) await tlsBrowser.close();
+    if (tlsWeb) await tlsWeb.stop();
+    if (tlsServer) await tlsServer.stop();
+  });
+
+  test('signs in and creates a user over HTTPS with a Secure session cookie', async () => {
+    assert.match(tlsWeb.base, /^https:\/\//);
+    const context = await tlsBrowser.newContext({ viewport: { width: 1100, height: 800 }, baseURL: tlsWeb.base });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15000);
+    openPages.add(page);
+    context.on('close', () => openPages.delete(page));
+    const response = await page.goto('/');
+    assert.equal(response.status(), 200);
+    assert.match(page.url(), /^https:\/\/127\.0\.0\.1:\d+\/$/);
+    assert.ok(await page.getByLabel('Bearer token').isVisible());
+    const security = await response.securityDetails();
+    assert.ok(['TLS 1.2', 'TLS 1.3'].includes(security.protocol), security.protocol);
+    await signIn(page, ADMIN_TOKEN);
+    assert.match(await page.locator('.flash').innerText(), /Signed in as admin/);
+    const sid = (await context.cookies()).find((c) => c.name === 'polycrud.sid');
+    assert.ok(sid && sid.secure && sid.httpOnly && sid.sameSite === 'Strict', JSON.stringify(sid));
+    const username = unique('https');
+    const id = await createUser(page, username, 'Über HTTPS');
+    assert.match(await page.locator('.flash').innerText(), new RegExp(`User ${username} created`));
+    assert.match(page.url(), new RegExp(`^https://127\\.0\\.0\\.1:\\d+/users/${id}$`));
+    await shot(page, '10-https');
+    await context.close();
+  });
+
+  test('is refused by a Chromium that does not trust its certificate', async () => {
+    const context = await browser.newContext({ baseURL: tlsWeb.base });
+    const page = await context.newPage();
+    try {
+      await assert.rejects(page.goto('/signin'), /net::ERR_CERT_AUTHORITY_INVALID/);
+    } finally {
+      await context.close();
+    }
   });
 });

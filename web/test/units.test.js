@@ -108,6 +108,22 @@ describe('config', () => {
     assert.throws(() => parseConfig(['--thrift-protocol', 'json'], {}), UsageError);
     assert.throws(() => parseConfig(['--thrift-pool-size', '0'], {}), UsageError);
   });
+  it('reads the TLS files, which go in pairs, and makes the cookie Secure when serving HTTPS', () => {
+    assert.equal(parseConfig([], {}).tlsCert, null);
+    assert.equal(parseConfig([], {}).secureCookie, false);
+    const c = parseConfig(['--tls-key', 'k.pem'], { POLYCRUD_WEB_TLS_CERT: 'c.pem', POLYCRUD_WEB_TLS_CLIENT_CA: 'ca.pem',
+      POLYCRUD_THRIFT_TLS_CA: 'tca.pem', POLYCRUD_THRIFT_CLIENT_CERT: 'tc.pem', POLYCRUD_THRIFT_CLIENT_KEY: 'tk.pem' });
+    assert.deepEqual([c.tlsCert, c.tlsKey, c.tlsClientCa, c.thriftTlsCa, c.thriftClientCert, c.thriftClientKey],
+      ['c.pem', 'k.pem', 'ca.pem', 'tca.pem', 'tc.pem', 'tk.pem']);
+    assert.equal(c.secureCookie, true);
+    assert.equal(parseConfig([], { POLYCRUD_WEB_TLS_CERT: 'c.pem', POLYCRUD_WEB_TLS_KEY: 'k.pem', POLYCRUD_WEB_SECURE_COOKIE: '0' })
+      .secureCookie, true, 'HTTPS always has a Secure cookie');
+    for (const [argv, env] of [[['--tls-cert', 'c.pem'], {}], [[], { POLYCRUD_WEB_TLS_KEY: 'k.pem' }],
+      [['--tls-client-ca', 'ca.pem'], {}], [['--thrift-client-cert', 'c.pem'], { POLYCRUD_THRIFT_TLS_CA: 'ca.pem' }],
+      [['--thrift-client-cert', 'c.pem', '--thrift-client-key', 'k.pem'], {}], [['--tls-cert', ''], {}]]) {
+      assert.throws(() => parseConfig(argv, env), UsageError, JSON.stringify([argv, env]));
+    }
+  });
 });
 
 describe('html', () => {
@@ -186,6 +202,115 @@ describe('ThriftPool', () => {
     await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /cannot reach/.test(err.message) && err.outcomeUnknown === false);
     assert.ok(Date.now() - started < 50, 'no connect attempt during the backoff');
     p.close();
+  });
+});
+
+describe('ThriftPool over TLS', () => {
+  const fs = require('node:fs');
+  const tls = require('node:tls');
+  const pino = require('pino');
+  const { ThriftPool } = require('../src/thrift_pool');
+  const { thriftSecureContext } = require('../src/tls');
+  const { makeTls } = require('./support/stack');
+  const service = require('../gen/UserService');
+  const a = makeTls('units-a');
+  const b = makeTls('units-b');
+
+  // A TLS server (CA a's certificate) that reads and never answers;
+  // clientCa: client certificates required. Records what it read, and from whom.
+  async function silentTlsServer(clientCa, host = '127.0.0.1') {
+    const sockets = new Set();
+    const received = [];
+    const options = { cert: fs.readFileSync(a.serverCert), key: fs.readFileSync(a.serverKey) };
+    if (clientCa) Object.assign(options, { ca: fs.readFileSync(clientCa), requestCert: true, rejectUnauthorized: true });
+    const server = tls.createServer(options, (s) => {
+      sockets.add(s);
+      s.on('data', (d) => received.push({ bytes: d.length, peer: s.getPeerCertificate().subject }));
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    });
+    server.on('tlsClientError', () => {});
+    await new Promise((r) => server.listen(0, host, r));
+    return { port: server.address().port, sockets, received, close: () => { for (const s of sockets) s.destroy(); server.close(); } };
+  }
+  const pool = (port, tlsConfig, extra = {}) => new ThriftPool({ host: '127.0.0.1', port, size: 1, callTimeoutMs: 300,
+    connectTimeoutMs: 1000, idleMs: 60000, maxInFlight: 2, protocol: 'binary', service, ttypes,
+    logger: pino({ level: 'silent' }), secureContext: thriftSecureContext(tlsConfig), ...extra });
+  // A logger that keeps its warnings.
+  const warnings = () => {
+    const lines = [];
+    const logger = pino({ level: 'warn' }, { write: (line) => lines.push(JSON.parse(line)) });
+    return { logger, lines };
+  };
+
+  it('times a silent call out as UNAVAILABLE and drops its connection, as in plain Thrift', async () => {
+    const silent = await silentTlsServer();
+    const p = pool(silent.port, { thriftTlsCa: a.ca });
+    try {
+      await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /in time/.test(err.message) && err.outcomeUnknown === true);
+      assert.ok(silent.received.length >= 1, 'the call went out inside TLS');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(silent.sockets.size, 0, 'the timed-out connection is closed');
+    } finally {
+      p.close();
+      silent.close();
+    }
+  });
+
+  it('presents its client certificate, and a lost open connection leaves the outcome unknown', async () => {
+    const mutual = await silentTlsServer(a.ca);
+    const p = pool(mutual.port, { thriftTlsCa: a.ca, thriftClientCert: a.clientCert, thriftClientKey: a.clientKey }, { callTimeoutMs: 5000 });
+    try {
+      const call = p.call('ping');
+      while (mutual.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(mutual.received[0].peer.CN, 'polycrud client');
+      for (const s of mutual.sockets) s.destroy();
+      await assert.rejects(call, (err) => err.code === 'UNAVAILABLE' && /connection lost/.test(err.message) && err.outcomeUnknown === true);
+    } finally {
+      p.close();
+      mutual.close();
+    }
+  });
+
+  // In TLS 1.3 the server's certificate_required alert comes after the
+  // client has finished its handshake and sent the call. (Node's server ends
+  // a connection with a certificate of another CA without an alert, unlike
+  // OpenSSL's own check in polycrud-server: tls.test.js has that case.)
+  it('counts a refused client certificate as a failed connect: nothing ran, then backoff', async () => {
+    const mutual = await silentTlsServer(a.ca);
+    const p = pool(mutual.port, { thriftTlsCa: a.ca }, { callTimeoutMs: 5000 });
+    try {
+      await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && err.outcomeUnknown === false);
+      const started = Date.now();
+      await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /cannot reach/.test(err.message));
+      assert.ok(Date.now() - started < 50, 'no connect attempt during the backoff');
+      assert.equal(p.stats().connections, 0);
+      assert.equal(mutual.received.length, 0, 'the server never read a call');
+    } finally {
+      p.close();
+      mutual.close();
+    }
+  });
+
+  it('refuses a server certificate of another CA, or not naming the host, before sending anything', async () => {
+    // 127.0.0.2 is loopback too, but the certificate names 127.0.0.1 only.
+    for (const [config, host, code] of [[{ thriftTlsCa: b.ca }, '127.0.0.1', 'SELF_SIGNED_CERT_IN_CHAIN'],
+      [{ thriftTlsCa: a.ca }, '127.0.0.2', 'ERR_TLS_CERT_ALTNAME_INVALID']]) {
+      const silent = await silentTlsServer(null, host);
+      const log = warnings();
+      const p = pool(silent.port, config, { host, logger: log.logger });
+      try {
+        await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && err.outcomeUnknown === false);
+        await assert.rejects(p.call('ping'), (err) => /cannot reach/.test(err.message));
+        assert.equal(silent.received.length, 0);
+        assert.equal(log.lines.length, 1);
+        assert.equal(log.lines[0].msg, 'cannot connect to the polycrud service');
+        assert.equal(log.lines[0].code, code);
+      } finally {
+        p.close();
+        silent.close();
+      }
+    }
   });
 });
 

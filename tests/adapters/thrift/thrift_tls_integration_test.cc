@@ -3,9 +3,13 @@
 // models that serve TLS, mutual TLS, and connections that never finish
 // their handshake.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <thrift/transport/TTransportException.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "tests/support/raw_socket.h"
@@ -116,6 +120,28 @@ TEST(ThriftTlsLimitsTest, AHandshakeThatNeverEndsIsCutOffAtTheRequestTimeout) {
   std::string pong;
   client->ping(pong);
   EXPECT_FALSE(pong.empty());
+}
+
+// polycrud-cli (Thrift's TSSLSocket) with --tls-ca, and with TLS=1 and
+// TLS_CA in the stack folder's endpoints.env as `./polycrud up --tls` writes.
+TEST(ThriftTlsCliTest, TheCliSpeaksTlsWhenToldByFlagOrByTheStackFolder) {
+  ServerProcess server({.extra_args = TlsArgs("fibers", false)});
+  // No stack folder but the one given (the checkout's .polycrud/ is not the test's).
+  const std::string cli = Setting("POLYCRUD_CLI_BINARY") + " --stack-dir /nonexistent --token " +
+                          kAdminToken + " --port " + std::to_string(server.thrift_port());
+  const auto run = [](const std::string& command) {
+    const int status = std::system((command + " >/dev/null 2>&1").c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  EXPECT_EQ(run(cli + " --tls-ca " + Certificates().ca() + " ping"), 0);
+  EXPECT_EQ(run(cli + " ping"), 3);  // cleartext: unreachable
+  EXPECT_EQ(run(cli + " --tls-ca " + Certificates("other").ca() + " ping"), 3);
+  const std::string stack = Certificates().dir + "/stack";
+  std::filesystem::create_directories(stack);
+  std::ofstream(stack + "/endpoints.env") << "THRIFT_PORT=" << server.thrift_port()
+                                          << "\nTLS=1\nTLS_CA=" << Certificates().ca() << "\n";
+  std::ofstream(stack + "/admin-token") << kAdminToken << "\n";
+  EXPECT_EQ(run(Setting("POLYCRUD_CLI_BINARY") + " --stack-dir " + stack + " ping"), 0);
 }
 
 TEST(ThriftTlsLimitsTest, TheNonblockingModelRefusesToStartWithTls) {

@@ -3,8 +3,10 @@
 'use strict';
 
 class Session {
-  constructor(base) {
+  /** fetch: the global fetch or a stand-in (support/tls_fetch.js for a private CA). */
+  constructor(base, { fetch: fetchImpl = fetch } = {}) {
     this.base = base;
+    this.fetch = fetchImpl;
     this.cookies = new Map();
     this.csrf = '';
   }
@@ -17,7 +19,7 @@ class Session {
       body = new URLSearchParams(form).toString();
       h['Content-Type'] = 'application/x-www-form-urlencoded';
     }
-    const res = await fetch(this.base + path, { method, headers: h, body, redirect: 'manual' });
+    const res = await this.fetch(this.base + path, { method, headers: h, body, redirect: 'manual' });
     const setCookies = typeof res.headers.getSetCookie === 'function' ? res.headers.getSetCookie()
       : (res.headers.get('set-cookie') ? [res.headers.get('set-cookie')] : []);
     for (const c of setCookies) {

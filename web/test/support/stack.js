@@ -4,7 +4,7 @@
 // when the test process exits, so a failing test leaves nothing running.
 'use strict';
 
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -118,8 +118,11 @@ function stop(child) {
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
 
-/** Starts polycrud-server with the Thrift and REST faces on free ports (or the Thrift port given). */
-async function startServer(name, { thriftPort: fixedThriftPort } = {}) {
+/**
+ * Starts polycrud-server with the Thrift and REST faces on free ports (or the
+ * Thrift port given); env adds settings (e.g. POLYCRUD_TLS_CERT).
+ */
+async function startServer(name, { thriftPort: fixedThriftPort, env: extraEnv = {} } = {}) {
   const s = settings();
   const thriftPort = fixedThriftPort || (await freePort());
   const restPort = await freePort();
@@ -135,23 +138,60 @@ async function startServer(name, { thriftPort: fixedThriftPort } = {}) {
     POLYCRUD_MYSQL_PASSWORD: s.POLYCRUD_TEST_MYSQL_PASSWORD,
     POLYCRUD_MYSQL_DATABASE: s.POLYCRUD_TEST_MYSQL_DATABASE,
     POLYCRUD_REDIS_PORT: s.POLYCRUD_TEST_REDIS_PORT,
+    POLYCRUD_REDIS_USER: s.POLYCRUD_TEST_REDIS_USER,
+    POLYCRUD_REDIS_PASSWORD: s.POLYCRUD_TEST_REDIS_PASSWORD,
     POLYCRUD_ADMIN_TOKEN_SHA256: sha256(ADMIN_TOKEN),
     POLYCRUD_READER_TOKEN_SHA256: sha256(READER_TOKEN),
+    ...extraEnv,
   };
   const child = launch(s.POLYCRUD_SERVER_BINARY, [], env, logFile);
   await waitForPorts(child, [thriftPort, restPort], 'polycrud-server', logFile);
-  return { thriftPort, restPort, restBase: `http://127.0.0.1:${restPort}`, stop: () => stop(child), child };
+  const scheme = env.POLYCRUD_TLS_CERT ? 'https' : 'http';
+  return { thriftPort, restPort, restBase: `${scheme}://127.0.0.1:${restPort}`, stop: () => stop(child), child, logFile };
 }
 
-/** Starts polycrud-web (this checkout's) against thriftPort; extraArgs are passed on. */
-async function startWeb(name, thriftPort, extraArgs = []) {
+/**
+ * Starts polycrud-web (this checkout's) against thriftPort; extraArgs are
+ * passed on, env adds variables. base is https:// when it serves TLS.
+ */
+async function startWeb(name, thriftPort, extraArgs = [], { env: extraEnv = {} } = {}) {
   const port = await freePort();
   const logFile = path.join(outputDir('logs'), `${name}-web.log`);
-  const env = { PATH: process.env.PATH, POLYCRUD_WEB_LOG_LEVEL: 'info' };
+  const env = { PATH: process.env.PATH, POLYCRUD_WEB_LOG_LEVEL: 'info', ...extraEnv };
   const child = launch(process.execPath, [path.join(WEB_DIR, 'bin', 'polycrud-web.js'), '--port', String(port),
     '--thrift-port', String(thriftPort), ...extraArgs], env, logFile);
   await waitForPorts(child, [port], 'polycrud-web', logFile);
-  return { port, base: `http://127.0.0.1:${port}`, stop: () => stop(child), child, logFile };
+  const scheme = extraArgs.includes('--tls-cert') || env.POLYCRUD_WEB_TLS_CERT ? 'https' : 'http';
+  return { port, base: `${scheme}://127.0.0.1:${port}`, stop: () => stop(child), child, logFile };
+}
+
+// Certificate directories made by tls.sh for this test process, removed when it exits.
+const tlsDirs = [];
+process.on('exit', () => {
+  for (const dir of tlsDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A private CA and its certificates, made by deploy/local/tls.sh in a fresh
+ * directory: paths of ca.pem, server.pem/.key (localhost, 127.0.0.1, ::1) and
+ * client.pem/.key. Each call makes an independent CA.
+ */
+function makeTls(name) {
+  const script = (process.env.POLYCRUD_TEST_SETTINGS_FILE && settings().POLYCRUD_TLS_SCRIPT)
+    || path.resolve(WEB_DIR, '..', 'deploy', 'local', 'tls.sh');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `polycrud-web-${name}-`));
+  tlsDirs.push(dir);
+  const run = spawnSync(script, [dir], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`${script} ${dir} failed (${run.status}): ${run.stderr}`);
+  const file = (f) => path.join(dir, f);
+  return {
+    dir,
+    ca: file('ca.pem'),
+    serverCert: file('server.pem'),
+    serverKey: file('server.key'),
+    clientCert: file('client.pem'),
+    clientKey: file('client.key'),
+  };
 }
 
 /** A run-unique name with the given prefix (valid as a username). */
@@ -159,4 +199,4 @@ let counter = 0;
 const runId = crypto.randomBytes(3).toString('hex');
 const unique = (prefix) => `${prefix}_${runId}_${counter++}`;
 
-module.exports = { ADMIN_TOKEN, READER_TOKEN, settings, outputDir, freePort, startServer, startWeb, stop, unique };
+module.exports = { ADMIN_TOKEN, READER_TOKEN, settings, outputDir, freePort, startServer, startWeb, stop, unique, makeTls };

@@ -42,7 +42,10 @@ struct Config {
   std::string log_level = "info";
   std::string bind_address = "127.0.0.1";
   std::vector<std::string> protocols;  // empty: every face this binary has
-  polycrud::MysqlOptions mysql{.user = "polycrud", .database = "polycrud"};
+  // Statements end within 3 s (below the 5 s read timeout, which would
+  // leave a write's outcome unknown).
+  polycrud::MysqlOptions mysql{
+      .user = "polycrud", .database = "polycrud", .statement_timeout_ms = 3000};
   int mysql_wait_s = 30;
   polycrud::server::ServicesOptions services{.near = {.entries = 0}};
   int cache_ttl_s = 3600;
@@ -83,6 +86,12 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->envname("POLYCRUD_MYSQL_PASSWORD");
   app.add_option("--mysql-database", c.mysql.database)
       ->envname("POLYCRUD_MYSQL_DATABASE")
+      ->capture_default_str();
+  app.add_option("--mysql-statement-timeout-ms", c.mysql.statement_timeout_ms,
+                 "The server aborts a statement running longer (max_statement_time): "
+                 "RESOURCE_EXHAUSTED, nothing written; 0: no limit")
+      ->envname("POLYCRUD_MYSQL_STATEMENT_TIMEOUT_MS")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3'600'000}))
       ->capture_default_str();
   app.add_option("--mysql-tls-ca", c.mysql.tls_ca,
                  "Connect to MariaDB over TLS, its certificate verified against this CA and "

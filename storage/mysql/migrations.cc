@@ -93,6 +93,7 @@ Status ApplyMigrations(MysqlOptions options) {
   options.write_timeout_ms = kMigrationReadTimeoutMs;
   // A migration may wait for the statements of running servers to finish.
   options.lock_wait_timeout_ms = kMigrationReadTimeoutMs;
+  options.statement_timeout_ms = 0;
   StatusOr<std::unique_ptr<MysqlConnection>> opened = MysqlConnection::Open(options);
   if (!opened.ok()) return opened.status();
   // Closing this dedicated connection also releases the lock on every path.

@@ -87,6 +87,12 @@ StatusOr<std::unique_ptr<MysqlConnection>> MysqlConnection::Open(const MysqlOpti
     const std::string lock_wait = std::to_string(WholeSeconds(options.lock_wait_timeout_ms));
     connection->Execute("SET SESSION lock_wait_timeout = " + lock_wait +
                         ", innodb_lock_wait_timeout = " + lock_wait);
+    // A statement that is merely slow (no lock to wait for) ends too.
+    if (options.statement_timeout_ms > 0) {
+      connection->Execute("SET SESSION max_statement_time = " +
+                          std::to_string(options.statement_timeout_ms / 1000) + "." +
+                          std::to_string(1000 + options.statement_timeout_ms % 1000).substr(1));
+    }
     return connection;
   } catch (const sql::SQLException& e) {
     return StatusFromMysqlError(e);

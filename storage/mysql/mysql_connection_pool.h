@@ -43,6 +43,12 @@ struct MysqlOptions {
   // drops it with an unknown outcome. The session's lock_wait_timeout
   // (metadata and table locks) and innodb_lock_wait_timeout (row locks).
   std::int64_t lock_wait_timeout_ms = 1000;
+  // A statement still running after this long is aborted by the server
+  // (max_statement_time; ER_STATEMENT_TIMEOUT: kResourceExhausted "database
+  // busy", the statement rolled back) instead of holding its connection
+  // until the read timeout drops it with an unknown outcome. 0: no limit
+  // (migrations and the bulk seeder).
+  std::int64_t statement_timeout_ms = 0;
   // How long Acquire() waits for a free connection before giving up.
   std::int64_t acquire_timeout_ms = 2000;
   // A pooled connection idle for longer than this is pinged before reuse, so

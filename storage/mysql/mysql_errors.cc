@@ -13,6 +13,7 @@ constexpr int kErServerShutdown = 1053;
 constexpr int kErLockWaitTimeout = 1205;
 constexpr int kErLockDeadlock = 1213;
 constexpr int kErConnectionKilled = 1927;
+constexpr int kErStatementTimeout = 1969;  // max_statement_time
 // Client error codes (errmsg.h, MariaDB Connector/C).
 constexpr int kCrConnectionError = 2002;
 constexpr int kCrConnHostError = 2003;
@@ -76,7 +77,8 @@ Status StatusFromMysqlError(int error_code, std::string_view sql_state,
   if (IsMysqlConnectionError(error_code)) {
     return Status::Unavailable("database unavailable");
   }
-  if (error_code == kErLockWaitTimeout || error_code == kErLockDeadlock) {
+  if (error_code == kErLockWaitTimeout || error_code == kErLockDeadlock ||
+      error_code == kErStatementTimeout) {
     return Status::ResourceExhausted("database busy", kBusyRetryAfterMs);
   }
   std::string detail = "mysql error ";
@@ -91,6 +93,8 @@ Status StatusFromMysqlError(int error_code, std::string_view sql_state,
 Status StatusFromMysqlError(const sql::SQLException& error) {
   return StatusFromMysqlError(error.getErrorCode(), error.getSQLState(), error.what());
 }
+
+bool IsMysqlStatementTimeout(int error_code) { return error_code == kErStatementTimeout; }
 
 Status MysqlPoolExhaustedStatus() {
   return Status::ResourceExhausted("database connection pool exhausted",

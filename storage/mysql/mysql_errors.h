@@ -28,13 +28,17 @@ bool IsMysqlConnectionPoisoned(int error_code);
 //  - duplicate key (1062): kConflict/kDuplicate, "username already exists" or
 //    "email already exists" depending on the unique key the server names;
 //  - connection-level errors: kUnavailable "database unavailable";
-//  - deadlock or lock wait timeout (1213, 1205): kResourceExhausted "database
-//    busy" (the statement was rolled back; retrying is safe);
+//  - deadlock, lock wait timeout or statement timeout (1213, 1205, 1969):
+//    kResourceExhausted "database busy" (the statement was rolled back;
+//    retrying is safe);
 //  - anything else: kInternal carrying the server's code and text, for logs.
 // Client-facing messages never contain SQL or server text.
 Status StatusFromMysqlError(int error_code, std::string_view sql_state,
                             std::string_view server_message);
 Status StatusFromMysqlError(const sql::SQLException& error);
+
+// True for ER_STATEMENT_TIMEOUT (max_statement_time ran out).
+bool IsMysqlStatementTimeout(int error_code);
 
 // The Status for "no connection could be leased in time".
 Status MysqlPoolExhaustedStatus();

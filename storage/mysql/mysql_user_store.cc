@@ -239,7 +239,15 @@ StatusOr<User> MysqlUserStore::Update(std::int64_t id, const UserPatch& patch,
     }
     std::optional<User> updated = SelectById(connection, id);
     if (!updated.has_value()) return Status::Internal("updated row not found in its transaction");
-    transaction.Commit();
+    try {
+      transaction.Commit();
+    } catch (const sql::SQLException& e) {
+      // A COMMIT cut by the statement timeout may have committed or not:
+      // the outcome is unknown (docs/cache-protocol.md, rule 9), never "busy".
+      if (!IsMysqlStatementTimeout(e.getErrorCode())) throw;
+      connection.MarkBroken();
+      return Status::Unavailable("database unavailable");
+    }
     return std::move(*updated);
   });
 }

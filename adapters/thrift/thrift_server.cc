@@ -163,7 +163,11 @@ void ThriftServer::Start() {
     socket->setSendTimeout(options_.send_timeout_ms);
     // Each connection's input side never flushes, so only a per-frame budget
     // keeps it open past max_message_bytes read in total (framed_transport.h).
-    auto transport = std::make_shared<PerFrameFramedTransportFactory>(config);
+    // A whole request must come within the request timeout of its first byte
+    // (RequestDeadlineSocket), as in the fibers model.
+    auto transport = std::make_shared<PerFrameFramedTransportFactory>(
+        config, std::chrono::milliseconds(options_.idle_timeout_ms),
+        std::chrono::milliseconds(options_.request_timeout_ms));
     server_ =
         std::make_shared<TThreadPoolServer>(processor, socket, transport, protocol, thread_manager);
     bound_port = [socket] { return socket->getPort(); };

@@ -286,9 +286,13 @@ TEST(ThriftServerLimitsTest, IdleConnectionsAreClosed) {
 }
 
 // Regression: the read timeout restarted on every byte, so a client sending
-// one byte now and then held its connection (and a descriptor) forever.
-TEST(ThriftServerLimitsTest, ARequestTrickledByteByByteIsCutOffAtTheRequestTimeout) {
-  ServerProcess server({.extra_args = {"--thrift-request-timeout-ms", "1000"}});
+// one byte now and then held its connection (and a descriptor, and in the
+// threadpool model a worker) forever.
+class ThriftRequestTimeoutTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ThriftRequestTimeoutTest, ARequestTrickledByteByByteIsCutOffAtTheRequestTimeout) {
+  ServerProcess server(
+      {.extra_args = {"--thrift-server", GetParam(), "--thrift-request-timeout-ms", "1000"}});
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(fd, 0);
   sockaddr_in addr{};
@@ -324,6 +328,9 @@ TEST(ThriftServerLimitsTest, ARequestTrickledByteByByteIsCutOffAtTheRequestTimeo
   client->ping(pong);
   EXPECT_FALSE(pong.empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, ThriftRequestTimeoutTest,
+                         ::testing::Values("fibers", "threadpool"));
 
 TEST(ThriftServerShutdownTest, SigtermExitsCleanly) {
   ServerProcess server;

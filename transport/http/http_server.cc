@@ -223,8 +223,11 @@ class HttpServer::Impl {
     beast::error_code ec;
     auto token = asio::redirect_error(asio::use_awaitable, ec);
     if constexpr (kTls<Stream>) {
+      // No request yet: Stop() may close it as it closes idle connections.
+      session->idle = true;
       lowest.expires_after(milliseconds(options_.io_timeout_ms));
       co_await stream.async_handshake(asio::ssl::stream_base::server, token);
+      session->idle = false;
       if (ec) {
         spdlog::debug("{}: TLS handshake failed: {}", options_.name, ec.message());
         lowest.close();

@@ -145,6 +145,17 @@ TEST_F(HttpsServerTest, AHandshakeThatNeverComesIsClosedAfterTheIoTimeout) {
   ASSERT_FALSE(client.Handshake());
 }
 
+TEST_F(HttpsServerTest, StopDoesNotWaitForAHandshakeThatNeverComes) {
+  Start({.threads = 1});  // the handshake may take the 10 s I/O timeout
+  RawSocket silent(port());
+  TlsClient served(port(), Trusting());
+  ASSERT_FALSE(served.Handshake());
+  const auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  EXPECT_EQ(silent.ReadToClose(), "");
+}
+
 TEST_F(HttpsServerTest, AClientThatDoesNotTrustTheServersCaFailsItsHandshake) {
   Start({.threads = 1});
   TlsClient client(port(), {.ca = Certificates("other").ca()});

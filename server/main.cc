@@ -149,6 +149,16 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
   app.add_option("--redis-password", c.services.redis.endpoint.password,
                  "Password of the Redis user (empty: no AUTH). Prefer the environment variable")
       ->envname("POLYCRUD_REDIS_PASSWORD");
+  app.add_option("--redis-tls-ca", c.services.redis.endpoint.tls.ca,
+                 "Connect to Redis over TLS, its certificate verified against this CA and "
+                 "--redis-host (needs --redis-pipelined-connections > 0)")
+      ->envname("POLYCRUD_REDIS_TLS_CA");
+  app.add_option("--redis-tls-cert", c.services.redis.endpoint.tls.cert,
+                 "Client certificate for Redis (tls-auth-clients yes)")
+      ->envname("POLYCRUD_REDIS_TLS_CERT");
+  app.add_option("--redis-tls-key", c.services.redis.endpoint.tls.key,
+                 "Private key of --redis-tls-cert")
+      ->envname("POLYCRUD_REDIS_TLS_KEY");
   app.add_option("--redis-pool-size", c.services.redis.pool_size, "Most Redis connections at once")
       ->envname("POLYCRUD_REDIS_POOL_SIZE")
       ->check(CLI::Range(1, 1024))
@@ -275,6 +285,13 @@ int main(int argc, char** argv) {
         break;
       }
     }
+  }
+  if (config.services.redis.endpoint.uses_tls() &&
+      config.services.redis.pipelined_connections == 0) {
+    spdlog::critical(
+        "--redis-tls-ca needs --redis-pipelined-connections > 0: the pooled Redis connections "
+        "(hiredis 0.14) have no TLS");
+    return 2;
   }
   config.services.cache.user_ttl = std::chrono::seconds(config.cache_ttl_s);
   config.services.redis.endpoint.command_timeout =

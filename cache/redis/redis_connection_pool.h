@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "transport/tls/tls.h"
 
 namespace polycrud {
 
@@ -30,6 +31,12 @@ struct RedisEndpoint {
   std::chrono::milliseconds connect_timeout{200};
   // Longest wait for one reply; also bounds a blocked send().
   std::chrono::milliseconds command_timeout{500};
+  // With a CA: TLS 1.2+, Redis's certificate verified against it and
+  // `host`; cert and key are sent if Redis asks for a client certificate.
+  // Only the pipelined and fiber connections speak TLS (hiredis 0.14, under
+  // the pooled connections, has none).
+  tls::TlsFiles tls;
+  bool uses_tls() const { return !tls.ca.empty() || tls.enabled(); }
 };
 
 struct RedisOptions {
@@ -64,7 +71,14 @@ Status CacheUnavailable(std::string message);
 // command_timeout bounds each blocking send and receive on it (a
 // non-blocking call is not affected). kUnavailable if it cannot; a refused
 // login says so, without the password.
-StatusOr<RedisContextPtr> ConnectRedis(const RedisEndpoint& endpoint);
+//
+// With endpoint.uses_tls() the TLS handshake follows the connect and AUTH
+// goes through it; the session is put in `*tls` (which the caller destroys
+// before the context), and the socket is left non-blocking: every later
+// read and write must go through the session. A caller that passes no `tls`
+// gets kUnavailable for such an endpoint.
+StatusOr<RedisContextPtr> ConnectRedis(const RedisEndpoint& endpoint,
+                                       std::unique_ptr<tls::TlsChannel>* tls = nullptr);
 
 // A command's arguments as hiredis's *Argv functions take them: pointers
 // into `argv` (which must outlive it) and their lengths.

@@ -48,11 +48,12 @@ Status RedisFiberConnection::EnsureConnected() {
   if (now < next_connect_) return CacheUnavailable("not connected to Redis");
   next_connect_ = now + options_.reconnect_interval;
   // Blocks the thread for at most connect_timeout, once per interval.
-  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.endpoint);
+  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.endpoint, &tls_);
   if (!ctx.ok()) return ctx.status();
   ctx_ = std::move(*ctx);
   parser_.reset(redisReaderCreate());
   if (parser_ == nullptr) {
+    tls_.reset();
     ctx_.reset();
     return CacheUnavailable("out of memory connecting");
   }
@@ -99,6 +100,17 @@ void RedisFiberConnection::Flush() {
   if (ctx_ == nullptr) return;
   ++sends_;
   std::string_view data = out_;
+  if (tls_ != nullptr) {
+    // All or nothing: a TLS write that would block cannot be left half done.
+    const tls::TlsChannel::Io done = tls_->WriteNow(data.data(), data.size());
+    if (done != tls::TlsChannel::Io::kDone) {
+      Fail(CacheUnavailable(done == tls::TlsChannel::Io::kFailed
+                                ? "send failed: " + tls_->Error()
+                                : std::string("Redis is not reading its connection")));
+      return;
+    }
+    data = {};
+  }
   while (!data.empty()) {
     const ssize_t n = ::send(ctx_->fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
@@ -127,12 +139,31 @@ void RedisFiberConnection::Read(Waiter& self) {
       break;
     }
     const int fd = ctx_->fd;
-    const std::error_code ec = runtime::WaitReady(fd, POLLIN, fifo_.front()->deadline);
-    if (ec == std::errc::timed_out) {
-      Fail(CacheUnavailable("no reply within the command timeout"));
-      break;
+    // Bytes TLS has decrypted already are read without a wait.
+    if (tls_ == nullptr || !tls_->HasPending()) {
+      const std::error_code ec = runtime::WaitReady(fd, POLLIN, fifo_.front()->deadline);
+      if (ec == std::errc::timed_out) {
+        Fail(CacheUnavailable("no reply within the command timeout"));
+        break;
+      }
     }
-    const ssize_t n = ::recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
+    ssize_t n = 0;
+    if (tls_ != nullptr) {
+      std::size_t received = 0;
+      const tls::TlsChannel::Io done = tls_->ReadNow(chunk.data(), chunk.size(), received);
+      if (done == tls::TlsChannel::Io::kWantRead) continue;
+      if (done == tls::TlsChannel::Io::kWantWrite) {
+        runtime::WaitReady(fd, POLLOUT, fifo_.front()->deadline);
+        continue;
+      }
+      if (done == tls::TlsChannel::Io::kFailed) {
+        Fail(CacheUnavailable("receive failed: " + tls_->Error()));
+        break;
+      }
+      n = static_cast<ssize_t>(received);  // 0 when kClosed
+    } else {
+      n = ::recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
+    }
     if (n == 0) {
       Fail(CacheUnavailable("connection closed by Redis"));
       break;
@@ -177,6 +208,7 @@ void RedisFiberConnection::Read(Waiter& self) {
 }
 
 void RedisFiberConnection::Fail(const Status& status) {
+  tls_.reset();
   ctx_.reset();
   parser_.reset();
   out_.clear();

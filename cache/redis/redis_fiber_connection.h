@@ -67,6 +67,8 @@ class RedisFiberConnection final : public RedisCommandPipe {
 
   const RedisPipelineOptions options_;
   RedisContextPtr ctx_;  // null while disconnected
+  // TLS on ctx_'s socket (RedisEndpoint::tls), destroyed before it.
+  std::unique_ptr<tls::TlsChannel> tls_;
   std::unique_ptr<redisReader, void (*)(redisReader*)> parser_;
   std::chrono::steady_clock::time_point next_connect_{};
   std::string out_;           // formatted, not sent yet

@@ -33,6 +33,40 @@ bool SendAll(int fd, std::string_view data) {
   return true;
 }
 
+// The same through TLS: each try holds the session's lock (the reader thread
+// uses it too) and waits for the socket without it, up to `timeout`.
+bool SendAllTls(int fd, tls::TlsChannel& channel, std::mutex& mu, std::string_view data,
+                std::chrono::milliseconds timeout, std::string& error) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    tls::TlsChannel::Io done;
+    {
+      const std::lock_guard lock(mu);
+      done = channel.WriteNow(data.data(), data.size());
+      if (done == tls::TlsChannel::Io::kFailed) error = channel.Error();
+    }
+    if (done == tls::TlsChannel::Io::kDone) return true;
+    if (done == tls::TlsChannel::Io::kFailed || done == tls::TlsChannel::Io::kClosed) {
+      if (error.empty()) error = "connection closed by Redis";
+      return false;
+    }
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      error = "send timed out";
+      return false;
+    }
+    if (done == tls::TlsChannel::Io::kWantWrite) {
+      pollfd pfd{.fd = fd, .events = POLLOUT, .revents = 0};
+      poll(&pfd, 1, static_cast<int>(left.count()));
+    } else {
+      // Wants to read first (a key update): the reader thread reads; look
+      // again in a millisecond.
+      poll(nullptr, 0, 1);
+    }
+  }
+}
+
 StatusOr<RedisReplyPtr> FirstReply(StatusOr<std::vector<RedisReplyPtr>> replies) {
   if (!replies.ok()) return replies.status();
   return std::move(replies->front());
@@ -96,9 +130,9 @@ RedisPipelinedConnection::~RedisPipelinedConnection() {
 StatusOr<std::shared_ptr<RedisPipelinedConnection::Socket>> RedisPipelinedConnection::Connect()
     const {
   // The send timeout bounds a send() into a Redis that stopped reading; reads are polled.
-  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.endpoint);
-  if (!ctx.ok()) return ctx.status();
   auto socket = std::make_shared<Socket>();
+  StatusOr<RedisContextPtr> ctx = ConnectRedis(options_.endpoint, &socket->tls);
+  if (!ctx.ok()) return ctx.status();
   socket->ctx = std::move(*ctx);
   return socket;
 }
@@ -179,13 +213,18 @@ void RedisPipelinedConnection::FlushLocked(std::unique_lock<std::mutex>& lock) {
     sends_.fetch_add(1, std::memory_order_relaxed);
     std::shared_ptr<Socket> socket = socket_;
     lock.unlock();
-    const bool sent = SendAll(socket->fd(), batch);
+    std::string tls_error;
+    const bool sent = socket->tls != nullptr
+                          ? SendAllTls(socket->fd(), *socket->tls, socket->tls_mu, batch,
+                                       options_.endpoint.command_timeout, tls_error)
+                          : SendAll(socket->fd(), batch);
     const int error = errno;
     lock.lock();
     batch.clear();
     if (!sent) {
       FailLocked(socket,
-                 CacheUnavailable(error == EAGAIN || error == EWOULDBLOCK
+                 CacheUnavailable(!tls_error.empty() ? "send failed: " + tls_error
+                                  : error == EAGAIN || error == EWOULDBLOCK
                                       ? "send timed out"
                                       : std::string("send failed: ") + std::strerror(error)));
     }
@@ -252,12 +291,39 @@ void RedisPipelinedConnection::ReaderLoop() {
     }
     lock.unlock();
 
+    bool pending = false;
+    if (socket->tls != nullptr) {
+      const std::lock_guard tls_lock(socket->tls_mu);
+      pending = socket->tls->HasPending();
+    }
     pollfd pfd{.fd = socket->fd(), .events = POLLIN, .revents = 0};
-    const int ready = wait.count() <= 0 ? 0 : poll(&pfd, 1, static_cast<int>(wait.count()));
+    const int ready = pending             ? 1
+                      : wait.count() <= 0 ? 0
+                                          : poll(&pfd, 1, static_cast<int>(wait.count()));
     Status failure;
     if (ready > 0) {
-      const ssize_t n = recv(socket->fd(), chunk.data(), chunk.size(), 0);
-      if (n == 0) {
+      ssize_t n = 0;
+      if (socket->tls != nullptr) {
+        std::size_t received = 0;
+        tls::TlsChannel::Io read;
+        {
+          const std::lock_guard tls_lock(socket->tls_mu);
+          read = socket->tls->ReadNow(chunk.data(), chunk.size(), received);
+          if (read == tls::TlsChannel::Io::kFailed) {
+            failure = CacheUnavailable("receive failed: " + socket->tls->Error());
+          }
+        }
+        // kWantRead/kWantWrite: no whole record yet: poll again.
+        n = read == tls::TlsChannel::Io::kDone || read == tls::TlsChannel::Io::kClosed
+                ? static_cast<ssize_t>(received)
+                : -1;
+        if (n < 0) errno = EAGAIN;
+      } else {
+        n = recv(socket->fd(), chunk.data(), chunk.size(), 0);
+      }
+      if (!failure.ok()) {
+        // the TLS session failed (above)
+      } else if (n == 0) {
         failure = CacheUnavailable("connection closed by Redis");
       } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
         failure = CacheUnavailable(std::string("receive failed: ") + std::strerror(errno));

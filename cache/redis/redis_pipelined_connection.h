@@ -123,6 +123,10 @@ class RedisPipelinedConnection final : public RedisCommandPipe {
   // reader closes the connection.
   struct Socket {
     RedisContextPtr ctx;
+    // TLS (RedisEndpoint::tls): the reader thread and the sender use the
+    // session under tls_mu, never both at once; destroyed before ctx.
+    std::unique_ptr<tls::TlsChannel> tls;
+    std::mutex tls_mu;
     int fd() const { return ctx->fd; }
   };
 

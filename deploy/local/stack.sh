@@ -78,6 +78,11 @@ Environment:
                                  noeviction: a full Redis refuses new entries
                                  rather than drop a tombstone before its TTL
                                  (docs/cache-protocol.md)
+  POLYCRUD_REDIS_TLS_DIR         a folder made by deploy/local/tls.sh: Redis then
+                                 serves TLS only on PORT (no cleartext port),
+                                 with its server.pem and server.key; clients
+                                 need no certificate (remembered in
+                                 DIR/tls.dir for later commands)
   POLYCRUD_REDIS_PASSWORD        password of the "polycrud" Redis user, stored
                                  in DIR/server.password (unset: the file's, or
                                  a random one)
@@ -268,10 +273,15 @@ redis_write_acl() {
 # redis-cli as the admin user of DIR (the password travels in the
 # environment, never on the command line).
 redis_admin_cli() {
-  local dir=$1 port=$2
+  local dir=$1 port=$2 tls
   shift 2
+  local -a secure=()
+  if [[ -s $dir/tls.dir ]]; then
+    tls=$(first_line "$dir/tls.dir")
+    secure=(--tls --cacert "$tls/ca.pem")
+  fi
   REDISCLI_AUTH=$(first_line "$dir/admin.password") \
-    redis-cli --no-auth-warning --user admin -h 127.0.0.1 -p "$port" "$@"
+    redis-cli --no-auth-warning "${secure[@]}" --user admin -h 127.0.0.1 -p "$port" "$@"
 }
 
 redis_start() {
@@ -299,8 +309,20 @@ redis_start() {
   fi
 
   redis_write_acl "$dir"
+  local tls=${POLYCRUD_REDIS_TLS_DIR:-}
+  local -a listen=(--port "$port")
+  rm -f "$dir/tls.dir"
+  if [[ -n $tls ]]; then
+    [[ -s $tls/server.pem && -s $tls/server.key && -s $tls/ca.pem ]] ||
+      die "POLYCRUD_REDIS_TLS_DIR=$tls lacks ca.pem, server.pem or server.key (make them with deploy/local/tls.sh)"
+    tls=$(abs_dir "$tls")
+    listen=(--port 0 --tls-port "$port" --tls-cert-file "$tls/server.pem"
+      --tls-key-file "$tls/server.key" --tls-ca-cert-file "$tls/ca.pem"
+      --tls-auth-clients no --tls-protocols "TLSv1.2 TLSv1.3")
+    printf '%s\n' "$tls" >"$dir/tls.dir"
+  fi
   local -a args=(
-    --port "$port" --bind 127.0.0.1
+    "${listen[@]}" --bind 127.0.0.1
     --save '' --appendonly no
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
     --aclfile "$dir/users.acl"

@@ -77,7 +77,9 @@ void StackInstance::Stop() {
   Shell(StackScript() + " " + kind_ + " stop '" + dir_ + "' >/dev/null");
 }
 
-RedisInstance::RedisInstance(const std::string& name) : StackInstance("redis", name) {}
+RedisInstance::RedisInstance(const std::string& name, const std::string& tls_dir)
+    : StackInstance("redis", name,
+                    tls_dir.empty() ? "" : "POLYCRUD_REDIS_TLS_DIR='" + tls_dir + "' ") {}
 
 MariadbInstance::MariadbInstance(const std::string& name, const std::string& tls_dir)
     : StackInstance("mariadb", name,

@@ -38,10 +38,11 @@ class StackInstance {
   int port_;
 };
 
-// A private redis-server with the test stack's ACL users and passwords.
+// A private redis-server with the test stack's ACL users and passwords;
+// with `tls_dir` (certificates of deploy/local/tls.sh) it serves TLS only.
 class RedisInstance final : public StackInstance {
  public:
-  explicit RedisInstance(const std::string& name);
+  explicit RedisInstance(const std::string& name, const std::string& tls_dir = "");
 };
 
 // A private MariaDB with database polycrud_test and the test user; with

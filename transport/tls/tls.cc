@@ -214,6 +214,49 @@ std::error_code TlsChannel::WriteAll(const void* data, std::size_t size,
   return {};
 }
 
+TlsChannel::Io TlsChannel::ReadNow(void* buffer, std::size_t size, std::size_t& received) {
+  received = 0;
+  ERR_clear_error();
+  errno = 0;
+  const int result = SSL_read_ex(ssl_, buffer, size, &received);
+  if (result == 1) return Io::kDone;
+  return Classify(result);
+}
+
+TlsChannel::Io TlsChannel::WriteNow(const void* data, std::size_t size) {
+  ERR_clear_error();
+  errno = 0;
+  std::size_t written = 0;
+  // Without SSL_MODE_ENABLE_PARTIAL_WRITE a success wrote everything.
+  const int result = SSL_write_ex(ssl_, data, size, &written);
+  if (result == 1) return Io::kDone;
+  return Classify(result);
+}
+
+bool TlsChannel::HasPending() const { return SSL_pending(ssl_) > 0; }
+
+TlsChannel::Io TlsChannel::Classify(int result) {
+  const int saved_errno = errno;
+  switch (SSL_get_error(ssl_, result)) {
+    case SSL_ERROR_WANT_READ:
+      return Io::kWantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Io::kWantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return Io::kClosed;
+    case SSL_ERROR_SYSCALL:
+      error_ = TakeErrors();
+      if (error_.empty()) {
+        error_ = std::generic_category().message(saved_errno != 0 ? saved_errno : ECONNRESET);
+      }
+      return Io::kFailed;
+    default:
+      error_ = TakeErrors();
+      if (error_.empty()) error_ = "TLS protocol error";
+      return Io::kFailed;
+  }
+}
+
 void TlsChannel::Shutdown() {
   ERR_clear_error();
   // One try, without waiting: the connection is closed right after.

@@ -78,6 +78,17 @@ class TlsChannel {
   std::error_code WriteAll(const void* data, std::size_t size, IoClock::time_point deadline);
   // Sends close_notify without waiting for the peer's.
   void Shutdown();
+
+  // One try, without waiting, for callers that wait themselves (a reader
+  // thread that polls, or a caller that must not wait at all). kWantRead /
+  // kWantWrite: retry once the socket is readable / writable (a write with
+  // the same bytes); kClosed: the peer ended the stream; kFailed: Error()
+  // says why.
+  enum class Io { kDone, kWantRead, kWantWrite, kClosed, kFailed };
+  Io ReadNow(void* buffer, std::size_t size, std::size_t& received);
+  Io WriteNow(const void* data, std::size_t size);
+  // Whether decrypted bytes wait to be read (a read needs no socket wait).
+  bool HasPending() const;
   // OpenSSL's reason for the last failure ("" if none).
   const std::string& Error() const { return error_; }
 
@@ -85,6 +96,8 @@ class TlsChannel {
   TlsChannel(SSL* ssl, int fd);
   // Waits for what SSL_get_error says the last call needs, or fails.
   std::error_code AfterFailure(int result, IoClock::time_point deadline);
+  // What SSL_get_error says about a failed call, Error() set on kFailed.
+  Io Classify(int result);
 
   SSL* ssl_;
   int fd_;

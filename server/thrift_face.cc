@@ -32,8 +32,9 @@ class ThriftFace final : public ServerFace<ThriftServer, ThriftServerOptions> {
         ->envname("POLYCRUD_THRIFT_IO_THREADS")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();
-    app.add_option("--thrift-max-connections", options_.max_connections,
-                   "Most open Thrift connections (fibers model; more are closed at once)")
+    app.add_option(
+           "--thrift-max-connections", options_.max_connections,
+           "Most open Thrift connections (fibers and nonblocking models; more are closed at once)")
         ->envname("POLYCRUD_THRIFT_MAX_CONNECTIONS")
         ->check(CLI::Range(1, 1'000'000))
         ->capture_default_str();

@@ -15,6 +15,7 @@
 #include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TServerSocket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <stdexcept>
@@ -23,6 +24,7 @@
 
 #include "adapters/thrift/fiber_thrift_server.h"
 #include "adapters/thrift/thrift_user_handler.h"
+#include "runtime/connection_budget.h"
 #include "transport/thrift/framed_transport.h"
 
 namespace polycrud::thrift_adapter {
@@ -140,6 +142,17 @@ void ThriftServer::Start() {
     // It reads each frame itself into a TMemoryBuffer whose readEnd() restores
     // the read budget after every call, so it needs no PerFrameFramedTransport.
     server->setMaxFrameSize(static_cast<size_t>(options_.max_frame_bytes));
+    // Connections beyond max_connections (and beyond the process's budget,
+    // which this model cannot take slots of) are closed as they are
+    // accepted; new ones are taken again below 80% of it.
+    std::size_t cap = static_cast<std::size_t>(options_.max_connections);
+    if (options_.connections != nullptr) {
+      cap = std::min(cap, static_cast<std::size_t>(options_.connections->limit()));
+    }
+    // Thrift refuses a connection once more than its maximum are open: a
+    // maximum of cap - 1 lets cap in.
+    server->setMaxConnections(cap > 0 ? cap - 1 : 0);
+    server->setOverloadAction(apache::thrift::server::T_OVERLOAD_CLOSE_ON_ACCEPT);
     server_ = server;
     bound_port = [socket] { return socket->getPort(); };
   } else {

@@ -229,9 +229,11 @@ TEST_P(ThriftServerModelTest, ServesCrudOverManyConnections) {
 INSTANTIATE_TEST_SUITE_P(Models, ThriftServerModelTest,
                          ::testing::Values("threadpool", "nonblocking", "fibers"));
 
-TEST(ThriftServerLimitsTest, FiberModelClosesConnectionsBeyondItsLimit) {
+class ThriftConnectionLimitTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ThriftConnectionLimitTest, ConnectionsBeyondTheLimitAreClosed) {
   ServerProcess server(
-      {.extra_args = {"--thrift-server", "fibers", "--thrift-max-connections", "2"}});
+      {.extra_args = {"--thrift-server", GetParam(), "--thrift-max-connections", "2"}});
   // A served connection; retried while the server still counts the probe
   // connection of the start-up check, until it has seen that one close.
   auto served = [&] {
@@ -259,6 +261,10 @@ TEST(ThriftServerLimitsTest, FiberModelClosesConnectionsBeyondItsLimit) {
   (*second)->ping(pong);
   EXPECT_FALSE(pong.empty());
 }
+
+// The nonblocking model: Thrift's own overload check (CLOSE_ON_ACCEPT).
+INSTANTIATE_TEST_SUITE_P(Models, ThriftConnectionLimitTest,
+                         ::testing::Values("fibers", "nonblocking"));
 
 TEST(ThriftServerLimitsTest, OversizedFrameClosesTheConnectionAndServerLivesOn) {
   ServerProcess server({.extra_args = {"--thrift-max-frame-bytes", "4096"}});

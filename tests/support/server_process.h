@@ -87,6 +87,15 @@ struct ThriftClientTls {
   std::string key;
 };
 
+// A user draft named `name` (e-mail name@example.com) for the Thrift client.
+inline gen::UserDraft TestDraft(const std::string& name, const std::string& full_name = "Test") {
+  gen::UserDraft draft;
+  draft.username = name;
+  draft.email = name + "@example.com";
+  draft.full_name = full_name;
+  return draft;
+}
+
 // A connected Thrift client (framed, binary unless compact is asked for).
 class ThriftClient {
  public:

@@ -32,13 +32,7 @@ std::vector<std::string> TlsArgs(const std::string& model, bool mutual) {
   return args;
 }
 
-gen::UserDraft Draft(const std::string& name) {
-  gen::UserDraft d;
-  d.username = name;
-  d.email = name + "@example.com";
-  d.full_name = "Über TLS";
-  return d;
-}
+gen::UserDraft Draft(const std::string& name) { return TestDraft(name, "Über TLS"); }
 
 class ThriftTlsTest : public ::testing::TestWithParam<const char*> {};
 

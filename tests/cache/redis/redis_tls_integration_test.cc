@@ -39,13 +39,7 @@ std::string RedisCliTls(int port, const std::string& args) {
   return out;
 }
 
-gen::UserDraft Draft(const std::string& name) {
-  gen::UserDraft d;
-  d.username = name;
-  d.email = name + "@example.com";
-  d.full_name = "Cached over TLS";
-  return d;
-}
+gen::UserDraft Draft(const std::string& name) { return TestDraft(name, "Cached over TLS"); }
 
 TEST(RedisTlsTest, FiberAndPipelinedConnectionsFillAndReadTheCacheOverTls) {
   RedisInstance redis("redis-tls", Certificates().dir);

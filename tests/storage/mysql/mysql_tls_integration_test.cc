@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "storage/mysql/mysql_connection_pool.h"
 #include "storage/mysql/mysql_user_store.h"
+#include "tests/storage/mysql/mysql_test_options.h"
 #include "tests/support/server_process.h"
 #include "tests/support/settings.h"
 #include "tests/support/stack.h"
@@ -22,15 +23,9 @@ namespace polycrud {
 namespace {
 
 using testing::Certificates;
-using testing::Setting;
 
 MysqlOptions Options(int port) {
-  MysqlOptions options;
-  options.host = "127.0.0.1";
-  options.port = port;
-  options.user = Setting("POLYCRUD_TEST_MYSQL_USER");
-  options.password = Setting("POLYCRUD_TEST_MYSQL_PASSWORD");
-  options.database = Setting("POLYCRUD_TEST_MYSQL_DATABASE");
+  MysqlOptions options = testing::TestMysqlOptions(port);
   options.pool_size = 2;
   return options;
 }

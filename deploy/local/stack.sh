@@ -83,6 +83,9 @@ Environment:
                                  with its server.pem and server.key; clients
                                  need no certificate (remembered in
                                  DIR/tls.dir for later commands)
+  POLYCRUD_REDIS_CLUSTER         1: a Redis Cluster node (cluster-enabled, its
+                                 state in DIR/nodes.conf); forming the cluster
+                                 is the caller's
   POLYCRUD_REDIS_PASSWORD        password of the "polycrud" Redis user, stored
                                  in DIR/server.password (unset: the file's, or
                                  a random one)
@@ -320,6 +323,9 @@ redis_start() {
       --tls-key-file "$tls/server.key" --tls-ca-cert-file "$tls/ca.pem"
       --tls-auth-clients no --tls-protocols "TLSv1.2 TLSv1.3")
     printf '%s\n' "$tls" >"$dir/tls.dir"
+  fi
+  if [[ ${POLYCRUD_REDIS_CLUSTER:-0} == 1 ]]; then
+    listen+=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf")
   fi
   local -a args=(
     "${listen[@]}" --bind 127.0.0.1

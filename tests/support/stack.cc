@@ -77,9 +77,10 @@ void StackInstance::Stop() {
   Shell(StackScript() + " " + kind_ + " stop '" + dir_ + "' >/dev/null");
 }
 
-RedisInstance::RedisInstance(const std::string& name, const std::string& tls_dir)
+RedisInstance::RedisInstance(const std::string& name, const std::string& tls_dir, bool cluster)
     : StackInstance("redis", name,
-                    tls_dir.empty() ? "" : "POLYCRUD_REDIS_TLS_DIR='" + tls_dir + "' ") {}
+                    (tls_dir.empty() ? "" : "POLYCRUD_REDIS_TLS_DIR='" + tls_dir + "' ") +
+                        (cluster ? "POLYCRUD_REDIS_CLUSTER=1 " : "")) {}
 
 MariadbInstance::MariadbInstance(const std::string& name, const std::string& tls_dir)
     : StackInstance("mariadb", name,

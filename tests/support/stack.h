@@ -39,10 +39,12 @@ class StackInstance {
 };
 
 // A private redis-server with the test stack's ACL users and passwords;
-// with `tls_dir` (certificates of deploy/local/tls.sh) it serves TLS only.
+// with `tls_dir` (certificates of deploy/local/tls.sh) it serves TLS only,
+// with `cluster` it is a Redis Cluster node (no slots yet).
 class RedisInstance final : public StackInstance {
  public:
-  explicit RedisInstance(const std::string& name, const std::string& tls_dir = "");
+  explicit RedisInstance(const std::string& name, const std::string& tls_dir = "",
+                         bool cluster = false);
 };
 
 // A private MariaDB with database polycrud_test and the test user; with

@@ -65,6 +65,41 @@ int KeySlot(std::string_view key) {
   return Crc16Xmodem(key) & (kRedisClusterSlots - 1);
 }
 
+std::optional<RedisRedirect> ParseRedirect(std::string_view error, const std::string& asked_host) {
+  RedisRedirect redirect;
+  if (error.starts_with("MOVED ")) {
+    redirect.kind = RedisRedirect::Kind::kMoved;
+    error.remove_prefix(6);
+  } else if (error.starts_with("ASK ")) {
+    redirect.kind = RedisRedirect::Kind::kAsk;
+    error.remove_prefix(4);
+  } else {
+    return std::nullopt;
+  }
+  const std::size_t space = error.find(' ');
+  if (space == std::string_view::npos || space == 0) return std::nullopt;
+  int slot = 0;
+  for (const char c : error.substr(0, space)) {
+    if (c < '0' || c > '9' || slot >= kRedisClusterSlots) return std::nullopt;
+    slot = slot * 10 + (c - '0');
+  }
+  if (slot >= kRedisClusterSlots) return std::nullopt;
+  const std::string_view endpoint = error.substr(space + 1);
+  const std::size_t colon = endpoint.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == endpoint.size()) return std::nullopt;
+  int port = 0;
+  for (const char c : endpoint.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) return std::nullopt;
+    port = port * 10 + (c - '0');
+  }
+  if (port <= 0 || port > 65535) return std::nullopt;
+  redirect.slot = slot;
+  redirect.node.host = std::string(endpoint.substr(0, colon));
+  if (redirect.node.host.empty()) redirect.node.host = asked_host;
+  redirect.node.port = port;
+  return redirect;
+}
+
 StatusOr<RedisSlotMap> RedisSlotMap::FromClusterSlots(const redisReply& reply,
                                                       const std::string& asked_host) {
   const auto malformed = [] {

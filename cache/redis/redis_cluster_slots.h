@@ -36,6 +36,20 @@ struct RedisClusterNode {
   bool operator==(const RedisClusterNode&) const = default;
 };
 
+// A cluster node's redirection of a command: "MOVED <slot> <host>:<port>"
+// (the slot lives there now: update the map) or "ASK <slot> <host>:<port>"
+// (during a reshard: send ASKING, then the command, to that node once).
+struct RedisRedirect {
+  enum class Kind { kMoved, kAsk };
+  Kind kind = Kind::kMoved;
+  int slot = 0;
+  RedisClusterNode node;  // host and port; the id is not given
+};
+// The redirection an error reply's text names, if it is one. The host is
+// everything before the last ':' (an IPv6 address has colons of its own);
+// an empty host (a node that does not know its address) is `asked_host`.
+std::optional<RedisRedirect> ParseRedirect(std::string_view error, const std::string& asked_host);
+
 // Which node serves each slot: the masters, and each slot's master index
 // (or none while the slot is unassigned), with each master's replicas.
 class RedisSlotMap {

@@ -86,6 +86,7 @@ Environment:
   POLYCRUD_REDIS_CLUSTER         1: a Redis Cluster node (cluster-enabled, its
                                  state in DIR/nodes.conf); forming the cluster
                                  is the caller's
+  POLYCRUD_REDIS_CLUSTER_PORT    its cluster bus port (default PORT + 10000)
   POLYCRUD_REDIS_PASSWORD        password of the "polycrud" Redis user, stored
                                  in DIR/server.password (unset: the file's, or
                                  a random one)
@@ -326,6 +327,9 @@ redis_start() {
   fi
   if [[ ${POLYCRUD_REDIS_CLUSTER:-0} == 1 ]]; then
     listen+=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf")
+    if [[ -n ${POLYCRUD_REDIS_CLUSTER_PORT:-} ]]; then
+      listen+=(--cluster-port "$POLYCRUD_REDIS_CLUSTER_PORT")
+    fi
   fi
   local -a args=(
     "${listen[@]}" --bind 127.0.0.1

@@ -63,6 +63,14 @@ int FreePort() {
   throw std::runtime_error("no free port below the ephemeral range");
 }
 
+int FreePortWithClusterBus() {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = FreePort();
+    if (port + 10000 <= 65535 && CanBind(port + 10000)) return port;
+  }
+  throw std::runtime_error("no free port with a free cluster bus port");
+}
+
 bool WaitForPort(int port, int timeout_ms, pid_t& pid) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {

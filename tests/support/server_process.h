@@ -20,6 +20,8 @@ namespace gen = ::polycrud::thrift;
 // A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral
 // range (so no outgoing connection takes it meanwhile).
 int FreePort();
+// A free port whose port + 10000 (a Redis Cluster node's bus) is free too.
+int FreePortWithClusterBus();
 
 // The admin and reader tokens every test server is configured with.
 inline constexpr const char* kAdminToken = "test-admin-token";

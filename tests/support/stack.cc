@@ -35,8 +35,11 @@ int Shell(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-StackInstance::StackInstance(std::string kind, const std::string& name, std::string env)
-    : kind_(std::move(kind)), env_(std::move(env)), dir_(ScratchDir(name)), port_(FreePort()) {
+StackInstance::StackInstance(std::string kind, const std::string& name, std::string env, int port)
+    : kind_(std::move(kind)),
+      env_(std::move(env)),
+      dir_(ScratchDir(name)),
+      port_(port > 0 ? port : FreePort()) {
   Shell("rm -rf '" + dir_ + "'");
   Start();
 }
@@ -80,7 +83,10 @@ void StackInstance::Stop() {
 RedisInstance::RedisInstance(const std::string& name, const std::string& tls_dir, bool cluster)
     : StackInstance("redis", name,
                     (tls_dir.empty() ? "" : "POLYCRUD_REDIS_TLS_DIR='" + tls_dir + "' ") +
-                        (cluster ? "POLYCRUD_REDIS_CLUSTER=1 " : "")) {}
+                        (cluster ? "POLYCRUD_REDIS_CLUSTER=1 " : ""),
+                    // A cluster node's bus is on port + 10000 (what CLUSTER
+                    // MEET assumes): that one must be free too.
+                    cluster ? FreePortWithClusterBus() : 0) {}
 
 MariadbInstance::MariadbInstance(const std::string& name, const std::string& tls_dir)
     : StackInstance("mariadb", name,

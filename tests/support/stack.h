@@ -29,8 +29,9 @@ class StackInstance {
   StackInstance& operator=(const StackInstance&) = delete;
 
  protected:
-  // `env`: VAR=value words put before stack.sh's command line.
-  StackInstance(std::string kind, const std::string& name, std::string env = "");
+  // `env`: VAR=value words put before stack.sh's command line; `port` 0: a
+  // free one.
+  StackInstance(std::string kind, const std::string& name, std::string env = "", int port = 0);
 
   std::string kind_;  // "redis" or "mariadb"
   std::string env_;

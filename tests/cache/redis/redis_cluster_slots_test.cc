@@ -7,11 +7,14 @@
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
 #include "cache/redis/redis_connection_pool.h"
+#include "tests/support/eventually.h"
 #include "tests/support/stack.h"
 
 namespace polycrud {
@@ -83,6 +86,28 @@ TEST(RedisClusterSlotsTest, TheSlotMapReadsMastersRangesAndReplicas) {
   }
 }
 
+TEST(RedisClusterSlotsTest, RedirectionsAreReadFromTheErrorText) {
+  std::optional<RedisRedirect> moved = ParseRedirect("MOVED 3999 127.0.0.1:6381", "seed");
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_EQ(moved->kind, RedisRedirect::Kind::kMoved);
+  EXPECT_EQ(moved->slot, 3999);
+  EXPECT_EQ(moved->node.host, "127.0.0.1");
+  EXPECT_EQ(moved->node.port, 6381);
+  std::optional<RedisRedirect> ask = ParseRedirect("ASK 16383 cache-2.internal:7000", "seed");
+  ASSERT_TRUE(ask.has_value());
+  EXPECT_EQ(ask->kind, RedisRedirect::Kind::kAsk);
+  EXPECT_EQ(ask->node.host, "cache-2.internal");
+  std::optional<RedisRedirect> ipv6 = ParseRedirect("MOVED 0 ::1:7001", "seed");
+  ASSERT_TRUE(ipv6.has_value());
+  EXPECT_EQ(ipv6->node.host, "::1");
+  EXPECT_EQ(ipv6->node.port, 7001);
+  EXPECT_EQ(ParseRedirect("MOVED 12 :7002", "seed")->node.host, "seed");
+  for (const char* other : {"ERR unknown command", "MOVED", "MOVED 16384 h:1", "MOVED x h:1",
+                            "ASK 1 h", "ASK 1 h:", "ASK 1 h:70000", "MOVED  h:1", "TRYAGAIN"}) {
+    EXPECT_FALSE(ParseRedirect(other, "seed").has_value()) << other;
+  }
+}
+
 // A real cluster node (one master holding every slot): its CLUSTER KEYSLOT
 // for 2,000 keys (the cache's own, random bytes, hash tags) and its CLUSTER
 // SLOTS answer.
@@ -122,6 +147,69 @@ TEST(RedisClusterSlotsIntegrationTest, KeySlotAgreesWithARealClusterNode) {
   EXPECT_EQ(map->masters()[0].port, node.port());
   EXPECT_EQ(map->masters()[0].host, "127.0.0.1");
   EXPECT_EQ(map->masters()[0].id.size(), 40u);
+}
+
+using RedisContextHolder = std::unique_ptr<redisContext, decltype(&redisFree)>;
+
+RedisReplyPtr Command(redisContext* ctx, const std::string& text) {
+  RedisReplyPtr reply(static_cast<redisReply*>(redisCommand(ctx, text.c_str())));
+  if (reply == nullptr) throw std::runtime_error("no answer to " + text);
+  return reply;
+}
+
+// Two cluster nodes, each holding half the slots, joined with CLUSTER MEET:
+// a key of the other half sent to the first node is answered MOVED, to the
+// node and slot ParseRedirect, KeySlot and the first node's slot map name.
+TEST(RedisClusterSlotsIntegrationTest, ARealMovedNamesTheSlotAndNodeOfTheSlotMap) {
+  testing::RedisInstance first("redis-cluster-a", "", /*cluster=*/true);
+  testing::RedisInstance second("redis-cluster-b", "", /*cluster=*/true);
+  RedisContextHolder a(testing::ConnectRedisAsAdmin(first.port()), &redisFree);
+  RedisContextHolder b(testing::ConnectRedisAsAdmin(second.port()), &redisFree);
+  ASSERT_EQ(Command(a.get(), "CLUSTER ADDSLOTSRANGE 0 8191")->type, REDIS_REPLY_STATUS);
+  ASSERT_EQ(Command(b.get(), "CLUSTER ADDSLOTSRANGE 8192 16383")->type, REDIS_REPLY_STATUS);
+  ASSERT_EQ(Command(a.get(), "CLUSTER MEET 127.0.0.1 " + std::to_string(second.port()))->type,
+            REDIS_REPLY_STATUS);
+  std::optional<RedisSlotMap> map;
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        StatusOr<RedisSlotMap> read =
+            RedisSlotMap::FromClusterSlots(*Command(a.get(), "CLUSTER SLOTS"), "127.0.0.1");
+        if (!read.ok() || read->covered_slots() != kRedisClusterSlots) return false;
+        map = std::move(*read);
+        // Until both see the other as up the cluster answers CLUSTERDOWN.
+        const auto ok = [](redisContext* ctx) {
+          const RedisReplyPtr info = Command(ctx, "CLUSTER INFO");
+          return std::string(info->str, info->len).find("cluster_state:ok") != std::string::npos;
+        };
+        return map->masters().size() == 2 && ok(a.get()) && ok(b.get());
+      },
+      std::chrono::seconds(20)))
+      << "the two nodes did not learn each other's slots";
+  int moved = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "user:" + std::to_string(i);
+    RedisReplyPtr reply(
+        static_cast<redisReply*>(redisCommand(a.get(), "GET %b", key.data(), key.size())));
+    ASSERT_NE(reply, nullptr);
+    const int slot = KeySlot(key);
+    const RedisClusterNode* owner = map->MasterOfKey(key);
+    ASSERT_NE(owner, nullptr);
+    if (slot < 8192) {
+      EXPECT_EQ(reply->type, REDIS_REPLY_NIL) << key;
+      EXPECT_EQ(owner->port, first.port());
+      continue;
+    }
+    ASSERT_EQ(reply->type, REDIS_REPLY_ERROR) << key;
+    std::optional<RedisRedirect> redirect =
+        ParseRedirect(std::string_view(reply->str, reply->len), "127.0.0.1");
+    ASSERT_TRUE(redirect.has_value()) << std::string(reply->str, reply->len);
+    EXPECT_EQ(redirect->kind, RedisRedirect::Kind::kMoved);
+    EXPECT_EQ(redirect->slot, slot);
+    EXPECT_EQ(redirect->node.port, second.port());
+    EXPECT_EQ(owner->port, second.port());
+    ++moved;
+  }
+  EXPECT_GT(moved, 50);
 }
 
 }  // namespace

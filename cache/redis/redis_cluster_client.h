@@ -1,0 +1,77 @@
+// RedisClusterClient: commands routed to the Redis Cluster master that
+// serves their key's slot, over one automatically pipelining connection per
+// node (RedisPipelinedConnection). The slot map comes from CLUSTER SLOTS of
+// the seed nodes (or of any node known so far) and is read again when a node
+// answers MOVED; the command then goes where MOVED says. ASK (a slot being
+// resharded) sends ASKING and the command to the node named, once, without
+// touching the map. Errors other than redirections (CLUSTERDOWN, TRYAGAIN,
+// CROSSSLOT) are returned as the error replies they are. Thread-safe.
+//
+// Not wired into polycrud-server yet: the cache's commands each carry one
+// key of the form user:<id> (one slot); MGET of several slots must be split
+// by the caller (KeySlot), as Redis Cluster refuses it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cache/redis/redis_cluster_slots.h"
+#include "cache/redis/redis_pipelined_connection.h"
+#include "core/status.h"
+
+namespace polycrud {
+
+struct RedisClusterOptions {
+  // Where to read the slot map first (host and port).
+  std::vector<RedisClusterNode> seeds;
+  // Every node's connection settings; host and port are each node's own.
+  RedisPipelineOptions node;
+  // Redirections followed for one command before it fails.
+  int max_redirects = 5;
+};
+
+class RedisClusterClient {
+ public:
+  explicit RedisClusterClient(RedisClusterOptions options);
+  ~RedisClusterClient();
+  RedisClusterClient(const RedisClusterClient&) = delete;
+  RedisClusterClient& operator=(const RedisClusterClient&) = delete;
+
+  // Reads the slot map from the first node that answers CLUSTER SLOTS.
+  Status Refresh();
+  // One command (argv form): to the master of its key's slot (argv[1], or
+  // the first key of EVAL/EVALSHA), following MOVED and ASK; a command
+  // without a key goes to any master.
+  StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
+  // Several: each node's share pipelined on its connection, the replies in
+  // the order of `commands`.
+  StatusOr<std::vector<RedisReplyPtr>> Commands(
+      const std::vector<std::vector<std::string>>& commands);
+
+  // The slot map in use (null before the first successful Refresh).
+  std::shared_ptr<const RedisSlotMap> slot_map() const;
+  // Times the map was read (the first one included).
+  int refreshes() const;
+
+ private:
+  // The slot a command's key falls in, or -1 without a key.
+  static int SlotOf(const std::vector<std::string>& argv);
+  // The connection to `node`, made on first use.
+  RedisPipelinedConnection& ConnectionTo(const RedisClusterNode& node);
+  // Where `slot` goes now (refreshing an empty map first).
+  StatusOr<RedisClusterNode> NodeFor(int slot);
+  // Sends `argv` to `node`, then follows what the answers say.
+  StatusOr<RedisReplyPtr> SendFollowing(RedisClusterNode node, const std::vector<std::string>& argv,
+                                        RedisReplyPtr first);
+
+  const RedisClusterOptions options_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const RedisSlotMap> map_;                                       // guarded by mu_
+  int refreshes_ = 0;                                                             // guarded by mu_
+  std::map<std::string, std::unique_ptr<RedisPipelinedConnection>> connections_;  // guarded by mu_
+};
+
+}  // namespace polycrud

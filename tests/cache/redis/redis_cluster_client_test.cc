@@ -1,0 +1,167 @@
+// RedisClusterClient against a real three-master Redis Cluster (private
+// nodes on loopback): commands land on the master of their slot, pipelined
+// per node, and a live reshard of one slot is followed: ASK while the slot
+// migrates (a new key written on the importing node), MOVED once it has
+// moved (the map read again, the command sent where MOVED says).
+#include "cache/redis/redis_cluster_client.h"
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/eventually.h"
+#include "tests/support/settings.h"
+#include "tests/support/stack.h"
+
+namespace polycrud {
+namespace {
+
+using ContextPtr = std::unique_ptr<redisContext, decltype(&redisFree)>;
+
+std::string Ask(redisContext* ctx, const std::vector<std::string>& argv) {
+  std::vector<const char*> args;
+  std::vector<std::size_t> lens;
+  for (const std::string& a : argv) {
+    args.push_back(a.c_str());
+    lens.push_back(a.size());
+  }
+  RedisReplyPtr reply(static_cast<redisReply*>(
+      redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
+  if (reply == nullptr) throw std::runtime_error("no answer to " + argv[0]);
+  if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS ||
+      reply->type == REDIS_REPLY_ERROR) {
+    return std::string(reply->str, reply->len);
+  }
+  if (reply->type == REDIS_REPLY_NIL) return "(nil)";
+  return "";
+}
+
+// Three masters holding a third of the slots each, joined and agreeing.
+class RedisClusterClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::array<std::pair<int, int>, 3> ranges = {{{0, 5460}, {5461, 10922}, {10923, 16383}}};
+    for (int i = 0; i < 3; ++i) {
+      nodes_.push_back(std::make_unique<testing::RedisInstance>(
+          "redis-cluster-" + std::to_string(i), "", /*cluster=*/true));
+      contexts_.emplace_back(testing::ConnectRedisAsAdmin(nodes_.back()->port()), &redisFree);
+      ASSERT_EQ(Ask(ctx(i), {"CLUSTER", "ADDSLOTSRANGE", std::to_string(ranges[i].first),
+                             std::to_string(ranges[i].second)}),
+                "OK");
+      ids_.push_back(Ask(ctx(i), {"CLUSTER", "MYID"}));
+      range_end_[i] = ranges[i].second;
+    }
+    for (int i = 1; i < 3; ++i) {
+      ASSERT_EQ(Ask(ctx(0), {"CLUSTER", "MEET", "127.0.0.1", std::to_string(port(i))}), "OK");
+    }
+    ASSERT_TRUE(testing::Eventually(
+        [&] {
+          for (int i = 0; i < 3; ++i) {
+            if (Ask(ctx(i), {"CLUSTER", "INFO"}).find("cluster_state:ok") == std::string::npos) {
+              return false;
+            }
+          }
+          return true;
+        },
+        std::chrono::seconds(20)));
+  }
+
+  RedisClusterOptions Options() const {
+    RedisClusterOptions options;
+    options.seeds = {{.host = "127.0.0.1", .port = port(0)}};
+    options.node.endpoint.user = "admin";
+    options.node.endpoint.password = testing::Setting("POLYCRUD_TEST_REDIS_ADMIN_PASSWORD");
+    options.node.endpoint.connect_timeout = std::chrono::milliseconds(1000);
+    options.node.endpoint.command_timeout = std::chrono::milliseconds(2000);
+    return options;
+  }
+  redisContext* ctx(int i) { return contexts_[static_cast<std::size_t>(i)].get(); }
+  int port(int i) const { return nodes_[static_cast<std::size_t>(i)]->port(); }
+  // The node whose slots hold `key` (as the test assigned them).
+  int Owner(const std::string& key) const {
+    const int slot = KeySlot(key);
+    return slot <= range_end_[0] ? 0 : slot <= range_end_[1] ? 1 : 2;
+  }
+
+  std::vector<std::unique_ptr<testing::RedisInstance>> nodes_;
+  std::vector<ContextPtr> contexts_;
+  std::vector<std::string> ids_;
+  std::array<int, 3> range_end_{};
+};
+
+TEST_F(RedisClusterClientTest, CommandsLandOnTheMasterOfTheirSlot) {
+  RedisClusterClient client(Options());
+  std::vector<std::vector<std::string>> sets;
+  for (int i = 0; i < 300; ++i) {
+    sets.push_back({"SET", "user:" + std::to_string(i), "value " + std::to_string(i)});
+  }
+  StatusOr<std::vector<RedisReplyPtr>> replies = client.Commands(sets);
+  ASSERT_TRUE(replies.ok()) << replies.status().ToString();
+  int per_node[3] = {0, 0, 0};
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "user:" + std::to_string(i);
+    ASSERT_EQ(std::string((*replies)[i]->str, (*replies)[i]->len), "OK") << key;
+    // Stored on its slot's master, as that master itself says.
+    EXPECT_EQ(Ask(ctx(Owner(key)), {"GET", key}), "value " + std::to_string(i)) << key;
+    ++per_node[Owner(key)];
+    StatusOr<RedisReplyPtr> read = client.Command({"GET", key});
+    ASSERT_TRUE(read.ok());
+    EXPECT_EQ(std::string((*read)->str, (*read)->len), "value " + std::to_string(i));
+  }
+  for (const int n : per_node) EXPECT_GT(n, 50);
+  EXPECT_EQ(client.refreshes(), 1);  // no redirection on a stable cluster
+}
+
+TEST_F(RedisClusterClientTest, ALiveReshardIsFollowedThroughAskAndMoved) {
+  RedisClusterClient client(Options());
+  const std::string key = "user:7";
+  ASSERT_TRUE(client.Command({"SET", key, "before"}).ok());
+  const int slot = KeySlot(key);
+  const int from = Owner(key);
+  const int to = (from + 1) % 3;
+  const std::string fresh = "{user:7}:fresh";  // the same slot, not yet written
+  ASSERT_EQ(KeySlot(fresh), slot);
+
+  // The slot starts to migrate: a key not yet on the old node goes, with
+  // ASKING, to the new one; the map does not change.
+  ASSERT_EQ(Ask(ctx(to), {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", ids_[from]}),
+            "OK");
+  ASSERT_EQ(Ask(ctx(from), {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", ids_[to]}),
+            "OK");
+  const int refreshes = client.refreshes();
+  StatusOr<RedisReplyPtr> written = client.Command({"SET", fresh, "during"});
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_EQ(std::string((*written)->str, (*written)->len), "OK");
+  EXPECT_EQ(client.refreshes(), refreshes);
+  EXPECT_EQ(Ask(ctx(to), {"ASKING"}), "OK");
+  EXPECT_EQ(Ask(ctx(to), {"GET", fresh}), "during");
+  StatusOr<RedisReplyPtr> old_key = client.Command({"GET", key});  // still on the old node
+  ASSERT_TRUE(old_key.ok());
+  EXPECT_EQ(std::string((*old_key)->str, (*old_key)->len), "before");
+
+  // The key moves and the slot is the new node's everywhere: MOVED.
+  EXPECT_EQ(Ask(ctx(from),
+                {"MIGRATE", "127.0.0.1", std::to_string(port(to)), "", "0", "5000", "AUTH2",
+                 "admin", testing::Setting("POLYCRUD_TEST_REDIS_ADMIN_PASSWORD"), "KEYS", key}),
+            "OK");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Ask(ctx(i), {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", ids_[to]}), "OK");
+  }
+  StatusOr<RedisReplyPtr> moved = client.Command({"GET", key});
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(std::string((*moved)->str, (*moved)->len), "before");
+  EXPECT_GT(client.refreshes(), refreshes);
+  ASSERT_NE(client.slot_map()->MasterOf(slot), nullptr);
+  EXPECT_EQ(client.slot_map()->MasterOf(slot)->port, port(to));
+  StatusOr<RedisReplyPtr> fresh_read = client.Command({"GET", fresh});
+  ASSERT_TRUE(fresh_read.ok());
+  EXPECT_EQ(std::string((*fresh_read)->str, (*fresh_read)->len), "during");
+}
+
+}  // namespace
+}  // namespace polycrud

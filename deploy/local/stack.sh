@@ -84,8 +84,10 @@ Environment:
                                  need no certificate (remembered in
                                  DIR/tls.dir for later commands)
   POLYCRUD_REDIS_CLUSTER         1: a Redis Cluster node (cluster-enabled, its
-                                 state in DIR/nodes.conf); forming the cluster
-                                 is the caller's
+                                 state in DIR/nodes.conf, node timeout 2 s,
+                                 the other shards serving while one has no
+                                 master, replicas logging in to their master
+                                 as admin); forming the cluster is the caller's
   POLYCRUD_REDIS_CLUSTER_PORT    its cluster bus port (default PORT + 10000)
   POLYCRUD_REDIS_PASSWORD        password of the "polycrud" Redis user, stored
                                  in DIR/server.password (unset: the file's, or
@@ -325,8 +327,18 @@ redis_start() {
       --tls-auth-clients no --tls-protocols "TLSv1.2 TLSv1.3")
     printf '%s\n' "$tls" >"$dir/tls.dir"
   fi
+  local -a config=()
   if [[ ${POLYCRUD_REDIS_CLUSTER:-0} == 1 ]]; then
-    listen+=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf")
+    listen+=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf"
+      --cluster-node-timeout 2000 --cluster-require-full-coverage no)
+    # A replica logs in to its master as admin; the password stays in a
+    # 0600 file that redis-server reads as its configuration file.
+    (
+      umask 077
+      printf 'masteruser admin\nmasterauth %s\n' "$(first_line "$dir/admin.password")" \
+        >"$dir/cluster.conf"
+    )
+    config=("$dir/cluster.conf")
     if [[ -n ${POLYCRUD_REDIS_CLUSTER_PORT:-} ]]; then
       listen+=(--cluster-port "$POLYCRUD_REDIS_CLUSTER_PORT")
     fi
@@ -338,7 +350,7 @@ redis_start() {
     --aclfile "$dir/users.acl"
     --maxmemory "${POLYCRUD_REDIS_MAXMEMORY:-3gb}" --maxmemory-policy noeviction
   )
-  if ! (exec_detached redis-server "${args[@]}") >>"$dir/redis.log" 2>&1; then
+  if ! (exec_detached redis-server "${config[@]}" "${args[@]}") >>"$dir/redis.log" 2>&1; then
     show_tail "$dir/redis.log"
     die "redis-server failed to start in $dir"
   fi

@@ -7,11 +7,14 @@
 
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
+#include <signal.h>
 
 #include <array>
 #include <chrono>
+#include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/eventually.h"
@@ -161,6 +164,83 @@ TEST_F(RedisClusterClientTest, ALiveReshardIsFollowedThroughAskAndMoved) {
   StatusOr<RedisReplyPtr> fresh_read = client.Command({"GET", fresh});
   ASSERT_TRUE(fresh_read.ok());
   EXPECT_EQ(std::string((*fresh_read)->str, (*fresh_read)->len), "during");
+}
+
+// Three masters with a replica each: a master killed under reads.
+class RedisClusterFailoverTest : public RedisClusterClientTest {
+ protected:
+  void SetUp() override {
+    RedisClusterClientTest::SetUp();
+    if (HasFatalFailure()) return;
+    for (int i = 0; i < 3; ++i) {
+      nodes_.push_back(std::make_unique<testing::RedisInstance>(
+          "redis-cluster-replica-" + std::to_string(i), "", /*cluster=*/true));
+      contexts_.emplace_back(testing::ConnectRedisAsAdmin(nodes_.back()->port()), &redisFree);
+      ASSERT_EQ(Ask(ctx(0), {"CLUSTER", "MEET", "127.0.0.1", std::to_string(port(3 + i))}), "OK");
+    }
+    // A replica can follow a master once it knows it.
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(testing::Eventually(
+          [&] {
+            return Ask(ctx(3 + i), {"CLUSTER", "REPLICATE", ids_[i]}) == "OK";
+          },
+          std::chrono::seconds(20)));
+    }
+    ASSERT_TRUE(testing::Eventually(
+        [&] {
+          const std::string info = Ask(ctx(0), {"INFO", "replication"});
+          return info.find("connected_slaves:1") != std::string::npos &&
+                 Ask(ctx(1), {"INFO", "replication"}).find("connected_slaves:1") !=
+                     std::string::npos &&
+                 Ask(ctx(2), {"INFO", "replication"}).find("connected_slaves:1") !=
+                     std::string::npos;
+        },
+        std::chrono::seconds(20)));
+  }
+};
+
+// The replica of a killed master takes its slots over: reads of that shard
+// fail for a bounded time and then succeed with the values written before
+// (replicated: WAIT), and the other shards are served throughout.
+TEST_F(RedisClusterFailoverTest, AKilledMastersReplicaTakesOverAndTheOtherShardsServeOn) {
+  RedisClusterClient client(Options());
+  std::vector<std::vector<std::string>> sets;
+  for (int i = 0; i < 300; ++i)
+    sets.push_back({"SET", "user:" + std::to_string(i), std::to_string(i)});
+  ASSERT_TRUE(client.Commands(sets).ok());
+  for (int i = 0; i < 3; ++i) EXPECT_NE(Ask(ctx(i), {"WAIT", "1", "2000"}), "0");
+
+  nodes_[0]->Signal(SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  int other_failures = 0;
+  int shard_failures = 0;
+  bool whole = false;
+  while (!whole && std::chrono::steady_clock::now() - killed < std::chrono::seconds(30)) {
+    whole = true;
+    for (int i = 0; i < 300; ++i) {
+      const std::string key = "user:" + std::to_string(i);
+      StatusOr<RedisReplyPtr> read = client.Command({"GET", key});
+      const bool ok = read.ok() && (*read)->type == REDIS_REPLY_STRING &&
+                      std::string((*read)->str, (*read)->len) == std::to_string(i);
+      if (ok) continue;
+      if (Owner(key) == 0) {
+        ++shard_failures;
+        whole = false;
+      } else {
+        ++other_failures;
+      }
+    }
+    if (!whole) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  EXPECT_TRUE(whole) << "the killed master's shard was not served again within 30 s";
+  EXPECT_EQ(other_failures, 0);
+  EXPECT_GT(shard_failures, 0) << "the kill was not seen at all";
+  ASSERT_NE(client.slot_map()->MasterOf(0), nullptr);
+  EXPECT_EQ(client.slot_map()->MasterOf(0)->port, port(3));  // the replica, now master
+  std::cout << "failover: the shard served again after " << took << " s (" << shard_failures
+            << " failed reads meanwhile)\n";
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "cache/redis/redis_cluster_client.h"
 #include "core/sha256_token_verifier.h"
 #include "core/user_service.h"
 #include "server/face.h"
@@ -149,6 +150,11 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
   app.add_option("--redis-password", c.services.redis.endpoint.password,
                  "Password of the Redis user (empty: no AUTH). Prefer the environment variable")
       ->envname("POLYCRUD_REDIS_PASSWORD");
+  app.add_option("--redis-cluster", c.services.redis.cluster_seeds,
+                 "Redis Cluster: host:port of nodes to read the slot map from, comma-separated "
+                 "(then --redis-host and --redis-port are unused)")
+      ->envname("POLYCRUD_REDIS_CLUSTER")
+      ->delimiter(',');
   app.add_option("--redis-tls-ca", c.services.redis.endpoint.tls.ca,
                  "Connect to Redis over TLS, its certificate verified against this CA and "
                  "--redis-host (needs --redis-pipelined-connections > 0)")
@@ -284,6 +290,13 @@ int main(int argc, char** argv) {
         selected.push_back(face.get());
         break;
       }
+    }
+  }
+  for (const std::string& seed : config.services.redis.cluster_seeds) {
+    if (polycrud::StatusOr<polycrud::RedisClusterNode> node = polycrud::ParseClusterNode(seed);
+        !node.ok()) {
+      spdlog::critical("--redis-cluster: {}", node.status().message());
+      return 2;
     }
   }
   if (config.services.redis.endpoint.uses_tls() &&

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "cache/redis/redis_cluster_client.h"
 #include "cache/redis/redis_fiber_connection.h"
 #include "cache/redis/redis_pipes.h"
 
@@ -25,7 +26,16 @@ struct Services::FiberThread {
 Services::Services(UserStore& store, const TokenVerifier& tokens, const Clock& clock,
                    ServicesOptions options, EventLog* events)
     : store_(store), tokens_(tokens), clock_(clock), options_(std::move(options)) {
-  if (options_.redis.pipelined_connections > 0) {
+  if (!options_.redis.cluster_seeds.empty()) {
+    RedisClusterOptions cluster{.node = PipelineOptions(options_.redis)};
+    for (const std::string& seed : options_.redis.cluster_seeds) {
+      // Checked by main(): every seed parses.
+      if (StatusOr<RedisClusterNode> node = ParseClusterNode(seed); node.ok()) {
+        cluster.seeds.push_back(std::move(*node));
+      }
+    }
+    thread_pipe_ = std::make_unique<RedisClusterPipe>(std::move(cluster));
+  } else if (options_.redis.pipelined_connections > 0) {
     thread_pipe_ = std::make_unique<RedisPipelinedGroup>(PipelineOptions(options_.redis),
                                                          options_.redis.pipelined_connections);
   } else {
@@ -63,7 +73,10 @@ UserService& Services::ForFiberThread(int thread) {
   }
   slot = std::make_unique<FiberThread>();
   RedisCommandPipe* pipe = thread_pipe_.get();
-  if (options_.redis.pipelined_connections > 0) {
+  // On a cluster the fiber threads share the plain threads' cluster pipe
+  // (blocking their thread for a cache call; a per-node fiber connection is
+  // not there yet).
+  if (options_.redis.pipelined_connections > 0 && options_.redis.cluster_seeds.empty()) {
     slot->connection = std::make_unique<RedisFiberConnection>(PipelineOptions(options_.redis));
     pipe = slot->connection.get();
   }

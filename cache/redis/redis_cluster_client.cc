@@ -122,6 +122,19 @@ StatusOr<RedisReplyPtr> RedisClusterClient::SendFollowing(RedisClusterNode node,
 }
 
 StatusOr<RedisReplyPtr> RedisClusterClient::Command(const std::vector<std::string>& argv) {
+  if (argv.size() >= 2 && Is(argv[0], "SCRIPT") && Is(argv[1], "LOAD")) {
+    // Every master keeps its own script cache.
+    if (slot_map() == nullptr) {
+      if (Status refreshed = Refresh(); !refreshed.ok()) return refreshed;
+    }
+    StatusOr<RedisReplyPtr> first = CacheUnavailable("the cluster has no master");
+    for (const RedisClusterNode& master : slot_map()->masters()) {
+      StatusOr<RedisReplyPtr> loaded = ConnectionTo(master).Command(argv);
+      if (!loaded.ok() || (*loaded)->type == REDIS_REPLY_ERROR) return loaded;
+      if (!first.ok()) first = std::move(loaded);
+    }
+    return first;
+  }
   StatusOr<RedisClusterNode> node = NodeFor(SlotOf(argv));
   if (!node.ok()) return node.status();
   StatusOr<RedisReplyPtr> reply = ConnectionTo(*node).Command(argv);
@@ -172,6 +185,27 @@ StatusOr<std::vector<RedisReplyPtr>> RedisClusterClient::Commands(
     replies[i] = std::move(*followed);
   }
   return replies;
+}
+
+StatusOr<std::vector<RedisReplyPtr>> RedisClusterPipe::Submit(std::string /*bytes*/,
+                                                              std::size_t /*count*/) {
+  return Status::Internal("cache: formatted commands cannot be routed in a cluster");
+}
+
+StatusOr<RedisClusterNode> ParseClusterNode(const std::string& text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return Status::InvalidArgument("not host:port: " + text, "redis-cluster");
+  }
+  int port = 0;
+  for (const char c : text.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535)
+      return Status::InvalidArgument("bad port in " + text, "redis-cluster");
+    port = port * 10 + (c - '0');
+  }
+  if (port <= 0 || port > 65535)
+    return Status::InvalidArgument("bad port in " + text, "redis-cluster");
+  return RedisClusterNode{.host = text.substr(0, colon), .port = port};
 }
 
 }  // namespace polycrud

@@ -7,9 +7,10 @@
 // touching the map. Errors other than redirections (CLUSTERDOWN, TRYAGAIN,
 // CROSSSLOT) are returned as the error replies they are. Thread-safe.
 //
-// Not wired into polycrud-server yet: the cache's commands each carry one
-// key of the form user:<id> (one slot); MGET of several slots must be split
-// by the caller (KeySlot), as Redis Cluster refuses it.
+// SCRIPT LOAD goes to every master (each keeps its own script cache). The
+// cache's commands each carry one key, user:<id>; a read of several ids is
+// sent as one GET per key (RedisClusterPipe::one_slot_per_command), as Redis
+// Cluster refuses MGET across slots.
 #pragma once
 
 #include <map>
@@ -73,5 +74,33 @@ class RedisClusterClient {
   int refreshes_ = 0;                                                             // guarded by mu_
   std::map<std::string, std::unique_ptr<RedisPipelinedConnection>> connections_;  // guarded by mu_
 };
+
+// RedisUserCache's pipe on a cluster (--redis-cluster): commands routed by
+// RedisClusterClient. It takes argv commands only; Submit, which carries
+// commands already formatted, cannot be routed and fails.
+class RedisClusterPipe final : public RedisCommandPipe {
+ public:
+  explicit RedisClusterPipe(RedisClusterOptions options) : client_(std::move(options)) {}
+
+  // RedisCommandPipe:
+  StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv) override {
+    return client_.Command(argv);
+  }
+  StatusOr<std::vector<RedisReplyPtr>> Commands(
+      const std::vector<std::vector<std::string>>& commands) override {
+    return client_.Commands(commands);
+  }
+  StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) override;
+  std::size_t busy() const override { return 0; }
+  bool one_slot_per_command() const override { return true; }
+
+  RedisClusterClient& client() { return client_; }
+
+ private:
+  RedisClusterClient client_;
+};
+
+// "host:port" as a node; kInvalidArgument if it is not one.
+StatusOr<RedisClusterNode> ParseClusterNode(const std::string& text);
 
 }  // namespace polycrud

@@ -51,6 +51,9 @@ struct RedisOptions {
   // Most commands outstanding per pipelined connection (kResourceExhausted
   // beyond).
   std::size_t max_pending = 4096;
+  // Redis Cluster: "host:port" of the nodes to read the slot map from (the
+  // endpoint's host and port are then unused); empty: one Redis.
+  std::vector<std::string> cluster_seeds;
 };
 
 struct RedisContextDeleter {

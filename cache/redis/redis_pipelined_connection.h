@@ -66,11 +66,14 @@ class RedisCommandPipe {
   virtual ~RedisCommandPipe() = default;
   // Sends one command (argv form) and waits for its reply. A Redis error
   // reply (REDIS_REPLY_ERROR) is returned as a reply, not as a status.
-  StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
+  virtual StatusOr<RedisReplyPtr> Command(const std::vector<std::string>& argv);
   // Sends the commands back to back (nothing of another caller between them)
   // and waits for all their replies, returned in order.
-  StatusOr<std::vector<RedisReplyPtr>> Commands(
+  virtual StatusOr<std::vector<RedisReplyPtr>> Commands(
       const std::vector<std::vector<std::string>>& commands);
+  // True when a command's keys must all share one hash slot (Redis
+  // Cluster): a multi-key read is then sent as one command per key.
+  virtual bool one_slot_per_command() const { return false; }
   // Sends `bytes`, `count` formatted commands, and waits for their replies.
   virtual StatusOr<std::vector<RedisReplyPtr>> Submit(std::string bytes, std::size_t count) = 0;
   // Commands sent and not yet answered, or connections busy with some (for

@@ -146,6 +146,23 @@ StatusOr<CacheEntry> RedisUserCache::Get(std::int64_t id) {
 }
 
 StatusOr<std::vector<CacheEntry>> RedisUserCache::MultiGet(std::span<const std::int64_t> ids) {
+  if (pipe_.one_slot_per_command()) {
+    // Redis Cluster: one GET per id, pipelined per node.
+    std::vector<std::vector<std::string>> gets;
+    gets.reserve(ids.size());
+    for (const std::int64_t id : ids) gets.push_back({"GET", Key(id)});
+    StatusOr<std::vector<RedisReplyPtr>> replies = pipe_.Commands(gets);
+    if (!replies.ok()) return replies.status();
+    std::vector<CacheEntry> out(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const redisReply* e = (*replies)[i].get();
+      if (e->type == REDIS_REPLY_ERROR) return ErrorReply(e);
+      if (e->type != REDIS_REPLY_STRING) continue;
+      std::optional<CacheEntry> entry = Decode(std::string_view(e->str, e->len));
+      if (entry) out[i] = std::move(*entry);
+    }
+    return out;
+  }
   std::vector<std::string> argv;
   argv.reserve(ids.size() + 1);
   argv.emplace_back("MGET");

@@ -232,8 +232,9 @@ lock_dir() {
 
 # The commands the server's Redis user may run: the cache protocol's and
 # nothing else (docs/cache-protocol.md). SCRIPT EXISTS is for the Python
-# benchmark peer (redis-py checks its script before a pipeline).
-readonly REDIS_SERVER_COMMANDS='+get +mget +set +del +eval +evalsha +script|load +script|exists +ping'
+# benchmark peer (redis-py checks its script before a pipeline); CLUSTER
+# SLOTS and ASKING for the server on a Redis Cluster.
+readonly REDIS_SERVER_COMMANDS='+get +mget +set +del +eval +evalsha +script|load +script|exists +ping +cluster|slots +asking'
 
 # Writes FILE (mode 0600) with VALUE if VALUE is set, else with a random
 # secret unless FILE exists already.

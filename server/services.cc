@@ -18,6 +18,7 @@ RedisPipelineOptions PipelineOptions(const RedisOptions& redis) {
 // What one fiber thread's service runs on; destroyed after its service.
 struct Services::FiberThread {
   std::unique_ptr<RedisFiberConnection> connection;  // null: the shared pooled pipe
+  std::unique_ptr<RedisClusterPipe> cluster;         // on a Redis Cluster
   std::unique_ptr<RedisUserCache> redis;
   std::unique_ptr<NearUserCache> near;
   std::unique_ptr<UserService> service;
@@ -27,14 +28,7 @@ Services::Services(UserStore& store, const TokenVerifier& tokens, const Clock& c
                    ServicesOptions options, EventLog* events)
     : store_(store), tokens_(tokens), clock_(clock), options_(std::move(options)) {
   if (!options_.redis.cluster_seeds.empty()) {
-    RedisClusterOptions cluster{.node = PipelineOptions(options_.redis)};
-    for (const std::string& seed : options_.redis.cluster_seeds) {
-      // Checked by main(): every seed parses.
-      if (StatusOr<RedisClusterNode> node = ParseClusterNode(seed); node.ok()) {
-        cluster.seeds.push_back(std::move(*node));
-      }
-    }
-    thread_pipe_ = std::make_unique<RedisClusterPipe>(std::move(cluster));
+    thread_pipe_ = std::make_unique<RedisClusterPipe>(ClusterOptions());
   } else if (options_.redis.pipelined_connections > 0) {
     thread_pipe_ = std::make_unique<RedisPipelinedGroup>(PipelineOptions(options_.redis),
                                                          options_.redis.pipelined_connections);
@@ -61,6 +55,17 @@ Services::Services(UserStore& store, const TokenVerifier& tokens, const Clock& c
 
 Services::~Services() = default;
 
+RedisClusterOptions Services::ClusterOptions() const {
+  RedisClusterOptions cluster{.node = PipelineOptions(options_.redis)};
+  for (const std::string& seed : options_.redis.cluster_seeds) {
+    // Checked by main(): every seed parses.
+    if (StatusOr<RedisClusterNode> node = ParseClusterNode(seed); node.ok()) {
+      cluster.seeds.push_back(std::move(*node));
+    }
+  }
+  return cluster;
+}
+
 UserService& Services::ForFiberThread(int thread) {
   const std::lock_guard lock(fiber_mu_);
   const auto index = static_cast<std::size_t>(thread);
@@ -73,10 +78,15 @@ UserService& Services::ForFiberThread(int thread) {
   }
   slot = std::make_unique<FiberThread>();
   RedisCommandPipe* pipe = thread_pipe_.get();
-  // On a cluster the fiber threads share the plain threads' cluster pipe
-  // (blocking their thread for a cache call; a per-node fiber connection is
-  // not there yet).
-  if (options_.redis.pipelined_connections > 0 && options_.redis.cluster_seeds.empty()) {
+  if (!options_.redis.cluster_seeds.empty()) {
+    // On a cluster: the thread's own connection to each node.
+    RedisClusterOptions cluster = ClusterOptions();
+    cluster.connect = [](RedisPipelineOptions node) -> std::unique_ptr<RedisCommandPipe> {
+      return std::make_unique<RedisFiberConnection>(std::move(node));
+    };
+    slot->cluster = std::make_unique<RedisClusterPipe>(std::move(cluster));
+    pipe = slot->cluster.get();
+  } else if (options_.redis.pipelined_connections > 0) {
     slot->connection = std::make_unique<RedisFiberConnection>(PipelineOptions(options_.redis));
     pipe = slot->connection.get();
   }

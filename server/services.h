@@ -4,10 +4,12 @@
 // Faces that run on plain threads (REST, gRPC, SOAP, the Thrift thread
 // models) share threads(): its store is the MySQL store, its cache Redis over
 // a RedisPipelinedGroup (or a RedisPooledPipe with
-// --redis-pipelined-connections 0), with the near cache in front when on.
+// --redis-pipelined-connections 0, or a RedisClusterPipe with
+// --redis-cluster), with the near cache in front when on.
 // Each fiber thread of the fiber Thrift model gets ForFiberThread(i): its
 // store is an OffloadingUserStore (MySQL calls run on workers while the fiber
-// is parked), its cache Redis over that thread's own RedisFiberConnection,
+// is parked), its cache Redis over that thread's own RedisFiberConnection (on
+// a cluster, its own RedisClusterPipe with a RedisFiberConnection per node),
 // behind the same near-cache entries. All of them share one CacheHealth
 // (breaker, fallback limit, counters) and one CacheRepairer, so a cache
 // update that failed through one runtime is repaired, and bypassed, for all.
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "cache/near/near_user_cache.h"
+#include "cache/redis/redis_cluster_client.h"
 #include "cache/redis/redis_connection_pool.h"
 #include "cache/redis/redis_pipelined_connection.h"
 #include "cache/redis/redis_user_cache.h"
@@ -67,6 +70,8 @@ class Services {
 
  private:
   struct FiberThread;
+  // The cluster client's settings (--redis-cluster), for any thread.
+  RedisClusterOptions ClusterOptions() const;
 
   UserStore& store_;
   const TokenVerifier& tokens_;

@@ -41,14 +41,15 @@ int RedisClusterClient::SlotOf(const std::vector<std::string>& argv) {
   return KeySlot(argv[1]);
 }
 
-RedisPipelinedConnection& RedisClusterClient::ConnectionTo(const RedisClusterNode& node) {
+RedisCommandPipe& RedisClusterClient::ConnectionTo(const RedisClusterNode& node) {
   const std::lock_guard lock(mu_);
-  std::unique_ptr<RedisPipelinedConnection>& connection = connections_[NodeKey(node)];
+  std::unique_ptr<RedisCommandPipe>& connection = connections_[NodeKey(node)];
   if (connection == nullptr) {
     RedisPipelineOptions options = options_.node;
     options.endpoint.host = node.host;
     options.endpoint.port = node.port;
-    connection = std::make_unique<RedisPipelinedConnection>(std::move(options));
+    connection = options_.connect ? options_.connect(std::move(options))
+                                  : std::make_unique<RedisPipelinedConnection>(std::move(options));
   }
   return *connection;
 }

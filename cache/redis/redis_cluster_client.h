@@ -1,7 +1,7 @@
 // RedisClusterClient: commands routed to the Redis Cluster master that
 // serves their key's slot, over one automatically pipelining connection per
-// node (RedisPipelinedConnection). The slot map comes from CLUSTER SLOTS of
-// the seed nodes (or of any node known so far) and is read again when a node
+// node (RedisPipelinedConnection, or a fiber thread's RedisFiberConnection). The slot map comes
+// from CLUSTER SLOTS of the seed nodes (or of any node known so far) and is read again when a node
 // answers MOVED; the command then goes where MOVED says. ASK (a slot being
 // resharded) sends ASKING and the command to the node named, once, without
 // touching the map. Errors other than redirections (CLUSTERDOWN, TRYAGAIN,
@@ -13,6 +13,7 @@
 // Cluster refuses MGET across slots.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,10 @@ struct RedisClusterOptions {
   RedisPipelineOptions node;
   // Redirections followed for one command before it fails.
   int max_redirects = 5;
+  // Makes the connection to one node (its options). Empty: a
+  // RedisPipelinedConnection (any thread); a fiber thread's client makes
+  // RedisFiberConnections instead (its fibers park while they wait).
+  std::function<std::unique_ptr<RedisCommandPipe>(RedisPipelineOptions)> connect;
 };
 
 class RedisClusterClient {
@@ -61,7 +66,7 @@ class RedisClusterClient {
   // The slot a command's key falls in, or -1 without a key.
   static int SlotOf(const std::vector<std::string>& argv);
   // The connection to `node`, made on first use.
-  RedisPipelinedConnection& ConnectionTo(const RedisClusterNode& node);
+  RedisCommandPipe& ConnectionTo(const RedisClusterNode& node);
   // Where `slot` goes now (refreshing an empty map first).
   StatusOr<RedisClusterNode> NodeFor(int slot);
   // Sends `argv` to `node`, then follows what the answers say.
@@ -70,9 +75,9 @@ class RedisClusterClient {
 
   const RedisClusterOptions options_;
   mutable std::mutex mu_;
-  std::shared_ptr<const RedisSlotMap> map_;                                       // guarded by mu_
-  int refreshes_ = 0;                                                             // guarded by mu_
-  std::map<std::string, std::unique_ptr<RedisPipelinedConnection>> connections_;  // guarded by mu_
+  std::shared_ptr<const RedisSlotMap> map_;                               // guarded by mu_
+  int refreshes_ = 0;                                                     // guarded by mu_
+  std::map<std::string, std::unique_ptr<RedisCommandPipe>> connections_;  // guarded by mu_
 };
 
 // RedisUserCache's pipe on a cluster (--redis-cluster): commands routed by

@@ -331,7 +331,8 @@ redis_start() {
   local -a config=()
   if [[ ${POLYCRUD_REDIS_CLUSTER:-0} == 1 ]]; then
     listen+=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf"
-      --cluster-node-timeout 2000 --cluster-require-full-coverage no)
+      --cluster-node-timeout 2000 --cluster-require-full-coverage no
+      --repl-diskless-sync-delay 0)
     # A replica logs in to its master as admin; the password stays in a
     # 0600 file that redis-server reads as its configuration file.
     (

@@ -58,17 +58,32 @@ double Sample(const std::string& text, const std::string& series) {
 // against one budget (--max-connections).
 TEST(ConnectionBudgetTest, ConnectionsBeyondTheBudgetAreClosedOnEveryFace) {
   ServerProcess server({.protocols = {"thrift", "rest"}, .extra_args = {"--max-connections", "3"}});
+  // A REST connection that was answered, so it surely holds its place;
+  // retried while the server still counts the probe connections of the
+  // start-up check, until it has seen them close.
+  const auto answered = [&] {
+    std::unique_ptr<RawSocket> held;
+    EXPECT_TRUE(Eventually([&] {
+      held = std::make_unique<RawSocket>(server.port("rest"));
+      held->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+      return held->ReadSome().starts_with("HTTP/1.1 200");
+    }));
+    return held;
+  };
   // Held: one Thrift client, two idle REST connections.
-  auto thrift = std::make_unique<ThriftClient>(server.thrift_port());
+  std::unique_ptr<RawSocket> first = answered();
+  std::unique_ptr<RawSocket> second = answered();
+  std::unique_ptr<ThriftClient> thrift;
   std::string pong;
-  (*thrift)->ping(pong);
-  // Each answered, so each surely holds its place before the next comes.
-  auto first = std::make_unique<RawSocket>(server.port("rest"));
-  first->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_TRUE(first->ReadSome().starts_with("HTTP/1.1 200"));
-  RawSocket second(server.port("rest"));
-  second.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_TRUE(second.ReadSome().starts_with("HTTP/1.1 200"));
+  ASSERT_TRUE(Eventually([&] {
+    try {
+      thrift = std::make_unique<ThriftClient>(server.thrift_port());
+      (*thrift)->ping(pong);
+      return true;
+    } catch (const apache::thrift::transport::TTransportException&) {
+      return false;
+    }
+  }));
   // The fourth, on either face, is closed at once without an answer.
   RawSocket refused(server.port("rest"));
   refused.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");

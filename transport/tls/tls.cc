@@ -147,21 +147,17 @@ TlsChannel::TlsChannel(SSL* ssl, int fd) : ssl_(ssl), fd_(fd) {}
 TlsChannel::~TlsChannel() { SSL_free(ssl_); }
 
 std::error_code TlsChannel::AfterFailure(int result, IoClock::time_point deadline) {
-  const int saved_errno = errno;
-  switch (SSL_get_error(ssl_, result)) {
-    case SSL_ERROR_WANT_READ:
+  switch (Classify(result)) {
+    case Io::kWantRead:
       return runtime::WaitReady(fd_, POLLIN, deadline);
-    case SSL_ERROR_WANT_WRITE:
+    case Io::kWantWrite:
       return runtime::WaitReady(fd_, POLLOUT, deadline);
-    case SSL_ERROR_SYSCALL: {
-      error_ = TakeErrors();
-      const int error = saved_errno != 0 ? saved_errno : ECONNRESET;
-      if (error_.empty()) error_ = std::generic_category().message(error);
-      return {error, std::generic_category()};
-    }
-    default:
-      error_ = TakeErrors();
-      if (error_.empty()) error_ = "TLS protocol error";
+    case Io::kFailed:
+      // The socket's own errno when it failed, else a failure of TLS itself.
+      if (failed_errno_ != 0) return {failed_errno_, std::generic_category()};
+      return std::make_error_code(std::errc::protocol_error);
+    default:  // kClosed in a handshake or a write: the peer is gone
+      error_ = "the peer closed the TLS session";
       return std::make_error_code(std::errc::protocol_error);
   }
 }
@@ -245,12 +241,12 @@ TlsChannel::Io TlsChannel::Classify(int result) {
     case SSL_ERROR_ZERO_RETURN:
       return Io::kClosed;
     case SSL_ERROR_SYSCALL:
+      failed_errno_ = saved_errno != 0 ? saved_errno : ECONNRESET;
       error_ = TakeErrors();
-      if (error_.empty()) {
-        error_ = std::generic_category().message(saved_errno != 0 ? saved_errno : ECONNRESET);
-      }
+      if (error_.empty()) error_ = std::generic_category().message(failed_errno_);
       return Io::kFailed;
     default:
+      failed_errno_ = 0;
       error_ = TakeErrors();
       if (error_.empty()) error_ = "TLS protocol error";
       return Io::kFailed;

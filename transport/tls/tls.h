@@ -94,7 +94,7 @@ class TlsChannel {
 
  private:
   TlsChannel(SSL* ssl, int fd);
-  // Waits for what SSL_get_error says the last call needs, or fails.
+  // Waits for what Classify says the last call needs, or fails.
   std::error_code AfterFailure(int result, IoClock::time_point deadline);
   // What SSL_get_error says about a failed call, Error() set on kFailed.
   Io Classify(int result);
@@ -102,6 +102,7 @@ class TlsChannel {
   SSL* ssl_;
   int fd_;
   std::string error_;
+  int failed_errno_ = 0;  // errno of the last kFailed that was the socket's
 };
 
 }  // namespace polycrud::tls

@@ -94,6 +94,10 @@ class UserService {
   // From now on every call but Ping answers kUnavailable; calls already
   // running finish normally.
   void BeginShutdown() { shutting_down_.store(true); }
+  // The server is about to stop: readiness says so (a load balancer stops
+  // sending new calls), while calls are still served as usual.
+  void BeginDrain() { draining_.store(true); }
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
   // Readiness of the dependencies (each does one round trip).
   bool StoreReachable();
@@ -122,6 +126,7 @@ class UserService {
   const Clock& clock_;
   const UserServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> draining_{false};
 
   std::unique_ptr<CacheHealth> own_health_;      // null when shared
   std::unique_ptr<CacheRepairer> own_repairer_;  // null when shared

@@ -53,6 +53,7 @@ struct Config {
   int redis_timeout_ms = 500;
   int near_ttl_ms = 1000;
   int max_connections = 0;          // 0: what the descriptor limit leaves
+  int drain_ms = 0;                 // readiness 503 for this long before stopping
   double rate_limit_per_token = 0;  // requests/s; 0: off
   double rate_limit_burst = 0;      // 0: one second's worth
   std::vector<std::string> admin_hashes;
@@ -112,6 +113,19 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
                  "nothing written) instead of waiting for the read timeout; whole seconds")
       ->envname("POLYCRUD_MYSQL_LOCK_WAIT_TIMEOUT_MS")
       ->check(CLI::Range(std::int64_t{1000}, std::int64_t{3'600'000}))
+      ->capture_default_str();
+  app.add_option("--mysql-causal-reads", c.mysql.causal_reads,
+                 "On a Galera node, reads wait until the node has applied every write the "
+                 "cluster committed before them (wsrep_sync_wait), so a read after a failover "
+                 "never misses one; no effect on a single MariaDB")
+      ->envname("POLYCRUD_MYSQL_CAUSAL_READS")
+      ->capture_default_str();
+  app.add_option("--drain-ms", c.drain_ms,
+                 "On SIGTERM, first report not ready for this long (/readyz 503 \"draining\", "
+                 "gRPC health NOT_SERVING) while still serving, so a load balancer stops sending "
+                 "calls before the faces close; a second signal cuts it short. 0: stop at once")
+      ->envname("POLYCRUD_DRAIN_MS")
+      ->check(CLI::Range(0, 600'000))
       ->capture_default_str();
   app.add_option("--max-connections", c.max_connections,
                  "Client connections the Thrift (fibers) and REST faces may hold together; "
@@ -417,6 +431,16 @@ int main(int argc, char** argv) {
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
+  if (config.drain_ms > 0) {
+    spdlog::info("received {}: reporting not ready for {} ms before stopping",
+                 strsignal(signal_number), config.drain_ms);
+    services.BeginDrain();
+    const timespec drain{.tv_sec = config.drain_ms / 1000,
+                         .tv_nsec = static_cast<long>(config.drain_ms % 1000) * 1'000'000};
+    if (sigtimedwait(&signals, nullptr, &drain) > 0) {
+      spdlog::info("a second signal: stopping before the drain time is over");
+    }
+  }
   spdlog::info("received {}, draining in-flight calls", strsignal(signal_number));
   services.BeginShutdown();
   for (auto it = started.rbegin(); it != started.rend(); ++it) (*it)->Stop();

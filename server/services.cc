@@ -98,8 +98,18 @@ UserService& Services::ForFiberThread(int thread) {
   }
   slot->service = std::make_unique<UserService>(*offloading_, *cache, *health_, *repairer_, tokens_,
                                                 clock_, options_.service);
+  if (draining_) slot->service->BeginDrain();
   if (shutting_down_) slot->service->BeginShutdown();
   return *slot->service;
+}
+
+void Services::BeginDrain() {
+  thread_service_->BeginDrain();
+  const std::lock_guard lock(fiber_mu_);
+  draining_ = true;
+  for (const auto& fiber_thread : fiber_threads_) {
+    if (fiber_thread != nullptr) fiber_thread->service->BeginDrain();
+  }
 }
 
 void Services::BeginShutdown() {

@@ -60,6 +60,9 @@ class Services {
   // The service of fiber thread `thread` (>= 0), made on its first call; use
   // it only from fibers of that one thread.
   UserService& ForFiberThread(int thread);
+  // From now on every service reports itself draining (UserService::
+  // BeginDrain) and still serves.
+  void BeginDrain();
   // From now on every service answers kUnavailable (but Ping).
   void BeginShutdown();
   // After the faces stopped: repairs the cache entries still pending, for at
@@ -89,6 +92,7 @@ class Services {
 
   std::mutex fiber_mu_;
   bool shutting_down_ = false;                                // guarded by fiber_mu_
+  bool draining_ = false;                                     // guarded by fiber_mu_
   std::unique_ptr<runtime::OffloadingUserStore> offloading_;  // guarded by fiber_mu_
   std::vector<std::unique_ptr<FiberThread>> fiber_threads_;   // guarded by fiber_mu_
 };

@@ -118,15 +118,19 @@ void GrpcServer::HealthLoop() {
                               [this] { return stop_health_; })) {
     lock.unlock();
     // Reads still work with either dependency up (cache hits or the store),
-    // so only both down means not serving.
-    const bool now_serving = service_.StoreReachable() || service_.CacheReachable();
+    // so only both down means not serving; so does a server draining
+    // before it stops.
+    const bool now_serving =
+        !service_.draining() && (service_.StoreReachable() || service_.CacheReachable());
     if (now_serving != serving) {
       serving = now_serving;
       server_->GetHealthCheckService()->SetServingStatus(serving);
       if (serving) {
         spdlog::info("grpc health: SERVING (a backend is reachable again)");
       } else {
-        spdlog::warn("grpc health: NOT_SERVING (MySQL and Redis both unreachable)");
+        spdlog::warn("grpc health: NOT_SERVING ({})", service_.draining()
+                                                          ? "draining before the server stops"
+                                                          : "MySQL and Redis both unreachable");
       }
     }
     lock.lock();

@@ -15,9 +15,12 @@ void RestOpsPages::Register(RestRouter& router) {
   router.Add(http::verb::get, "/readyz", [this](const HttpRequest&, const RouteArgs&) {
     const bool mysql = service_.StoreReachable();
     const bool redis = service_.CacheReachable();
-    const bool ready = mysql && redis;
+    const bool draining = service_.draining();
+    const bool ready = mysql && redis && !draining;
     return JsonResponse(ready ? http::status::ok : http::status::service_unavailable,
-                        {{"status", ready ? "ok" : "unavailable"},
+                        {{"status", draining ? "draining"
+                                    : ready  ? "ok"
+                                             : "unavailable"},
                          {"mysql", mysql ? "up" : "down"},
                          {"redis", redis ? "up" : "down"}});
   });

@@ -14,7 +14,10 @@ readonly REDIS_START_TIMEOUT_S=10
 readonly REDIS_STOP_TIMEOUT_S=10
 readonly MARIADB_START_TIMEOUT_S=30
 readonly MARIADB_STOP_TIMEOUT_S=30
+readonly GALERA_START_TIMEOUT_S=90
 readonly LOCK_TIMEOUT_S=120
+readonly BIND=${POLYCRUD_BIND_ADDRESS:-127.0.0.1}
+readonly GALERA_PROVIDER=/usr/lib/galera/libgalera_smm.so
 
 usage() {
   cat <<'EOF'
@@ -52,7 +55,7 @@ Any directory:
 Files in a Redis DIR:   redis.pid redis.port redis.log users.acl
                         server.password admin.password (mode 0600)
 Files in a MariaDB DIR: my.cnf data/ files/ mysqld.pid mysqld.sock mysqld.log
-                        install.log
+                        install.log (a Galera node also: galera.port)
 
 Locked down: Redis has no default user. Its ACL (DIR/users.acl, mode 0600,
 passwords stored as SHA-256) has two users: "polycrud" (the server: keys
@@ -67,6 +70,23 @@ socket (the OS user root), so nothing on TCP can log in as root:
 The server reads and writes files only in DIR/files (secure_file_priv).
 
 Environment:
+  POLYCRUD_BIND_ADDRESS          the address every instance listens on and
+                                 announces (default 127.0.0.1; a host's own
+                                 address inside a network namespace of the
+                                 multi-host layout, deploy/cluster/)
+  POLYCRUD_GALERA_PEERS          comma-separated ADDR:PORT of every node's
+                                 Galera port: MariaDB then starts as a node of
+                                 a Galera cluster (docs/deploy.md); start
+                                 waits until the node is synced (90 s)
+  POLYCRUD_GALERA_PORT           this node's Galera port (group communication;
+                                 incremental state transfer on PORT+1, full
+                                 state transfer by rsync on PORT+2)
+  POLYCRUD_GALERA_NEW_CLUSTER    1: this node starts a new cluster (the first
+                                 node only; the others join it)
+  POLYCRUD_MYSQL_CLIENT_HOSTS    hosts the bootstrapped user may connect
+                                 from, space-separated (default
+                                 "127.0.0.1 localhost"; e.g. 10.77.0.% for the
+                                 hosts of the multi-host layout)
   POLYCRUD_MARIADB_BUFFER_POOL   innodb_buffer_pool_size (default 1G, sized
                                  for the 8-million-user data set)
   POLYCRUD_MARIADB_TLS_DIR       a folder made by deploy/local/tls.sh: MariaDB
@@ -126,9 +146,9 @@ check_port() {
   fi
 }
 
-# True if something accepts TCP connections on 127.0.0.1:PORT.
+# True if something accepts TCP connections on the bind address's PORT.
 port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  (exec 3<>"/dev/tcp/$BIND/$1") 2>/dev/null
 }
 
 # Absolute form of DIR, which must exist.
@@ -288,7 +308,7 @@ redis_admin_cli() {
     secure=(--tls --cacert "$tls/ca.pem")
   fi
   REDISCLI_AUTH=$(first_line "$dir/admin.password") \
-    redis-cli --no-auth-warning "${secure[@]}" --user admin -h 127.0.0.1 -p "$port" "$@"
+    redis-cli --no-auth-warning "${secure[@]}" --user admin -h "$BIND" -p "$port" "$@"
 }
 
 redis_start() {
@@ -312,7 +332,7 @@ redis_start() {
   fi
   rm -f "$dir/redis.pid"
   if port_in_use "$port"; then
-    die "port $port on 127.0.0.1 is already in use by another process; choose another port"
+    die "port $port on $BIND is already in use by another process; choose another port"
   fi
 
   redis_write_acl "$dir"
@@ -341,12 +361,14 @@ redis_start() {
         >"$dir/cluster.conf"
     )
     config=("$dir/cluster.conf")
+    # The address other nodes and clients are told (CLUSTER SLOTS, MOVED).
+    listen+=(--cluster-announce-ip "$BIND")
     if [[ -n ${POLYCRUD_REDIS_CLUSTER_PORT:-} ]]; then
       listen+=(--cluster-port "$POLYCRUD_REDIS_CLUSTER_PORT")
     fi
   fi
   local -a args=(
-    "${listen[@]}" --bind 127.0.0.1
+    "${listen[@]}" --bind "$BIND"
     --save '' --appendonly no
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
     --aclfile "$dir/users.acl"
@@ -431,6 +453,48 @@ mariadb_tls_config() {
     "tls_version=TLSv1.2,TLSv1.3" "require_secure_transport=ON"
 }
 
+# The [mysqld] lines of a Galera node (POLYCRUD_GALERA_PEERS set), if any.
+mariadb_galera_config() {
+  local dir=$1 peers=${POLYCRUD_GALERA_PEERS:-} port=${POLYCRUD_GALERA_PORT:-}
+  [[ -n $peers ]] || return 0
+  [[ -n $port ]] || die "POLYCRUD_GALERA_PEERS needs POLYCRUD_GALERA_PORT (this node's Galera port)"
+  check_port "$port"
+  [[ $peers =~ ^[0-9A-Za-z.:,-]+$ ]] || die "POLYCRUD_GALERA_PEERS: ADDR:PORT,... expected, not '$peers'"
+  [[ -f $GALERA_PROVIDER ]] ||
+    die "$GALERA_PROVIDER not found; install it with ./polycrud setup (Debian package galera-4)"
+  command -v rsync >/dev/null 2>&1 ||
+    die "rsync not found (full state transfers use it); install it with ./polycrud setup"
+  cat <<EOF
+# A Galera node (POLYCRUD_GALERA_*): row-based replication of every write,
+# certified on commit; a joiner gets the data by rsync or from the donor's
+# write-set cache.
+wsrep_on=ON
+wsrep_provider=$GALERA_PROVIDER
+wsrep_cluster_name=polycrud
+wsrep_cluster_address=gcomm://$peers
+wsrep_node_name=$(basename "$dir")
+wsrep_node_address=$BIND
+wsrep_provider_options="gmcast.listen_addr=tcp://$BIND:$port;ist.recv_addr=$BIND:$((port + 1));gcache.size=256M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S"
+wsrep_sst_method=rsync
+wsrep_sst_receive_address=$BIND:$((port + 2))
+binlog_format=ROW
+default_storage_engine=InnoDB
+innodb_autoinc_lock_mode=2
+EOF
+}
+
+# The OS user mariadbd runs as: root, except on a Galera node, where it is
+# mysql. A full state transfer runs an rsync daemon as the server's user, and
+# rsync started by root would switch to "nobody", who cannot write the data
+# directory.
+mariadb_os_user() {
+  if [[ -n ${POLYCRUD_GALERA_PEERS:-} ]]; then
+    printf 'mysql\n'
+  else
+    printf 'root\n'
+  fi
+}
+
 mariadb_write_config() {
   local dir=$1 port=$2 sock
   sock=$(mariadb_socket_path "$dir")
@@ -443,8 +507,8 @@ datadir=$dir/data
 socket=$sock
 pid-file=$dir/mysqld.pid
 port=$port
-bind-address=127.0.0.1
-user=root
+bind-address=$BIND
+user=$(mariadb_os_user)
 skip-name-resolve
 character-set-server=utf8mb4
 collation-server=utf8mb4_bin
@@ -457,6 +521,7 @@ local_infile=1
 secure_file_priv=$dir/files
 log-error=$dir/mysqld.log
 $(mariadb_tls_config)
+$(mariadb_galera_config "$dir")
 
 [client]
 socket=$sock
@@ -477,6 +542,19 @@ mariadb_ping() {
   mariadb-admin --defaults-file="$1/my.cnf" --connect-timeout=2 ping >/dev/null 2>&1
 }
 
+# True when DIR's server is no Galera node, or one that is synced with its
+# cluster and serves (wsrep_ready, state 4 "Synced").
+mariadb_ready() {
+  local dir=$1 state
+  [[ -s $dir/galera.port ]] || return 0
+  state=$(mariadb --defaults-file="$dir/my.cnf" --batch --skip-column-names -e \
+    "SELECT CONCAT(@@global.wsrep_on, ' ', (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
+       WHERE VARIABLE_NAME = 'WSREP_READY'), ' ', (SELECT VARIABLE_VALUE FROM
+       information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE'))" 2>/dev/null) ||
+    return 1
+  [[ $state == "ON ON 4" ]]
+}
+
 # Creates DIR/data with the system tables on first use. The tables are built
 # in data.init and renamed only when complete, so an interrupted
 # initialisation is simply redone.
@@ -493,7 +571,7 @@ mariadb_init() {
   info "initialising MariaDB data directory $dir/data"
   rm -rf "$dir/data.init"
   if ! (exec_detached mariadb-install-db --defaults-file="$dir/my.cnf" \
-    --datadir="$dir/data.init" --user=root --auth-root-authentication-method=socket \
+    --datadir="$dir/data.init" --user="$(mariadb_os_user)" --auth-root-authentication-method=socket \
     --skip-test-db) >"$dir/install.log" 2>&1; then
     show_tail "$dir/install.log" "$dir/mysqld.log"
     rm -rf "$dir/data.init"
@@ -524,25 +602,40 @@ mariadb_start() {
   fi
   rm -f "$dir/mysqld.pid"
   if port_in_use "$port"; then
-    die "port $port on 127.0.0.1 is already in use by another process; choose another port"
+    die "port $port on $BIND is already in use by another process; choose another port"
   fi
 
   mariadb_write_config "$dir" "$port"
+  if [[ $(mariadb_os_user) != root ]]; then
+    id "$(mariadb_os_user)" >/dev/null 2>&1 ||
+      die "no OS user $(mariadb_os_user) (Debian's mariadb-server creates it)"
+    chown -R "$(mariadb_os_user):" "$dir"
+  fi
   mariadb_init "$dir"
+  local -a first=()
+  rm -f "$dir/galera.port"
+  if [[ -n ${POLYCRUD_GALERA_PEERS:-} ]]; then
+    printf '%s\n' "$POLYCRUD_GALERA_PORT" >"$dir/galera.port"
+    if [[ ${POLYCRUD_GALERA_NEW_CLUSTER:-0} == 1 ]]; then
+      first=(--wsrep-new-cluster)
+    fi
+  fi
 
   # A new session, so the server outlives this script and its terminal. The
   # subshell execs setsid, which execs mariadbd (a background job is no
   # process-group leader, so setsid need not fork): $! is the server's pid.
-  (exec_detached setsid mariadbd --defaults-file="$dir/my.cnf") >>"$dir/mysqld.out" 2>&1 &
+  (exec_detached setsid mariadbd --defaults-file="$dir/my.cnf" "${first[@]}") >>"$dir/mysqld.out" 2>&1 &
   pid=$!
 
-  deadline=$((SECONDS + MARIADB_START_TIMEOUT_S))
+  local timeout_s=$MARIADB_START_TIMEOUT_S
+  [[ -s $dir/galera.port ]] && timeout_s=$GALERA_START_TIMEOUT_S
+  deadline=$((SECONDS + timeout_s))
   while ((SECONDS < deadline)); do
     if ! pid_exists "$pid"; then
       show_tail "$dir/mysqld.log" "$dir/mysqld.out"
       die "mariadbd exited during start-up (log: $dir/mysqld.log)"
     fi
-    if mariadb_ping "$dir"; then
+    if mariadb_ping "$dir" && mariadb_ready "$dir"; then
       # mariadbd writes its pid file itself; make sure it names this process.
       [[ $(cat "$dir/mysqld.pid" 2>/dev/null || true) == "$pid" ]] ||
         printf '%s\n' "$pid" >"$dir/mysqld.pid"
@@ -555,7 +648,7 @@ mariadb_start() {
   terminate mariadb "$pid" mariadbd "$MARIADB_STOP_TIMEOUT_S"
   rm -f "$dir/mysqld.pid"
   show_tail "$dir/mysqld.log" "$dir/mysqld.out"
-  die "mariadb did not answer on port $port within ${MARIADB_START_TIMEOUT_S} s (log: $dir/mysqld.log)"
+  die "mariadb did not answer (or sync) on port $port within $timeout_s s (log: $dir/mysqld.log)"
 }
 
 # Root only as root@localhost through the Unix socket, no anonymous users:
@@ -619,6 +712,10 @@ mariadb_bootstrap() {
   [[ $user =~ ^[A-Za-z0-9_.-]{1,80}$ ]] ||
     usage_error "invalid user name '$user' (letters, digits, _ . - only)"
   [[ -n $password ]] || usage_error "the password (stdin) must not be empty"
+  for host in ${POLYCRUD_MYSQL_CLIENT_HOSTS:-}; do
+    [[ $host =~ ^[A-Za-z0-9.%_:-]{1,60}$ ]] ||
+      usage_error "POLYCRUD_MYSQL_CLIENT_HOSTS: invalid host '$host'"
+  done
   [[ -d $dir ]] || die "no MariaDB in $dir; start it first: stack.sh mariadb start $dir PORT"
   dir=$(abs_dir "$dir")
   running_pid "$dir/mysqld.pid" mariadbd >/dev/null ||
@@ -628,7 +725,7 @@ mariadb_bootstrap() {
   {
     printf "CREATE DATABASE IF NOT EXISTS \`%s\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;\n" \
       "$database"
-    for host in 127.0.0.1 localhost; do
+    for host in ${POLYCRUD_MYSQL_CLIENT_HOSTS:-127.0.0.1 localhost}; do
       printf "CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s';\n" "$user" "$host" "$pw"
       printf "ALTER USER '%s'@'%s' IDENTIFIED BY '%s';\n" "$user" "$host" "$pw"
       printf "GRANT ALL PRIVILEGES ON \`%s\`.* TO '%s'@'%s';\n" "$database" "$user" "$host"

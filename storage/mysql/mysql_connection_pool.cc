@@ -8,6 +8,8 @@
 #include <mysql_driver.h>
 
 #include <algorithm>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "storage/mysql/mysql_errors.h"
@@ -25,6 +27,14 @@ sql::mysql::MySQL_Driver* Driver() {
   // it must run once; a function-local static makes that thread-safe.
   static sql::mysql::MySQL_Driver* const driver = sql::mysql::get_mysql_driver_instance();
   return driver;
+}
+
+// True when the server is a Galera node with replication on. SHOW VARIABLES
+// answers no row, rather than an error, on a server built without wsrep.
+bool IsGaleraNode(MysqlConnection& connection) {
+  std::unique_ptr<sql::Statement> statement(connection.raw().createStatement());
+  std::unique_ptr<sql::ResultSet> row(statement->executeQuery("SHOW VARIABLES LIKE 'wsrep_on'"));
+  return row->next() && std::string(row->getString(2)) == "ON";
 }
 
 }  // namespace
@@ -93,6 +103,10 @@ StatusOr<std::unique_ptr<MysqlConnection>> MysqlConnection::Open(const MysqlOpti
                           std::to_string(options.statement_timeout_ms / 1000) + "." +
                           std::to_string(1000 + options.statement_timeout_ms % 1000).substr(1));
     }
+    connection->galera_ = IsGaleraNode(*connection);
+    if (connection->galera_ && options.causal_reads) {
+      connection->Execute("SET SESSION wsrep_sync_wait = 3");
+    }
     return connection;
   } catch (const sql::SQLException& e) {
     return StatusFromMysqlError(e);
@@ -118,6 +132,17 @@ std::uint64_t MysqlConnection::Execute(const std::string& sql_text) {
     return 0;
   }
   return plain_->getUpdateCount();
+}
+
+bool MysqlConnection::GaleraNodeReady() {
+  if (!galera_) return true;
+  try {
+    std::unique_ptr<sql::Statement> statement(connection_->createStatement());
+    std::unique_ptr<sql::ResultSet> row(statement->executeQuery("SHOW STATUS LIKE 'wsrep_ready'"));
+    return row->next() && std::string(row->getString(2)) == "ON";
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 bool MysqlConnection::Validate() {

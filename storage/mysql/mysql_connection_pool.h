@@ -54,6 +54,12 @@ struct MysqlOptions {
   // A pooled connection idle for longer than this is pinged before reuse, so
   // one the server dropped meanwhile (wait_timeout, restart) is not handed out.
   std::int64_t validate_after_idle_ms = 10000;
+  // On a Galera node (wsrep_on), every session waits before a read, an
+  // UPDATE or a DELETE until its node has applied every write the cluster
+  // committed before (wsrep_sync_wait = 3), so a fill or a read after a
+  // write never sees a node that is behind, e.g. the next writer just after
+  // a failover. Has no effect on a server that is not a Galera node.
+  bool causal_reads = true;
   // Allows LOAD DATA LOCAL INFILE on the connection (the bulk seeder only).
   bool local_infile = false;
   // With a CA (PEM) every connection is TLS 1.2+, the server's certificate
@@ -98,6 +104,12 @@ class MysqlConnection {
   // Pings the server; marks the connection broken and returns false if it
   // does not answer.
   bool Validate();
+  // True when the server is a Galera cluster node (wsrep_on).
+  bool galera() const { return galera_; }
+  // False when the server is a Galera node that does not serve now (outside
+  // the primary component, or not synced: wsrep_ready OFF), or cannot say.
+  // True for a server that is not a Galera node.
+  bool GaleraNodeReady();
 
  private:
   friend class MysqlConnectionPool;
@@ -108,6 +120,7 @@ class MysqlConnection {
   std::unique_ptr<sql::Statement> plain_;
   std::unordered_map<std::string, std::unique_ptr<sql::PreparedStatement>> statements_;
   bool broken_ = false;
+  bool galera_ = false;
   std::chrono::steady_clock::time_point idle_since_;
 };
 

@@ -10,6 +10,9 @@ namespace {
 // Server error codes (mysqld_error.h / MariaDB).
 constexpr int kErDupEntry = 1062;
 constexpr int kErServerShutdown = 1053;
+// A Galera node outside the primary component, or not yet synced, refuses
+// every statement ("WSREP has not yet prepared node for application use").
+constexpr int kErUnknownComError = 1047;
 constexpr int kErLockWaitTimeout = 1205;
 constexpr int kErLockDeadlock = 1213;
 constexpr int kErConnectionKilled = 1927;
@@ -47,6 +50,7 @@ std::string_view DuplicateKeyName(std::string_view message) {
 bool IsMysqlConnectionError(int error_code) {
   switch (error_code) {
     case kErServerShutdown:
+    case kErUnknownComError:
     case kErConnectionKilled:
     case kCrConnectionError:
     case kCrConnHostError:
@@ -92,6 +96,10 @@ Status StatusFromMysqlError(int error_code, std::string_view sql_state,
 
 Status StatusFromMysqlError(const sql::SQLException& error) {
   return StatusFromMysqlError(error.getErrorCode(), error.getSQLState(), error.what());
+}
+
+bool MayBeGaleraRefusal(int error_code) {
+  return error_code == kErUnknownComError || error_code == kErLockWaitTimeout;
 }
 
 bool IsMysqlStatementTimeout(int error_code) { return error_code == kErStatementTimeout; }

@@ -15,7 +15,8 @@ namespace polycrud {
 
 // True for client-side errors that mean the connection itself is gone or
 // unusable (cannot connect, server gone away, lost connection, killed, server
-// shutting down). Such a connection must be discarded, never pooled again.
+// shutting down, a Galera node that left the cluster's primary component). Such a connection must
+// be discarded, never pooled again.
 bool IsMysqlConnectionError(int error_code);
 
 // True when an error leaves the connection in a state nobody can vouch for:
@@ -36,6 +37,12 @@ bool IsMysqlConnectionPoisoned(int error_code);
 Status StatusFromMysqlError(int error_code, std::string_view sql_state,
                             std::string_view server_message);
 Status StatusFromMysqlError(const sql::SQLException& error);
+
+// True for the errors a Galera node that does not serve answers with: 1047
+// to any statement, 1205 to a causal read (wsrep_sync_wait). 1205 is also a
+// plain lock wait timeout, so the caller asks the node whether it serves
+// (MysqlConnection::GaleraNodeReady) before calling it a refusal.
+bool MayBeGaleraRefusal(int error_code);
 
 // True for ER_STATEMENT_TIMEOUT (max_statement_time ran out).
 bool IsMysqlStatementTimeout(int error_code);

@@ -91,7 +91,9 @@ enum class Retry : std::uint8_t { kNo, kOnStaleConnection };
 
 // Leases a connection and runs `fn` on it, turning every exception into a
 // Status: the one place where driver exceptions stop. A connection-level
-// error marks the connection broken so that the pool discards it.
+// error marks the connection broken so that the pool discards it. So does a
+// Galera node that stopped serving (cut off from its cluster): behind a
+// balancer a new connection reaches a node that serves.
 template <typename Fn>
 auto WithConnection(MysqlConnectionPool& pool, Retry retry, Fn&& fn)
     -> std::invoke_result_t<Fn&, MysqlConnection&> {
@@ -104,6 +106,12 @@ auto WithConnection(MysqlConnectionPool& pool, Retry retry, Fn&& fn)
     } catch (const sql::SQLException& e) {
       const int code = e.getErrorCode();
       if (IsMysqlConnectionPoisoned(code)) connection.MarkBroken();
+      if (connection.galera() && MayBeGaleraRefusal(code) && !connection.GaleraNodeReady()) {
+        connection.MarkBroken();
+        pool.DropIdle();
+        if (retry == Retry::kOnStaleConnection && attempt == 0) continue;
+        return Status::Unavailable("database unavailable");
+      }
       if (lease->reused() && IsMysqlConnectionError(code)) {
         // A pooled connection found dead: after a server restart every idle
         // one is, so none of them is handed out again.

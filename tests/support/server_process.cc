@@ -71,6 +71,16 @@ int FreePortWithClusterBus() {
   throw std::runtime_error("no free port with a free cluster bus port");
 }
 
+int FreePortRun(int count) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = FreePort();
+    bool free = port + count - 1 <= 65535;
+    for (int i = 1; free && i < count; ++i) free = CanBind(port + i);
+    if (free) return port;
+  }
+  throw std::runtime_error("no run of free ports");
+}
+
 bool WaitForPort(int port, int timeout_ms, pid_t& pid) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -169,6 +179,11 @@ ServerProcess::~ServerProcess() { Terminate(); }
 int ServerProcess::Terminate() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
+  return Wait();
+}
+
+int ServerProcess::Wait() {
+  if (pid_ <= 0) return -1;
   int status = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (waitpid(pid_, &status, WNOHANG) == 0) {

@@ -22,6 +22,9 @@ namespace gen = ::polycrud::thrift;
 int FreePort();
 // A free port whose port + 10000 (a Redis Cluster node's bus) is free too.
 int FreePortWithClusterBus();
+// A free port P with P+1 ... P+count-1 free too (a Galera node's group,
+// incremental and full state transfer ports).
+int FreePortRun(int count);
 
 // The admin and reader tokens every test server is configured with.
 inline constexpr const char* kAdminToken = "test-admin-token";
@@ -54,6 +57,9 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
   // Sends SIGTERM and waits; returns the exit status (or -1).
   int Terminate();
+  // Waits up to 30 s for the server to exit by itself (after a signal the
+  // test sent), SIGKILL after that; returns the exit status (or -1).
+  int Wait();
   // Sends SIGKILL and reaps the process (a crash: no drain, nothing flushed).
   void Kill();
   // The faces and their ports.

@@ -88,13 +88,33 @@ RedisInstance::RedisInstance(const std::string& name, const std::string& tls_dir
                     // MEET assumes): that one must be free too.
                     cluster ? FreePortWithClusterBus() : 0) {}
 
-MariadbInstance::MariadbInstance(const std::string& name, const std::string& tls_dir)
+MariadbInstance::MariadbInstance(const std::string& name, const std::string& tls_dir,
+                                 std::string env, int port)
     : StackInstance("mariadb", name,
-                    tls_dir.empty() ? "" : "POLYCRUD_MARIADB_TLS_DIR='" + tls_dir + "' ") {
+                    (tls_dir.empty() ? "" : "POLYCRUD_MARIADB_TLS_DIR='" + tls_dir + "' ") + env,
+                    port) {
   // The password on stdin, as stack.sh takes it.
   MustRun("printf '%s\\n' '" + Setting("POLYCRUD_TEST_MYSQL_PASSWORD") + "' | " + StackScript() +
           " mariadb bootstrap '" + dir_ + "' " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " " +
           Setting("POLYCRUD_TEST_MYSQL_USER") + " >/dev/null");
+}
+
+GaleraCluster::GaleraCluster(const std::string& name, int nodes) {
+  std::vector<int> galera_ports;
+  std::string peers;
+  for (int i = 0; i < nodes; ++i) {
+    galera_ports.push_back(FreePortRun(3));
+    peers += (i == 0 ? "" : ",") + std::string("127.0.0.1:") + std::to_string(galera_ports.back());
+  }
+  for (int i = 0; i < nodes; ++i) {
+    const std::string env = "POLYCRUD_MARIADB_BUFFER_POOL=64M POLYCRUD_GALERA_PEERS=" + peers +
+                            " POLYCRUD_GALERA_PORT=" + std::to_string(galera_ports[i]) + " ";
+    nodes_.push_back(
+        std::make_unique<MariadbInstance>(name + "-" + std::to_string(i + 1), "",
+                                          env + (i == 0 ? "POLYCRUD_GALERA_NEW_CLUSTER=1 " : "")));
+    // Started again later, the first node joins the others.
+    nodes_.back()->set_env(env);
+  }
 }
 
 redisContext* ConnectRedisAsAdmin(int port) {
@@ -163,12 +183,11 @@ int RedisCli(int port, const std::string& args) {
   return Shell("redis-cli --no-auth-warning --user admin -p " + std::to_string(port) + " " + args);
 }
 
-std::string MysqlQuery(int port, const std::string& sql) {
-  // The password in the environment (MYSQL_PWD), not on the command line.
-  setenv("MYSQL_PWD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD").c_str(), 1);
-  const std::string command = "mariadb --default-character-set=utf8mb4 -N -B -h127.0.0.1 -P" +
-                              std::to_string(port) + " -u" + Setting("POLYCRUD_TEST_MYSQL_USER") +
-                              " " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " -e \"" + sql + "\"";
+namespace {
+
+// The output of a mariadb client command line that runs `sql`.
+std::string RunMariadbClient(const std::string& command_line, const std::string& sql) {
+  const std::string command = command_line + " -e \"" + sql + "\"";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) throw std::runtime_error("popen failed");
   std::string out;
@@ -176,6 +195,21 @@ std::string MysqlQuery(int port, const std::string& sql) {
   while (const std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
   if (pclose(pipe) != 0) throw std::runtime_error("mariadb client failed: " + sql);
   return out;
+}
+
+}  // namespace
+
+std::string MysqlQuery(int port, const std::string& sql) {
+  // The password in the environment (MYSQL_PWD), not on the command line.
+  setenv("MYSQL_PWD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD").c_str(), 1);
+  return RunMariadbClient("mariadb --default-character-set=utf8mb4 -N -B -h127.0.0.1 -P" +
+                              std::to_string(port) + " -u" + Setting("POLYCRUD_TEST_MYSQL_USER") +
+                              " " + Setting("POLYCRUD_TEST_MYSQL_DATABASE"),
+                          sql);
+}
+
+std::string MysqlRootQuery(const MariadbInstance& mariadb, const std::string& sql) {
+  return RunMariadbClient("mariadb --defaults-file='" + mariadb.dir() + "/my.cnf' -N -B", sql);
 }
 
 }  // namespace polycrud::testing

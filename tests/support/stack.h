@@ -5,8 +5,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace polycrud::testing {
@@ -19,8 +21,11 @@ int Shell(const std::string& command);
 class StackInstance {
  public:
   int port() const { return port_; }
+  const std::string& dir() const { return dir_; }
   void Start();
   void Stop();
+  // The environment words of later Start()s.
+  void set_env(std::string env) { env_ = std::move(env); }
   // Sends `signal` to the running instance (its pid file names it): SIGKILL
   // (waits until it is gone; Start() brings it back), SIGSTOP, SIGCONT.
   void Signal(int signal);
@@ -52,7 +57,22 @@ class RedisInstance final : public StackInstance {
 // `tls_dir` (certificates of deploy/local/tls.sh) it serves TLS only.
 class MariadbInstance final : public StackInstance {
  public:
-  explicit MariadbInstance(const std::string& name, const std::string& tls_dir = "");
+  explicit MariadbInstance(const std::string& name, const std::string& tls_dir = "",
+                           std::string env = "", int port = 0);
+};
+
+// Private MariaDB instances on 127.0.0.1 forming one Galera cluster, the
+// first node starting it and the others joining (each start returns once
+// its node is synced), the test database and user on every node. A node
+// killed and started again rejoins the running cluster.
+class GaleraCluster {
+ public:
+  explicit GaleraCluster(const std::string& name, int nodes = 3);
+  MariadbInstance& node(int i) { return *nodes_.at(static_cast<std::size_t>(i)); }
+  int size() const { return static_cast<int>(nodes_.size()); }
+
+ private:
+  std::vector<std::unique_ptr<MariadbInstance>> nodes_;
 };
 
 // A hiredis connection to 127.0.0.1:port logged in as the admin user (the
@@ -71,5 +91,8 @@ int RedisCli(int port, const std::string& args);
 // Runs SQL as the test user against polycrud_test on 127.0.0.1:port and
 // returns its tab-separated output (no column names).
 std::string MysqlQuery(int port, const std::string& sql);
+// The same as MariaDB's root (through the Unix socket of the instance), for
+// what the test user may not do (SET GLOBAL).
+std::string MysqlRootQuery(const MariadbInstance& mariadb, const std::string& sql);
 
 }  // namespace polycrud::testing

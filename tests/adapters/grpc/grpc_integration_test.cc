@@ -289,6 +289,28 @@ TEST(GrpcDegradedTest, HealthIsNotServingWhileMysqlAndRedisAreBothDown) {
   EXPECT_TRUE(eventually(health::HealthCheckResponse::SERVING));
 }
 
+// With --drain-ms, SIGTERM first turns the health service to NOT_SERVING,
+// calls still served, so a balancer stops sending before the face goes.
+TEST(GrpcShutdownTest, DrainReportsNotServingWhileStillServingThenStops) {
+  ServerProcess server({.protocols = {"grpc"}, .extra_env = {{"POLYCRUD_DRAIN_MS", "4000"}}});
+  auto channel = Connect(server.port("grpc"));
+  ASSERT_TRUE(Eventually(
+      [&] { return CheckHealth(*channel, "") == health::HealthCheckResponse::SERVING; }, 15s));
+  const auto signalled = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+  EXPECT_TRUE(Eventually(
+      [&] { return CheckHealth(*channel, "") == health::HealthCheckResponse::NOT_SERVING; },
+      2500ms));
+  auto stub = v1::UserService::NewStub(channel);
+  v1::CreateUserResponse created;
+  auto context = Context(Bearer(kAdminToken));
+  const grpc::Status status =
+      stub->CreateUser(context.get(), Draft(UniqueName("grpcdrain")), &created);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(server.Wait(), 0);
+  EXPECT_GE(std::chrono::steady_clock::now() - signalled, 3900ms) << "stopped before the drain";
+}
+
 // Freezes a private MariaDB (SIGSTOP) so calls that reach MySQL stay in
 // flight, until Resume() or destruction.
 class FrozenMysql {

@@ -416,5 +416,32 @@ TEST(RestServerShutdownTest, ARequestInFlightAtSigtermStillGetsItsAnswer) {
   EXPECT_EQ(server.Terminate(), 0);
 }
 
+// With --drain-ms, SIGTERM first turns readiness to 503 "draining" for that
+// long, calls still served, so a balancer stops sending before the faces go.
+TEST(RestServerShutdownTest, DrainReportsNotReadyWhileStillServingThenStops) {
+  ServerProcess server({.protocols = {"rest"}, .extra_env = {{"POLYCRUD_DRAIN_MS", "3000"}}});
+  HttpConnection before(server.port("rest"));
+  ASSERT_EQ(before.Send(http::verb::get, "/readyz").result_int(), 200u);
+  const auto signalled = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+  HttpResponse ready;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        HttpConnection probe(server.port("rest"));
+        ready = probe.Send(http::verb::get, "/readyz");
+        return ready.result_int() == 503u;
+      },
+      2000ms))
+      << ready.body();
+  EXPECT_EQ(Body(ready)["status"], "draining");
+  // A new connection and a write, both served during the drain.
+  HttpConnection during(server.port("rest"));
+  HttpResponse created =
+      during.Send(http::verb::post, "/v1/users", DraftJson(UniqueName("drain")), kAdminToken);
+  EXPECT_EQ(created.result_int(), 201u) << created.body();
+  EXPECT_EQ(server.Wait(), 0);
+  EXPECT_GE(std::chrono::steady_clock::now() - signalled, 2900ms) << "stopped before the drain";
+}
+
 }  // namespace
 }  // namespace polycrud::testing

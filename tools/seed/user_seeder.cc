@@ -221,8 +221,10 @@ StatusOr<SeedResult> UserSeeder::Load(const SeedPlan& plan,
   Status status;
   try {
     // Uniqueness holds by construction only in an empty table; with rows
-    // already there, skipping the checks could let a duplicate in.
-    if (plan.table_empty) {
+    // already there, skipping the checks could let a duplicate in. A Galera
+    // node keeps them: certification works on the unique keys' entries.
+    const bool skip_checks = plan.table_empty && !connection_->galera();
+    if (skip_checks) {
       connection_->Execute("SET SESSION unique_checks = 0, foreign_key_checks = 0");
     }
     bool use_insert = seed_options_.method == SeedMethod::kInsert;
@@ -236,7 +238,7 @@ StatusOr<SeedResult> UserSeeder::Load(const SeedPlan& plan,
       result.method = "INSERT";
       status = InsertRows(plan, progress, result.rows_added);
     }
-    if (plan.table_empty) {
+    if (skip_checks) {
       connection_->Execute("SET SESSION unique_checks = 1, foreign_key_checks = 1");
     }
   } catch (const sql::SQLException& e) {

@@ -131,6 +131,30 @@ TEST_F(GaleraTest, AWriteThroughOneNodeIsReadThroughAnotherAtOnce) {
   EXPECT_EQ(stale, 0) << "reads through another node missed a committed write";
 }
 
+TEST_F(GaleraTest, TheSeederLoadsThroughOneNodeAndEveryNodeHasTheRows) {
+  testing::MysqlQuery(cluster_->node(0).port(), "DROP TABLE IF EXISTS users");
+  testing::MysqlQuery(cluster_->node(0).port(), "DELETE FROM schema_migrations");
+  setenv("POLYCRUD_MYSQL_PASSWORD", testing::Setting("POLYCRUD_TEST_MYSQL_PASSWORD").c_str(), 1);
+  const std::string seed = testing::Setting("POLYCRUD_SEED_BINARY") + " --port " +
+                           std::to_string(cluster_->node(0).port()) + " --user " +
+                           testing::Setting("POLYCRUD_TEST_MYSQL_USER") + " --database " +
+                           testing::Setting("POLYCRUD_TEST_MYSQL_DATABASE") +
+                           " --users 30000 --batch 10000 >/dev/null";
+  ASSERT_EQ(testing::Shell(seed), 0) << seed;
+  for (int i = 0; i < cluster_->size(); ++i) {
+    EXPECT_EQ(testing::MysqlQuery(cluster_->node(i).port(),
+                                  "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*), "
+                                  "COUNT(DISTINCT username) FROM users"),
+              "30000\t30000\n")
+        << "node " << i + 1;
+  }
+  // Seeding again adds nothing: the table already holds as many users.
+  ASSERT_EQ(testing::Shell(seed), 0) << seed;
+  EXPECT_EQ(testing::MysqlQuery(cluster_->node(2).port(),
+                                "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM users"),
+            "30000\n");
+}
+
 TEST_F(GaleraTest, ANodeCutOffFromTheClusterAnswersUnavailableAndServesOnceBack) {
   ASSERT_TRUE(ApplyMigrations(Node(0)).ok());
   MysqlUserStore writer(Node(0));

@@ -24,6 +24,22 @@ void RestOpsPages::Register(RestRouter& router) {
                          {"mysql", mysql ? "up" : "down"},
                          {"redis", redis ? "up" : "down"}});
   });
+  // For load balancers: every server shares MySQL and Redis, so taking all
+  // of them out because the cache is down would turn a degraded service
+  // into none. 200 while this server answers calls at all (either
+  // dependency up, not draining), as gRPC's health service reports.
+  router.Add(http::verb::get, "/readyz/serving", [this](const HttpRequest&, const RouteArgs&) {
+    const bool draining = service_.draining();
+    const bool mysql = service_.StoreReachable();
+    const bool redis = service_.CacheReachable();
+    const bool serving = !draining && (mysql || redis);
+    return JsonResponse(serving ? http::status::ok : http::status::service_unavailable,
+                        {{"status", draining  ? "draining"
+                                    : serving ? "ok"
+                                              : "unavailable"},
+                         {"mysql", mysql ? "up" : "down"},
+                         {"redis", redis ? "up" : "down"}});
+  });
   router.Add(http::verb::get, "/metrics", [this](const HttpRequest&, const RouteArgs&) {
     HttpResponse response{http::status::ok, 11};
     response.set(http::field::content_type, std::string(kPrometheusContentType));

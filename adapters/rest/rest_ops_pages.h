@@ -1,5 +1,6 @@
 // RestOpsPages: the REST face's operational pages: GET /healthz (liveness),
-// GET /readyz (MySQL and Redis reachable), GET /metrics (the Prometheus text
+// GET /readyz (MySQL and Redis reachable, not draining), GET /readyz/serving
+// (for load balancers: MySQL or Redis reachable, not draining), GET /metrics (the Prometheus text
 // of every protocol of the process, rendered by the server's wiring) and GET /openapi.json (the
 // embedded API document). None needs a token. Thread-safe.
 #pragma once

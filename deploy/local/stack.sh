@@ -83,6 +83,8 @@ Environment:
                                  state transfer by rsync on PORT+2)
   POLYCRUD_GALERA_NEW_CLUSTER    1: this node starts a new cluster (the first
                                  node only; the others join it)
+  POLYCRUD_GALERA_NODE_NAME      the node's name in the cluster (default: the
+                                 name of DIR)
   POLYCRUD_MYSQL_CLIENT_HOSTS    hosts the bootstrapped user may connect
                                  from, space-separated (default
                                  "127.0.0.1 localhost"; e.g. 10.77.0.% for the
@@ -472,7 +474,7 @@ wsrep_on=ON
 wsrep_provider=$GALERA_PROVIDER
 wsrep_cluster_name=polycrud
 wsrep_cluster_address=gcomm://$peers
-wsrep_node_name=$(basename "$dir")
+wsrep_node_name=${POLYCRUD_GALERA_NODE_NAME:-$(basename "$dir")}
 wsrep_node_address=$BIND
 wsrep_provider_options="gmcast.listen_addr=tcp://$BIND:$port;ist.recv_addr=$BIND:$((port + 1));gcache.size=256M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S"
 wsrep_sst_method=rsync

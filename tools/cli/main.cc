@@ -46,7 +46,7 @@ constexpr int kExitUnreachable = 3;
 
 struct Options {
   std::string stack_dir;
-  std::string host = "127.0.0.1";
+  std::string host;  // --host, or THRIFT_HOST in endpoints.env, or 127.0.0.1
   int port = 0;
   std::string token;
   std::string protocol = "binary";
@@ -100,11 +100,15 @@ void ResolveDefaults(Options& o) {
       if (auto it = env.find("THRIFT_PORT"); it != env.end())
         o.port = std::atoi(it->second.c_str());
     }
+    if (o.host.empty()) {
+      if (auto it = env.find("THRIFT_HOST"); it != env.end()) o.host = it->second;
+    }
     if (auto it = env.find("TLS"); it != env.end() && it->second == "1") o.tls = true;
     if (auto it = env.find("TLS_CA"); it != env.end() && o.tls_ca.empty()) o.tls_ca = it->second;
     if (o.token.empty()) o.token = ReadFirstLine(*dir / "admin-token");
   }
   if (o.port == 0) o.port = 9090;
+  if (o.host.empty()) o.host = "127.0.0.1";
   if (!o.tls_ca.empty() || !o.tls_cert.empty()) o.tls = true;
   if (o.tls && o.tls_ca.empty()) o.tls_ca = kSystemCaBundle;
 }
@@ -263,7 +267,9 @@ int main(int argc, char** argv) {
   Options o;
   app.add_option("--stack-dir", o.stack_dir, "Folder with endpoints.env and admin-token")
       ->envname("POLYCRUD_STACK_DIR");
-  app.add_option("--host", o.host, "Server host")->envname("POLYCRUD_HOST")->capture_default_str();
+  app.add_option("--host", o.host,
+                 "Server host (default: THRIFT_HOST of endpoints.env, or 127.0.0.1)")
+      ->envname("POLYCRUD_HOST");
   app.add_option("--port", o.port, "Thrift port (default: THRIFT_PORT of endpoints.env, or 9090)")
       ->envname("POLYCRUD_THRIFT_PORT");
   app.add_option("--token", o.token, "Bearer token (default: the stack's admin-token)")

@@ -277,6 +277,22 @@ TEST_F(RestRoutesTest, HealthAndReadiness) {
   r = Send(http::verb::get, "/readyz", std::nullopt, "");
   EXPECT_EQ(r.result_int(), 503u);
   EXPECT_EQ(Body(r)["redis"], "down");
+  // What a balancer asks: the server still answers from MySQL.
+  r = Send(http::verb::get, "/readyz/serving", std::nullopt, "");
+  EXPECT_EQ(r.result_int(), 200u) << r.body();
+  EXPECT_EQ(Body(r)["redis"], "down");
+  store_.SetUnavailable(true);
+  r = Send(http::verb::get, "/readyz/serving", std::nullopt, "");
+  EXPECT_EQ(r.result_int(), 503u) << r.body();
+  EXPECT_EQ(Body(r)["status"], "unavailable");
+  store_.SetUnavailable(false);
+  cache_.SetUnavailable(false);
+  service_.BeginDrain();
+  for (const char* path : {"/readyz", "/readyz/serving"}) {
+    r = Send(http::verb::get, path, std::nullopt, "");
+    EXPECT_EQ(r.result_int(), 503u) << path;
+    EXPECT_EQ(Body(r)["status"], "draining") << path;
+  }
 }
 
 TEST_F(RestRoutesTest, OpenApiDocumentsExactlyTheServedRoutes) {

@@ -201,9 +201,12 @@ void CacheAside::AfterWriteError(std::int64_t id, const Status& error,
   if (health_.Allow()) health_.Record(cache_.EndWrite(id, WrittenEntry{}), request_id);
 }
 
-void CacheAside::BeforeWrite(std::int64_t id, std::string_view request_id) {
+bool CacheAside::BeforeWrite(std::int64_t id, std::string_view request_id) {
   // Without a mark, AfterWrite still updates the entry or marks it pending.
-  if (health_.Allow()) health_.Record(cache_.BeginWrite(id), request_id);
+  if (!health_.Allow()) return false;
+  const Status marked = cache_.BeginWrite(id);
+  health_.Record(marked, request_id);
+  return marked.ok();
 }
 
 template <typename Update>

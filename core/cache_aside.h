@@ -40,10 +40,11 @@ class CacheAside {
                                        std::string_view request_id = {});
   // Before an update or delete of `id` goes to the store: marks its key with
   // a write intent (rule 10), so that a crash between the commit and
-  // AfterWrite leaves no stale entry. A failure is counted and the write goes
-  // ahead (AfterWrite then fails too, or finds no mark, and repairs as rule 8
-  // says).
-  void BeforeWrite(std::int64_t id, std::string_view request_id = {});
+  // AfterWrite leaves no stale entry. A failure is counted; whether the
+  // write goes ahead is the caller's choice (alone on its cache it does:
+  // AfterWrite then fails too, or finds no mark, and repairs as rule 8
+  // says). Whether the mark was set.
+  bool BeforeWrite(std::int64_t id, std::string_view request_id = {});
   // After a write committed: the entry becomes `user`, or (`user` null) a
   // tombstone of `deleted_version`, once no other writer of the id is still
   // in flight; on failure the id is repaired.

@@ -149,7 +149,7 @@ StatusOr<User> UserService::Update(const Caller& caller, std::int64_t id, const 
   if (Status s = Enter(caller, Operation::kUpdateUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
   if (Status s = ValidatePatch(patch); !s.ok()) return s;
-  cache_aside_.BeforeWrite(id, caller.request_id);
+  if (Status s = MarkBeforeWrite(id, caller.request_id); !s.ok()) return s;
   StatusOr<User> user = store_.Update(id, patch, clock_.NowMs());
   if (!user.ok()) {
     cache_aside_.AfterWriteError(id, user.status(), caller.request_id);
@@ -168,7 +168,7 @@ Status UserService::DeleteUser(const Caller& caller, std::int64_t id) {
 Status UserService::Delete(const Caller& caller, std::int64_t id) {
   if (Status s = Enter(caller, Operation::kDeleteUser); !s.ok()) return s;
   if (Status s = ValidateId(id); !s.ok()) return s;
-  cache_aside_.BeforeWrite(id, caller.request_id);
+  if (Status s = MarkBeforeWrite(id, caller.request_id); !s.ok()) return s;
   StatusOr<std::int64_t> deleted_version = store_.Delete(id);
   if (!deleted_version.ok()) {
     cache_aside_.AfterWriteError(id, deleted_version.status(), caller.request_id);
@@ -176,6 +176,11 @@ Status UserService::Delete(const Caller& caller, std::int64_t id) {
   }
   cache_aside_.AfterWrite(id, nullptr, *deleted_version, caller.request_id);
   return Status::Ok();
+}
+
+Status UserService::MarkBeforeWrite(std::int64_t id, std::string_view request_id) {
+  if (cache_aside_.BeforeWrite(id, request_id) || !options_.shared_cache) return Status::Ok();
+  return Unavailable("the cache cannot be told of this write; nothing was written");
 }
 
 StatusOr<UserPage> UserService::ListUsers(const Caller& caller, std::int64_t after_id,

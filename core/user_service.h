@@ -45,6 +45,12 @@ struct UserServiceOptions {
   std::int64_t retry_after_ms = kDefaultRetryAfterMs;
   // How often cache entries whose invalidation failed are repaired.
   std::int64_t repair_interval_ms = 100;
+  // Other servers read the same cache. Then an update or delete whose write
+  // intent cannot be set (the cache unreachable, its breaker open) answers
+  // kUnavailable with nothing written: this server's own repair (rule 9)
+  // would keep only its own readers off the old entry, while the others
+  // went on reading it. Alone on its cache, a server writes anyway.
+  bool shared_cache = false;
   // Where a service that owns its cache health reports degraded modes (null:
   // nowhere); must outlive the service.
   EventLog* events = nullptr;
@@ -119,6 +125,9 @@ class UserService {
   Status Enter(const Caller& caller, Operation operation) const;
   Status Authorize(std::string_view token, Role needed) const;
   Status Unavailable(std::string message) const;
+  // The write intent of an update or delete of `id` (rule 10); with a
+  // shared cache, kUnavailable when it cannot be set.
+  Status MarkBeforeWrite(std::int64_t id, std::string_view request_id);
 
   UserStore& store_;
   UserCache& cache_;

@@ -52,10 +52,11 @@ struct Config {
   int cache_ttl_s = 3600;
   int redis_timeout_ms = 500;
   int near_ttl_ms = 1000;
-  int max_connections = 0;          // 0: what the descriptor limit leaves
-  int drain_ms = 0;                 // readiness 503 for this long before stopping
-  double rate_limit_per_token = 0;  // requests/s; 0: off
-  double rate_limit_burst = 0;      // 0: one second's worth
+  int max_connections = 0;            // 0: what the descriptor limit leaves
+  int drain_ms = 0;                   // readiness 503 for this long before stopping
+  std::string shared_cache = "auto";  // auto: on with --redis-cluster
+  double rate_limit_per_token = 0;    // requests/s; 0: off
+  double rate_limit_burst = 0;        // 0: one second's worth
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
   polycrud::tls::TlsFiles tls;
@@ -169,6 +170,14 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
                  "(then --redis-host and --redis-port are unused)")
       ->envname("POLYCRUD_REDIS_CLUSTER")
       ->delimiter(',');
+  app.add_option("--shared-cache", c.shared_cache,
+                 "Other servers use the same cache: an update or delete that cannot mark its "
+                 "cache entry first (Redis unreachable) answers UNAVAILABLE with nothing written, "
+                 "since this server's own repair would not keep the others off the old entry. "
+                 "auto: on with --redis-cluster")
+      ->envname("POLYCRUD_SHARED_CACHE")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   app.add_option("--redis-tls-ca", c.services.redis.endpoint.tls.ca,
                  "Connect to Redis over TLS, its certificate verified against this CA and "
                  "--redis-host (needs --redis-pipelined-connections > 0)")
@@ -269,6 +278,9 @@ int main(int argc, char** argv) {
   polycrud::server::FaceList faces = polycrud::server::MakeFaces();
   AddOptions(app, config, faces);
   CLI11_PARSE(app, argc, argv);
+  config.services.service.shared_cache =
+      config.shared_cache == "on" ||
+      (config.shared_cache == "auto" && !config.services.redis.cluster_seeds.empty());
 
   const std::string log_pattern = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v";
   spdlog::set_pattern(log_pattern);

@@ -2,6 +2,7 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -63,12 +64,35 @@ Status RedisClusterClient::Refresh() {
     if (!reply.ok() || (*reply)->type != REDIS_REPLY_ARRAY) continue;
     StatusOr<RedisSlotMap> map = RedisSlotMap::FromClusterSlots(**reply, node.host);
     if (!map.ok() || map->covered_slots() == 0) continue;
+    if (Status emptied = EmptyPromotedMasters(*map); !emptied.ok()) return emptied;
     const std::lock_guard lock(mu_);
     map_ = std::make_shared<const RedisSlotMap>(std::move(*map));
     ++refreshes_;
     return Status::Ok();
   }
   return CacheUnavailable("no cluster node answered CLUSTER SLOTS");
+}
+
+Status RedisClusterClient::EmptyPromotedMasters(const RedisSlotMap& next) {
+  const std::shared_ptr<const RedisSlotMap> previous = slot_map();
+  // The first map: nothing is known about the nodes' past.
+  if (previous == nullptr) return Status::Ok();
+  for (const RedisClusterNode& master : next.masters()) {
+    const bool was_master = std::any_of(previous->masters().begin(), previous->masters().end(),
+                                        [&](const RedisClusterNode& old) {
+                                          return old.host == master.host && old.port == master.port;
+                                        });
+    if (was_master) continue;
+    StatusOr<RedisReplyPtr> flushed = ConnectionTo(master).Command({"FLUSHALL", "ASYNC"});
+    if (!flushed.ok()) return flushed.status();
+    if ((*flushed)->type == REDIS_REPLY_ERROR) {
+      return CacheUnavailable("cannot empty the promoted master " + master.host + ":" +
+                              std::to_string(master.port) + ": " +
+                              std::string((*flushed)->str, (*flushed)->len));
+    }
+    ++promotions_emptied_;
+  }
+  return Status::Ok();
 }
 
 std::shared_ptr<const RedisSlotMap> RedisClusterClient::slot_map() const {
@@ -108,8 +132,9 @@ StatusOr<RedisReplyPtr> RedisClusterClient::SendFollowing(RedisClusterNode node,
     }
     node = redirect->node;
     if (redirect->kind == RedisRedirect::Kind::kMoved) {
-      // The slot moved for good: the whole map is read again (one round trip).
-      static_cast<void>(Refresh());  // if it fails, the next command tries again
+      // The slot moved for good: the whole map is read again (one round
+      // trip), and a promoted master emptied, before the command follows.
+      if (Status refreshed = Refresh(); !refreshed.ok()) return refreshed;
       StatusOr<RedisReplyPtr> next = ConnectionTo(node).Command(argv);
       if (!next.ok()) return next.status();
       reply = std::move(*next);

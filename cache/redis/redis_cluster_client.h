@@ -13,6 +13,7 @@
 // Cluster refuses MGET across slots.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,7 +47,14 @@ class RedisClusterClient {
   RedisClusterClient(const RedisClusterClient&) = delete;
   RedisClusterClient& operator=(const RedisClusterClient&) = delete;
 
-  // Reads the slot map from the first node that answers CLUSTER SLOTS.
+  // Reads the slot map from the first node that answers CLUSTER SLOTS. A
+  // node that is a master in the new map but was none in the previous one
+  // (a replica promoted by a failover) is emptied (FLUSHALL ASYNC) before
+  // the map is used: replication is asynchronous, so it may lack the last
+  // invalidations its old master acknowledged, and may hold entries that a
+  // write made while its master was unreachable could not replace. A
+  // reshard moves slots between masters and empties nothing. If the flush
+  // fails, the old map stays (and the command that asked fails).
   Status Refresh();
   // One command (argv form): to the master of its key's slot (argv[1], or
   // the first key of EVAL/EVALSHA), following MOVED and ASK; a command
@@ -61,6 +69,8 @@ class RedisClusterClient {
   std::shared_ptr<const RedisSlotMap> slot_map() const;
   // Times the map was read (the first one included).
   int refreshes() const;
+  // Promoted masters emptied before use (see Refresh).
+  int promotions_emptied() const { return promotions_emptied_.load(); }
 
  private:
   // The slot a command's key falls in, or -1 without a key.
@@ -69,14 +79,18 @@ class RedisClusterClient {
   RedisCommandPipe& ConnectionTo(const RedisClusterNode& node);
   // Where `slot` goes now (refreshing an empty map first).
   StatusOr<RedisClusterNode> NodeFor(int slot);
+  // FLUSHALL ASYNC on each master of `next` that was no master in the map in
+  // use (see Refresh).
+  Status EmptyPromotedMasters(const RedisSlotMap& next);
   // Sends `argv` to `node`, then follows what the answers say.
   StatusOr<RedisReplyPtr> SendFollowing(RedisClusterNode node, const std::vector<std::string>& argv,
                                         RedisReplyPtr first);
 
   const RedisClusterOptions options_;
   mutable std::mutex mu_;
-  std::shared_ptr<const RedisSlotMap> map_;                               // guarded by mu_
-  int refreshes_ = 0;                                                     // guarded by mu_
+  std::shared_ptr<const RedisSlotMap> map_;  // guarded by mu_
+  int refreshes_ = 0;                        // guarded by mu_
+  std::atomic<int> promotions_emptied_{0};
   std::map<std::string, std::unique_ptr<RedisCommandPipe>> connections_;  // guarded by mu_
 };
 

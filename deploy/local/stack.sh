@@ -59,7 +59,8 @@ Files in a MariaDB DIR: my.cnf data/ files/ mysqld.pid mysqld.sock mysqld.log
 
 Locked down: Redis has no default user. Its ACL (DIR/users.acl, mode 0600,
 passwords stored as SHA-256) has two users: "polycrud" (the server: keys
-user:* only; GET MGET SET DEL EVAL EVALSHA SCRIPT LOAD|EXISTS PING) and "admin"
+user:* only; GET MGET SET DEL EVAL EVALSHA SCRIPT LOAD|EXISTS PING, on a
+cluster node also CLUSTER SLOTS, ASKING and FLUSHALL) and "admin"
 (everything). Their passwords are DIR/server.password and DIR/admin.password,
 created with random secrets on first start, or taken from the environment
 variables below when set. Connect as admin:
@@ -255,8 +256,10 @@ lock_dir() {
 # The commands the server's Redis user may run: the cache protocol's and
 # nothing else (docs/cache-protocol.md). SCRIPT EXISTS is for the Python
 # benchmark peer (redis-py checks its script before a pipeline); CLUSTER
-# SLOTS and ASKING for the server on a Redis Cluster.
+# SLOTS and ASKING for the server on a Redis Cluster, and there FLUSHALL too:
+# the server empties a replica promoted by a failover before it uses it.
 readonly REDIS_SERVER_COMMANDS='+get +mget +set +del +eval +evalsha +script|load +script|exists +ping +cluster|slots +asking'
+readonly REDIS_CLUSTER_SERVER_COMMANDS='+flushall'
 
 # Writes FILE (mode 0600) with VALUE if VALUE is set, else with a random
 # secret unless FILE exists already.
@@ -286,13 +289,15 @@ redis_write_acl() {
   local dir=$1 server admin
   redis_secret_file "$dir/server.password" "${POLYCRUD_REDIS_PASSWORD:-}"
   redis_secret_file "$dir/admin.password" "${POLYCRUD_REDIS_ADMIN_PASSWORD:-}"
+  local commands=$REDIS_SERVER_COMMANDS
+  [[ ${POLYCRUD_REDIS_CLUSTER:-0} == 1 ]] && commands+=" $REDIS_CLUSTER_SERVER_COMMANDS"
   server=$(redis_password_hash "$(first_line "$dir/server.password")")
   admin=$(redis_password_hash "$(first_line "$dir/admin.password")")
   (
     umask 077
     {
       echo "user default off resetkeys resetchannels -@all"
-      echo "user polycrud on #$server resetkeys ~user:* resetchannels -@all $REDIS_SERVER_COMMANDS"
+      echo "user polycrud on #$server resetkeys ~user:* resetchannels -@all $commands"
       echo "user admin on #$admin ~* &* +@all"
     } >"$dir/users.acl.tmp"
   )

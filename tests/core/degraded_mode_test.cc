@@ -187,6 +187,44 @@ TEST_F(FallbackLimitTest, ExcessBypassingReadsAreResourceExhausted) {
   EXPECT_TRUE(service().BatchGetUsers(kReaderToken, ids).ok());
 }
 
+// ---------------------------------------------------------- shared cache
+
+// Several servers on one cache: a write that cannot mark its entry first is
+// refused before the store, since only this server would know to bypass the
+// old entry; alone on its cache, the server writes and repairs.
+TEST_F(CacheOutageTest, OnASharedCacheAWriteThatCannotMarkItsEntryIsRefusedUnwritten) {
+  UserServiceOptions shared = DegradedOptions();
+  shared.shared_cache = true;
+  Restart(shared);
+  const User user = Create(1);
+  cache_.SetUnavailable(true);
+  const int updates_before = store_.update_calls();
+  StatusOr<User> updated =
+      service().UpdateUser(kAdminToken, user.id, UserPatch{.full_name = "New"});
+  EXPECT_EQ(updated.status().code(), StatusCode::kUnavailable) << updated.status().ToString();
+  EXPECT_GT(updated.status().retry_after_ms(), 0);
+  EXPECT_EQ(store_.update_calls(), updates_before) << "the store was written";
+  EXPECT_EQ(service().DeleteUser(kAdminToken, user.id).code(), StatusCode::kUnavailable);
+  // Reads go on from the store.
+  StatusOr<User> read = service().GetUser(kReaderToken, user.id);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->version, 1);
+  cache_.SetUnavailable(false);
+  clock_.AdvanceMs(kOpenMs);  // the breaker half-opens: the cache is tried again
+  updated = service().UpdateUser(kAdminToken, user.id, UserPatch{.full_name = "New"});
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->version, 2);
+}
+
+TEST_F(CacheOutageTest, AloneOnItsCacheAServerWritesAndRepairsWhenItCannotMark) {
+  const User user = Create(1);
+  cache_.SetUnavailable(true);
+  StatusOr<User> updated =
+      service().UpdateUser(kAdminToken, user.id, UserPatch{.full_name = "New"});
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->version, 2);
+}
+
 // ---------------------------------------------------------------- repair
 
 class CacheRepairTest : public UserServiceFixture {

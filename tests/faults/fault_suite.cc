@@ -21,14 +21,26 @@
 // Per fault it reports the calls, the errors by code, the longest call, the
 // seconds until full service and until the cache converged. Exit status 0
 // when every check passed, 1 otherwise, 2 on bad usage.
+//
+// With --cluster DIR the same load and checks run against the multi-host
+// layout (deploy/cluster/cluster.sh) whose state is in DIR, from its client
+// host, through its load balancer, and the faults are its drills: a server
+// host killed and restarted, a cache host (a Redis master and a replica of
+// another) killed and restarted, the Galera writer's host killed and
+// restarted, a server host cut off from a cache host and healed.
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <thrift/Thrift.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -60,8 +72,7 @@ using clients::ProtocolClient;
 const std::vector<std::string> kProtocols = {"thrift", "grpc", "soap", "rest"};
 
 struct Options {
-  std::vector<std::string> faults = {"redis-kill", "redis-stop", "mariadb-kill", "server-kill",
-                                     "mysql-slow"};
+  std::vector<std::string> faults;  // empty: every fault of the target
   double before_s = 2;
   double hold_s = 3;
   double after_s = 5;
@@ -70,6 +81,8 @@ struct Options {
   int hot_users = 40;
   int timeout_ms = 2000;
   std::string report_path;
+  std::string cluster_dir;  // the multi-host layout's state folder; empty: a private stack
+  std::string admin_token = kAdminToken;  // the layout's own with --cluster
 };
 
 // ------------------------------------------------------------ the record ----
@@ -147,8 +160,9 @@ class HotSet {
 
 class Workload {
  public:
-  Workload(const Options& options, HotSet& hot, std::function<int(const std::string&)> port)
-      : options_(options), hot_(hot), port_(std::move(port)) {}
+  Workload(const Options& options, HotSet& hot,
+           std::function<clients::ClientOptions(const std::string&)> endpoint)
+      : options_(options), hot_(hot), endpoint_(std::move(endpoint)) {}
 
   void Start() {
     started_ = Clock::now();
@@ -188,9 +202,9 @@ class Workload {
     while (!stop_) {
       if (c == nullptr) {
         try {
-          c = MakeProtocolClient(
-              protocol,
-              clients::ClientOptions{.port = port_(protocol), .timeout_ms = options_.timeout_ms});
+          clients::ClientOptions endpoint = endpoint_(protocol);
+          endpoint.timeout_ms = options_.timeout_ms;
+          c = MakeProtocolClient(protocol, endpoint);
         } catch (const std::exception&) {
           // The server is down: a connection refused is a failed call too.
           Call call{.client = client, .op = Op::kGet, .start_s = Now()};
@@ -212,8 +226,9 @@ class Workload {
         call.sent_name = name;
         const std::string user = "fault" + std::to_string(client) + "x" + std::to_string(seq) +
                                  "r" + std::to_string(run_tag_);
-        auto o = c->CreateUser(
-            kAdminToken, {.username = user, .email = user + "@example.com", .full_name = name});
+        auto o =
+            c->CreateUser(options_.admin_token,
+                          {.username = user, .email = user + "@example.com", .full_name = name});
         status = o.status;
         if (o.ok()) {
           call.ids.push_back(o.value->id);
@@ -223,13 +238,13 @@ class Workload {
       } else if (r < 50) {
         call.op = Op::kGet;
         call.ids.push_back(hot_.Pick(rng));
-        auto o = c->GetUser(kAdminToken, call.ids[0]);
+        auto o = c->GetUser(options_.admin_token, call.ids[0]);
         status = o.status;
         if (o.ok()) call.seen.push_back({o.value->id, o.value->version, o.value->full_name});
       } else if (r < 60) {
         call.op = Op::kBatchGet;
         for (int i = 0; i < 3; ++i) call.ids.push_back(hot_.Pick(rng));
-        auto o = c->BatchGetUsers(kAdminToken, call.ids);
+        auto o = c->BatchGetUsers(options_.admin_token, call.ids);
         status = o.status;
         if (o.ok()) {
           for (const User& u : *o.value) call.seen.push_back({u.id, u.version, u.full_name});
@@ -240,14 +255,14 @@ class Workload {
         call.ids.push_back(hot_.Pick(rng));
         // Mostly conditional on the newest version this client saw.
         const std::int64_t expected = percent(rng) < 80 ? last_version[call.ids[0]] : 0;
-        auto o = c->UpdateUser(kAdminToken, call.ids[0],
+        auto o = c->UpdateUser(options_.admin_token, call.ids[0],
                                {.full_name = name, .expected_version = expected});
         status = o.status;
         if (o.ok()) call.seen.push_back({o.value->id, o.value->version, o.value->full_name});
       } else {
         call.op = Op::kDelete;
         call.ids.push_back(hot_.Pick(rng));
-        status = c->DeleteUser(kAdminToken, call.ids[0]).status;
+        status = c->DeleteUser(options_.admin_token, call.ids[0]).status;
       }
       call.end_s = Now();
       call.code = status.code;
@@ -268,7 +283,7 @@ class Workload {
 
   const Options& options_;
   HotSet& hot_;
-  std::function<int(const std::string&)> port_;
+  std::function<clients::ClientOptions(const std::string&)> endpoint_;
   Clock::time_point started_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
@@ -283,16 +298,22 @@ struct Row {
   std::string full_name;
 };
 
+// Runs SQL against the target's database; tab-separated rows, no header.
+using SqlRunner = std::function<std::string(const std::string& sql)>;
+// GETs keys on the target's cache; nullopt for each key that is absent.
+using CacheReader =
+    std::function<std::vector<std::optional<std::string>>(const std::vector<std::string>& keys)>;
+
 // The rows of `ids` in MariaDB.
-std::map<std::int64_t, Row> ReadRows(int mysql_port, const std::vector<std::int64_t>& ids) {
+std::map<std::int64_t, Row> ReadRows(const SqlRunner& sql, const std::vector<std::int64_t>& ids) {
   std::map<std::int64_t, Row> rows;
   for (std::size_t at = 0; at < ids.size(); at += 500) {
     std::string list;
     for (std::size_t i = at; i < std::min(ids.size(), at + 500); ++i) {
       list += (list.empty() ? "" : ",") + std::to_string(ids[i]);
     }
-    std::istringstream out(MysqlQuery(
-        mysql_port, "SELECT id, version, full_name FROM users WHERE id IN (" + list + ")"));
+    std::istringstream out(
+        sql("SELECT id, version, full_name FROM users WHERE id IN (" + list + ")"));
     std::string line;
     while (std::getline(out, line)) {
       const std::size_t t1 = line.find('\t');
@@ -441,17 +462,18 @@ void CheckHistory(const std::vector<std::vector<Call>>& record,
 
 // Seconds (polling up to `limit_s`) until every cached entry of `ids` equals
 // MariaDB's row or reads as absent; the ids that still differ go to verdict.
-double WaitForCacheConvergence(int mysql_port, int redis_port, const std::vector<std::int64_t>& ids,
-                               double limit_s, Verdict& verdict) {
+double WaitForCacheConvergence(const SqlRunner& sql, const CacheReader& cache,
+                               const std::vector<std::int64_t>& ids, double limit_s,
+                               Verdict& verdict) {
   const auto start = Clock::now();
   std::vector<std::string> stale;
   while (true) {
     stale.clear();
-    const std::map<std::int64_t, Row> rows = ReadRows(mysql_port, ids);
+    const std::map<std::int64_t, Row> rows = ReadRows(sql, ids);
     std::vector<std::string> keys;
     keys.reserve(ids.size());
     for (const std::int64_t id : ids) keys.push_back("user:" + std::to_string(id));
-    const std::vector<std::optional<std::string>> values = RedisMultiGet(redis_port, keys);
+    const std::vector<std::optional<std::string>> values = cache(keys);
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const std::int64_t id = ids[i];
       const std::optional<Row> cached = CachedUser(values[i]);
@@ -478,56 +500,234 @@ double WaitForCacheConvergence(int mysql_port, int redis_port, const std::vector
 
 // ---------------------------------------------------------------- faults ----
 
-struct Stack {
-  MariadbInstance mysql{"faults-mariadb"};
-  RedisInstance redis{"faults-redis"};
-  std::unique_ptr<ServerProcess> server;
-
-  ServerSettings Settings(std::vector<std::pair<std::string, int>> ports = {}) const {
-    return {.protocols = kProtocols,
-            .ports = std::move(ports),
-            .mysql_port = mysql.port(),
-            .redis_port = redis.port(),
-            .extra_args = {"--log-level", "warn"}};
-  }
-  void StartServer() {
-    std::vector<std::pair<std::string, int>> ports;
-    if (server) ports = server->ports();
-    server.reset();
-    server = std::make_unique<ServerProcess>(Settings(ports));
-  }
-};
-
 struct Fault {
   std::string name;
   std::string what;
-  std::function<void(Stack&)> inject;
-  std::function<void(Stack&)> heal;
+  std::function<void()> inject;
+  std::function<void()> heal;
+  // Some call must fail while it lasts; none failing means the fault never
+  // reached the load (a drill aimed at a host that no longer matters).
+  bool must_fail_calls = false;
 };
 
-std::vector<Fault> AllFaults(const Options& options) {
-  const int hold_s = static_cast<int>(std::max(1.0, options.hold_s));
-  return {
-      {"redis-kill", "Redis SIGKILL, restarted empty after the hold",
-       [](Stack& s) { s.redis.Signal(SIGKILL); }, [](Stack& s) { s.redis.Start(); }},
-      {"redis-stop", "Redis SIGSTOP (longer than the server's 500 ms Redis timeout), then SIGCONT",
-       [](Stack& s) { s.redis.Signal(SIGSTOP); }, [](Stack& s) { s.redis.Signal(SIGCONT); }},
-      {"mariadb-kill", "MariaDB SIGKILL, restarted (crash recovery) after the hold",
-       [](Stack& s) { s.mysql.Signal(SIGKILL); }, [](Stack& s) { s.mysql.Start(); }},
-      {"server-kill", "polycrud-server SIGKILL, restarted on the same ports after the hold",
-       [](Stack& s) { s.server->Kill(); }, [](Stack& s) { s.StartServer(); }},
-      {"mysql-slow",
-       "a session write-locks the users table for the hold: every query waits, the pool runs dry",
-       [hold_s](Stack& s) {
-         setenv("MYSQL_PWD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD").c_str(), 1);
-         Shell("mariadb -h127.0.0.1 -P" + std::to_string(s.mysql.port()) + " -u" +
-               Setting("POLYCRUD_TEST_MYSQL_USER") + " " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") +
-               " -e 'LOCK TABLES users WRITE; SELECT SLEEP(" + std::to_string(hold_s) +
-               "); UNLOCK TABLES' >/dev/null 2>&1 &");
-       },
-       [](Stack&) {}},
-  };
+// Where the load goes, what the checker reads and which faults exist.
+class Target {
+ public:
+  virtual ~Target() = default;
+  // Host and port of `protocol`'s face.
+  virtual clients::ClientOptions Endpoint(const std::string& protocol) const = 0;
+  virtual std::string Sql(const std::string& sql) = 0;
+  virtual std::vector<std::optional<std::string>> CacheGet(
+      const std::vector<std::string>& keys) = 0;
+  virtual std::vector<Fault> Faults(const Options& options) = 0;
+};
+
+// A private MariaDB, Redis and polycrud-server on 127.0.0.1.
+class LocalTarget final : public Target {
+ public:
+  LocalTarget() { StartServer(); }
+
+  clients::ClientOptions Endpoint(const std::string& protocol) const override {
+    // The ports stay the same across a server restart.
+    for (const auto& [name, port] : ports_) {
+      if (name == protocol) return {.port = port};
+    }
+    throw std::invalid_argument("no face " + protocol);
+  }
+  std::string Sql(const std::string& sql) override { return MysqlQuery(mysql_.port(), sql); }
+  std::vector<std::optional<std::string>> CacheGet(const std::vector<std::string>& keys) override {
+    return RedisMultiGet(redis_.port(), keys);
+  }
+
+  std::vector<Fault> Faults(const Options& options) override {
+    const int hold_s = static_cast<int>(std::max(1.0, options.hold_s));
+    return {
+        {"redis-kill", "Redis SIGKILL, restarted empty after the hold",
+         [this] { redis_.Signal(SIGKILL); }, [this] { redis_.Start(); }},
+        {"redis-stop",
+         "Redis SIGSTOP (longer than the server's 500 ms Redis timeout), then SIGCONT",
+         [this] { redis_.Signal(SIGSTOP); }, [this] { redis_.Signal(SIGCONT); }},
+        {"mariadb-kill", "MariaDB SIGKILL, restarted (crash recovery) after the hold",
+         [this] { mysql_.Signal(SIGKILL); }, [this] { mysql_.Start(); }},
+        {"server-kill", "polycrud-server SIGKILL, restarted on the same ports after the hold",
+         [this] { server_->Kill(); }, [this] { StartServer(); }},
+        {"mysql-slow",
+         "a session write-locks the users table for the hold: every query waits, the pool runs "
+         "dry",
+         [this, hold_s] {
+           setenv("MYSQL_PWD", Setting("POLYCRUD_TEST_MYSQL_PASSWORD").c_str(), 1);
+           Shell("mariadb -h127.0.0.1 -P" + std::to_string(mysql_.port()) + " -u" +
+                 Setting("POLYCRUD_TEST_MYSQL_USER") + " " +
+                 Setting("POLYCRUD_TEST_MYSQL_DATABASE") +
+                 " -e 'LOCK TABLES users WRITE; SELECT SLEEP(" + std::to_string(hold_s) +
+                 "); UNLOCK TABLES' >/dev/null 2>&1 &");
+         },
+         [] {}},
+    };
+  }
+
+ private:
+  void StartServer() {
+    server_.reset();
+    server_ =
+        std::make_unique<ServerProcess>(ServerSettings{.protocols = kProtocols,
+                                                       .ports = ports_,
+                                                       .mysql_port = mysql_.port(),
+                                                       .redis_port = redis_.port(),
+                                                       .extra_args = {"--log-level", "warn"}});
+    ports_ = server_->ports();
+  }
+
+  MariadbInstance mysql_{"faults-mariadb"};
+  RedisInstance redis_{"faults-redis"};
+  std::vector<std::pair<std::string, int>> ports_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+// The output of a shell command (stdin from `input`, if any); throws when it
+// fails.
+std::string Capture(const std::string& command, const std::string& input = "") {
+  char path[] = "/tmp/polycrud-faults-XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) throw std::runtime_error("mkstemp failed");
+  const bool written = write(fd, input.data(), input.size()) == static_cast<ssize_t>(input.size());
+  close(fd);
+  FILE* pipe = written ? popen((command + " <" + path).c_str(), "r") : nullptr;
+  std::string out;
+  if (pipe != nullptr) {
+    std::array<char, 4096> buf{};
+    while (const std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  }
+  const int status = pipe != nullptr ? pclose(pipe) : -1;
+  unlink(path);
+  if (status != 0) throw std::runtime_error("command failed: " + command);
+  return out;
 }
+
+// The multi-host layout of deploy/cluster/cluster.sh, driven from its client
+// host: the load through its balancer, the checker reading MariaDB through
+// the balancer (causal reads) and the Redis Cluster (redis-cli -c follows
+// MOVED), the faults its drills. cluster.sh finds the layout through the
+// POLYCRUD_CLUSTER_* environment it was made with.
+class ClusterTarget final : public Target {
+ public:
+  explicit ClusterTarget(std::string dir) : dir_(std::move(dir)) {
+    std::ifstream in(dir_ + "/endpoints.env");
+    if (!in) throw std::runtime_error("no endpoints.env in " + dir_ + ": is the layout up?");
+    std::string line;
+    while (std::getline(in, line)) {
+      const std::size_t eq = line.find('=');
+      if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    // Every client, query and drill from here on runs in the client host.
+    const std::string netns = Env("CLIENT_NETNS");
+    const int fd = open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+      throw std::runtime_error("cannot enter network namespace " + netns);
+    }
+    close(fd);
+    setenv("POLYCRUD_CLUSTER_DIR", dir_.c_str(), 1);
+    std::ifstream password(dir_ + "/redis-admin-password");
+    std::getline(password, redis_admin_password_);
+  }
+
+  clients::ClientOptions Endpoint(const std::string& protocol) const override {
+    std::string upper = protocol;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return {.host = Env(upper + "_HOST"), .port = std::stoi(Env(upper + "_PORT"))};
+  }
+
+  std::string Sql(const std::string& sql) override {
+    setenv("MYSQL_PWD", Env("MYSQL_PASSWORD").c_str(), 1);
+    // Causal: a node just promoted to writer answers only once it applied
+    // everything committed before.
+    return Capture("mariadb --no-defaults --protocol=tcp -N -B -h " + Env("MYSQL_HOST") + " -P " +
+                       Env("MYSQL_PORT") + " -u " + Env("MYSQL_USER") + " " + Env("MYSQL_DATABASE"),
+                   "SET SESSION wsrep_sync_wait = 1;\n" + sql + ";\n");
+  }
+
+  std::vector<std::optional<std::string>> CacheGet(const std::vector<std::string>& keys) override {
+    // One redis-cli for all keys, in cluster mode; --raw prints a missing
+    // key as an empty line (no cached value is empty). A value holding a
+    // line break would shift the rest: the workload's names have none.
+    std::string commands;
+    for (const std::string& key : keys) commands += "GET " + key + "\n";
+    setenv("REDISCLI_AUTH", redis_admin_password_.c_str(), 1);
+    std::vector<std::optional<std::string>> values;
+    for (const std::string& seed : Seeds()) {
+      try {
+        std::istringstream out(Capture("redis-cli --no-auth-warning --user admin -c --raw -h " +
+                                           seed.substr(0, seed.find(':')) + " -p " +
+                                           seed.substr(seed.find(':') + 1),
+                                       commands));
+        std::string line;
+        values.clear();
+        while (values.size() < keys.size() && std::getline(out, line)) {
+          // redis-cli tells each redirect it followed on a line of its own.
+          if (line.starts_with("-> Redirected to slot")) continue;
+          if (line.empty()) {
+            values.emplace_back(std::nullopt);
+          } else {
+            values.emplace_back(std::move(line));
+          }
+        }
+        if (values.size() == keys.size()) return values;
+      } catch (const std::exception&) {
+        // That node is down (a drill): ask the next one.
+      }
+    }
+    throw std::runtime_error("no Redis Cluster node answered the cache check");
+  }
+
+  std::vector<Fault> Faults(const Options&) override {
+    return {
+        // The partition comes before cache-kill: after that drill cache1
+        // holds replicas only, which no server talks to.
+        {"app-kill", "app1 (a polycrud-server host) SIGKILLed, restarted after the hold",
+         [this] { Drill("kill app1"); }, [this] { Drill("restart app1"); }, true},
+        {"app-cache-partition",
+         "app2 and cache1 (a Redis master's host) cut off from each other, healed after the hold",
+         [this] { Drill("partition app2 cache1"); }, [this] { Drill("heal"); }, true},
+        {"db-writer-kill", "the Galera writer's host SIGKILLed, restarted after the hold",
+         [this] {
+           writer_ = Trim(Sql("SELECT @@wsrep_node_name"));
+           std::cerr << "  the writer is " << writer_ << "\n";
+           Drill("kill " + writer_);
+         },
+         [this] { Drill("restart " + writer_); }, true},
+        {"cache-kill",
+         "cache1 (a Redis master and a replica of another) SIGKILLed, restarted after the hold",
+         [this] { Drill("kill cache1"); }, [this] { Drill("restart cache1"); }, true},
+    };
+  }
+
+ private:
+  std::string Env(const std::string& key) const {
+    auto it = env_.find(key);
+    if (it == env_.end()) throw std::runtime_error("endpoints.env lacks " + key);
+    return it->second;
+  }
+  std::vector<std::string> Seeds() const {
+    std::vector<std::string> seeds;
+    std::istringstream list(Env("REDIS_NODES"));
+    for (std::string node; std::getline(list, node, ',');) seeds.push_back(node);
+    return seeds;
+  }
+  static std::string Trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  }
+  void Drill(const std::string& args) {
+    if (Shell(std::string(POLYCRUD_CLUSTER_SCRIPT) + " " + args + " >&2") != 0) {
+      throw std::runtime_error("cluster.sh " + args + " failed");
+    }
+  }
+
+  std::string dir_;
+  std::map<std::string, std::string> env_;
+  std::string redis_admin_password_;
+  std::string writer_;
+};
 
 // ---------------------------------------------------------------- report ----
 
@@ -554,24 +754,20 @@ bool ExpectedAnswer(const Call& c) {
   return c.acked() || c.code == StatusCode::kConflict || c.code == StatusCode::kNotFound;
 }
 
-FaultReport RunFault(const Options& options, Stack& stack, HotSet& hot, Knowledge& known,
+FaultReport RunFault(const Options& options, Target& target, HotSet& hot, Knowledge& known,
                      const Fault& fault, int round) {
   FaultReport report{.name = fault.name, .what = fault.what, .round = round};
-  // The ports stay the same across a server restart; the clients never look
-  // at the (replaced) server object.
-  std::map<std::string, int> ports;
-  for (const auto& [protocol, port] : stack.server->ports()) ports[protocol] = port;
   Workload workload(options, hot,
-                    [ports](const std::string& protocol) { return ports.at(protocol); });
+                    [&target](const std::string& protocol) { return target.Endpoint(protocol); });
   const auto sleep_s = [](double s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(s * 1000)));
   };
   workload.Start();
   sleep_s(options.before_s);
   std::cerr << "  " << fault.name << ": injecting at " << workload.Now() << " s\n";
-  fault.inject(stack);
+  fault.inject();
   sleep_s(options.hold_s);
-  fault.heal(stack);
+  fault.heal();
   const double healed_at = workload.Now();
   std::cerr << "  " << fault.name << ": healed at " << healed_at << " s\n";
   sleep_s(options.after_s);
@@ -598,6 +794,9 @@ FaultReport RunFault(const Options& options, Stack& stack, HotSet& hot, Knowledg
     }
   }
   report.full_service_s = last_failure_end - healed_at;
+  if (fault.must_fail_calls && report.errors.empty()) {
+    report.verdict.Fail("no call failed: the fault never reached the load");
+  }
   if (first_failure_start >= 0) report.failing_s = last_failure_end - first_failure_start;
   for (const std::string& protocol : kProtocols) {
     if (!answered_after.contains(protocol)) {
@@ -609,9 +808,12 @@ FaultReport RunFault(const Options& options, Stack& stack, HotSet& hot, Knowledg
                         std::to_string(last_failure_end) + " s, stopped at " +
                         std::to_string(stopped_at) + " s)");
   }
-  report.converged_s =
-      WaitForCacheConvergence(stack.mysql.port(), stack.redis.port(), ids, 15, report.verdict);
-  CheckHistory(record, ReadRows(stack.mysql.port(), ids), known, report.verdict);
+  const SqlRunner sql = [&target](const std::string& query) { return target.Sql(query); };
+  const CacheReader cache = [&target](const std::vector<std::string>& keys) {
+    return target.CacheGet(keys);
+  };
+  report.converged_s = WaitForCacheConvergence(sql, cache, ids, 15, report.verdict);
+  CheckHistory(record, ReadRows(sql, ids), known, report.verdict);
   return report;
 }
 
@@ -683,10 +885,16 @@ int Main(int argc, char** argv) {
       "MariaDB, Redis and polycrud-server; then checks that no acknowledged write was lost, no "
       "read returned a version never written or older than its client saw, and the cache "
       "converged. Settings (server binary, scratch directory) come from the test settings."};
-  app.add_option("--fault", options.faults, "Faults to inject, in order")
+  app.add_option("--fault", options.faults,
+                 "Faults to inject, in order (default: all of the target's). A private stack: "
+                 "redis-kill, redis-stop, mariadb-kill, server-kill, mysql-slow; --cluster: "
+                 "app-kill, app-cache-partition, db-writer-kill, cache-kill")
       ->check(
-          CLI::IsMember({"redis-kill", "redis-stop", "mariadb-kill", "server-kill", "mysql-slow"}))
-      ->capture_default_str();
+          CLI::IsMember({"redis-kill", "redis-stop", "mariadb-kill", "server-kill", "mysql-slow",
+                         "app-kill", "cache-kill", "db-writer-kill", "app-cache-partition"}));
+  app.add_option("--cluster", options.cluster_dir,
+                 "Run against the multi-host layout whose state folder this is (cluster.sh's "
+                 "POLYCRUD_CLUSTER_DIR), from its client host, with its drills as the faults");
   app.add_option("--before-s", options.before_s, "Seconds of load before each fault")
       ->check(CLI::Range(0.5, 3600.0))
       ->capture_default_str();
@@ -711,17 +919,34 @@ int Main(int argc, char** argv) {
   app.add_option("--report", options.report_path, "Also write the results as JSON here");
   CLI11_PARSE(app, argc, argv);
 
-  Stack stack;
-  stack.StartServer();
+  std::unique_ptr<Target> target;
+  if (options.cluster_dir.empty()) {
+    target = std::make_unique<LocalTarget>();
+  } else {
+    target = std::make_unique<ClusterTarget>(options.cluster_dir);
+    std::ifstream token(options.cluster_dir + "/admin-token");
+    std::getline(token, options.admin_token);
+  }
+  const std::vector<Fault> faults = target->Faults(options);
+  if (options.faults.empty()) {
+    for (const Fault& fault : faults) options.faults.push_back(fault.name);
+  }
+  for (const std::string& name : options.faults) {
+    if (std::none_of(faults.begin(), faults.end(),
+                     [&](const Fault& f) { return f.name == name; })) {
+      std::cerr << "fault " << name << " does not exist for this target (--help)\n";
+      return 2;
+    }
+  }
   HotSet hot(static_cast<std::size_t>(options.hot_users));
   Knowledge known;
   {
-    std::unique_ptr<ProtocolClient> c = MakeProtocolClient("thrift", stack.server->port("thrift"));
+    std::unique_ptr<ProtocolClient> c = MakeProtocolClient("thrift", target->Endpoint("thrift"));
     const long tag = static_cast<long>(std::random_device{}() % 1'000'000);
     for (int i = 0; i < options.hot_users; ++i) {
       const std::string name = "faultseed" + std::to_string(tag) + "n" + std::to_string(i);
       auto o = c->CreateUser(
-          kAdminToken,
+          options.admin_token,
           {.username = name, .email = name + "@example.com", .full_name = "seed " + name});
       if (!o.ok()) {
         std::cerr << "cannot create the hot set: " << o.status.message << "\n";
@@ -731,14 +956,13 @@ int Main(int argc, char** argv) {
       known.names_sent[o.value->id].insert(o.value->full_name);
     }
   }
-  const std::vector<Fault> faults = AllFaults(options);
   std::vector<FaultReport> reports;
   for (int round = 1; round <= options.rounds; ++round) {
     for (const std::string& name : options.faults) {
       for (const Fault& fault : faults) {
         if (fault.name != name) continue;
         std::cerr << "round " << round << ": " << fault.name << " (" << fault.what << ")\n";
-        reports.push_back(RunFault(options, stack, hot, known, fault, round));
+        reports.push_back(RunFault(options, *target, hot, known, fault, round));
       }
     }
   }

@@ -104,20 +104,21 @@ UserService& Services::ForFiberThread(int thread) {
 }
 
 void Services::BeginDrain() {
-  thread_service_->BeginDrain();
   const std::lock_guard lock(fiber_mu_);
   draining_ = true;
-  for (const auto& fiber_thread : fiber_threads_) {
-    if (fiber_thread != nullptr) fiber_thread->service->BeginDrain();
-  }
+  ForEachService([](UserService& service) { service.BeginDrain(); });
 }
 
 void Services::BeginShutdown() {
-  thread_service_->BeginShutdown();
   const std::lock_guard lock(fiber_mu_);
   shutting_down_ = true;
+  ForEachService([](UserService& service) { service.BeginShutdown(); });
+}
+
+void Services::ForEachService(const std::function<void(UserService&)>& fn) {
+  fn(*thread_service_);
   for (const auto& fiber_thread : fiber_threads_) {
-    if (fiber_thread != nullptr) fiber_thread->service->BeginShutdown();
+    if (fiber_thread != nullptr) fn(*fiber_thread->service);
   }
 }
 

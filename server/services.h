@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -91,6 +92,10 @@ class Services {
   std::unique_ptr<UserService> thread_service_;
 
   std::mutex fiber_mu_;
+  // Runs `fn` on the thread service and every fiber thread's; the caller
+  // holds fiber_mu_.
+  void ForEachService(const std::function<void(UserService&)>& fn);
+
   bool shutting_down_ = false;                                // guarded by fiber_mu_
   bool draining_ = false;                                     // guarded by fiber_mu_
   std::unique_ptr<runtime::OffloadingUserStore> offloading_;  // guarded by fiber_mu_

@@ -8,37 +8,32 @@
 
 namespace polycrud::rest_adapter {
 
+HttpResponse RestOpsPages::Readiness(bool either_store) {
+  const bool draining = service_.draining();
+  const bool mysql = service_.StoreReachable();
+  const bool redis = service_.CacheReachable();
+  const bool ready = !draining && (either_store ? mysql || redis : mysql && redis);
+  return JsonResponse(ready ? http::status::ok : http::status::service_unavailable,
+                      {{"status", draining ? "draining"
+                                  : ready  ? "ok"
+                                           : "unavailable"},
+                       {"mysql", mysql ? "up" : "down"},
+                       {"redis", redis ? "up" : "down"}});
+}
+
 void RestOpsPages::Register(RestRouter& router) {
   router.Add(http::verb::get, "/healthz", [](const HttpRequest&, const RouteArgs&) {
     return JsonResponse(http::status::ok, {{"status", "ok"}});
   });
   router.Add(http::verb::get, "/readyz", [this](const HttpRequest&, const RouteArgs&) {
-    const bool mysql = service_.StoreReachable();
-    const bool redis = service_.CacheReachable();
-    const bool draining = service_.draining();
-    const bool ready = mysql && redis && !draining;
-    return JsonResponse(ready ? http::status::ok : http::status::service_unavailable,
-                        {{"status", draining ? "draining"
-                                    : ready  ? "ok"
-                                             : "unavailable"},
-                         {"mysql", mysql ? "up" : "down"},
-                         {"redis", redis ? "up" : "down"}});
+    return Readiness(/*either_store=*/false);
   });
   // For load balancers: every server shares MySQL and Redis, so taking all
   // of them out because the cache is down would turn a degraded service
   // into none. 200 while this server answers calls at all (either
   // dependency up, not draining), as gRPC's health service reports.
   router.Add(http::verb::get, "/readyz/serving", [this](const HttpRequest&, const RouteArgs&) {
-    const bool draining = service_.draining();
-    const bool mysql = service_.StoreReachable();
-    const bool redis = service_.CacheReachable();
-    const bool serving = !draining && (mysql || redis);
-    return JsonResponse(serving ? http::status::ok : http::status::service_unavailable,
-                        {{"status", draining  ? "draining"
-                                    : serving ? "ok"
-                                              : "unavailable"},
-                         {"mysql", mysql ? "up" : "down"},
-                         {"redis", redis ? "up" : "down"}});
+    return Readiness(/*either_store=*/true);
   });
   router.Add(http::verb::get, "/metrics", [this](const HttpRequest&, const RouteArgs&) {
     HttpResponse response{http::status::ok, 11};

@@ -29,6 +29,10 @@ class RestOpsPages {
   void Register(RestRouter& router);
 
  private:
+  // /readyz (both stores reachable) or /readyz/serving (`either_store`);
+  // never ready while draining.
+  HttpResponse Readiness(bool either_store);
+
   UserService& service_;
   std::function<std::string()> metrics_text_;
 };

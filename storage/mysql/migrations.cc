@@ -150,7 +150,13 @@ class MigrationLease {
         "WHERE id = 1 AND owner = ?");
     renew.setInt64(1, options_.lease_ms);
     renew.setString(2, owner_);
-    return renew.executeUpdate() == 1;
+    if (renew.executeUpdate() == 1) return true;
+    // MariaDB counts changed rows: a renewal within the millisecond of the
+    // last one changes nothing, and the row may still be this migrator's.
+    sql::PreparedStatement& owner =
+        connection_.Prepare("SELECT owner FROM schema_migration_lock WHERE id = 1");
+    std::unique_ptr<sql::ResultSet> row(owner.executeQuery());
+    return row->next() && std::string(row->getString(1)) == owner_;
   }
 
   // Ends the lease (if it is still this migrator's).

@@ -65,6 +65,22 @@ class Cluster:
                 pids.append(int(f.read().strip()))
         return pids
 
+    def component_pids(self):
+        """Pids of HAProxy, the Redis nodes and the Galera nodes, by component."""
+        found = {"haproxy": [], "redis": [], "mariadb": []}
+        for root, _, files in os.walk(self.dir):
+            for name in files:
+                kind = {"haproxy.pid": "haproxy", "redis.pid": "redis",
+                        "mysqld.pid": "mariadb"}.get(name)
+                if kind is None:
+                    continue
+                try:
+                    with open(os.path.join(root, name), encoding="ascii") as f:
+                        found[kind].append(int(f.read().strip()))
+                except (OSError, ValueError):
+                    pass
+        return found
+
     def haproxy(self, command):
         """One command on HAProxy's admin socket."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -84,18 +100,37 @@ class Cluster:
             self.haproxy("set server %s/app2 state %s" % (proxy, state))
 
 
-def bench(args, out_dir, name, command, env=None):
-    """Runs polycrud-bench (COMMAND is its full argv); returns the result document."""
+def cpu_seconds(pid):
+    """utime + stime of PID (and its waited-for children), in seconds; 0 if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def bench(args, out_dir, name, command, components=None):
+    """Runs polycrud-bench (COMMAND is its full argv); returns the result document,
+    with the CPU each component (name: pids) spent per request over the whole run."""
     path = os.path.join(out_dir, "raw", name + ".json")
     command = command + ["--json", path, "--label", name]
     started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    components = components or {}
+    before = {k: sum(cpu_seconds(p) for p in pids) for k, pids in components.items()}
+    result = subprocess.run(command, capture_output=True, text=True)
+    after = {k: sum(cpu_seconds(p) for p in pids) for k, pids in components.items()}
     if result.returncode != 0 or not os.path.exists(path):
         raise RuntimeError("polycrud-bench failed for %s (exit %d):\n%s%s" %
                            (name, result.returncode, result.stdout, result.stderr[-2000:]))
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     doc["wall_s"] = round(time.monotonic() - started, 3)
+    # Warm-up and window together: the requests of both, from the rate.
+    requests = doc["throughput_rps"] * (args.warmup_s + args.duration_s)
+    doc["component_cpu_us_per_request"] = {
+        k: round((after[k] - before[k]) * 1e6 / requests, 1) if requests else None
+        for k in components}
     doc["command"] = " ".join(a if a != args.token_shown else "$TOKEN" for a in command)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1)
@@ -162,6 +197,9 @@ def main():
                     "--server-pid", ",".join(str(p) for p in cluster.server_pids(servers))
                     ] + timing
 
+        store_pids = stack.store_pids()  # the local stack's Redis, then MariaDB
+        box_components = {"redis": store_pids[:1], "mariadb": store_pids[1:]}
+        cluster_components = cluster.component_pids()
         # Caches warmed the same way on both (not measured).
         for layout in ("box", "lb-2"):
             protocol_args = command(layout, "thrift")
@@ -180,7 +218,9 @@ def main():
                     # lingering connections of the previous run a moment.
                     time.sleep(0.3)
                     name = "%s--%s--%d" % (op_name, layout, round_number)
-                    doc = bench(args, args.out, name, command(layout, protocol) + extra)
+                    components = box_components if layout == "box" else cluster_components
+                    doc = bench(args, args.out, name, command(layout, protocol) + extra,
+                                components)
                     doc.update({"op": op_name, "layout": layout, "round": round_number})
                     results.append(doc)
     finally:
@@ -229,6 +269,11 @@ def write_results(args, results, sizes):
                 "errors": sum(d.get("error_count", 0) for d in docs),
                 "server_cpu_us_per_request": statistics.median(cpu) if cpu else "",
             })
+            for component in ("haproxy", "redis", "mariadb"):
+                values = [d["component_cpu_us_per_request"].get(component) for d in docs
+                          if d.get("component_cpu_us_per_request", {}).get(component) is not None]
+                rows[-1][component + "_cpu_us_per_request"] = (
+                    statistics.median(values) if values else "")
     with open(os.path.join(args.out, "results.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         writer.writeheader()
@@ -257,13 +302,18 @@ def write_report(args, rows, sizes):
              "both servers; `lb-1` through HAProxy to app1 only; `direct` app1 without "
              "HAProxy. All on one machine with %d cores." % (
                  args.users, args.rounds, args.duration_s, args.warmup_s, os.cpu_count()), "",
-             "| operation | layout | req/s | p50 ms | p99 ms | errors | server CPU us/req |",
-             "|---|---|---|---|---|---|---|"]
+             "| operation | layout | req/s | p50 ms | p99 ms | errors | CPU us/req: servers | "
+             "HAProxy | Redis | MariaDB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def us(value):
+        return "-" if value in ("", None) else "%.0f" % value
+
     for r in rows:
-        lines.append("| %s | %s | %.0f | %.2f | %.2f | %d | %s |" % (
+        lines.append("| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s | %s | %s |" % (
             r["op"], r["layout"], r["throughput_rps"], r["p50_ms"], r["p99_ms"], r["errors"],
-            "%.0f" % r["server_cpu_us_per_request"] if r["server_cpu_us_per_request"] != ""
-            else "-"))
+            us(r["server_cpu_us_per_request"]), us(r.get("haproxy_cpu_us_per_request")),
+            us(r.get("redis_cpu_us_per_request")), us(r.get("mariadb_cpu_us_per_request"))))
     lines += ["", "| operation | HAProxy: lb-1 / direct | stores: direct / box | "
               "second server: lb-2 / lb-1 | whole: lb-2 / box |", "|---|---|---|---|---|"]
     for op_name, _, _ in operations(args.users):

@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{99'999'999}))
       ->capture_default_str();
   app.add_option("--batch", seed.batch_rows,
-                 "rows per LOAD DATA statement, or per INSERT transaction")
+                 "rows per LOAD DATA statement (at most 10000 on a Galera node), or per INSERT "
+                 "transaction")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{10'000'000}))
       ->capture_default_str();
   app.add_option("--method", method,

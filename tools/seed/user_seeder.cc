@@ -21,6 +21,11 @@ namespace {
 
 // Seeded usernames are "user" + 8 digits, so they sort in numeric order.
 constexpr std::int64_t kMaxSeedIndex = 99'999'999;
+// A Galera node replicates a LOAD DATA of more rows in streaming fragments,
+// which failed here (the fragment's file could not be written, and the
+// other nodes then voted the loading node out of the cluster); chunks of at
+// most this many rows replicate as one ordinary write set each.
+constexpr std::int64_t kGaleraLoadDataRows = 10'000;
 constexpr std::int64_t kLongStatementTimeoutMs = 3600 * 1000;
 constexpr std::size_t kRowsPerInsert = 1000;
 
@@ -257,7 +262,9 @@ Status UserSeeder::LoadData(const SeedPlan& plan, const std::function<void(std::
   if (!dir.ok()) return dir.status();
   const std::array<std::filesystem::path, 2> files = {(*dir)->path() / "chunk-0.tsv",
                                                       (*dir)->path() / "chunk-1.tsv"};
-  const std::int64_t batch = std::max<std::int64_t>(1, seed_options_.batch_rows);
+  const std::int64_t batch = std::max<std::int64_t>(
+      1, connection_->galera() ? std::min(seed_options_.batch_rows, kGaleraLoadDataRows)
+                               : seed_options_.batch_rows);
   const std::int64_t now_ms = NowMs();
   auto chunk_rows = [&](std::int64_t offset) { return std::min(batch, plan.rows_to_add - offset); };
 

@@ -53,8 +53,9 @@ Usage: cluster.sh COMMAND ...
   kill HOST               SIGKILL every process of HOST (a crashed machine)
   restart HOST            start HOST's daemons again (a Galera node rejoins,
                           a Redis node rejoins its cluster)
-  partition HOST_A HOST_B drop every packet between the two hosts, both ways
-                          (connections in place stall, new ones time out)
+  partition HOST_A HOST_B drop every packet between the two hosts, both ways,
+                          on arrival (connections in place stall, new ones
+                          time out)
   heal                    remove every partition
   latency DELAY           add DELAY (e.g. 0.3ms; "off") to every packet a
                           host sends (tc netem, where the kernel has it)
@@ -62,7 +63,7 @@ Usage: cluster.sh COMMAND ...
 
 Hosts (addresses SUBNET.1 to SUBNET.11, in this order):
   lb      HAProxy: Thrift 9090 (TCP), gRPC 50051 (HTTP/2), SOAP 8080 and
-          REST 8081 (HTTP) to app1 and app2, checked on /readyz; MariaDB
+          REST 8081 (HTTP) to app1 and app2, checked on /readyz/serving; MariaDB
           3306 to one Galera writer (db1, the others as backups, checked on
           wsrep_ready and wsrep_local_state); stats on 8404
   app1    polycrud-server (all faces), drains for 3 s on SIGTERM

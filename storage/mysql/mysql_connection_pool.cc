@@ -29,11 +29,12 @@ sql::mysql::MySQL_Driver* Driver() {
   return driver;
 }
 
-// True when the server is a Galera node with replication on. SHOW VARIABLES
-// answers no row, rather than an error, on a server built without wsrep.
-bool IsGaleraNode(MysqlConnection& connection) {
-  std::unique_ptr<sql::Statement> statement(connection.raw().createStatement());
-  std::unique_ptr<sql::ResultSet> row(statement->executeQuery("SHOW VARIABLES LIKE 'wsrep_on'"));
+// True when `show` (SHOW VARIABLES or SHOW STATUS LIKE one name) answers
+// "ON". A server built without wsrep answers no row to its wsrep names,
+// rather than an error. Throws sql::SQLException.
+bool ShowsOn(sql::Connection& connection, const std::string& show) {
+  std::unique_ptr<sql::Statement> statement(connection.createStatement());
+  std::unique_ptr<sql::ResultSet> row(statement->executeQuery(show));
   return row->next() && std::string(row->getString(2)) == "ON";
 }
 
@@ -103,7 +104,7 @@ StatusOr<std::unique_ptr<MysqlConnection>> MysqlConnection::Open(const MysqlOpti
                           std::to_string(options.statement_timeout_ms / 1000) + "." +
                           std::to_string(1000 + options.statement_timeout_ms % 1000).substr(1));
     }
-    connection->galera_ = IsGaleraNode(*connection);
+    connection->galera_ = ShowsOn(connection->raw(), "SHOW VARIABLES LIKE 'wsrep_on'");
     if (connection->galera_ && options.causal_reads) {
       connection->Execute("SET SESSION wsrep_sync_wait = 3");
     }
@@ -137,9 +138,7 @@ std::uint64_t MysqlConnection::Execute(const std::string& sql_text) {
 bool MysqlConnection::GaleraNodeReady() {
   if (!galera_) return true;
   try {
-    std::unique_ptr<sql::Statement> statement(connection_->createStatement());
-    std::unique_ptr<sql::ResultSet> row(statement->executeQuery("SHOW STATUS LIKE 'wsrep_ready'"));
-    return row->next() && std::string(row->getString(2)) == "ON";
+    return ShowsOn(*connection_, "SHOW STATUS LIKE 'wsrep_ready'");
   } catch (const std::exception&) {
     return false;
   }

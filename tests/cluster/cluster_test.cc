@@ -24,6 +24,7 @@
 #include "clients/protocol_client.h"
 #include "tests/conformance/scenarios.h"
 #include "tests/support/server_process.h"
+#include "tests/support/stack.h"
 
 namespace polycrud::testing {
 namespace {
@@ -68,17 +69,6 @@ std::unique_ptr<ProtocolClient> Through(const std::string& protocol) {
                                                     .timeout_ms = 10'000});
 }
 
-// The output of a shell command.
-std::string Capture(const std::string& command) {
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (const std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  pclose(pipe);
-  return out;
-}
-
 // GET key on the Redis Cluster as admin, following MOVED (redis-cli -c).
 std::optional<std::string> ClusterGet(const std::string& key) {
   const std::string seed = Endpoint("REDIS_NODES").substr(0, Endpoint("REDIS_NODES").find(','));
@@ -86,9 +76,9 @@ std::optional<std::string> ClusterGet(const std::string& key) {
   std::string password;
   std::getline(password_file, password);
   setenv("REDISCLI_AUTH", password.c_str(), 1);
-  std::string out =
-      Capture("redis-cli --no-auth-warning --user admin -c -h " + seed.substr(0, seed.find(':')) +
-              " -p " + seed.substr(seed.find(':') + 1) + " --raw GET '" + key + "'");
+  std::string out = ShellOutput("redis-cli --no-auth-warning --user admin -c -h " +
+                                seed.substr(0, seed.find(':')) + " -p " +
+                                seed.substr(seed.find(':') + 1) + " --raw GET '" + key + "'");
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   if (out.empty()) return std::nullopt;
   return out;
@@ -131,8 +121,8 @@ TEST(ClusterTest, TheWebConsoleReachesThriftThroughTheBalancer) {
 
 // The REST requests each server counted (its own /metrics, asked directly).
 long RestRequestsServedBy(const std::string& host_address) {
-  const std::string metrics = Capture("curl -s --max-time 5 http://" + host_address + ":" +
-                                      Endpoint("REST_PORT") + "/metrics");
+  const std::string metrics = ShellOutput("curl -s --max-time 5 http://" + host_address + ":" +
+                                          Endpoint("REST_PORT") + "/metrics");
   const std::string series = R"(polycrud_requests_total{protocol="rest",operation="get_user"} )";
   const std::size_t at = metrics.find(series);
   return at == std::string::npos ? 0 : std::stol(metrics.substr(at + series.size()));

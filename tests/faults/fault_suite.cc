@@ -584,26 +584,6 @@ class LocalTarget final : public Target {
   std::unique_ptr<ServerProcess> server_;
 };
 
-// The output of a shell command (stdin from `input`, if any); throws when it
-// fails.
-std::string Capture(const std::string& command, const std::string& input = "") {
-  char path[] = "/tmp/polycrud-faults-XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) throw std::runtime_error("mkstemp failed");
-  const bool written = write(fd, input.data(), input.size()) == static_cast<ssize_t>(input.size());
-  close(fd);
-  FILE* pipe = written ? popen((command + " <" + path).c_str(), "r") : nullptr;
-  std::string out;
-  if (pipe != nullptr) {
-    std::array<char, 4096> buf{};
-    while (const std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  }
-  const int status = pipe != nullptr ? pclose(pipe) : -1;
-  unlink(path);
-  if (status != 0) throw std::runtime_error("command failed: " + command);
-  return out;
-}
-
 // The multi-host layout of deploy/cluster/cluster.sh, driven from its client
 // host: the load through its balancer, the checker reading MariaDB through
 // the balancer (causal reads) and the Redis Cluster (redis-cli -c follows
@@ -641,9 +621,10 @@ class ClusterTarget final : public Target {
     setenv("MYSQL_PWD", Env("MYSQL_PASSWORD").c_str(), 1);
     // Causal: a node just promoted to writer answers only once it applied
     // everything committed before.
-    return Capture("mariadb --no-defaults --protocol=tcp -N -B -h " + Env("MYSQL_HOST") + " -P " +
-                       Env("MYSQL_PORT") + " -u " + Env("MYSQL_USER") + " " + Env("MYSQL_DATABASE"),
-                   "SET SESSION wsrep_sync_wait = 1;\n" + sql + ";\n");
+    return ShellOutput("mariadb --no-defaults --protocol=tcp -N -B -h " + Env("MYSQL_HOST") +
+                           " -P " + Env("MYSQL_PORT") + " -u " + Env("MYSQL_USER") + " " +
+                           Env("MYSQL_DATABASE"),
+                       "SET SESSION wsrep_sync_wait = 1;\n" + sql + ";\n");
   }
 
   std::vector<std::optional<std::string>> CacheGet(const std::vector<std::string>& keys) override {
@@ -656,10 +637,10 @@ class ClusterTarget final : public Target {
     std::vector<std::optional<std::string>> values;
     for (const std::string& seed : Seeds()) {
       try {
-        std::istringstream out(Capture("redis-cli --no-auth-warning --user admin -c --raw -h " +
-                                           seed.substr(0, seed.find(':')) + " -p " +
-                                           seed.substr(seed.find(':') + 1),
-                                       commands));
+        std::istringstream out(ShellOutput("redis-cli --no-auth-warning --user admin -c --raw -h " +
+                                               seed.substr(0, seed.find(':')) + " -p " +
+                                               seed.substr(seed.find(':') + 1),
+                                           commands));
         std::string line;
         values.clear();
         while (values.size() < keys.size() && std::getline(out, line)) {

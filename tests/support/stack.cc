@@ -183,18 +183,29 @@ int RedisCli(int port, const std::string& args) {
   return Shell("redis-cli --no-auth-warning --user admin -p " + std::to_string(port) + " " + args);
 }
 
+std::string ShellOutput(const std::string& command, const std::string& input) {
+  char path[] = "/tmp/polycrud-shell-XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) throw std::runtime_error("mkstemp failed");
+  const bool written = write(fd, input.data(), input.size()) == static_cast<ssize_t>(input.size());
+  close(fd);
+  FILE* pipe = written ? popen((command + " <" + path).c_str(), "r") : nullptr;
+  std::string out;
+  if (pipe != nullptr) {
+    std::array<char, 4096> buf{};
+    while (const std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  }
+  const int status = pipe != nullptr ? pclose(pipe) : -1;
+  unlink(path);
+  if (status != 0) throw std::runtime_error("command failed: " + command);
+  return out;
+}
+
 namespace {
 
 // The output of a mariadb client command line that runs `sql`.
 std::string RunMariadbClient(const std::string& command_line, const std::string& sql) {
-  const std::string command = command_line + " -e \"" + sql + "\"";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (const std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  if (pclose(pipe) != 0) throw std::runtime_error("mariadb client failed: " + sql);
-  return out;
+  return ShellOutput(command_line + " -e \"" + sql + "\"");
 }
 
 }  // namespace

@@ -15,6 +15,9 @@ namespace polycrud::testing {
 
 // Runs a shell command; returns its exit status.
 int Shell(const std::string& command);
+// Runs a shell command with `input` on its stdin; returns its stdout, and
+// throws if it fails.
+std::string ShellOutput(const std::string& command, const std::string& input = "");
 
 // A private service instance (deploy/local/stack.sh) in its own directory and
 // on its own port, started by the constructor, stopped by the destructor.

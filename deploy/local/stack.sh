@@ -490,6 +490,25 @@ innodb_autoinc_lock_mode=2
 EOF
 }
 
+# The binary log, synced on every commit group, on a single server. Without
+# it InnoDB makes a commit visible to other sessions before its redo log is
+# written: a read can return (and the cache keep) a version that a crash of
+# mariadbd a moment later loses (docs/reliability.md). With it a transaction
+# becomes visible only after its binlog entry is written, and crash recovery
+# commits every prepared transaction the binlog holds. A Galera node has
+# certified the write on the other nodes before it is visible on its own.
+mariadb_binlog_config() {
+  [[ -z ${POLYCRUD_GALERA_PEERS:-} ]] || return 0
+  cat <<EOF
+log_bin=mariadb-bin
+server_id=1
+binlog_format=ROW
+sync_binlog=1
+max_binlog_size=256M
+binlog_expire_logs_seconds=86400
+EOF
+}
+
 # The OS user mariadbd runs as: root, except on a Galera node, where it is
 # mysql. A full state transfer runs an rsync daemon as the server's user, and
 # rsync started by root would switch to "nobody", who cannot write the data
@@ -528,6 +547,7 @@ local_infile=1
 secure_file_priv=$dir/files
 log-error=$dir/mysqld.log
 $(mariadb_tls_config)
+$(mariadb_binlog_config)
 $(mariadb_galera_config "$dir")
 
 [client]

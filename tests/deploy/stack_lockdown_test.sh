@@ -4,7 +4,8 @@
 # as a hostile local user would. MariaDB: root only through the Unix socket
 # (TCP refused, also for a data directory created before the lock-down),
 # no anonymous user, server-side files confined to DIR/files, the
-# application user without FILE, bootstrap's password taken from stdin.
+# application user without FILE, bootstrap's password taken from stdin, the
+# redo log and binary log synced on commit.
 # Redis: no default user, the server's user limited to user:* keys and the
 # cache protocol's commands, secrets only in 0600 files (the ACL holds
 # hashes), and the noeviction policy under a maxmemory limit.
@@ -56,6 +57,13 @@ pass "root over TCP is refused"
   fail "secure_file_priv is $(as_root 'SELECT @@secure_file_priv')"
 [[ $(stat -c %a "$db/files") == 700 ]] || fail "$db/files is not mode 0700"
 pass "server-side files confined to $db/files"
+
+# A commit is visible to other sessions only once it would survive a crash:
+# redo log and binary log synced on commit (see mariadb_binlog_config).
+durability=$(as_root 'SELECT CONCAT_WS(" ", @@innodb_flush_log_at_trx_commit, @@log_bin, @@sync_binlog)')
+[[ $durability == '1 ON 1' ]] ||
+  fail "innodb_flush_log_at_trx_commit, log_bin, sync_binlog: $durability (want 1 ON 1)"
+pass "redo log and binary log synced on every commit"
 
 # Bootstrap takes the password on stdin; a fourth argument is refused.
 if "$STACK" mariadb bootstrap "$db" lockdown_db app 'pw-on-the-command-line' >/dev/null 2>&1; then

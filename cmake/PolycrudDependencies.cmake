@@ -21,6 +21,9 @@ set_target_properties(mysqlcppconn::mysqlcppconn PROPERTIES
   IMPORTED_LOCATION ${MYSQLCPPCONN_LIBRARY}
   INTERFACE_INCLUDE_DIRECTORIES ${MYSQLCPPCONN_INCLUDE_DIR})
 
+# rabbitmq-c 0.11 (librabbitmq-dev): a CMake config, target rabbitmq::rabbitmq.
+find_package(rabbitmq-c CONFIG REQUIRED)
+
 find_package(OpenSSL REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)

@@ -20,6 +20,14 @@ std::string_view EventName(Event event) {
       return "repaired";
     case Event::kRepairDropped:
       return "repair_dropped";
+    case Event::kRelayActive:
+      return "relay_active";
+    case Event::kRelayStandby:
+      return "relay_standby";
+    case Event::kEventsFailed:
+      return "events_failed";
+    case Event::kEventsFlowing:
+      return "events_flowing";
   }
   return "unknown";
 }

@@ -27,8 +27,12 @@ enum class Event : std::uint8_t {
   kRepairPending,  // a write's cache update failed: the id waits for repair
   kRepaired,       // entries repaired from the store
   kRepairDropped,  // too many ids pending: one heals by TTL only
+  kRelayActive,    // this server's outbox relay took the lease: it publishes
+  kRelayStandby,   // it lost or gave up the lease
+  kEventsFailed,   // publishing change events (or consuming them) failed
+  kEventsFlowing,  // they flow again
 };
-inline constexpr std::size_t kEventKinds = 7;
+inline constexpr std::size_t kEventKinds = 11;
 
 // Lower-case name of `event` ("cache_failed", ...).
 std::string_view EventName(Event event);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -121,6 +122,54 @@ class TokenVerifier {
   // A name for `token` in logs that does not reveal it (the audit log's
   // token id), whether or not the token is valid.
   virtual std::string TokenId(std::string_view token) const = 0;
+};
+
+// One change event as the outbox holds it (docs/events.md): written in the
+// transaction of its change, published by the relay.
+struct OutboxEvent {
+  std::int64_t seq = 0;  // outbox order; per user, commit order
+  std::string event_id;  // unique, the same on every redelivery
+  std::string type;      // user.created, user.updated, user.deleted (the routing key)
+  std::int64_t user_id = 0;
+  std::int64_t version = 0;
+  std::int64_t occurred_at_ms = 0;
+  std::string body;  // the message body (JSON), fixed when the change committed
+
+  bool operator==(const OutboxEvent&) const = default;
+};
+
+// The outbox of change events, seen by the relay.
+class EventOutbox {
+ public:
+  virtual ~EventOutbox() = default;
+  // Takes or extends the relay lease: true while this relay is the one that
+  // publishes (for the next lease_ms), false while another one is.
+  virtual StatusOr<bool> HoldLease() = 0;
+  // Gives the lease up, if this relay holds it.
+  virtual Status ReleaseLease() = 0;
+  // Up to `limit` events not yet marked sent, in seq order.
+  virtual StatusOr<std::vector<OutboxEvent>> Unsent(std::int32_t limit) = 0;
+  // Marks these events sent (the broker confirmed them) at `now_ms`.
+  virtual Status MarkSent(std::span<const std::int64_t> seqs, std::int64_t now_ms) = 0;
+  // Deletes up to `limit` events sent before `sent_before_ms`; how many.
+  virtual StatusOr<std::int64_t> Prune(std::int64_t sent_before_ms, std::int32_t limit) = 0;
+};
+
+// Where the relay publishes (a RabbitMQ exchange).
+class EventPublisher {
+ public:
+  virtual ~EventPublisher() = default;
+  // Whether a connection is open (Publish would not need to connect first).
+  virtual bool connected() const = 0;
+  // Opens the connection, bounded by the publisher's timeouts.
+  virtual Status Connect() = 0;
+  // Publishes `events` in order, each persistent, and returns once the
+  // broker confirmed every one; an error when any was refused or the
+  // broker could not be reached within the publisher's timeout (some may
+  // have been delivered: at least once). Connects first if need be.
+  virtual Status Publish(std::span<const OutboxEvent> events) = 0;
+  // Drops the connection (the next Publish connects again).
+  virtual void Disconnect() = 0;
 };
 
 // Server wall clock, injectable for tests.

@@ -122,6 +122,7 @@ StatusOr<User> UserService::Create(const Caller& caller, const UserDraft& draft)
   StatusOr<User> user = store_.Insert(draft, clock_.NowMs());
   if (!user.ok()) return user;
   cache_aside_.AfterCreate(*user, caller.request_id);
+  if (options_.after_write) options_.after_write();
   return user;
 }
 
@@ -156,6 +157,7 @@ StatusOr<User> UserService::Update(const Caller& caller, std::int64_t id, const 
     return user;
   }
   cache_aside_.AfterWrite(id, &*user, 0, caller.request_id);
+  if (options_.after_write) options_.after_write();
   return user;
 }
 
@@ -175,6 +177,7 @@ Status UserService::Delete(const Caller& caller, std::int64_t id) {
     return deleted_version.status();
   }
   cache_aside_.AfterWrite(id, nullptr, *deleted_version, caller.request_id);
+  if (options_.after_write) options_.after_write();
   return Status::Ok();
 }
 

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -57,6 +58,10 @@ struct UserServiceOptions {
   // Where every admin write attempt is recorded (null: nowhere); must
   // outlive the service.
   AuditLog* audit = nullptr;
+  // Runs after every committed create, update and delete (the change-event
+  // relay then looks for the new event at once); cheap and thread-safe.
+  // Empty: nothing.
+  std::function<void()> after_write;
   // Per-token rate limits of every operation but Ping (null: none); shared
   // by the services of a process, must outlive them.
   TokenRateLimiter* rate_limiter = nullptr;

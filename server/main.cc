@@ -17,6 +17,7 @@
 #include "cache/redis/redis_cluster_client.h"
 #include "core/sha256_token_verifier.h"
 #include "core/user_service.h"
+#include "server/change_events.h"
 #include "server/face.h"
 #include "server/prometheus_text.h"
 #include "server/services.h"
@@ -55,8 +56,12 @@ struct Config {
   int max_connections = 0;            // 0: what the descriptor limit leaves
   int drain_ms = 0;                   // readiness 503 for this long before stopping
   std::string shared_cache = "auto";  // auto: on with --redis-cluster
-  double rate_limit_per_token = 0;    // requests/s; 0: off
-  double rate_limit_burst = 0;        // 0: one second's worth
+  int near_entries = -1;              // -1: 100,000 with change events, else off
+  polycrud::server::ChangeEventsOptions events{.amqp = {.user = "polycrud"}};
+  int events_retention_s = 86400;
+  bool events_relay = true;
+  double rate_limit_per_token = 0;  // requests/s; 0: off
+  double rate_limit_burst = 0;      // 0: one second's worth
   std::vector<std::string> admin_hashes;
   std::vector<std::string> reader_hashes;
   polycrud::tls::TlsFiles tls;
@@ -178,6 +183,39 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->envname("POLYCRUD_SHARED_CACHE")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
+  app.add_option("--amqp-host", c.events.amqp.host,
+                 "RabbitMQ host for change events (docs/events.md): every write then leaves an "
+                 "event in the outbox, one server at a time publishes them, and every server "
+                 "consumes them to keep its near cache coherent. Empty: no change events")
+      ->envname("POLYCRUD_AMQP_HOST");
+  app.add_option("--amqp-port", c.events.amqp.port, "RabbitMQ AMQP port")
+      ->envname("POLYCRUD_AMQP_PORT")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  app.add_option("--amqp-user", c.events.amqp.user, "RabbitMQ user")
+      ->envname("POLYCRUD_AMQP_USER")
+      ->capture_default_str();
+  app.add_option("--amqp-password", c.events.amqp.password,
+                 "Password of --amqp-user. Prefer the environment variable")
+      ->envname("POLYCRUD_AMQP_PASSWORD");
+  app.add_option("--amqp-vhost", c.events.amqp.vhost, "RabbitMQ virtual host")
+      ->envname("POLYCRUD_AMQP_VHOST")
+      ->capture_default_str();
+  app.add_option("--events-batch", c.events.relay.batch,
+                 "Most events the relay publishes before waiting for the broker's confirms")
+      ->envname("POLYCRUD_EVENTS_BATCH")
+      ->check(CLI::Range(1, 5000))
+      ->capture_default_str();
+  app.add_option("--events-retention-s", c.events_retention_s,
+                 "How long published events stay in the outbox before they are pruned")
+      ->envname("POLYCRUD_EVENTS_RETENTION_S")
+      ->check(CLI::Range(1, 365 * 86400))
+      ->capture_default_str();
+  app.add_option("--events-relay", c.events_relay,
+                 "Take part in publishing the outbox (the server holding the relay lease "
+                 "publishes; the others stand by)")
+      ->envname("POLYCRUD_EVENTS_RELAY")
+      ->capture_default_str();
   app.add_option("--redis-tls-ca", c.services.redis.endpoint.tls.ca,
                  "Connect to Redis over TLS, its certificate verified against this CA and "
                  "--redis-host (needs --redis-pipelined-connections > 0)")
@@ -212,13 +250,13 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->envname("POLYCRUD_REDIS_TIMEOUT_MS")
       ->check(CLI::Range(1, 60000))
       ->capture_default_str();
-  app.add_option("--near-cache-entries", c.services.near.entries,
+  app.add_option("--near-cache-entries", c.near_entries,
                  "Slots of an in-process cache in front of Redis (a hit then costs no Redis "
-                 "round trip); 0: off. Correct only when every write goes through this one "
-                 "server instance")
+                 "round trip); 0: off. With change events (--amqp-host) every server forgets "
+                 "what another changed; without, it is correct only when every write goes "
+                 "through this one server instance. Default: 100000 with change events, else 0")
       ->envname("POLYCRUD_NEAR_CACHE_ENTRIES")
-      ->check(CLI::Range(0, 50'000'000))
-      ->capture_default_str();
+      ->check(CLI::Range(0, 50'000'000));
   app.add_option("--near-cache-ttl-ms", c.near_ttl_ms,
                  "Longest time an entry stays in the in-process cache")
       ->envname("POLYCRUD_NEAR_CACHE_TTL_MS")
@@ -281,6 +319,11 @@ int main(int argc, char** argv) {
   config.services.service.shared_cache =
       config.shared_cache == "on" ||
       (config.shared_cache == "auto" && !config.services.redis.cluster_seeds.empty());
+  const bool events_on = !config.events.amqp.host.empty();
+  config.mysql.write_events = events_on;
+  config.services.near.entries = config.near_entries >= 0
+                                     ? static_cast<std::size_t>(config.near_entries)
+                                     : (events_on ? std::size_t{100'000} : std::size_t{0});
 
   const std::string log_pattern = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v";
   spdlog::set_pattern(log_pattern);
@@ -351,7 +394,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   config.services.near.ttl = std::chrono::milliseconds(config.near_ttl_ms);
-  if (config.services.near.entries > 0) {
+  if (config.services.near.entries > 0 && !events_on) {
     spdlog::warn(
         "near cache on ({} entries, {} ms): correct only while every write goes "
         "through this one server instance",
@@ -376,7 +419,31 @@ int main(int argc, char** argv) {
                  burst);
   }
   polycrud::RateLimitedEventLog limited_events(event_log, clock);
+  std::optional<polycrud::server::ChangeEvents> change_events;
+  if (events_on) {
+    config.events.relay.retention_ms = std::int64_t{config.events_retention_s} * 1000;
+    config.events.relay.max_publish_ms = config.events.amqp.rpc_timeout_ms + 500;
+    change_events.emplace(config.mysql, config.events, clock, &limited_events);
+    config.services.service.after_write = [&change_events] { change_events->Nudge(); };
+  }
   polycrud::server::Services services(store, *tokens, clock, config.services, &limited_events);
+  // Stops the change events before `services`, whose near cache they use, goes.
+  struct StopEvents {
+    std::optional<polycrud::server::ChangeEvents>& events;
+    ~StopEvents() {
+      if (events.has_value()) events->Stop();
+    }
+  } stop_events{change_events};
+  if (change_events.has_value()) {
+    change_events->AttachNearCache(services.near_cache());
+    change_events->Start(config.events_relay);
+    spdlog::info("change events: outbox on, {} the relay, consuming from {}:{} (near cache: {})",
+                 config.events_relay ? "taking part in" : "not taking part in",
+                 config.events.amqp.host, config.events.amqp.port,
+                 config.services.near.entries > 0
+                     ? std::to_string(config.services.near.entries) + " entries"
+                     : std::string("off"));
+  }
   polycrud::UserService& service = services.threads();
   if (!service.CacheReachable()) {
     spdlog::warn("Redis at {}:{} is not reachable: reads go to MySQL until it is",
@@ -414,6 +481,8 @@ int main(int argc, char** argv) {
       },
       .metrics_text =
           [&] {
+            std::optional<polycrud::server::ChangeEventUsage> events;
+            if (change_events.has_value()) events = change_events->Usage();
             return polycrud::server::RenderPrometheusText(
                 metrics, service.cache_stats(), service.cache_breaker_state(),
                 polycrud::server::PoolUsage{
@@ -422,7 +491,8 @@ int main(int argc, char** argv) {
                     .mysql_size = static_cast<std::int64_t>(config.mysql.pool_size),
                     .redis_in_use = static_cast<std::int64_t>(services.redis_busy()),
                     .redis_size = config.services.redis.pool_size,
-                });
+                },
+                events.has_value() ? &*events : nullptr);
           },
       .connections = connections,
       .tls = config.tls,
@@ -461,6 +531,8 @@ int main(int argc, char** argv) {
   if (const std::size_t left = services.DrainRepairs(5000); left > 0) {
     spdlog::warn("{} cache entries could not be repaired before stopping: they heal by TTL", left);
   }
+  // The relay gives its lease up, so another server publishes at once.
+  if (change_events.has_value()) change_events->Stop();
   spdlog::info("stopped");
   return 0;
 }

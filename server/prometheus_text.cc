@@ -44,10 +44,48 @@ std::string Labels(Protocol protocol, Operation operation) {
          std::string(OperationName(operation)) + "\"";
 }
 
+void AppendChangeEvents(std::string& out, const ChangeEventUsage& events) {
+  const std::pair<const char*, std::uint64_t> counters[] = {
+      {"polycrud_events_published_total", events.published},
+      {"polycrud_events_relay_failures_total", events.relay_failures},
+      {"polycrud_events_pruned_total", events.pruned},
+      {"polycrud_events_received_total", events.received},
+      {"polycrud_events_invalidations_total", events.invalidations},
+      {"polycrud_events_malformed_total", events.malformed},
+  };
+  for (const auto& [name, value] : counters) {
+    Header(out, name, "counter", "Change events (docs/events.md).");
+    Sample(out, name, "", std::to_string(value));
+  }
+  const std::pair<const char*, std::int64_t> gauges[] = {
+      {"polycrud_events_relay_active", events.relay_active ? 1 : 0},
+      {"polycrud_events_subscribed", events.subscribed ? 1 : 0},
+      {"polycrud_events_backlog", events.backlog_events},
+      {"polycrud_events_backlog_oldest_age_ms", events.backlog_oldest_age_ms},
+  };
+  for (const auto& [name, value] : gauges) {
+    Header(out, name, "gauge", "Change events (docs/events.md); backlog -1: unknown.");
+    Sample(out, name, "", std::to_string(value));
+  }
+  Header(out, "polycrud_events_propagation_seconds", "histogram",
+         "From a change's commit to this server's near-cache invalidation.");
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < events.propagation.size(); ++b) {
+    cumulative += events.propagation[b];
+    const std::string le =
+        b < kPropagationBucketsSeconds.size() ? Number(kPropagationBucketsSeconds[b]) : "+Inf";
+    Sample(out, "polycrud_events_propagation_seconds_bucket", "le=\"" + le + "\"",
+           std::to_string(cumulative));
+  }
+  Sample(out, "polycrud_events_propagation_seconds_sum", "", Number(events.propagation_sum_s));
+  Sample(out, "polycrud_events_propagation_seconds_count", "", std::to_string(cumulative));
+}
+
 }  // namespace
 
 std::string RenderPrometheusText(const Metrics& metrics, const CacheStats& cache,
-                                 CircuitBreaker::State cache_breaker, const PoolUsage& pools) {
+                                 CircuitBreaker::State cache_breaker, const PoolUsage& pools,
+                                 const ChangeEventUsage* events) {
   std::string out;
   out.reserve(64 * 1024);
   constexpr auto kRelaxed = std::memory_order_relaxed;
@@ -134,6 +172,7 @@ std::string RenderPrometheusText(const Metrics& metrics, const CacheStats& cache
     Header(out, name, "gauge", "Connection pool usage.");
     Sample(out, name, "", std::to_string(value));
   }
+  if (events != nullptr) AppendChangeEvents(out, *events);
   return out;
 }
 

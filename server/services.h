@@ -69,6 +69,8 @@ class Services {
   // After the faces stopped: repairs the cache entries still pending, for at
   // most `budget_ms`; returns how many could not be repaired.
   std::size_t DrainRepairs(std::int64_t budget_ms) { return repairer_->Drain(clock_, budget_ms); }
+  // The near cache's entries, shared by every runtime (null: no near cache).
+  NearCacheSlots* near_cache() { return near_slots_.get(); }
   // Redis connections busy now (pool gauge), fiber threads' not counted.
   std::size_t redis_busy() const { return thread_pipe_->busy(); }
 

@@ -46,7 +46,7 @@ bool NearCacheSlots::Lookup(std::int64_t id, CacheEntry& out, std::uint64_t& seq
   Stripe& stripe = StripeOf(slot_index);
   std::lock_guard lock(stripe.mu);
   const Slot& slot = slots_[slot_index];
-  if (slot.id == id && std::chrono::steady_clock::now() < slot.expires) {
+  if (slot.id == id && trusted() && std::chrono::steady_clock::now() < slot.expires) {
     ++stripe.hits;
     out = slot.entry;
     return true;
@@ -63,7 +63,7 @@ void NearCacheSlots::Store(std::int64_t id, const CacheEntry& entry, std::uint64
   std::lock_guard lock(stripe.mu);
   // A change of this stripe since the inner read began, or still running,
   // may have made what was read stale: keep nothing.
-  if (stripe.sequence != sequence || stripe.changing > 0) return;
+  if (stripe.sequence != sequence || stripe.changing > 0 || !trusted()) return;
   Slot& slot = slots_[slot_index];
   slot.id = id;
   slot.expires = std::chrono::steady_clock::now() + options_.ttl;
@@ -88,6 +88,21 @@ void NearCacheSlots::EndChange(std::int64_t id) {
   std::lock_guard lock(stripe.mu);
   --stripe.changing;
   ++stripe.sequence;
+}
+
+void NearCacheSlots::Forget(std::int64_t id) {
+  BeginChange(id);
+  EndChange(id);
+}
+
+void NearCacheSlots::SetTrusted(bool trusted) {
+  trusted_.store(trusted, std::memory_order_release);
+  for (std::size_t i = 0; i < kStripes; ++i) {
+    Stripe& stripe = stripes_[i];
+    std::lock_guard lock(stripe.mu);
+    ++stripe.sequence;
+    for (std::size_t j = i; j < slots_.size(); j += kStripes) slots_[j] = Slot{};
+  }
 }
 
 StatusOr<CacheEntry> NearUserCache::Get(std::int64_t id) {

@@ -2,11 +2,13 @@
 // (RedisUserCache), so a hit costs no Redis round trip. Off unless the server
 // is started with --near-cache-entries.
 //
-// Correct only when every write of the data set goes through this process
-// (one server instance): a write made through another instance does not
-// reach this one, which would then serve the older version until its entry
-// expires (near-cache TTL). Several instances need change events to
-// invalidate each other first.
+// On its own it is correct only when every write of the data set goes
+// through this process (one server instance): a write made through another
+// instance does not reach this one, which would then serve the older version
+// until its entry expires (near-cache TTL). With change events (docs/
+// events.md) each server forgets the entry of every id changed anywhere
+// (Forget), and serves nothing from here while the events are not arriving
+// (SetTrusted).
 //
 // Within one process it keeps docs/cache-protocol.md's guarantees. Every call that changes
 // the inner cache (PutIfNewer, PutManyIfNewer, PutAbsent, PutTombstone,
@@ -25,6 +27,7 @@
 // entry replaces whatever held its slot), so memory is bounded. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -68,6 +71,14 @@ class NearCacheSlots {
   // Around every change of the inner cache.
   void BeginChange(std::int64_t id);
   void EndChange(std::int64_t id);
+  // Drops `id`'s entry, and a read of it under way keeps nothing: a change
+  // made elsewhere (another server's write, told by a change event).
+  void Forget(std::int64_t id);
+  // Whether entries may be kept and served. Either way every entry is
+  // dropped, and reads under way keep nothing. Untrusted, every lookup is a
+  // miss: the change events that would invalidate entries are not arriving.
+  void SetTrusted(bool trusted);
+  bool trusted() const { return trusted_.load(std::memory_order_acquire); }
 
  private:
   static constexpr std::size_t kStripes = 64;
@@ -92,6 +103,7 @@ class NearCacheSlots {
   const NearCacheOptions options_;
   std::vector<Slot> slots_;
   std::unique_ptr<Stripe[]> stripes_;
+  std::atomic<bool> trusted_{true};
 };
 
 class NearUserCache final : public UserCache {

@@ -21,19 +21,12 @@
 
 #include "storage/mysql/mysql_connection_pool.h"
 #include "storage/mysql/mysql_errors.h"
+#include "storage/mysql/mysql_lease.h"
 
 namespace polycrud {
 namespace {
 
 constexpr std::int64_t kMigrationReadTimeoutMs = 3600 * 1000;
-constexpr int kErDupEntry = 1062;
-constexpr int kErLockDeadlock = 1213;
-constexpr char kCreateLockTableSql[] =
-    "CREATE TABLE IF NOT EXISTS schema_migration_lock ("
-    "id TINYINT UNSIGNED NOT NULL PRIMARY KEY, "
-    "owner VARCHAR(255) NOT NULL, "
-    "expires_at DATETIME(3) NOT NULL"
-    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
 constexpr char kCreateMigrationsTableSql[] =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     "version INT NOT NULL PRIMARY KEY, "
@@ -99,43 +92,32 @@ std::vector<std::string> SplitSqlStatements(std::string_view script) {
   return statements;
 }
 
-// "host:pid:random", naming this migrator in the lock row (and in the log of
-// a migrator that waits for it).
-std::string LeaseOwner() {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  std::random_device device;
-  char random[17];
-  std::snprintf(random, sizeof(random), "%08x%08x", device(), device());
-  return std::string(host[0] != '\0' ? host : "unknown") + ":" + std::to_string(getpid()) + ":" +
-         random;
-}
-
-// The migration lease: the row id 1 of schema_migration_lock. Every
-// statement is autocommitted, so the row is visible (and, on Galera,
-// replicated) as soon as it is taken. Throws sql::SQLException.
+// The migration lease: row 1 of schema_migration_lock (MysqlLease), taken
+// with waiting. Throws sql::SQLException.
 class MigrationLease {
  public:
   MigrationLease(MysqlConnection& connection, const MigrationLockOptions& options)
-      : connection_(connection), options_(options), owner_(LeaseOwner()) {}
+      : connection_(connection), options_(options), lease_(kLockTable, options.lease_ms) {}
 
   // Takes the lease, waiting up to options.wait_ms for another owner's to
   // end or expire. False when it did not.
   bool Acquire() {
-    connection_.Execute(kCreateLockTableSql);
+    connection_.Execute(MysqlLease::CreateTableSql(kLockTable));
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.wait_ms);
     bool told = false;
     while (true) {
-      try {
-        if (TryInsert() || TryTakeOverExpired()) return true;
-      } catch (const sql::SQLException& e) {
-        // Two migrators inserting on two Galera nodes at once: one loses at
-        // certification and tries again.
-        if (e.getErrorCode() != kErLockDeadlock) throw;
+      std::string previous;
+      if (lease_.TryTake(connection_, &previous)) {
+        if (!previous.empty()) {
+          spdlog::warn("took over the schema migration lock of {}, whose lease had expired",
+                       previous);
+        }
+        return true;
       }
       if (!told) {
-        spdlog::info("waiting for the schema migration lock, held by {}", Holder());
+        spdlog::info("waiting for the schema migration lock, held by {}",
+                     lease_.Holder(connection_));
         told = true;
       }
       if (std::chrono::steady_clock::now() >= deadline) return false;
@@ -144,70 +126,16 @@ class MigrationLease {
   }
 
   // Extends the lease; false when it expired and another migrator took it.
-  bool Renew() {
-    sql::PreparedStatement& renew = connection_.Prepare(
-        "UPDATE schema_migration_lock SET expires_at = NOW(3) + INTERVAL ? * 1000 MICROSECOND "
-        "WHERE id = 1 AND owner = ?");
-    renew.setInt64(1, options_.lease_ms);
-    renew.setString(2, owner_);
-    if (renew.executeUpdate() == 1) return true;
-    // MariaDB counts changed rows: a renewal within the millisecond of the
-    // last one changes nothing, and the row may still be this migrator's.
-    sql::PreparedStatement& owner =
-        connection_.Prepare("SELECT owner FROM schema_migration_lock WHERE id = 1");
-    std::unique_ptr<sql::ResultSet> row(owner.executeQuery());
-    return row->next() && std::string(row->getString(1)) == owner_;
-  }
-
+  bool Renew() { return lease_.Renew(connection_); }
   // Ends the lease (if it is still this migrator's).
-  void Release() {
-    sql::PreparedStatement& release =
-        connection_.Prepare("DELETE FROM schema_migration_lock WHERE id = 1 AND owner = ?");
-    release.setString(1, owner_);
-    release.executeUpdate();
-  }
+  void Release() { lease_.Release(connection_); }
 
  private:
-  bool TryInsert() {
-    sql::PreparedStatement& insert = connection_.Prepare(
-        "INSERT INTO schema_migration_lock (id, owner, expires_at) "
-        "VALUES (1, ?, NOW(3) + INTERVAL ? * 1000 MICROSECOND)");
-    insert.setString(1, owner_);
-    insert.setInt64(2, options_.lease_ms);
-    try {
-      insert.executeUpdate();
-      return true;
-    } catch (const sql::SQLException& e) {
-      if (e.getErrorCode() == kErDupEntry) return false;
-      throw;
-    }
-  }
-
-  // A migrator that died keeps its row; once the lease has expired the row
-  // is taken over (one UPDATE: of two migrators trying, one wins).
-  bool TryTakeOverExpired() {
-    const std::string previous = Holder();
-    sql::PreparedStatement& take = connection_.Prepare(
-        "UPDATE schema_migration_lock SET owner = ?, "
-        "expires_at = NOW(3) + INTERVAL ? * 1000 MICROSECOND "
-        "WHERE id = 1 AND expires_at < NOW(3)");
-    take.setString(1, owner_);
-    take.setInt64(2, options_.lease_ms);
-    if (take.executeUpdate() != 1) return false;
-    spdlog::warn("took over the schema migration lock of {}, whose lease had expired", previous);
-    return true;
-  }
-
-  std::string Holder() {
-    sql::PreparedStatement& select = connection_.Prepare(
-        "SELECT CONCAT(owner, ' until ', expires_at) FROM schema_migration_lock WHERE id = 1");
-    std::unique_ptr<sql::ResultSet> row(select.executeQuery());
-    return row->next() ? std::string(row->getString(1)) : std::string("nobody");
-  }
+  static constexpr char kLockTable[] = "schema_migration_lock";
 
   MysqlConnection& connection_;
   const MigrationLockOptions options_;
-  const std::string owner_;
+  MysqlLease lease_;
 };
 
 // A failed migration gives the lease back, so the next migrator need not

@@ -62,6 +62,9 @@ struct MysqlOptions {
   bool causal_reads = true;
   // Allows LOAD DATA LOCAL INFILE on the connection (the bulk seeder only).
   bool local_infile = false;
+  // The store writes a change event into the outbox (user_events) in the
+  // transaction of every create, update and delete (docs/events.md).
+  bool write_events = false;
   // With a CA (PEM) every connection is TLS 1.2+, the server's certificate
   // verified against it and against `host`; a server without TLS is
   // refused. tls_cert and tls_key: a client certificate, if MariaDB asks

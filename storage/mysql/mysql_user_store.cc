@@ -4,16 +4,21 @@
 #include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include "storage/mysql/migrations.h"
+#include "storage/mysql/mysql_call.h"
 #include "storage/mysql/mysql_errors.h"
 
 namespace polycrud {
@@ -33,6 +38,24 @@ constexpr char kUpdateSql[] =
     "version = version + 1, updated_at_ms = ? "
     "WHERE id = ? AND (? = 0 OR version = ?)";
 constexpr char kDeleteSql[] = "DELETE FROM users WHERE id = ? RETURNING version";
+// The outbox row of a create or update, its body built by MariaDB from the
+// row as this transaction wrote it. occurred_at_ms is the database's clock
+// at the statement.
+constexpr char kInsertEventFromRowSql[] =
+    "INSERT INTO user_events (event_id, type, user_id, version, occurred_at_ms, body) "
+    "SELECT ?, ?, id, version, at_ms, JSON_OBJECT('event_id', ?, 'type', ?, 'id', id, "
+    "'version', version, 'occurred_at_ms', at_ms, 'user', JSON_OBJECT('id', id, "
+    "'username', username, 'email', email, 'full_name', full_name, 'version', version, "
+    "'created_at_ms', created_at_ms, 'updated_at_ms', updated_at_ms)) "
+    "FROM users, (SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED) AS at_ms) AS clock "
+    "WHERE id = ?";
+// A delete's event: the version after the last one the user had, so that
+// ordering by version puts it after every update.
+constexpr char kInsertDeleteEventSql[] =
+    "INSERT INTO user_events (event_id, type, user_id, version, occurred_at_ms, body) "
+    "SELECT ?, 'user.deleted', ?, ?, at_ms, JSON_OBJECT('event_id', ?, 'type', 'user.deleted', "
+    "'id', ?, 'version', ?, 'occurred_at_ms', at_ms) "
+    "FROM (SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED) AS at_ms) AS clock";
 constexpr char kListAfterSql[] =
     "SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms "
     "FROM users WHERE id > ? ORDER BY id LIMIT ?";
@@ -85,45 +108,52 @@ std::optional<User> SelectById(MysqlConnection& connection, std::int64_t id) {
   return ReadUser(*row);
 }
 
-// Whether a failed call may run again on a fresh connection: only reads,
-// and only when the failure was a pooled connection found dead.
-enum class Retry : std::uint8_t { kNo, kOnStaleConnection };
-
-// Leases a connection and runs `fn` on it, turning every exception into a
-// Status: the one place where driver exceptions stop. A connection-level
-// error marks the connection broken so that the pool discards it. So does a
-// Galera node that stopped serving (cut off from its cluster): behind a
-// balancer a new connection reaches a node that serves.
-template <typename Fn>
-auto WithConnection(MysqlConnectionPool& pool, Retry retry, Fn&& fn)
-    -> std::invoke_result_t<Fn&, MysqlConnection&> {
-  for (int attempt = 0;; ++attempt) {
-    StatusOr<MysqlConnectionPool::Lease> lease = pool.Acquire();
-    if (!lease.ok()) return lease.status();
-    MysqlConnection& connection = **lease;
-    try {
-      return fn(connection);
-    } catch (const sql::SQLException& e) {
-      const int code = e.getErrorCode();
-      if (IsMysqlConnectionPoisoned(code)) connection.MarkBroken();
-      if (connection.galera() && MayBeGaleraRefusal(code) && !connection.GaleraNodeReady()) {
-        connection.MarkBroken();
-        pool.DropIdle();
-        if (retry == Retry::kOnStaleConnection && attempt == 0) continue;
-        return Status::Unavailable("database unavailable");
-      }
-      if (lease->reused() && IsMysqlConnectionError(code)) {
-        // A pooled connection found dead: after a server restart every idle
-        // one is, so none of them is handed out again.
-        pool.DropIdle();
-        if (retry == Retry::kOnStaleConnection && attempt == 0) continue;
-      }
-      return StatusFromMysqlError(e);
-    } catch (const std::exception& e) {
-      connection.MarkBroken();
-      return Status::Internal(std::string("mysql driver: ") + e.what());
-    }
+// A random (version 4) UUID: an event's id, stable once written.
+std::string NewEventId() {
+  std::array<unsigned char, 16> bytes{};
+  std::size_t filled = 0;
+  while (filled < bytes.size()) {
+    const ssize_t n = getrandom(bytes.data() + filled, bytes.size() - filled, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::runtime_error("getrandom failed");
+    filled += static_cast<std::size_t>(n);
   }
+  bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0f) | 0x40);
+  bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3f) | 0x80);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  id.reserve(36);
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) id += '-';
+    id += kHex[bytes[i] >> 4];
+    id += kHex[bytes[i] & 0x0f];
+  }
+  return id;
+}
+
+// The outbox row of a create or update of `id`, in the caller's transaction.
+void InsertEventFromRow(MysqlConnection& connection, std::string_view type, std::int64_t id) {
+  const std::string event_id = NewEventId();
+  sql::PreparedStatement& insert = connection.Prepare(kInsertEventFromRowSql);
+  insert.setString(1, event_id);
+  insert.setString(2, std::string(type));
+  insert.setString(3, event_id);
+  insert.setString(4, std::string(type));
+  insert.setInt64(5, id);
+  if (insert.executeUpdate() != 1) throw std::runtime_error("the event's user row is missing");
+}
+
+// The outbox row of a delete of `id`, whose last version was `version`.
+void InsertDeleteEvent(MysqlConnection& connection, std::int64_t id, std::int64_t version) {
+  const std::string event_id = NewEventId();
+  sql::PreparedStatement& insert = connection.Prepare(kInsertDeleteEventSql);
+  insert.setString(1, event_id);
+  insert.setInt64(2, id);
+  insert.setInt64(3, version + 1);
+  insert.setString(4, event_id);
+  insert.setInt64(5, id);
+  insert.setInt64(6, version + 1);
+  insert.executeUpdate();
 }
 
 // An explicit transaction that rolls back unless committed. If even the
@@ -150,6 +180,20 @@ class Transaction {
     finished_ = true;
   }
 
+  // Commits; a COMMIT cut by the statement timeout may have committed or
+  // not: the outcome is unknown (docs/cache-protocol.md, rule 9), never
+  // "busy", so it answers UNAVAILABLE and drops the connection.
+  Status CommitOrUnknown() {
+    try {
+      Commit();
+      return Status::Ok();
+    } catch (const sql::SQLException& e) {
+      if (!IsMysqlStatementTimeout(e.getErrorCode())) throw;
+      connection_.MarkBroken();
+      return Status::Unavailable("database unavailable");
+    }
+  }
+
  private:
   MysqlConnection& connection_;
   bool finished_ = false;
@@ -164,7 +208,10 @@ MysqlUserStore::~MysqlUserStore() = default;
 Status MysqlUserStore::Migrate() { return ApplyMigrations(pool_.options()); }
 
 StatusOr<User> MysqlUserStore::Insert(const UserDraft& draft, std::int64_t now_ms) {
-  return WithConnection(pool_, Retry::kNo, [&](MysqlConnection& connection) -> StatusOr<User> {
+  const bool events = pool_.options().write_events;
+  return WithConnection(pool_, MysqlRetry::kNo, [&](MysqlConnection& connection) -> StatusOr<User> {
+    std::optional<Transaction> transaction;
+    if (events) transaction.emplace(connection);
     sql::PreparedStatement& insert = connection.Prepare(kInsertSql);
     insert.setString(1, draft.username);
     insert.setString(2, draft.email);
@@ -181,12 +228,16 @@ StatusOr<User> MysqlUserStore::Insert(const UserDraft& draft, std::int64_t now_m
     user.version = 1;
     user.created_at_ms = now_ms;
     user.updated_at_ms = now_ms;
+    if (events) {
+      InsertEventFromRow(connection, "user.created", user.id);
+      if (Status s = transaction->CommitOrUnknown(); !s.ok()) return s;
+    }
     return user;
   });
 }
 
 StatusOr<std::optional<User>> MysqlUserStore::FindById(std::int64_t id) {
-  return WithConnection(pool_, Retry::kOnStaleConnection,
+  return WithConnection(pool_, MysqlRetry::kOnStaleConnection,
                         [&](MysqlConnection& connection) -> StatusOr<std::optional<User>> {
                           return SelectById(connection, id);
                         });
@@ -199,7 +250,7 @@ StatusOr<std::vector<User>> MysqlUserStore::FindByIds(std::span<const std::int64
   if (distinct.empty()) return std::vector<User>{};
 
   return WithConnection(
-      pool_, Retry::kOnStaleConnection,
+      pool_, MysqlRetry::kOnStaleConnection,
       [&](MysqlConnection& connection) -> StatusOr<std::vector<User>> {
         std::vector<User> users;
         users.reserve(distinct.size());
@@ -220,7 +271,7 @@ StatusOr<std::vector<User>> MysqlUserStore::FindByIds(std::span<const std::int64
 
 StatusOr<User> MysqlUserStore::Update(std::int64_t id, const UserPatch& patch,
                                       std::int64_t now_ms) {
-  return WithConnection(pool_, Retry::kNo, [&](MysqlConnection& connection) -> StatusOr<User> {
+  return WithConnection(pool_, MysqlRetry::kNo, [&](MysqlConnection& connection) -> StatusOr<User> {
     Transaction transaction(connection);
     sql::PreparedStatement& update = connection.Prepare(kUpdateSql);
     if (patch.email.has_value()) {
@@ -247,33 +298,34 @@ StatusOr<User> MysqlUserStore::Update(std::int64_t id, const UserPatch& patch,
     }
     std::optional<User> updated = SelectById(connection, id);
     if (!updated.has_value()) return Status::Internal("updated row not found in its transaction");
-    try {
-      transaction.Commit();
-    } catch (const sql::SQLException& e) {
-      // A COMMIT cut by the statement timeout may have committed or not:
-      // the outcome is unknown (docs/cache-protocol.md, rule 9), never "busy".
-      if (!IsMysqlStatementTimeout(e.getErrorCode())) throw;
-      connection.MarkBroken();
-      return Status::Unavailable("database unavailable");
-    }
+    if (pool_.options().write_events) InsertEventFromRow(connection, "user.updated", id);
+    if (Status s = transaction.CommitOrUnknown(); !s.ok()) return s;
     return std::move(*updated);
   });
 }
 
 StatusOr<std::int64_t> MysqlUserStore::Delete(std::int64_t id) {
-  return WithConnection(pool_, Retry::kNo,
+  const bool events = pool_.options().write_events;
+  return WithConnection(pool_, MysqlRetry::kNo,
                         [&](MysqlConnection& connection) -> StatusOr<std::int64_t> {
+                          std::optional<Transaction> transaction;
+                          if (events) transaction.emplace(connection);
                           sql::PreparedStatement& remove = connection.Prepare(kDeleteSql);
                           remove.setInt64(1, id);
                           std::unique_ptr<sql::ResultSet> row(remove.executeQuery());
                           if (!row->next()) return Status::NotFound("user not found");
-                          return row->getInt64(1);
+                          const std::int64_t version = row->getInt64(1);
+                          if (events) {
+                            InsertDeleteEvent(connection, id, version);
+                            if (Status s = transaction->CommitOrUnknown(); !s.ok()) return s;
+                          }
+                          return version;
                         });
 }
 
 StatusOr<std::vector<User>> MysqlUserStore::ListAfter(std::int64_t after_id, std::int32_t limit) {
   if (limit <= 0) return std::vector<User>{};
-  return WithConnection(pool_, Retry::kOnStaleConnection,
+  return WithConnection(pool_, MysqlRetry::kOnStaleConnection,
                         [&](MysqlConnection& connection) -> StatusOr<std::vector<User>> {
                           sql::PreparedStatement& select = connection.Prepare(kListAfterSql);
                           select.setInt64(1, after_id);
@@ -287,7 +339,7 @@ StatusOr<std::vector<User>> MysqlUserStore::ListAfter(std::int64_t after_id, std
 }
 
 Status MysqlUserStore::Ping() {
-  return WithConnection(pool_, Retry::kOnStaleConnection,
+  return WithConnection(pool_, MysqlRetry::kOnStaleConnection,
                         [](MysqlConnection& connection) -> Status {
                           sql::PreparedStatement& ping = connection.Prepare(kPingSql);
                           std::unique_ptr<sql::ResultSet> row(ping.executeQuery());

@@ -194,5 +194,61 @@ TEST_F(NearCacheServiceTest, ReadsAfterOwnWritesSeeThem) {
   EXPECT_TRUE(service().GetUser(kReaderToken, next).ok());
 }
 
+// Change events (docs/events.md): what another server changed is forgotten
+// here, and nothing is served while the events are not arriving.
+class NearCacheEventsTest : public ::testing::Test {
+ protected:
+  NearCacheEventsTest()
+      : slots_(NearCacheOptions{.entries = 1024, .ttl = 60s}), near_(inner_, slots_) {}
+  MemoryUserCache inner_;
+  NearCacheSlots slots_;
+  NearUserCache near_;
+};
+
+TEST_F(NearCacheEventsTest, AnIdChangedByAnotherServerIsForgottenOnItsEvent) {
+  ASSERT_TRUE(*inner_.PutIfNewer(MakeUser(5, 1)));
+  ASSERT_EQ(near_.Get(5)->user.version, 1);
+  ASSERT_TRUE(*inner_.PutIfNewer(MakeUser(5, 2)));  // another server's write: not seen here
+  EXPECT_EQ(near_.Get(5)->user.version, 1);
+  slots_.Forget(5);  // its event arrives
+  EXPECT_EQ(near_.Get(5)->user.version, 2);
+  EXPECT_EQ(near_.Get(5)->user.version, 2);
+  EXPECT_EQ(inner_.get_calls(), 2);
+}
+
+TEST_F(NearCacheEventsTest, AReadUnderWayWhenTheEventArrivesKeepsNothing) {
+  ASSERT_TRUE(*inner_.PutIfNewer(MakeUser(6, 1)));
+  CacheEntry entry;
+  std::uint64_t sequence = 0;
+  ASSERT_FALSE(slots_.Lookup(6, entry, sequence));
+  const CacheEntry read = *inner_.Get(6);  // the read began before the event
+  slots_.Forget(6);
+  slots_.Store(6, read, sequence);
+  EXPECT_FALSE(slots_.Peek(6).has_value());
+}
+
+TEST_F(NearCacheEventsTest, UntrustedItServesAndKeepsNothingAndTrustedAgainItStartsEmpty) {
+  ASSERT_TRUE(*inner_.PutIfNewer(MakeUser(9, 1)));
+  ASSERT_EQ(near_.Get(9)->user.version, 1);
+  slots_.SetTrusted(false);  // the events stopped arriving
+  EXPECT_FALSE(slots_.Peek(9).has_value());
+  ASSERT_TRUE(*inner_.PutIfNewer(MakeUser(9, 2)));
+  EXPECT_EQ(near_.Get(9)->user.version, 2);
+  EXPECT_EQ(near_.Get(9)->user.version, 2);
+  EXPECT_EQ(inner_.get_calls(), 3);  // every read went to the inner cache
+  EXPECT_FALSE(slots_.Peek(9).has_value());
+
+  // A read that began while untrusted keeps nothing once trusted again.
+  CacheEntry entry;
+  std::uint64_t sequence = 0;
+  ASSERT_FALSE(slots_.Lookup(9, entry, sequence));
+  const CacheEntry read = *inner_.Get(9);
+  slots_.SetTrusted(true);
+  slots_.Store(9, read, sequence);
+  EXPECT_FALSE(slots_.Peek(9).has_value());
+  EXPECT_EQ(near_.Get(9)->user.version, 2);
+  EXPECT_TRUE(slots_.Peek(9).has_value());
+}
+
 }  // namespace
 }  // namespace polycrud::testing

@@ -57,9 +57,10 @@ TEST(MysqlStatementTimeoutTest, ASlowUpdateIsAnsweredBusyWithNothingWritten) {
           .username = testing::UniqueName("slow"), .email = "s@example.com", .full_name = "S"},
       1'700'000'000'000);
   ASSERT_TRUE(created.ok()) << created.status().ToString();
-  testing::MysqlQuery(mariadb.port(),
-                      "CREATE TRIGGER slow_update BEFORE UPDATE ON users FOR EACH ROW "
-                      "SET @slept = SLEEP(5)");
+  // As root: with the binary log on, only a privileged account creates triggers.
+  testing::MysqlRootQuery(mariadb,
+                          "CREATE TRIGGER polycrud_test.slow_update BEFORE UPDATE ON "
+                          "polycrud_test.users FOR EACH ROW SET @slept = SLEEP(5)");
   const auto start = std::chrono::steady_clock::now();
   StatusOr<User> updated =
       store.Update(created->id, UserPatch{.full_name = "changed"}, 1'700'000'000'001);
@@ -67,7 +68,7 @@ TEST(MysqlStatementTimeoutTest, ASlowUpdateIsAnsweredBusyWithNothingWritten) {
   ASSERT_FALSE(updated.ok());
   EXPECT_EQ(updated.status().code(), StatusCode::kResourceExhausted) << updated.status().ToString();
   EXPECT_LT(took, 3s);
-  testing::MysqlQuery(mariadb.port(), "DROP TRIGGER slow_update");
+  testing::MysqlRootQuery(mariadb, "DROP TRIGGER polycrud_test.slow_update");
   StatusOr<std::optional<User>> read = store.FindById(created->id);  // the one connection again
   ASSERT_TRUE(read.ok() && read->has_value()) << read.status().ToString();
   EXPECT_EQ((*read)->full_name, "S");

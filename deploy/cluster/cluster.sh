@@ -2,12 +2,17 @@
 # The multi-host layout on one machine: every host a network namespace on a
 # private switch (hosts.sh), real daemons in them: HAProxy on lb, two
 # stateless polycrud-servers on app1 and app2, the web console on web, a
-# Redis Cluster of three masters and three replicas on cache1-cache3 and a
-# three-node MariaDB Galera cluster on db1-db3. Clients run in the client
-# namespace and reach everything through lb (docs/deploy.md).
+# Redis Cluster of three masters and three replicas on cache1-cache3, a
+# three-node MariaDB Galera cluster on db1-db3 and RabbitMQ, where the
+# servers publish change events, on mq. Clients run in the client namespace
+# and reach everything through lb (docs/deploy.md).
 #
 # Used by `./polycrud cluster ...`, which builds and installs first; the
 # command-line interface below is stable.
+#
+# Each daemon gets its configuration exported in a subshell that then
+# becomes it; shellcheck takes those exports for changes that get lost.
+# shellcheck disable=SC2030,SC2031
 set -euo pipefail
 
 readonly PROG=cluster.sh
@@ -22,8 +27,9 @@ readonly SUBNET=${POLYCRUD_CLUSTER_SUBNET:-10.77.0}
 readonly DIR=${POLYCRUD_CLUSTER_DIR:-$ROOT/.polycrud/cluster}
 readonly SERVER_BIN=${POLYCRUD_SERVER_BIN:-$ROOT/build/server/polycrud-server}
 readonly WEB_JS=$ROOT/web/bin/polycrud-web.js
-# In address order: lb is SUBNET.1, app1 SUBNET.2, ..., client SUBNET.11.
-readonly HOSTS=(lb app1 app2 web cache1 cache2 cache3 db1 db2 db3 client)
+# In address order: lb is SUBNET.1, app1 SUBNET.2, ..., client SUBNET.11,
+# mq SUBNET.12 (added last, so the others kept their addresses).
+readonly HOSTS=(lb app1 app2 web cache1 cache2 cache3 db1 db2 db3 client mq)
 readonly CACHES=(cache1 cache2 cache3)
 readonly DBS=(db1 db2 db3)
 readonly APPS=(app1 app2)
@@ -32,6 +38,10 @@ readonly APPS=(app1 app2)
 readonly THRIFT_PORT=9090 GRPC_PORT=50051 SOAP_PORT=8080 REST_PORT=8081 WEB_PORT=3000
 readonly REDIS_PORTS=(7001 7002) MYSQL_PORT=3306 GALERA_PORT=4567 STATS_PORT=8404
 readonly MYSQL_DATABASE=polycrud MYSQL_USER=polycrud REDIS_USER=polycrud
+# RabbitMQ on mq has the host to itself: the usual AMQP, distribution and
+# epmd ports.
+readonly AMQP_PORT=5672 RABBITMQ_DIST_PORT=25672 EPMD_PORT=4369
+readonly AMQP_USER=polycrud AMQP_VHOST=polycrud
 # How long a server reports "draining" before it stops: more than HAProxy
 # needs to see it (2 checks, 1 s apart).
 readonly DRAIN_MS=3000
@@ -61,12 +71,13 @@ Usage: cluster.sh COMMAND ...
                           host sends (tc netem, where the kernel has it)
   exec HOST CMD...        run CMD inside HOST's namespace
 
-Hosts (addresses SUBNET.1 to SUBNET.11, in this order):
+Hosts (addresses SUBNET.1 to SUBNET.12, in this order):
   lb      HAProxy: Thrift 9090 (TCP), gRPC 50051 (HTTP/2), SOAP 8080 and
           REST 8081 (HTTP) to app1 and app2, checked on /readyz/serving; MariaDB
           3306 to one Galera writer (db1, the others as backups, checked on
           wsrep_ready and wsrep_local_state); stats on 8404
-  app1    polycrud-server (all faces), drains for 3 s on SIGTERM
+  app1    polycrud-server (all faces), drains for 3 s on SIGTERM; change
+          events to RabbitMQ on mq
   app2    the same
   web     the web console on 3000, Thrift through lb
   cache1  Redis Cluster nodes on 7001 and 7002: a master and a replica of
@@ -76,6 +87,8 @@ Hosts (addresses SUBNET.1 to SUBNET.11, in this order):
   db2
   db3
   client  nothing: clients run here (ip netns exec PREFIX-client ...)
+  mq      RabbitMQ on 5672 (AMQP; Erlang distribution 25672, epmd 4369),
+          user and vhost polycrud, no guest, no plugins
 
 Environment:
   POLYCRUD_CLUSTER_DIR      state folder (default .polycrud/cluster)
@@ -433,6 +446,30 @@ writer() {
     --batch --skip-column-names -e 'SELECT @@wsrep_node_name' 2>/dev/null
 }
 
+# ---------------------------------------------------------- RabbitMQ ----
+
+mq_dir() { printf '%s\n' "$DIR/mq/rabbitmq"; }
+
+# RabbitMQ on mq, on the host's address; stack.sh starts its epmd, waits
+# until it serves and locks it down (the user polycrud on its vhost only).
+start_mq() {
+  mkdir -p "$DIR/mq"
+  (
+    # The password travels in the environment, never on a command line.
+    POLYCRUD_AMQP_PASSWORD=$(secret amqp-password)
+    POLYCRUD_BIND_ADDRESS=$(addr mq)
+    export POLYCRUD_AMQP_PASSWORD POLYCRUD_BIND_ADDRESS
+    export POLYCRUD_AMQP_VHOST=$AMQP_VHOST POLYCRUD_RABBITMQ_DIST_PORT=$RABBITMQ_DIST_PORT
+    export POLYCRUD_RABBITMQ_EPMD_PORT=$EPMD_PORT
+    in_host mq "$STACK" rabbitmq start "$(mq_dir)" "$AMQP_PORT"
+  ) | sed 's/^/    /'
+}
+
+# rabbitmqctl against the broker, from mq itself (its cookie is in DIR/mq).
+mq_ctl() {
+  in_host mq "$STACK" rabbitmq ctl "$(mq_dir)" --quiet "$@" </dev/null
+}
+
 # ------------------------------------------------------- server, web ----
 
 start_app() {
@@ -446,16 +483,26 @@ start_app() {
   printf '\n===== %s cluster.sh =====\n' "$(date '+%F %T')" >>"$log"
   # The configuration travels in the environment, never on the command line.
   (
-    export POLYCRUD_BIND=$(addr "$host") POLYCRUD_THRIFT_PORT=$THRIFT_PORT
-    export POLYCRUD_GRPC_PORT=$GRPC_PORT POLYCRUD_SOAP_PORT=$SOAP_PORT POLYCRUD_REST_PORT=$REST_PORT
-    export POLYCRUD_MYSQL_HOST=$(addr lb) POLYCRUD_MYSQL_PORT=$MYSQL_PORT
-    export POLYCRUD_MYSQL_USER=$MYSQL_USER POLYCRUD_MYSQL_DATABASE=$MYSQL_DATABASE
-    export POLYCRUD_MYSQL_PASSWORD=$(secret mysql-password)
-    export POLYCRUD_REDIS_CLUSTER=$(redis_nodes) POLYCRUD_REDIS_USER=$REDIS_USER
-    export POLYCRUD_REDIS_PASSWORD=$(secret redis-password)
-    export POLYCRUD_ADMIN_TOKEN_SHA256=$(sha256_hex "$(secret admin-token)")
-    export POLYCRUD_READER_TOKEN_SHA256=$(sha256_hex "$(secret reader-token)")
-    export POLYCRUD_DRAIN_MS=$DRAIN_MS
+    # Assigned before they are exported, so a failed lookup ends the start.
+    POLYCRUD_BIND=$(addr "$host")
+    POLYCRUD_MYSQL_HOST=$(addr lb)
+    POLYCRUD_MYSQL_PASSWORD=$(secret mysql-password)
+    POLYCRUD_REDIS_CLUSTER=$(redis_nodes)
+    POLYCRUD_REDIS_PASSWORD=$(secret redis-password)
+    # Change events go to RabbitMQ on mq (API.md, "Change events").
+    POLYCRUD_AMQP_HOST=$(addr mq)
+    POLYCRUD_AMQP_PASSWORD=$(secret amqp-password)
+    POLYCRUD_ADMIN_TOKEN_SHA256=$(sha256_hex "$(secret admin-token)")
+    POLYCRUD_READER_TOKEN_SHA256=$(sha256_hex "$(secret reader-token)")
+    export POLYCRUD_BIND POLYCRUD_MYSQL_HOST POLYCRUD_MYSQL_PASSWORD POLYCRUD_REDIS_CLUSTER \
+      POLYCRUD_REDIS_PASSWORD POLYCRUD_AMQP_HOST POLYCRUD_AMQP_PASSWORD \
+      POLYCRUD_ADMIN_TOKEN_SHA256 POLYCRUD_READER_TOKEN_SHA256
+    export POLYCRUD_THRIFT_PORT=$THRIFT_PORT POLYCRUD_GRPC_PORT=$GRPC_PORT
+    export POLYCRUD_SOAP_PORT=$SOAP_PORT POLYCRUD_REST_PORT=$REST_PORT
+    export POLYCRUD_MYSQL_PORT=$MYSQL_PORT POLYCRUD_MYSQL_USER=$MYSQL_USER
+    export POLYCRUD_MYSQL_DATABASE=$MYSQL_DATABASE POLYCRUD_REDIS_USER=$REDIS_USER
+    export POLYCRUD_AMQP_PORT=$AMQP_PORT POLYCRUD_AMQP_USER=$AMQP_USER
+    export POLYCRUD_AMQP_VHOST=$AMQP_VHOST POLYCRUD_DRAIN_MS=$DRAIN_MS
     cd "$DIR/$host"
     exec ip netns exec "$(ns "$host")" setsid "$SERVER_BIN" </dev/null
   ) >>"$log" 2>&1 &
@@ -476,8 +523,10 @@ start_web() {
     return 0
   fi
   (
-    export POLYCRUD_WEB_HOST=$(addr web) POLYCRUD_WEB_PORT=$WEB_PORT
-    export POLYCRUD_THRIFT_HOST=$(addr lb) POLYCRUD_THRIFT_PORT=$THRIFT_PORT
+    POLYCRUD_WEB_HOST=$(addr web)
+    POLYCRUD_THRIFT_HOST=$(addr lb)
+    export POLYCRUD_WEB_HOST POLYCRUD_THRIFT_HOST
+    export POLYCRUD_WEB_PORT=$WEB_PORT POLYCRUD_THRIFT_PORT=$THRIFT_PORT
     cd "$DIR/web"
     exec ip netns exec "$(ns web)" setsid node "$WEB_JS" </dev/null
   ) >>"$log" 2>&1 &
@@ -498,6 +547,7 @@ start_host() {
     web) start_web ;;
     cache*) start_redis "$1" ;;
     db*) start_db "$1" ;;
+    mq) start_mq ;;
     client) ;;
   esac
 }
@@ -521,7 +571,7 @@ signal_host() {
 }
 
 write_endpoints() {
-  local host pairs= dbs=
+  local host pairs='' dbs=''
   for host in "${HOSTS[@]}"; do pairs+=${pairs:+,}$host=$(ns "$host"); done
   for host in "${DBS[@]}"; do dbs+=${dbs:+,}$(addr "$host"):$MYSQL_PORT; done
   (
@@ -547,6 +597,11 @@ MYSQL_PORT=$MYSQL_PORT
 MYSQL_USER=$MYSQL_USER
 MYSQL_PASSWORD=$(secret mysql-password)
 MYSQL_DATABASE=$MYSQL_DATABASE
+AMQP_HOST=$(addr mq)
+AMQP_PORT=$AMQP_PORT
+AMQP_USER=$AMQP_USER
+AMQP_PASSWORD=$(secret amqp-password)
+AMQP_VHOST=$AMQP_VHOST
 HOSTS=$pairs
 EOF
   )
@@ -570,7 +625,7 @@ cmd_up() {
   # signal) removes what it made.
   trap 'up_failed' EXIT
   for host in admin-token reader-token mysql-password redis-password redis-admin-password \
-    check-password; do
+    check-password amqp-password; do
     secret "$host" >/dev/null
   done
   step "making the hosts: namespaces $PREFIX-* on a private switch, $SUBNET.0/24"
@@ -586,6 +641,8 @@ cmd_up() {
   step "starting HAProxy on lb"
   start_lb
   wait_for 30 backend_up mysql db1 || die "HAProxy does not see db1 as a serving Galera node"
+  step "starting RabbitMQ on mq (the servers publish their change events there)"
+  start_mq
   step "starting polycrud-server on app1 and app2 (each migrates under the migration lease)"
   start_app app1 &
   local first=$!
@@ -616,7 +673,7 @@ cmd_down() {
   if is_up; then
     step "stopping every daemon"
     # Clients and servers first, then what they use.
-    for host in client web lb app1 app2 cache1 cache2 cache3 db1 db2 db3; do
+    for host in client web lb app1 app2 mq cache1 cache2 cache3 db1 db2 db3; do
       signal_host "$host" TERM
     done
     step "deleting the hosts ($PREFIX-*)"
@@ -662,6 +719,16 @@ cmd_status() {
             echo '(no answer)')"
         else
           what="mariadb DOWN"
+        fi
+        ;;
+      mq)
+        # stack.sh knows a killed node (a zombie until reaped) for dead.
+        if in_host mq "$STACK" rabbitmq status "$(mq_dir)" >/dev/null; then
+          what="rabbitmq $(mq_ctl list_connections --no-table-headers user 2>/dev/null | grep -c . ||
+            true) connections, $(mq_ctl list_queues -p "$AMQP_VHOST" --no-table-headers messages \
+            2>/dev/null | awk '{n++; m += $1} END {printf "%d queues, %d messages waiting", n, m}')"
+        else
+          what="rabbitmq DOWN"
         fi
         ;;
       client) what="(clients)" ;;

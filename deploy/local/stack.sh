@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Private MariaDB and Redis instances for polycrud: one directory per
-# instance, loopback only, started without systemd and stopped by the PID
+# Private MariaDB, Redis and RabbitMQ instances for polycrud: one directory
+# per instance, loopback only, started without systemd and stopped by the PID
 # recorded in that directory. A system-wide instance (/run/mysqld, the
-# distribution's redis-server) is never touched, and nothing is ever stopped
-# by process name.
+# distribution's redis-server or rabbitmq-server and its epmd) is never
+# touched, and nothing is ever stopped by process name.
 #
 # Used by `./polycrud up/down` and by the test suite (CTest fixtures and the
 # C++ integration tests), so the command-line interface below is stable.
@@ -15,16 +15,23 @@ readonly REDIS_STOP_TIMEOUT_S=10
 readonly MARIADB_START_TIMEOUT_S=30
 readonly MARIADB_STOP_TIMEOUT_S=30
 readonly GALERA_START_TIMEOUT_S=90
+readonly RABBITMQ_START_TIMEOUT_S=60
+readonly RABBITMQ_STOP_TIMEOUT_S=30
+readonly EPMD_START_TIMEOUT_S=5
 readonly LOCK_TIMEOUT_S=120
 readonly BIND=${POLYCRUD_BIND_ADDRESS:-127.0.0.1}
 readonly GALERA_PROVIDER=/usr/lib/galera/libgalera_smm.so
+# Debian's /usr/sbin/rabbitmq* wrappers switch to the rabbitmq user; these
+# run as the caller, with every path pointing into the instance's DIR.
+readonly RABBITMQ_BIN=/usr/lib/rabbitmq/bin
+readonly AMQP_USER=polycrud
 
 usage() {
   cat <<'EOF'
 Usage: stack.sh COMMAND ...
 
-Starts and stops private MariaDB and Redis instances, each in its own
-directory, listening on 127.0.0.1 only. Every start is idempotent (an
+Starts and stops private MariaDB, Redis and RabbitMQ instances, each in its
+own directory, listening on 127.0.0.1 only. Every start is idempotent (an
 instance already running in DIR is left alone) and every stop is harmless
 when nothing runs. Processes are found through the pid files in DIR only.
 
@@ -47,6 +54,18 @@ MariaDB:
                                     user gets the new password), grant ALL on
                                     DATABASE.* only; idempotent
 
+RabbitMQ (no plugins; one user on its own vhost, no guest):
+  stack.sh rabbitmq start DIR PORT  start an epmd of its own and rabbitmq-server
+                                    in DIR (created if needed), AMQP on PORT,
+                                    wait until the node serves (60 s), then
+                                    lock it down (below)
+  stack.sh rabbitmq stop DIR        SIGTERM to the node by pid, SIGKILL after
+                                    30 s, then its epmd by pid
+  stack.sh rabbitmq status DIR      print its state; exit 0 running, 3 stopped
+  stack.sh rabbitmq ctl DIR ARGS... rabbitmqctl ARGS against DIR's node (its
+                                    cookie, node name and epmd), e.g.
+                                    list_queues -p polycrud
+
 Any directory:
   stack.sh status DIR               what runs in DIR and its direct
                                     subdirectories (pid and port, or "stopped")
@@ -56,6 +75,11 @@ Files in a Redis DIR:   redis.pid redis.port redis.log users.acl
                         server.password admin.password (mode 0600)
 Files in a MariaDB DIR: my.cnf data/ files/ mysqld.pid mysqld.sock mysqld.log
                         install.log (a Galera node also: galera.port)
+Files in a RabbitMQ DIR: rabbitmq.pid epmd.pid rabbitmq.instance (node name,
+                        address, ports) rabbitmq.conf (mode 0600)
+                        enabled_plugins rabbitmq-env.conf log/ mnesia/
+                        rabbitmq.out epmd.log .erlang.cookie (mode 0400; DIR
+                        is the node's HOME) server.password (mode 0600)
 
 Locked down: Redis has no default user. Its ACL (DIR/users.acl, mode 0600,
 passwords stored as SHA-256) has two users: "polycrud" (the server: keys
@@ -69,6 +93,14 @@ MariaDB's root exists only as root@localhost, authenticated by the Unix
 socket (the OS user root), so nothing on TCP can log in as root:
   mariadb --defaults-file=DIR/my.cnf
 The server reads and writes files only in DIR/files (secure_file_priv).
+RabbitMQ has no guest user (a new node never makes it, an older one loses it
+on start) and no plugin, so no management listener. The user "polycrud" has
+no tags and may configure, write and read on its vhost only; its password is
+DIR/server.password, random on first start or taken from the environment.
+The AMQP port, the node's Erlang distribution (PORT+1) and its own epmd
+(PORT+2) listen on the bind address only (epmd adds the loopback addresses
+by itself); rabbitmqctl needs the node's cookie, so go through
+"stack.sh rabbitmq ctl DIR ...".
 
 Environment:
   POLYCRUD_BIND_ADDRESS          the address every instance listens on and
@@ -116,6 +148,14 @@ Environment:
                                  in DIR/server.password (unset: the file's, or
                                  a random one)
   POLYCRUD_REDIS_ADMIN_PASSWORD  the same for "admin" (DIR/admin.password)
+  POLYCRUD_AMQP_PASSWORD         password of the "polycrud" RabbitMQ user,
+                                 stored in DIR/server.password (unset: the
+                                 file's, or a random one); a new one takes
+                                 effect on the next start
+  POLYCRUD_AMQP_VHOST            its vhost (default polycrud)
+  POLYCRUD_RABBITMQ_DIST_PORT    the node's Erlang distribution port (default
+                                 PORT + 1)
+  POLYCRUD_RABBITMQ_EPMD_PORT    the port of its epmd (default PORT + 2)
 EOF
 }
 
@@ -176,18 +216,26 @@ pid_alive() {
   [[ $comm == "$2" ]]
 }
 
-# True if PID is the instance of DIR: redis-server runs inside its --dir,
-# mariadbd was started with DIR/my.cnf. A recycled pid, or another instance,
-# never passes this test, so it is never signalled.
+# True if PID is the instance of DIR: redis-server and epmd run inside DIR,
+# mariadbd was started with DIR/my.cnf, RabbitMQ's VM with "-home DIR". A
+# recycled pid, or another instance, never passes this test, so it is never
+# signalled.
 owned_by_dir() {
-  local pid=$1 comm=$2 dir=$3 arg
+  local pid=$1 comm=$2 dir=$3 arg previous=
   case $comm in
-    redis-server)
+    redis-server | epmd)
       [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$dir" ]]
       ;;
     mariadbd)
       while IFS= read -r -d '' arg; do
         [[ $arg == "--defaults-file=$dir/my.cnf" ]] && return 0
+      done <"/proc/$pid/cmdline" 2>/dev/null
+      return 1
+      ;;
+    beam.smp)
+      while IFS= read -r -d '' arg; do
+        [[ $previous == -home && $arg == "$dir" ]] && return 0
+        previous=$arg
       done <"/proc/$pid/cmdline" 2>/dev/null
       return 1
       ;;
@@ -251,19 +299,9 @@ lock_dir() {
   flock -w "$LOCK_TIMEOUT_S" 9 || die "$dir is locked by another stack.sh command"
 }
 
-# ---------------------------------------------------------------- Redis ----
-
-# The commands the server's Redis user may run: the cache protocol's and
-# nothing else (docs/cache-protocol.md). SCRIPT EXISTS is for the Python
-# benchmark peer (redis-py checks its script before a pipeline); CLUSTER
-# SLOTS and ASKING for the server on a Redis Cluster, and there FLUSHALL too:
-# the server empties a replica promoted by a failover before it uses it.
-readonly REDIS_SERVER_COMMANDS='+get +mget +set +del +eval +evalsha +script|load +script|exists +ping +cluster|slots +asking'
-readonly REDIS_CLUSTER_SERVER_COMMANDS='+flushall'
-
 # Writes FILE (mode 0600) with VALUE if VALUE is set, else with a random
 # secret unless FILE exists already.
-redis_secret_file() {
+secret_file() {
   local file=$1 value=$2
   if [[ -n $value ]]; then
     (umask 077 && printf '%s\n' "$value" >"$file.tmp")
@@ -282,13 +320,23 @@ first_line() {
   printf '%s' "$line"
 }
 
+# ---------------------------------------------------------------- Redis ----
+
+# The commands the server's Redis user may run: the cache protocol's and
+# nothing else (docs/cache-protocol.md). SCRIPT EXISTS is for the Python
+# benchmark peer (redis-py checks its script before a pipeline); CLUSTER
+# SLOTS and ASKING for the server on a Redis Cluster, and there FLUSHALL too:
+# the server empties a replica promoted by a failover before it uses it.
+readonly REDIS_SERVER_COMMANDS='+get +mget +set +del +eval +evalsha +script|load +script|exists +ping +cluster|slots +asking'
+readonly REDIS_CLUSTER_SERVER_COMMANDS='+flushall'
+
 redis_password_hash() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 # DIR/users.acl from the two password files: no default user.
 redis_write_acl() {
   local dir=$1 server admin
-  redis_secret_file "$dir/server.password" "${POLYCRUD_REDIS_PASSWORD:-}"
-  redis_secret_file "$dir/admin.password" "${POLYCRUD_REDIS_ADMIN_PASSWORD:-}"
+  secret_file "$dir/server.password" "${POLYCRUD_REDIS_PASSWORD:-}"
+  secret_file "$dir/admin.password" "${POLYCRUD_REDIS_ADMIN_PASSWORD:-}"
   local commands=$REDIS_SERVER_COMMANDS
   [[ ${POLYCRUD_REDIS_CLUSTER:-0} == 1 ]] && commands+=" $REDIS_CLUSTER_SERVER_COMMANDS"
   server=$(redis_password_hash "$(first_line "$dir/server.password")")
@@ -732,7 +780,7 @@ sql_string() {
 }
 
 mariadb_bootstrap() {
-  local dir=$1 database=$2 user=$3 password= pw host
+  local dir=$1 database=$2 user=$3 password='' pw host
   IFS= read -r password || [[ -n $password ]] || usage_error "no password on stdin"
   [[ $database =~ ^[A-Za-z0-9_]{1,64}$ ]] ||
     usage_error "invalid database name '$database' (letters, digits and _ only)"
@@ -763,6 +811,321 @@ mariadb_bootstrap() {
   info "database '$database' and user '$user' ready in $dir"
 }
 
+# ------------------------------------------------------------- RabbitMQ ----
+
+# A setting of DIR's instance (NODE, BIND, AMQP_PORT, DIST_PORT, EPMD_PORT,
+# VHOST), as the last start wrote it to DIR/rabbitmq.instance.
+rabbitmq_setting() {
+  [[ -f $1/rabbitmq.instance ]] || return 1
+  sed -n "s/^$2=//p" "$1/rabbitmq.instance" | head -n 1
+}
+
+# ADDRESS as an Erlang tuple, e.g. {127,0,0,1} (inet_dist_use_interface).
+erlang_ip_tuple() {
+  [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] ||
+    die "RabbitMQ needs an IPv4 bind address, not '$1' (POLYCRUD_BIND_ADDRESS)"
+  printf '{%d,%d,%d,%d}\n' "$((10#${BASH_REMATCH[1]}))" "$((10#${BASH_REMATCH[2]}))" \
+    "$((10#${BASH_REMATCH[3]}))" "$((10#${BASH_REMATCH[4]}))"
+}
+
+# The environment of DIR's node and of rabbitmqctl against it, one NAME=value
+# per line, from DIR/rabbitmq.instance. Every path is in DIR, and the files
+# under /etc/rabbitmq are replaced by DIR's (absent ones count as empty), so
+# nothing of a system-wide RabbitMQ is read or written. The instance's own
+# epmd runs before the node starts and until it has stopped, so neither the
+# VM (-start_epmd false) nor RabbitMQ's code, which starts one when it finds
+# none, adds an epmd that nothing would stop; ERL_EPMD_ADDRESS would keep
+# even that one off other addresses.
+rabbitmq_env() {
+  local dir=$1 node bind tuple
+  node=$(rabbitmq_setting "$dir" NODE)
+  bind=$(rabbitmq_setting "$dir" BIND)
+  [[ -n $node && -n $bind ]] || die "no RabbitMQ instance in $dir; start it first: stack.sh rabbitmq start $dir PORT"
+  tuple=$(erlang_ip_tuple "$bind")
+  printf '%s\n' \
+    "HOME=$dir" \
+    "RABBITMQ_NODENAME=$node" \
+    RABBITMQ_USE_LONGNAME=true \
+    "RABBITMQ_NODE_IP_ADDRESS=$bind" \
+    "RABBITMQ_NODE_PORT=$(rabbitmq_setting "$dir" AMQP_PORT)" \
+    "RABBITMQ_DIST_PORT=$(rabbitmq_setting "$dir" DIST_PORT)" \
+    "ERL_EPMD_PORT=$(rabbitmq_setting "$dir" EPMD_PORT)" \
+    "ERL_EPMD_ADDRESS=$bind" \
+    "RABBITMQ_MNESIA_BASE=$dir/mnesia" \
+    "RABBITMQ_LOG_BASE=$dir/log" \
+    "RABBITMQ_LOGS=$dir/log/rabbitmq.log" \
+    "RABBITMQ_PID_FILE=$dir/rabbitmq.pid" \
+    "RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins" \
+    "RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf" \
+    "RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf" \
+    "RABBITMQ_CONFIG_FILES=$dir/conf.d/*.conf" \
+    "RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config" \
+    "ERL_CRASH_DUMP=$dir/erl_crash.dump" \
+    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-start_epmd false -kernel inet_dist_use_interface $tuple" \
+    "RABBITMQ_CTL_ERL_ARGS=-start_epmd false -kernel inet_dist_use_interface $tuple"
+}
+
+# rabbitmqctl ARGS... against DIR's node, with its cookie and its epmd.
+# Only while that epmd runs: rabbitmqctl starts an epmd of its own when it
+# finds none (whatever -start_epmd says), and nothing would ever stop it.
+rabbitmq_ctl() {
+  local dir=$1 node
+  shift
+  running_pid "$dir/epmd.pid" epmd >/dev/null ||
+    die "rabbitmq is not running in $dir (no epmd of its own); start it: stack.sh rabbitmq start $dir PORT"
+  local -a env=()
+  mapfile -t env < <(rabbitmq_env "$dir")
+  ((${#env[@]} > 0)) || exit 1
+  node=$(rabbitmq_setting "$dir" NODE)
+  env "${env[@]}" "$RABBITMQ_BIN/rabbitmqctl" -n "$node" "$@"
+}
+
+# The Erlang cookie that lets rabbitmqctl talk to the node: made once in
+# DIR, the node's HOME; Erlang refuses a cookie others can read.
+rabbitmq_cookie() {
+  local file=$1/.erlang.cookie
+  if [[ ! -s $file ]]; then
+    (umask 077 && od -An -vtx1 -N20 /dev/urandom | tr -d ' \n' >"$file.tmp")
+    mv -f "$file.tmp" "$file"
+  fi
+  chmod 400 "$file"
+}
+
+rabbitmq_write_config() {
+  local dir=$1 vhost=$2 once
+  once=$(od -An -vtx1 -N16 /dev/urandom | tr -d ' \n')
+  (
+    umask 077
+    cat >"$dir/rabbitmq.conf.tmp" <<CONF
+# Written by deploy/local/stack.sh on every start; edits are overwritten.
+# The first user a new node makes, instead of guest/guest, administrator on
+# "/": the application's, without tags, allowed on its own vhost only. Its
+# password here is a throw-away one that start replaces with
+# DIR/server.password through rabbitmqctl right after the boot, so no
+# password ever needs quoting for this file.
+default_user = $AMQP_USER
+default_pass = $once
+default_vhost = $vhost
+default_user_tags.administrator = false
+CONF
+  )
+  mv -f "$dir/rabbitmq.conf.tmp" "$dir/rabbitmq.conf"
+  # No plugins: no management listener, nothing but AMQP 0-9-1.
+  printf '[].\n' >"$dir/enabled_plugins"
+  printf '# Empty on purpose: /etc/rabbitmq/rabbitmq-env.conf is not for this node.\n' \
+    >"$dir/rabbitmq-env.conf"
+}
+
+# Starts DIR's own epmd on PORT, on the bind address (epmd adds the loopback
+# addresses by itself). In the background rather than with -daemon, so $! is
+# its pid, recorded in DIR/epmd.pid; it runs inside DIR, which owned_by_dir
+# checks before it is ever signalled.
+rabbitmq_start_epmd() {
+  local dir=$1 port=$2 pid deadline
+  # One left by a node that died: it is started again with this start's
+  # port and address.
+  if pid=$(running_pid "$dir/epmd.pid" epmd); then
+    terminate epmd "$pid" epmd 10
+  fi
+  rm -f "$dir/epmd.pid"
+  if port_in_use "$port"; then
+    die "epmd port $port on $BIND is already in use by another process; choose another AMQP port or set POLYCRUD_RABBITMQ_EPMD_PORT"
+  fi
+  (cd "$dir" && exec_detached setsid epmd -port "$port" -address "$BIND") >>"$dir/epmd.log" 2>&1 &
+  pid=$!
+  printf '%s\n' "$pid" >"$dir/epmd.pid"
+  deadline=$((SECONDS + EPMD_START_TIMEOUT_S))
+  # Asked as epmd (on the loopback, where it always listens), not just
+  # connected to: a bare connection only fills its log with complaints.
+  until epmd -port "$port" -names >/dev/null 2>&1; do
+    if ! pid_exists "$pid" || ((SECONDS >= deadline)); then
+      pid_exists "$pid" && terminate epmd "$pid" epmd 10
+      rm -f "$dir/epmd.pid"
+      show_tail "$dir/epmd.log"
+      die "epmd did not listen on $BIND:$port within $EPMD_START_TIMEOUT_S s (log: $dir/epmd.log)"
+    fi
+    sleep 0.1
+  done
+}
+
+rabbitmq_stop_epmd() {
+  local dir=$1 pid
+  if pid=$(running_pid "$dir/epmd.pid" epmd); then
+    terminate epmd "$pid" epmd 10
+  fi
+  rm -f "$dir/epmd.pid"
+}
+
+# Stops what a failed start left (the node, its epmd), shows the logs, dies.
+rabbitmq_start_failed() {
+  local dir=$1 pid slogan=
+  shift
+  if pid=$(running_pid "$dir/rabbitmq.pid" beam.smp); then
+    terminate rabbitmq "$pid" beam.smp "$RABBITMQ_STOP_TIMEOUT_S"
+  fi
+  rm -f "$dir/rabbitmq.pid"
+  rabbitmq_stop_epmd "$dir"
+  show_tail "$dir/log/rabbitmq.log" "$dir/rabbitmq.out"
+  # A VM that died in its boot says why in its crash dump.
+  if [[ -s $dir/erl_crash.dump ]]; then
+    slogan=$(sed -n 's/^Slogan: //p' "$dir/erl_crash.dump" | head -n 1 | cut -c1-300)
+    die "$*: $slogan (crash dump: $dir/erl_crash.dump)"
+  fi
+  die "$* (log: $dir/log/rabbitmq.log)"
+}
+
+# No guest; the application's user with DIR/server.password, no tags, and
+# permissions on VHOST only. Idempotent: also brings an older node to it.
+# rabbitmqctl reads its stdin, so every call but the password's gets none.
+rabbitmq_lock_down() {
+  local dir=$1 vhost=$2 users listing line verb=add_user
+  local -a perms=()
+  users=$(rabbitmq_ctl "$dir" list_users --quiet --no-table-headers </dev/null) ||
+    die "cannot list the users of the RabbitMQ in $dir"
+  if grep -q '^guest[[:space:]]' <<<"$users"; then
+    rabbitmq_ctl "$dir" delete_user guest </dev/null >/dev/null ||
+      die "cannot delete the guest user in $dir"
+  fi
+  grep -q "^${AMQP_USER}[[:space:]]" <<<"$users" && verb=change_password
+  # The password goes on stdin, never on a command line.
+  rabbitmq_ctl "$dir" "$verb" "$AMQP_USER" <"$dir/server.password" >/dev/null ||
+    die "cannot set the password of RabbitMQ user $AMQP_USER in $dir"
+  if ! { rabbitmq_ctl "$dir" set_user_tags "$AMQP_USER" </dev/null >/dev/null &&
+    rabbitmq_ctl "$dir" add_vhost "$vhost" </dev/null >/dev/null &&
+    rabbitmq_ctl "$dir" set_permissions -p "$vhost" "$AMQP_USER" '.*' '.*' '.*' </dev/null >/dev/null; }; then
+    die "cannot give RabbitMQ user $AMQP_USER its vhost $vhost in $dir"
+  fi
+  listing=$(rabbitmq_ctl "$dir" list_user_permissions --quiet --no-table-headers "$AMQP_USER" \
+    </dev/null) || die "cannot list the permissions of RabbitMQ user $AMQP_USER in $dir"
+  mapfile -t perms <<<"$listing"
+  # Permissions on any other vhost (an earlier POLYCRUD_AMQP_VHOST) go.
+  for line in "${perms[@]}"; do
+    line=${line%%$'\t'*}
+    [[ -n $line && $line != "$vhost" ]] || continue
+    rabbitmq_ctl "$dir" clear_permissions -p "$line" "$AMQP_USER" </dev/null >/dev/null ||
+      die "cannot clear the permissions of $AMQP_USER on vhost $line in $dir"
+  done
+}
+
+rabbitmq_start() {
+  local dir=$1 port=$2 pid running_port dist_port epmd_port vhost deadline remaining node
+  check_port "$port"
+  # The distribution and epmd ports sit next to the AMQP port, like Galera's
+  # (RabbitMQ's own PORT+20000 would put 15672's distribution on 35672, the
+  # first port rabbitmqctl itself listens on, and most others in the
+  # kernel's ephemeral range).
+  dist_port=${POLYCRUD_RABBITMQ_DIST_PORT:-$((10#$port + 1))}
+  epmd_port=${POLYCRUD_RABBITMQ_EPMD_PORT:-$((10#$port + 2))}
+  check_port "$dist_port"
+  check_port "$epmd_port"
+  vhost=${POLYCRUD_AMQP_VHOST:-polycrud}
+  [[ $vhost =~ ^[A-Za-z0-9_.-]{1,64}$ ]] ||
+    usage_error "invalid vhost '$vhost' (POLYCRUD_AMQP_VHOST: letters, digits, _ . - only)"
+  erlang_ip_tuple "$BIND" >/dev/null
+  [[ -x $RABBITMQ_BIN/rabbitmq-server && -x $RABBITMQ_BIN/rabbitmqctl ]] ||
+    die "$RABBITMQ_BIN/rabbitmq-server not found; install it with ./polycrud setup (Debian package rabbitmq-server)"
+  command -v epmd >/dev/null 2>&1 ||
+    die "epmd not found; install it with ./polycrud setup (Debian package rabbitmq-server)"
+  mkdir -p "$dir"
+  dir=$(abs_dir "$dir")
+  lock_dir "$dir"
+
+  if pid=$(running_pid "$dir/rabbitmq.pid" beam.smp); then
+    running_port=$(rabbitmq_setting "$dir" AMQP_PORT || true)
+    if [[ -n $running_port && $running_port != "$port" ]]; then
+      die "rabbitmq already runs in $dir on port $running_port (pid $pid), not $port; stop it first"
+    fi
+    info "rabbitmq already running in $dir (pid $pid, port $port)"
+    return 0
+  fi
+  rm -f "$dir/rabbitmq.pid" "$dir/erl_crash.dump"
+  if port_in_use "$port"; then
+    die "port $port on $BIND is already in use by another process; choose another port"
+  fi
+  if port_in_use "$dist_port"; then
+    die "distribution port $dist_port on $BIND is already in use by another process; choose another AMQP port or set POLYCRUD_RABBITMQ_DIST_PORT"
+  fi
+
+  # The node's name need only be unique on its own epmd; the port keeps it
+  # apart from an earlier instance in DIR (mnesia/NAME holds its data). Long
+  # names, so the host part is the bind address that rabbitmqctl reaches
+  # (in a network namespace of deploy/cluster/, not the loopback).
+  node=polycrud-$port@$BIND
+  printf '%s\n' "NODE=$node" "BIND=$BIND" "AMQP_PORT=$port" "DIST_PORT=$dist_port" \
+    "EPMD_PORT=$epmd_port" "VHOST=$vhost" >"$dir/rabbitmq.instance"
+  secret_file "$dir/server.password" "${POLYCRUD_AMQP_PASSWORD:-}"
+  rabbitmq_cookie "$dir"
+  rabbitmq_write_config "$dir" "$vhost"
+  rabbitmq_start_epmd "$dir" "$epmd_port"
+
+  local -a env=()
+  mapfile -t env < <(rabbitmq_env "$dir")
+  printf '\n===== %s stack.sh rabbitmq start =====\n' "$(date '+%F %T')" >>"$dir/rabbitmq.out"
+  # -detached: the VM forks into a session of its own and outlives this
+  # script; it writes its pid to DIR/rabbitmq.pid itself.
+  if ! (cd "$dir" && exec_detached env "${env[@]}" "$RABBITMQ_BIN/rabbitmq-server" -detached) \
+    >>"$dir/rabbitmq.out" 2>&1; then
+    rabbitmq_start_failed "$dir" "rabbitmq-server failed to start in $dir"
+  fi
+
+  deadline=$((SECONDS + RABBITMQ_START_TIMEOUT_S))
+  # The pid file comes early in the boot; a VM that dies before it leaves
+  # only a crash dump.
+  until pid=$(running_pid "$dir/rabbitmq.pid" beam.smp); do
+    if [[ -e $dir/erl_crash.dump ]]; then
+      rabbitmq_start_failed "$dir" "rabbitmq exited during start-up"
+    fi
+    if ((SECONDS >= deadline)); then
+      rabbitmq_start_failed "$dir" "rabbitmq wrote no pid file within $RABBITMQ_START_TIMEOUT_S s"
+    fi
+    sleep 0.1
+  done
+  remaining=$((deadline - SECONDS))
+  ((remaining > 0)) || remaining=1
+  # Returns once the broker runs, or at once if the VM exits.
+  if ! rabbitmq_ctl "$dir" wait --timeout "$remaining" "$dir/rabbitmq.pid" </dev/null \
+    >>"$dir/rabbitmq.out" 2>&1; then
+    rabbitmq_start_failed "$dir" "rabbitmq did not start serving on port $port within $RABBITMQ_START_TIMEOUT_S s"
+  fi
+  rabbitmq_lock_down "$dir" "$vhost"
+  info "rabbitmq started in $dir (pid $pid, port $port, epmd pid $(first_line "$dir/epmd.pid"))"
+}
+
+rabbitmq_stop() {
+  local dir=$1 pid
+  if [[ ! -d $dir ]]; then
+    info "rabbitmq not running (no directory $dir)"
+    return 0
+  fi
+  dir=$(abs_dir "$dir")
+  lock_dir "$dir"
+  if pid=$(running_pid "$dir/rabbitmq.pid" beam.smp); then
+    # SIGTERM is RabbitMQ's orderly shutdown (queues and message stores
+    # closed), as `rabbitmqctl stop` would do.
+    terminate rabbitmq "$pid" beam.smp "$RABBITMQ_STOP_TIMEOUT_S"
+  fi
+  rm -f "$dir/rabbitmq.pid"
+  # The node's epmd outlives it (rabbitmqctl stop leaves it, too).
+  rabbitmq_stop_epmd "$dir"
+  if [[ -n $pid ]]; then
+    info "rabbitmq stopped in $dir (was pid $pid)"
+  else
+    info "rabbitmq not running in $dir"
+  fi
+}
+
+rabbitmq_status() {
+  local dir=$1 pid port
+  [[ -d $dir ]] && dir=$(abs_dir "$dir")
+  if [[ -d $dir ]] && pid=$(running_pid "$dir/rabbitmq.pid" beam.smp); then
+    port=$(rabbitmq_setting "$dir" AMQP_PORT || true)
+    printf 'rabbitmq %-8s pid %-8s port %-6s %s\n' running "$pid" "${port:-?}" "$dir"
+    return 0
+  fi
+  printf 'rabbitmq %-8s %-22s %s\n' stopped '' "$dir"
+  return 3
+}
+
 # ------------------------------------------------------------ any DIR ----
 
 # Prints the state of every instance in DIR and its direct subdirectories.
@@ -784,6 +1147,10 @@ status_all() {
       mariadb_status "$d" || true
       found=1
     fi
+    if [[ -e $d/rabbitmq.instance || -e $d/rabbitmq.pid || -e $d/epmd.pid ]]; then
+      rabbitmq_status "$d" || true
+      found=1
+    fi
   done
   ((found)) || printf 'nothing in %s\n' "$root"
 }
@@ -791,13 +1158,21 @@ status_all() {
 # Stops every instance whose pid file lies below DIR.
 stop_all() {
   local root=$1 f
+  local -A rabbitmq_done=()
   [[ -d $root ]] || return 0
   while IFS= read -r -d '' f; do
     case ${f##*/} in
       redis.pid) redis_stop "${f%/*}" ;;
       mysqld.pid) mariadb_stop "${f%/*}" ;;
+      # A RabbitMQ DIR has two (the node's and its epmd's): stopped once.
+      rabbitmq.pid | epmd.pid)
+        [[ -n ${rabbitmq_done[${f%/*}]:-} ]] && continue
+        rabbitmq_done[${f%/*}]=1
+        rabbitmq_stop "${f%/*}"
+        ;;
     esac
-  done < <(find "$root" -maxdepth 5 \( -name redis.pid -o -name mysqld.pid \) -print0)
+  done < <(find "$root" -maxdepth 5 \( -name redis.pid -o -name mysqld.pid -o -name rabbitmq.pid \
+    -o -name epmd.pid \) -print0)
 }
 
 # ---------------------------------------------------------------- main ----
@@ -869,6 +1244,33 @@ main() {
           mariadb_bootstrap "$1" "$2" "$3"
           ;;
         *) usage_error "unknown mariadb command '$action' (start, stop, status, bootstrap)" ;;
+      esac
+      ;;
+    rabbitmq)
+      local action=${1:-}
+      shift || true
+      case $action in
+        start)
+          expect_args 2 $# "rabbitmq start DIR PORT"
+          rabbitmq_start "$1" "$2"
+          ;;
+        stop)
+          expect_args 1 $# "rabbitmq stop DIR"
+          rabbitmq_stop "$1"
+          ;;
+        status)
+          expect_args 1 $# "rabbitmq status DIR"
+          rabbitmq_status "$1"
+          ;;
+        ctl)
+          (($# >= 2)) || usage_error "'rabbitmq ctl DIR ARGS...' takes a directory and rabbitmqctl's arguments"
+          [[ -d $1 ]] || die "no RabbitMQ in $1; start it first: stack.sh rabbitmq start $1 PORT"
+          local dir
+          dir=$(abs_dir "$1")
+          shift
+          rabbitmq_ctl "$dir" "$@"
+          ;;
+        *) usage_error "unknown rabbitmq command '$action' (start, stop, status, ctl)" ;;
       esac
       ;;
     status)

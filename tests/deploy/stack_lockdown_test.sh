@@ -9,6 +9,10 @@
 # Redis: no default user, the server's user limited to user:* keys and the
 # cache protocol's commands, secrets only in 0600 files (the ACL holds
 # hashes), and the noeviction policy under a maxmemory limit.
+# RabbitMQ: no guest, the application's user without tags and only on its
+# vhost, every socket of the node and of its epmd on the loopback, secrets in
+# 0600 files, a password change through the environment, and a stop that
+# leaves no process behind.
 set -euo pipefail
 
 readonly PY=/usr/bin/python3
@@ -150,5 +154,90 @@ POLYCRUD_REDIS_PASSWORD=server-pw-2 "$STACK" redis start "$rd" "$rd_port" >/dev/
 expect 'AUTH failed: WRONGPASS' cli polycrud server-pw PING
 expect PONG cli polycrud server-pw-2 PING
 pass "passwords persist across restarts and can be changed"
+
+# ------------------------------------------------------------- RabbitMQ ----
+
+mq=$dir/rabbitmq
+mq_port=$(free_port)
+# The distribution and epmd ports default to PORT+1 and PORT+2, which need
+# not be free next to a port the kernel picked.
+mq_env=(POLYCRUD_RABBITMQ_DIST_PORT="$(free_port)" POLYCRUD_RABBITMQ_EPMD_PORT="$(free_port)"
+  POLYCRUD_AMQP_VHOST=lockdown_vhost)
+mq_start() { env "${mq_env[@]}" "$@" "$STACK" rabbitmq start "$mq" "$mq_port" >/dev/null; }
+mq_stop() { "$STACK" rabbitmq stop "$mq" >/dev/null; }
+ctl() { "$STACK" rabbitmq ctl "$mq" --quiet "$@" </dev/null; }
+authenticates() { ctl authenticate_user polycrud "$1" >/dev/null 2>&1; }
+
+mq_start POLYCRUD_AMQP_PASSWORD=amqp-pw
+beam=$(cat "$mq/rabbitmq.pid")
+epmd=$(cat "$mq/epmd.pid")
+[[ $(stat -c %a "$mq/server.password") == 600 ]] || fail "$mq/server.password is not mode 0600"
+[[ $(stat -c %a "$mq/rabbitmq.conf") == 600 ]] || fail "$mq/rabbitmq.conf is not mode 0600"
+[[ $(stat -c %a "$mq/.erlang.cookie") == 400 ]] || fail "$mq/.erlang.cookie is not mode 0400"
+grep -q amqp-pw "$mq/rabbitmq.conf" && fail "rabbitmq.conf holds the password"
+pass "RabbitMQ secrets in 0600 files, the cookie 0400"
+
+users=$(ctl list_users --no-table-headers)
+[[ $users == $'polycrud\t[]' ]] || fail "RabbitMQ users: $users (want only polycrud, no tags)"
+authenticates amqp-pw || fail "polycrud cannot authenticate with its password"
+authenticates wrong && fail "polycrud authenticated with a wrong password"
+authenticates guest && fail "something authenticated with guest's password"
+perms=$(ctl list_user_permissions --no-table-headers polycrud)
+[[ $perms == $'lockdown_vhost\t.*\t.*\t.*' ]] || fail "permissions of polycrud: $perms"
+pass "no guest; polycrud, without tags, on its vhost only, with its password only"
+
+# Every listening socket of the node (AMQP, distribution: no management or
+# other plugin) and of its epmd is on the loopback. epmd always adds ::1.
+sockets() { ss -Hltnp | awk -v p="pid=$1," 'index($0, p) {print $4}' | sort | tr '\n' ' '; }
+instance() { sed -n "s/^$1=//p" "$mq/rabbitmq.instance"; }
+want=$(printf '127.0.0.1:%s\n' "$(instance AMQP_PORT)" "$(instance DIST_PORT)" | sort | tr '\n' ' ')
+[[ $(sockets "$beam") == "$want" ]] || fail "the node listens on: $(sockets "$beam") (want $want)"
+epmd_port=$(instance EPMD_PORT)
+[[ $(sockets "$epmd") == "127.0.0.1:$epmd_port [::1]:$epmd_port " ]] ||
+  fail "epmd listens on: $(sockets "$epmd") (want 127.0.0.1:$epmd_port and [::1]:$epmd_port)"
+pass "AMQP, the distribution and epmd listen on the loopback only"
+
+# Start again while it runs: left alone.
+mq_start
+[[ $(cat "$mq/rabbitmq.pid") == "$beam" ]] || fail "a second start replaced the running node"
+# A node brought out of line (guest back, a grant on another vhost) is
+# locked down again on the next start; the password file outlives it.
+ctl add_user guest guest >/dev/null
+ctl add_vhost other >/dev/null
+ctl set_permissions -p other polycrud '.*' '.*' '.*' >/dev/null
+mq_stop
+mq_start
+[[ $(ctl list_users --no-table-headers) == $'polycrud\t[]' ]] || fail "guest survived a restart"
+[[ $(ctl list_user_permissions --no-table-headers polycrud) == $'lockdown_vhost\t.*\t.*\t.*' ]] ||
+  fail "the permissions on vhost other survived a restart"
+authenticates amqp-pw || fail "the password did not survive a restart"
+pass "a restart locks the node down again and keeps the password"
+
+mq_stop
+mq_start POLYCRUD_AMQP_PASSWORD=amqp-pw-2
+authenticates amqp-pw && fail "the old password still works after a change"
+authenticates amqp-pw-2 || fail "the new password does not work"
+[[ $(head -n 1 "$mq/server.password") == amqp-pw-2 ]] || fail "server.password was not updated"
+pass "a password changed through the environment takes effect on the next start"
+
+# Stop leaves nothing of DIR running: the node, its epmd, the VM's helpers.
+beam=$(cat "$mq/rabbitmq.pid")
+epmd=$(cat "$mq/epmd.pid")
+mq_stop
+alive() { [[ -e /proc/$1 && $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+alive "$beam" && fail "the node (pid $beam) still runs after stop"
+alive "$epmd" && fail "epmd (pid $epmd) still runs after stop"
+left=
+for _ in $(seq 50); do
+  left=$(for p in /proc/[0-9]*; do
+    [[ $(readlink "$p/cwd" 2>/dev/null) == "$mq" ]] && alive "${p#/proc/}" && echo "${p#/proc/}"
+  done || true)
+  [[ -z $left ]] && break
+  sleep 0.1
+done
+[[ -z $left ]] || fail "processes left in $mq after stop: $left"
+[[ ! -e $mq/rabbitmq.pid && ! -e $mq/epmd.pid ]] || fail "pid files left after stop"
+"$STACK" rabbitmq stop "$mq" >/dev/null || fail "a second stop failed"
+pass "stop leaves no process of $mq (node and epmd stopped by pid)"
 
 echo "PASS: stack lock-down"

@@ -1,7 +1,8 @@
 // polycrud-cli: a small Thrift client for humans. It finds the local stack's
 // endpoint and admin token in .polycrud/ (or takes them from flags and the
 // environment), prints users as a table or as JSON, and prints errors as one
-// line with a non-zero exit code.
+// line with a non-zero exit code. `watch` prints the change events of
+// RabbitMQ as they arrive.
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
@@ -11,18 +12,23 @@
 #include <thrift/transport/TTransportException.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "UserService.h"
+#include "messaging/amqp/amqp_subscriber.h"
 #include "transport/thrift/framed_transport.h"
 
 namespace {
@@ -46,6 +52,8 @@ constexpr int kExitUnreachable = 3;
 
 struct Options {
   std::string stack_dir;
+  // watch: the broker of change events (default: AMQP_* of endpoints.env)
+  polycrud::AmqpOptions amqp;
   std::string host;  // --host, or THRIFT_HOST in endpoints.env, or 127.0.0.1
   int port = 0;
   std::string token;
@@ -104,11 +112,24 @@ void ResolveDefaults(Options& o) {
       if (auto it = env.find("THRIFT_HOST"); it != env.end()) o.host = it->second;
     }
     if (auto it = env.find("TLS"); it != env.end() && it->second == "1") o.tls = true;
+    const auto fill = [&](const char* key, std::string& value) {
+      if (auto it = env.find(key); it != env.end() && value.empty()) value = it->second;
+    };
+    fill("AMQP_HOST", o.amqp.host);
+    fill("AMQP_USER", o.amqp.user);
+    fill("AMQP_PASSWORD", o.amqp.password);
+    fill("AMQP_VHOST", o.amqp.vhost);
+    if (auto it = env.find("AMQP_PORT"); it != env.end() && o.amqp.port == 0) {
+      o.amqp.port = std::atoi(it->second.c_str());
+    }
     if (auto it = env.find("TLS_CA"); it != env.end() && o.tls_ca.empty()) o.tls_ca = it->second;
     if (o.token.empty()) o.token = ReadFirstLine(*dir / "admin-token");
   }
   if (o.port == 0) o.port = 9090;
   if (o.host.empty()) o.host = "127.0.0.1";
+  if (o.amqp.host.empty()) o.amqp.host = "127.0.0.1";
+  if (o.amqp.port == 0) o.amqp.port = 5672;
+  if (o.amqp.vhost.empty()) o.amqp.vhost = "/";
   if (!o.tls_ca.empty() || !o.tls_cert.empty()) o.tls = true;
   if (o.tls && o.tls_ca.empty()) o.tls_ca = kSystemCaBundle;
 }
@@ -252,6 +273,80 @@ int Run(const Options& o, Fn&& fn) {
     std::cerr << "error: " << e.what() << '\n';
   }
   return kExitServerError;
+}
+
+// `polycrud-cli watch`: consumes change events until `max_events` arrived
+// or `seconds` passed (0: no limit); exit 0, or 3 when the broker could not
+// be reached at the first attempt.
+int Watch(const Options& o, const std::string& binding, const std::string& queue,
+          std::uint64_t max_events, double seconds) {
+  std::mutex mu;
+  std::condition_variable done_cv;
+  std::uint64_t seen = 0;
+  bool ever_connected = false;
+  std::optional<polycrud::Status> first_failure;
+  polycrud::AmqpSubscriber subscriber(
+      polycrud::AmqpSubscriberOptions{.amqp = o.amqp, .binding_key = binding, .queue = queue},
+      polycrud::AmqpSubscriber::Handlers{
+          .on_message =
+              [&](const polycrud::AmqpDelivery& delivery) {
+                if (o.json) {
+                  std::cout << delivery.body << std::endl;
+                } else {
+                  const nlohmann::json event = nlohmann::json::parse(delivery.body, nullptr, false);
+                  if (event.is_object()) {
+                    std::cout << event.value("occurred_at_ms", std::int64_t{0}) << ' '
+                              << delivery.routing_key
+                              << " id=" << event.value("id", std::int64_t{0})
+                              << " version=" << event.value("version", std::int64_t{0})
+                              << " event_id=" << delivery.message_id
+                              << (delivery.redelivered ? " (redelivered)" : "") << std::endl;
+                  } else {
+                    std::cout << delivery.routing_key << " (not JSON) " << delivery.body
+                              << std::endl;
+                  }
+                }
+                std::lock_guard lock(mu);
+                ++seen;
+                done_cv.notify_all();
+              },
+          .on_connected =
+              [&] {
+                std::cerr << "watching " << o.amqp.exchange << " (" << binding << ") on "
+                          << o.amqp.host << ':' << o.amqp.port << std::endl;
+                std::lock_guard lock(mu);
+                ever_connected = true;
+                done_cv.notify_all();
+              },
+          .on_disconnected =
+              [&](const polycrud::Status& why) {
+                std::cerr << "not connected: " << why.message() << " (retrying)" << std::endl;
+                std::lock_guard lock(mu);
+                if (!ever_connected && !first_failure.has_value()) first_failure = why;
+                done_cv.notify_all();
+              },
+      });
+  subscriber.Start();
+  std::unique_lock lock(mu);
+  const auto stop_at = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+  const auto finished = [&] {
+    return (max_events > 0 && seen >= max_events) || (!ever_connected && first_failure);
+  };
+  if (seconds > 0) {
+    done_cv.wait_until(lock, stop_at, finished);
+  } else {
+    done_cv.wait(lock, finished);
+  }
+  const bool unreachable = !ever_connected && first_failure.has_value();
+  lock.unlock();
+  subscriber.Stop();
+  if (unreachable) {
+    std::cerr << "error: cannot reach the message broker at " << o.amqp.host << ':' << o.amqp.port
+              << '\n';
+    return kExitUnreachable;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -405,6 +500,41 @@ int main(int argc, char** argv) {
       });
     };
   });
+
+  o.amqp.port = 0;
+  o.amqp.vhost.clear();
+  std::string binding = "user.*";
+  std::string queue;
+  std::uint64_t max_events = 0;
+  double watch_seconds = 0;
+  auto* watch = app.add_subcommand(
+      "watch",
+      "Print change events (user.created, user.updated, user.deleted) as they arrive from "
+      "RabbitMQ, one line each (the event's JSON with --json). Runs until Ctrl-C, --count or "
+      "--seconds");
+  watch->add_option("--amqp-host", o.amqp.host, "Broker host (default: AMQP_HOST, or 127.0.0.1)")
+      ->envname("POLYCRUD_AMQP_HOST");
+  watch->add_option("--amqp-port", o.amqp.port, "Broker port (default: AMQP_PORT, or 5672)")
+      ->envname("POLYCRUD_AMQP_PORT");
+  watch->add_option("--amqp-user", o.amqp.user, "Broker user (default: AMQP_USER)")
+      ->envname("POLYCRUD_AMQP_USER");
+  watch
+      ->add_option("--amqp-password", o.amqp.password,
+                   "Password (default: AMQP_PASSWORD). Prefer the environment variable")
+      ->envname("POLYCRUD_AMQP_PASSWORD");
+  watch->add_option("--amqp-vhost", o.amqp.vhost, "Virtual host (default: AMQP_VHOST, or /)")
+      ->envname("POLYCRUD_AMQP_VHOST");
+  watch->add_option("--binding", binding, "Routing keys to receive, e.g. user.deleted")
+      ->capture_default_str();
+  watch->add_option("--queue", queue,
+                    "Consume from this durable queue (created if need be), so events published "
+                    "while nobody watches wait there; default: a private queue that lives as long "
+                    "as the command");
+  watch->add_option("--count", max_events, "Stop after this many events (0: no limit)");
+  watch->add_option("--seconds", watch_seconds, "Stop after this long (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  watch->callback(
+      [&] { action = [&] { return Watch(o, binding, queue, max_events, watch_seconds); }; });
 
   CLI11_PARSE(app, argc, argv);
   ResolveDefaults(o);

@@ -6,13 +6,23 @@
 #include <utility>
 
 namespace polycrud::server {
+namespace {
+
+// Every message says which relay published it (the lease owner,
+// "host:pid:random").
+AmqpOptions WithAppId(AmqpOptions options, const std::string& owner) {
+  options.app_id = owner;
+  return options;
+}
+
+}  // namespace
 
 ChangeEvents::ChangeEvents(const MysqlOptions& mysql, ChangeEventsOptions options,
                            const Clock& clock, EventLog* log)
     : clock_(clock),
       log_(log),
       outbox_(mysql, options.relay.lease_ms),
-      publisher_(options.amqp),
+      publisher_(WithAppId(options.amqp, outbox_.lease().owner())),
       relay_(outbox_, publisher_, clock, options.relay, log),
       subscriber_(AmqpSubscriberOptions{.amqp = options.amqp},
                   AmqpSubscriber::Handlers{

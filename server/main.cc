@@ -211,6 +211,12 @@ void AddOptions(CLI::App& app, Config& c, const polycrud::server::FaceList& face
       ->envname("POLYCRUD_EVENTS_RETENTION_S")
       ->check(CLI::Range(1, 365 * 86400))
       ->capture_default_str();
+  app.add_option("--events-lease-ms", c.events.relay.lease_ms,
+                 "How long the relay lease lasts without renewal: a relay that dies is replaced "
+                 "after at most this long")
+      ->envname("POLYCRUD_EVENTS_LEASE_MS")
+      ->check(CLI::Range(5'000, 600'000))
+      ->capture_default_str();
   app.add_option("--events-relay", c.events_relay,
                  "Take part in publishing the outbox (the server holding the relay lease "
                  "publishes; the others stand by)")

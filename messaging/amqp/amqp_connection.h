@@ -28,6 +28,9 @@ struct AmqpOptions {
   std::int64_t connect_timeout_ms = 2'000;
   // Every call that waits for the broker (login, declarations, confirms).
   std::int64_t rpc_timeout_ms = 3'000;
+  // The publisher's app_id on every message (e.g. which relay sent it);
+  // empty: none.
+  std::string app_id;
   // AMQP heartbeat (0: none); a consumer detects a dead broker within about
   // twice this.
   int heartbeat_s = 5;

@@ -42,6 +42,10 @@ Status AmqpPublisher::Publish(std::span<const OutboxEvent> events) {
     props.message_id = AmqpBytes(event.event_id);
     props.timestamp = static_cast<std::uint64_t>(event.occurred_at_ms / 1000);
     props.type = AmqpBytes(event.type);
+    if (!options_.app_id.empty()) {
+      props._flags |= AMQP_BASIC_APP_ID_FLAG;
+      props.app_id = AmqpBytes(options_.app_id);
+    }
     const int rc = amqp_basic_publish(state, AmqpConnection::kChannel, AmqpBytes(options_.exchange),
                                       AmqpBytes(event.type), /*mandatory=*/0, /*immediate=*/0,
                                       &props, AmqpBytes(event.body));

@@ -94,6 +94,7 @@ Status AmqpSubscriber::Consume(AmqpConnection& connection) {
         if ((props._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) {
           delivery.message_id = AmqpView(props.message_id);
         }
+        if ((props._flags & AMQP_BASIC_APP_ID_FLAG) != 0) delivery.app_id = AmqpView(props.app_id);
         delivery.body = AmqpView(envelope.message.body);
         delivery.redelivered = envelope.redelivered != 0;
         handlers_.on_message(delivery);

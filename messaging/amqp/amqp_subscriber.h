@@ -24,6 +24,7 @@ namespace polycrud {
 struct AmqpDelivery {
   std::string_view routing_key;
   std::string_view message_id;
+  std::string_view app_id;
   std::string_view body;
   bool redelivered = false;
 };

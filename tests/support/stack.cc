@@ -58,7 +58,9 @@ void StackInstance::Start() {
 }
 
 void StackInstance::Signal(int signal) {
-  const std::string pid_file = dir_ + (kind_ == "redis" ? "/redis.pid" : "/mysqld.pid");
+  const std::string pid_file = dir_ + (kind_ == "redis"      ? "/redis.pid"
+                                       : kind_ == "rabbitmq" ? "/rabbitmq.pid"
+                                                             : "/mysqld.pid");
   std::ifstream in(pid_file);
   pid_t pid = 0;
   if (!(in >> pid) || pid <= 1) throw std::runtime_error("no pid in " + pid_file);
@@ -98,6 +100,12 @@ MariadbInstance::MariadbInstance(const std::string& name, const std::string& tls
           " mariadb bootstrap '" + dir_ + "' " + Setting("POLYCRUD_TEST_MYSQL_DATABASE") + " " +
           Setting("POLYCRUD_TEST_MYSQL_USER") + " >/dev/null");
 }
+
+RabbitmqInstance::RabbitmqInstance(const std::string& name)
+    : StackInstance("rabbitmq", name,
+                    "POLYCRUD_AMQP_PASSWORD='" + Setting("POLYCRUD_TEST_AMQP_PASSWORD") +
+                        "' POLYCRUD_AMQP_VHOST='" + Setting("POLYCRUD_TEST_AMQP_VHOST") + "' ",
+                    FreePortRun(3)) {}
 
 GaleraCluster::GaleraCluster(const std::string& name, int nodes) {
   std::vector<int> galera_ports;

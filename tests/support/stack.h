@@ -41,7 +41,7 @@ class StackInstance {
   // free one.
   StackInstance(std::string kind, const std::string& name, std::string env = "", int port = 0);
 
-  std::string kind_;  // "redis" or "mariadb"
+  std::string kind_;  // "redis", "mariadb" or "rabbitmq"
   std::string env_;
   std::string dir_;
   int port_;
@@ -62,6 +62,14 @@ class MariadbInstance final : public StackInstance {
  public:
   explicit MariadbInstance(const std::string& name, const std::string& tls_dir = "",
                            std::string env = "", int port = 0);
+};
+
+// A private RabbitMQ broker with the test user, password and vhost of
+// tests/support/settings.h, on a free run of three ports (AMQP, the Erlang
+// distribution, epmd). Its data survives Stop() and Start().
+class RabbitmqInstance final : public StackInstance {
+ public:
+  explicit RabbitmqInstance(const std::string& name);
 };
 
 // Private MariaDB instances on 127.0.0.1 forming one Galera cluster, the

@@ -29,6 +29,7 @@ void OutboxRelay::Stop() {
   }
   wake_.notify_all();
   thread_.join();
+  holding_ = false;
   if (active()) {
     // The next relay need not wait for the lease to expire.
     (void)outbox_.ReleaseLease();
@@ -60,20 +61,33 @@ void OutboxRelay::SetActive(bool active, std::string_view why) {
 
 StatusOr<std::size_t> OutboxRelay::RunOnce() {
   const std::int64_t before_ms = clock_.MonotonicMs();
-  StatusOr<bool> held = outbox_.HoldLease();
-  if (!held.ok()) {
-    SetActive(false, "the outbox cannot be reached: " + held.status().message());
-    return held.status();
+  // Renewed while a publish still fits with room to spare: once the lease
+  // left is less than max_publish_ms plus half of the rest (or taken, when
+  // not held).
+  const std::int64_t renew_below_ms =
+      options_.max_publish_ms + (options_.lease_ms - options_.max_publish_ms) / 2;
+  if (!holding_ || lease_until_ms_ - before_ms < renew_below_ms) {
+    StatusOr<bool> held = outbox_.HoldLease();
+    if (!held.ok()) {
+      holding_ = false;
+      SetActive(false, "the outbox cannot be reached: " + held.status().message());
+      return held.status();
+    }
+    holding_ = *held;
+    if (!holding_) {
+      SetActive(false, "another server's relay holds the lease");
+      return std::size_t{0};
+    }
+    lease_until_ms_ = before_ms + options_.lease_ms;
+    SetActive(true, "took the relay lease: this server publishes the change events");
   }
-  if (!*held) {
-    SetActive(false, "another server's relay holds the lease");
-    return std::size_t{0};
-  }
-  lease_until_ms_ = before_ms + options_.lease_ms;
-  SetActive(true, "took the relay lease: this server publishes the change events");
 
   StatusOr<std::vector<OutboxEvent>> batch = outbox_.Unsent(options_.batch);
-  if (!batch.ok()) return batch.status();
+  if (!batch.ok()) {
+    holding_ = false;  // renewed (or lost) on the next round
+    SetActive(false, "the outbox cannot be reached: " + batch.status().message());
+    return batch.status();
+  }
   if (batch->empty()) return std::size_t{0};
   if (!publisher_.connected()) {
     if (Status connected = publisher_.Connect(); !connected.ok()) return connected;
@@ -82,6 +96,7 @@ StatusOr<std::size_t> OutboxRelay::RunOnce() {
     StatusOr<bool> renewed = outbox_.HoldLease();
     if (!renewed.ok()) return renewed.status();
     if (!*renewed) {
+      holding_ = false;
       SetActive(false, "lost the relay lease while connecting to the broker");
       return std::size_t{0};
     }
@@ -143,6 +158,9 @@ void OutboxRelay::Loop() {
     } else if (*round == 0) {
       MaybePrune();
       Wait(options_.idle_poll_ms);
+    } else if (*round < static_cast<std::size_t>(options_.batch)) {
+      // Let a stream of writes fill the next round (not cut short by nudges).
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.coalesce_ms));
     }
     // A full batch: go on at once.
   }

@@ -12,7 +12,9 @@
 // The lease also fences: a batch is published only while the lease taken
 // (or renewed) before it has at least max_publish_ms left, so a relay that
 // stalls and loses its lease cannot still be publishing once another took
-// it over (short of a pause inside one publish call).
+// it over (short of a pause inside one publish call). The holder renews it
+// when what is left falls below max_publish_ms plus half the rest, not every
+// round: each renewal is a commit.
 //
 // Writes never wait for it: a write through this server nudges it, else it
 // looks every idle_poll_ms. Broker failures back off from backoff_min_ms to
@@ -33,6 +35,12 @@ namespace polycrud {
 struct OutboxRelayOptions {
   std::int32_t batch = 500;
   std::int64_t idle_poll_ms = 20;
+  // After a round that published less than a batch, the relay waits this
+  // long before the next, so that under a steady stream of writes a round
+  // (a fetch, a round of confirms, one UPDATE marking them) carries many
+  // events rather than one; it bounds the rounds to 1000 / coalesce_ms a
+  // second and adds at most this much to an event's delay.
+  std::int64_t coalesce_ms = 5;
   // How often a relay without the lease tries to take it.
   std::int64_t standby_poll_ms = 1000;
   // The outbox's lease length, and the longest one Publish may take once
@@ -92,6 +100,7 @@ class OutboxRelay {
   std::thread thread_;
 
   std::int64_t lease_until_ms_ = 0;  // monotonic; the relay's thread only
+  bool holding_ = false;             // the relay's thread only
   std::int64_t next_prune_ms_ = 0;   // monotonic; the relay's thread only
   bool failing_ = false;             // the relay's thread only
   std::atomic<bool> active_{false};

@@ -9,8 +9,9 @@ namespace polycrud::server {
 
 // Upper bounds of the propagation histogram: commit (the event's
 // occurred_at_ms) to this server's invalidation.
-inline constexpr std::array<double, 12> kPropagationBucketsSeconds = {
-    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5};
+inline constexpr std::array<double, 18> kPropagationBucketsSeconds = {
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01,
+    0.015,  0.02,  0.03,   0.05,  0.1,   0.2,   0.5,   1,      5};
 
 // What /metrics shows of the change events at one instant.
 struct ChangeEventUsage {

@@ -47,6 +47,8 @@ class MemoryOutbox {
     const std::lock_guard lock(mu_);
     return events_.size();
   }
+  // HoldLease calls so far, of every View.
+  int lease_calls() const { return lease_calls_.load(); }
   // Makes the next `n` calls of every View fail (the database is down).
   void FailNext(int n) { failures_left_.store(n); }
   // Makes the next `n` MarkSent calls fail (after the publish succeeded).
@@ -56,6 +58,7 @@ class MemoryOutbox {
    public:
     View(MemoryOutbox& outbox, std::string owner) : outbox_(outbox), owner_(std::move(owner)) {}
     StatusOr<bool> HoldLease() override {
+      outbox_.lease_calls_.fetch_add(1);
       if (outbox_.Fail()) return Status::Unavailable("database unavailable");
       const std::lock_guard lock(outbox_.mu_);
       const std::int64_t now = outbox_.clock_.MonotonicMs();
@@ -130,6 +133,7 @@ class MemoryOutbox {
   std::int64_t lease_until_ms_ = 0;        // guarded by mu_
   std::atomic<int> failures_left_{0};
   std::atomic<int> mark_failures_left_{0};
+  std::atomic<int> lease_calls_{0};
 };
 
 // Records what was published, by whom, and whether two publishers were ever

@@ -128,6 +128,23 @@ TEST_F(OutboxRelayTest, OnlyTheRelayHoldingTheLeasePublishesAndAnotherTakesOverW
   }
 }
 
+TEST_F(OutboxRelayTest, TheLeaseIsRenewedOnlyOnceLessThanAPublishAndHalfTheRestIsLeft) {
+  MemoryOutbox::View view(outbox_, "a");
+  RecordingPublisher publisher(log_, "a");
+  OutboxRelay relay(view, publisher, clock_, Options());  // lease 10 s, publish 3 s
+  for (int i = 0; i < 5; ++i) {
+    outbox_.Add(1, i + 1);
+    ASSERT_EQ(*relay.RunOnce(), 1u);
+  }
+  EXPECT_EQ(outbox_.lease_calls(), 2);  // taken, and renewed once connected to the broker
+  clock_.AdvanceMs(3'400);              // 6.6 s left: more than 3 + 7 / 2
+  ASSERT_EQ(*relay.RunOnce(), 0u);
+  EXPECT_EQ(outbox_.lease_calls(), 2);
+  clock_.AdvanceMs(200);  // 6.4 s left
+  ASSERT_EQ(*relay.RunOnce(), 0u);
+  EXPECT_EQ(outbox_.lease_calls(), 3);
+}
+
 TEST_F(OutboxRelayTest, AStoppedRelayGivesItsLeaseUpAtOnce) {
   outbox_.Add(1, 1);
   MemoryOutbox::View view_a(outbox_, "a");

@@ -30,6 +30,7 @@ ChangeEvents::ChangeEvents(const MysqlOptions& mysql, ChangeEventsOptions option
                       .on_connected =
                           [this] {
                             if (near_ != nullptr) near_->SetTrusted(true);
+                            subscriber_failing_.store(false);
                             if (log_ != nullptr) {
                               log_->Record(Event::kEventsFlowing, "",
                                            "consuming change events; the near cache serves");
@@ -37,9 +38,9 @@ ChangeEvents::ChangeEvents(const MysqlOptions& mysql, ChangeEventsOptions option
                           },
                       .on_disconnected =
                           [this](const Status& why) {
-                            const bool was_trusted = near_ != nullptr && near_->trusted();
                             if (near_ != nullptr) near_->SetTrusted(false);
-                            if (log_ != nullptr && (was_trusted || near_ == nullptr)) {
+                            // Once per outage, not once per attempt to reconnect.
+                            if (!subscriber_failing_.exchange(true) && log_ != nullptr) {
                               log_->Record(
                                   Event::kEventsFailed, "",
                                   "not consuming change events (" + why.message() +

@@ -59,6 +59,7 @@ class ChangeEvents {
   OutboxRelay relay_;
   AmqpSubscriber subscriber_;
   NearCacheSlots* near_ = nullptr;
+  std::atomic<bool> subscriber_failing_{false};
   std::atomic<std::uint64_t> invalidations_{0};
   std::atomic<std::uint64_t> malformed_{0};
   std::array<std::atomic<std::uint64_t>, kPropagationBucketsSeconds.size() + 1> propagation_{};

@@ -131,13 +131,7 @@ def bench(args, out_dir, name, command, components=None):
     doc["component_cpu_us_per_request"] = {
         k: round((after[k] - before[k]) * 1e6 / requests, 1) if requests else None
         for k in components}
-    doc["command"] = " ".join(a if a != args.token_shown else "$TOKEN" for a in command)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-    harness.log("%-28s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d" % (
-        name, doc["throughput_rps"], doc["latency_ms"]["p50"], doc["latency_ms"]["p99"],
-        doc.get("error_count", 0)))
-    return doc
+    return harness.save_result(path, doc, command, args.token_shown, name)
 
 
 def operations(users):

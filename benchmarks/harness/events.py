@@ -119,13 +119,7 @@ def bench(stack, out_dir, name, port, extra, duration_s, warmup_s):
                                                                      result.stderr[-2000:]))
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
-    doc["command"] = " ".join(a if a != stack.admin_token else "$TOKEN" for a in args)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-    harness.log("%-22s %9.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d" % (
-        name, doc["throughput_rps"], doc["latency_ms"]["p50"], doc["latency_ms"]["p99"],
-        doc.get("error_count", 0)))
-    return doc
+    return harness.save_result(path, doc, args, stack.admin_token, name)
 
 
 def median(values):

@@ -419,6 +419,18 @@ def web_command():
     return ["node", os.path.join(WEB_DIR, "bin", "polycrud-web.js")]
 
 
+def save_result(path, doc, command, token, name):
+    """Stores the result document DOC at PATH with the polycrud-bench COMMAND that made it
+    (the token masked) and logs its one-line summary under NAME."""
+    doc["command"] = " ".join(a if a != token else "$TOKEN" for a in command)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+    log("%-28s %9.0f req/s  p50 %7.2f ms  p99 %8.2f ms  errors %d" % (
+        name, doc["throughput_rps"], doc["latency_ms"]["p50"], doc["latency_ms"]["p99"],
+        doc.get("error_count", 0)))
+    return doc
+
+
 def run_bench(target, plan, out_dir, run_name, extra, client_cpus=None):
     """Runs polycrud-bench once; returns its result document (with run metadata)."""
     path = os.path.join(out_dir, "raw", "%s--%s.json" % (target.name, run_name))

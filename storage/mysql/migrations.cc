@@ -4,15 +4,12 @@
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <cctype>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <exception>
 #include <memory>
-#include <random>
 #include <set>
 #include <string>
 #include <string_view>

@@ -59,27 +59,33 @@ void OutboxRelay::SetActive(bool active, std::string_view why) {
   }
 }
 
+StatusOr<bool> OutboxRelay::Hold() {
+  const std::int64_t at_ms = clock_.MonotonicMs();
+  StatusOr<bool> held = outbox_.HoldLease();
+  holding_ = held.ok() && *held;
+  if (!held.ok()) {
+    SetActive(false, "the outbox cannot be reached: " + held.status().message());
+    return held.status();
+  }
+  if (!holding_) {
+    SetActive(false, "another server's relay holds the lease");
+    return false;
+  }
+  lease_until_ms_ = at_ms + options_.lease_ms;
+  SetActive(true, "took the relay lease: this server publishes the change events");
+  return true;
+}
+
 StatusOr<std::size_t> OutboxRelay::RunOnce() {
-  const std::int64_t before_ms = clock_.MonotonicMs();
   // Renewed while a publish still fits with room to spare: once the lease
   // left is less than max_publish_ms plus half of the rest (or taken, when
   // not held).
   const std::int64_t renew_below_ms =
       options_.max_publish_ms + (options_.lease_ms - options_.max_publish_ms) / 2;
-  if (!holding_ || lease_until_ms_ - before_ms < renew_below_ms) {
-    StatusOr<bool> held = outbox_.HoldLease();
-    if (!held.ok()) {
-      holding_ = false;
-      SetActive(false, "the outbox cannot be reached: " + held.status().message());
-      return held.status();
-    }
-    holding_ = *held;
-    if (!holding_) {
-      SetActive(false, "another server's relay holds the lease");
-      return std::size_t{0};
-    }
-    lease_until_ms_ = before_ms + options_.lease_ms;
-    SetActive(true, "took the relay lease: this server publishes the change events");
+  if (!holding_ || lease_until_ms_ - clock_.MonotonicMs() < renew_below_ms) {
+    StatusOr<bool> held = Hold();
+    if (!held.ok()) return held.status();
+    if (!*held) return std::size_t{0};
   }
 
   StatusOr<std::vector<OutboxEvent>> batch = outbox_.Unsent(options_.batch);
@@ -92,15 +98,9 @@ StatusOr<std::size_t> OutboxRelay::RunOnce() {
   if (!publisher_.connected()) {
     if (Status connected = publisher_.Connect(); !connected.ok()) return connected;
     // Connecting may have taken a while: renew before publishing.
-    const std::int64_t renewed_at_ms = clock_.MonotonicMs();
-    StatusOr<bool> renewed = outbox_.HoldLease();
-    if (!renewed.ok()) return renewed.status();
-    if (!*renewed) {
-      holding_ = false;
-      SetActive(false, "lost the relay lease while connecting to the broker");
-      return std::size_t{0};
-    }
-    lease_until_ms_ = renewed_at_ms + options_.lease_ms;
+    StatusOr<bool> held = Hold();
+    if (!held.ok()) return held.status();
+    if (!*held) return std::size_t{0};
   }
   // The fence: the whole publish must fit in the lease held.
   if (clock_.MonotonicMs() + options_.max_publish_ms >= lease_until_ms_) {

@@ -83,6 +83,9 @@ class OutboxRelay {
 
  private:
   void Loop();
+  // Takes or renews the lease (lease_until_ms_ from now); false while
+  // another relay holds it.
+  StatusOr<bool> Hold();
   void SetActive(bool active, std::string_view why);
   void Wait(std::int64_t ms);
   void MaybePrune();

@@ -15,6 +15,13 @@ AmqpOptions WithAppId(AmqpOptions options, const std::string& owner) {
   return options;
 }
 
+// A publish lasts at most the publisher's wait for its confirms (the rpc
+// timeout), with a margin: what the relay's fence must leave of the lease.
+OutboxRelayOptions WithPublishBound(OutboxRelayOptions relay, const AmqpOptions& amqp) {
+  relay.max_publish_ms = amqp.rpc_timeout_ms + 500;
+  return relay;
+}
+
 }  // namespace
 
 ChangeEvents::ChangeEvents(const MysqlOptions& mysql, ChangeEventsOptions options,
@@ -23,7 +30,7 @@ ChangeEvents::ChangeEvents(const MysqlOptions& mysql, ChangeEventsOptions option
       log_(log),
       outbox_(mysql, options.relay.lease_ms),
       publisher_(WithAppId(options.amqp, outbox_.lease().owner())),
-      relay_(outbox_, publisher_, clock, options.relay, log),
+      relay_(outbox_, publisher_, clock, WithPublishBound(options.relay, options.amqp), log),
       subscriber_(AmqpSubscriberOptions{.amqp = options.amqp},
                   AmqpSubscriber::Handlers{
                       .on_message = [this](const AmqpDelivery& delivery) { OnMessage(delivery); },

@@ -428,7 +428,6 @@ int main(int argc, char** argv) {
   std::optional<polycrud::server::ChangeEvents> change_events;
   if (events_on) {
     config.events.relay.retention_ms = std::int64_t{config.events_retention_s} * 1000;
-    config.events.relay.max_publish_ms = config.events.amqp.rpc_timeout_ms + 500;
     change_events.emplace(config.mysql, config.events, clock, &limited_events);
     config.services.service.after_write = [&change_events] { change_events->Nudge(); };
   }

@@ -1,22 +1,18 @@
 #include "messaging/amqp/amqp_connection.h"
 
 #include <amqp_tcp_socket.h>
-#include <sys/time.h>
 
 #include <string>
 #include <utility>
 
 namespace polycrud {
-namespace {
 
-timeval ToTimeval(std::int64_t ms) {
+timeval AmqpTimeval(std::int64_t us) {
   timeval tv{};
-  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms / 1000);
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms % 1000) * 1000);
+  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(us / 1'000'000);
+  tv.tv_usec = static_cast<decltype(tv.tv_usec)>(us % 1'000'000);
   return tv;
 }
-
-}  // namespace
 
 amqp_bytes_t AmqpBytes(std::string_view text) {
   amqp_bytes_t bytes;
@@ -85,13 +81,13 @@ StatusOr<std::unique_ptr<AmqpConnection>> AmqpConnection::Open(const AmqpOptions
   amqp_socket_t* socket = amqp_tcp_socket_new(state);
   if (socket == nullptr) return Status::Internal("amqp_tcp_socket_new failed");
 
-  timeval connect_timeout = ToTimeval(options.connect_timeout_ms);
+  timeval connect_timeout = AmqpTimeval(options.connect_timeout_ms * 1000);
   const int opened =
       amqp_socket_open_noblock(socket, options.host.c_str(), options.port, &connect_timeout);
   if (opened != AMQP_STATUS_OK) return FromLibraryStatus(opened, "connect");
   connection->socket_open_ = true;
 
-  timeval rpc_timeout = ToTimeval(options.rpc_timeout_ms);
+  timeval rpc_timeout = AmqpTimeval(options.rpc_timeout_ms * 1000);
   amqp_set_handshake_timeout(state, &rpc_timeout);
   amqp_set_rpc_timeout(state, &rpc_timeout);
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <amqp.h>
+#include <sys/time.h>
 
 #include <cstdint>
 #include <memory>
@@ -63,6 +64,9 @@ class AmqpConnection {
   amqp_connection_state_t state_;
   bool socket_open_ = false;
 };
+
+// `us` microseconds as the timeval rabbitmq-c's waits take.
+timeval AmqpTimeval(std::int64_t us);
 
 // An amqp_bytes_t viewing `text` (no copy; valid while `text` is).
 amqp_bytes_t AmqpBytes(std::string_view text);

@@ -1,7 +1,5 @@
 #include "messaging/amqp/amqp_publisher.h"
 
-#include <sys/time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <string>
@@ -83,9 +81,7 @@ Status AmqpPublisher::AwaitConfirms(std::uint64_t first, std::uint64_t last) {
     }
     const auto remaining_us =
         std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
-    timeval timeout{};
-    timeout.tv_sec = static_cast<decltype(timeout.tv_sec)>(remaining_us / 1'000'000);
-    timeout.tv_usec = static_cast<decltype(timeout.tv_usec)>(remaining_us % 1'000'000);
+    timeval timeout = AmqpTimeval(remaining_us);
     amqp_frame_t frame;
     const int rc = amqp_simple_wait_frame_noblock(state, &frame, &timeout);
     if (rc == AMQP_STATUS_TIMEOUT) continue;

@@ -1,7 +1,5 @@
 #include "messaging/amqp/amqp_subscriber.h"
 
-#include <sys/time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -80,9 +78,7 @@ Status AmqpSubscriber::Consume(AmqpConnection& connection) {
 
   while (!Stopping()) {
     amqp_maybe_release_buffers(state);
-    timeval timeout{};
-    timeout.tv_sec = static_cast<decltype(timeout.tv_sec)>(options_.poll_ms / 1000);
-    timeout.tv_usec = static_cast<decltype(timeout.tv_usec)>((options_.poll_ms % 1000) * 1000);
+    timeval timeout = AmqpTimeval(options_.poll_ms * 1000);
     amqp_envelope_t envelope;
     const amqp_rpc_reply_t reply = amqp_consume_message(state, &envelope, &timeout, 0);
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {

@@ -38,17 +38,15 @@ constexpr char kUpdateSql[] =
     "version = version + 1, updated_at_ms = ? "
     "WHERE id = ? AND (? = 0 OR version = ?)";
 constexpr char kDeleteSql[] = "DELETE FROM users WHERE id = ? RETURNING version";
-// The outbox row of a create or update, its body built by MariaDB from the
-// row as this transaction wrote it. occurred_at_ms is the database's clock
-// at the statement.
-constexpr char kInsertEventFromRowSql[] =
+// The outbox row of a create or update: the user as this transaction wrote
+// it, bound from the values the store holds (MariaDB's JSON_OBJECT escapes
+// them). occurred_at_ms is the database's clock at the statement.
+constexpr char kInsertUserEventSql[] =
     "INSERT INTO user_events (event_id, type, user_id, version, occurred_at_ms, body) "
-    "SELECT ?, ?, id, version, at_ms, JSON_OBJECT('event_id', ?, 'type', ?, 'id', id, "
-    "'version', version, 'occurred_at_ms', at_ms, 'user', JSON_OBJECT('id', id, "
-    "'username', username, 'email', email, 'full_name', full_name, 'version', version, "
-    "'created_at_ms', created_at_ms, 'updated_at_ms', updated_at_ms)) "
-    "FROM users, (SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED) AS at_ms) AS clock "
-    "WHERE id = ?";
+    "SELECT ?, ?, ?, ?, at_ms, JSON_OBJECT('event_id', ?, 'type', ?, 'id', ?, 'version', ?, "
+    "'occurred_at_ms', at_ms, 'user', JSON_OBJECT('id', ?, 'username', ?, 'email', ?, "
+    "'full_name', ?, 'version', ?, 'created_at_ms', ?, 'updated_at_ms', ?)) "
+    "FROM (SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED) AS at_ms) AS clock";
 // A delete's event: the version after the last one the user had, so that
 // ordering by version puts it after every update.
 constexpr char kInsertDeleteEventSql[] =
@@ -131,16 +129,26 @@ std::string NewEventId() {
   return id;
 }
 
-// The outbox row of a create or update of `id`, in the caller's transaction.
-void InsertEventFromRow(MysqlConnection& connection, std::string_view type, std::int64_t id) {
+// The outbox row of a create or update of `user`, in the caller's transaction.
+void InsertUserEvent(MysqlConnection& connection, const std::string& type, const User& user) {
   const std::string event_id = NewEventId();
-  sql::PreparedStatement& insert = connection.Prepare(kInsertEventFromRowSql);
+  sql::PreparedStatement& insert = connection.Prepare(kInsertUserEventSql);
   insert.setString(1, event_id);
-  insert.setString(2, std::string(type));
-  insert.setString(3, event_id);
-  insert.setString(4, std::string(type));
-  insert.setInt64(5, id);
-  if (insert.executeUpdate() != 1) throw std::runtime_error("the event's user row is missing");
+  insert.setString(2, type);
+  insert.setInt64(3, user.id);
+  insert.setInt64(4, user.version);
+  insert.setString(5, event_id);
+  insert.setString(6, type);
+  insert.setInt64(7, user.id);
+  insert.setInt64(8, user.version);
+  insert.setInt64(9, user.id);
+  insert.setString(10, user.username);
+  insert.setString(11, user.email);
+  insert.setString(12, user.full_name);
+  insert.setInt64(13, user.version);
+  insert.setInt64(14, user.created_at_ms);
+  insert.setInt64(15, user.updated_at_ms);
+  insert.executeUpdate();
 }
 
 // The outbox row of a delete of `id`, whose last version was `version`.
@@ -229,7 +237,7 @@ StatusOr<User> MysqlUserStore::Insert(const UserDraft& draft, std::int64_t now_m
     user.created_at_ms = now_ms;
     user.updated_at_ms = now_ms;
     if (events) {
-      InsertEventFromRow(connection, "user.created", user.id);
+      InsertUserEvent(connection, "user.created", user);
       if (Status s = transaction->CommitOrUnknown(); !s.ok()) return s;
     }
     return user;
@@ -298,7 +306,7 @@ StatusOr<User> MysqlUserStore::Update(std::int64_t id, const UserPatch& patch,
     }
     std::optional<User> updated = SelectById(connection, id);
     if (!updated.has_value()) return Status::Internal("updated row not found in its transaction");
-    if (pool_.options().write_events) InsertEventFromRow(connection, "user.updated", id);
+    if (pool_.options().write_events) InsertUserEvent(connection, "user.updated", *updated);
     if (Status s = transaction.CommitOrUnknown(); !s.ok()) return s;
     return std::move(*updated);
   });

@@ -52,8 +52,9 @@ constexpr int kExitUnreachable = 3;
 
 struct Options {
   std::string stack_dir;
-  // watch: the broker of change events (default: AMQP_* of endpoints.env)
-  polycrud::AmqpOptions amqp;
+  // watch: the broker of change events; what no flag sets comes from AMQP_*
+  // of endpoints.env, then 127.0.0.1:5672, vhost /
+  polycrud::AmqpOptions amqp{.port = 0, .vhost = ""};
   std::string host;  // --host, or THRIFT_HOST in endpoints.env, or 127.0.0.1
   int port = 0;
   std::string token;
@@ -501,8 +502,6 @@ int main(int argc, char** argv) {
     };
   });
 
-  o.amqp.port = 0;
-  o.amqp.vhost.clear();
   std::string binding = "user.*";
   std::string queue;
   std::uint64_t max_events = 0;

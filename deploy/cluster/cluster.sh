@@ -45,6 +45,10 @@ readonly AMQP_USER=polycrud AMQP_VHOST=polycrud
 # How long a server reports "draining" before it stops: more than HAProxy
 # needs to see it (2 checks, 1 s apart).
 readonly DRAIN_MS=3000
+# The servers' near cache: on, since they consume the change events (the
+# servers' own default); its entries' lifetime bounds what a client whose
+# connection moves to the other server may read stale (docs/events.md).
+readonly NEAR_CACHE_ENTRIES=${POLYCRUD_CLUSTER_NEAR_CACHE_ENTRIES:-100000} NEAR_CACHE_TTL_MS=1000
 readonly START_TIMEOUT_S=60
 readonly STOP_TIMEOUT_S=15
 
@@ -97,7 +101,8 @@ Environment:
   POLYCRUD_SERVER_BIN       polycrud-server (default build/server/...)
   POLYCRUD_CLUSTER_BUFFER_POOL     each Galera node's buffer pool (512M)
   POLYCRUD_CLUSTER_REDIS_MAXMEMORY each Redis node's maxmemory (1gb)
-  POLYCRUD_CLUSTER_NEAR_CACHE_ENTRIES  the servers' near cache (default 0: off)
+  POLYCRUD_CLUSTER_NEAR_CACHE_ENTRIES  the servers' near cache (default 100000;
+                                   0: off)
   POLYCRUD_CLUSTER_ADMIN_TOKEN     the admin token (default: a random one, in
                                    DIR/admin-token)
   POLYCRUD_CLUSTER_READER_TOKEN    the reader token (DIR/reader-token)
@@ -504,11 +509,8 @@ start_app() {
     export POLYCRUD_MYSQL_DATABASE=$MYSQL_DATABASE POLYCRUD_REDIS_USER=$REDIS_USER
     export POLYCRUD_AMQP_PORT=$AMQP_PORT POLYCRUD_AMQP_USER=$AMQP_USER
     export POLYCRUD_AMQP_VHOST=$AMQP_VHOST POLYCRUD_DRAIN_MS=$DRAIN_MS
-    # The near cache is off here unless asked for: with it, a client whose
-    # connection moves to the other server (a drill killed its own) may read,
-    # for up to an event's propagation delay, a version older than one it
-    # saw, which the drills' checker counts as a failure (docs/events.md).
-    export POLYCRUD_NEAR_CACHE_ENTRIES=${POLYCRUD_CLUSTER_NEAR_CACHE_ENTRIES:-0}
+    export POLYCRUD_NEAR_CACHE_ENTRIES=$NEAR_CACHE_ENTRIES
+    export POLYCRUD_NEAR_CACHE_TTL_MS=$NEAR_CACHE_TTL_MS
     cd "$DIR/$host"
     exec ip netns exec "$(ns "$host")" setsid "$SERVER_BIN" </dev/null
   ) >>"$log" 2>&1 &
@@ -608,6 +610,8 @@ AMQP_PORT=$AMQP_PORT
 AMQP_USER=$AMQP_USER
 AMQP_PASSWORD=$(secret amqp-password)
 AMQP_VHOST=$AMQP_VHOST
+NEAR_CACHE_ENTRIES=$NEAR_CACHE_ENTRIES
+NEAR_CACHE_TTL_MS=$NEAR_CACHE_TTL_MS
 HOSTS=$pairs
 EOF
   )

@@ -14,7 +14,10 @@
 //     seen carries the one full_name written for it);
 //   - every client's reads of a user return the newest version that client
 //     already saw (read or wrote) or newer; "not found" only once a delete
-//     of it was tried;
+//     of it was tried; with a staleness allowance (--stale-allowance-ms; by
+//     default the layout's near-cache lifetime with --cluster, none on a
+//     private stack) an older version is counted, not failed, when the read
+//     began at most that long after the client first saw a newer one;
 //   - once quiet, every cached entry equals MariaDB's row or reads as absent;
 //   - full service after the fault: every protocol answers again, and no
 //     call fails in the last second of the run.
@@ -83,6 +86,7 @@ struct Options {
   std::string report_path;
   std::string cluster_dir;  // the multi-host layout's state folder; empty: a private stack
   std::string admin_token = kAdminToken;  // the layout's own with --cluster
+  double stale_allowance_ms = -1;         // < 0: the target's own
 };
 
 // ------------------------------------------------------------ the record ----
@@ -346,6 +350,8 @@ std::optional<Row> CachedUser(const std::optional<std::string>& value) {
 
 struct Verdict {
   std::vector<std::string> violations;
+  std::size_t stale_reads = 0;  // older than seen, within the allowance
+  double max_stale_ms = 0;      // from first seeing the newer version to the read's start
   void Fail(std::string what) {
     if (violations.size() < 20) violations.push_back(std::move(what));
   }
@@ -358,8 +364,11 @@ struct Knowledge {
   std::set<std::int64_t> deleted;  // ids some delete was tried on
 };
 
+// `allowance_ms`: how long after a client first saw a version a read of an
+// older one is still counted as stale rather than failed (0: never).
 void CheckHistory(const std::vector<std::vector<Call>>& record,
-                  const std::map<std::int64_t, Row>& rows, Knowledge& known, Verdict& verdict) {
+                  const std::map<std::int64_t, Row>& rows, Knowledge& known, double allowance_ms,
+                  Verdict& verdict) {
   // Every delete tried, by id, with its start time (earlier rounds: -1).
   std::map<std::int64_t, double> first_delete;
   for (const std::int64_t id : known.deleted) first_delete[id] = -1;
@@ -383,6 +392,17 @@ void CheckHistory(const std::vector<std::vector<Call>>& record,
   auto& content = known.content;
   for (const auto& calls : record) {
     std::map<std::int64_t, std::int64_t> newest;  // this client's newest seen version
+    // When this client first saw each (id, version): the end of that call.
+    std::map<std::pair<std::int64_t, std::int64_t>, double> seen_at;
+    // The earliest time this client saw a version of `id` newer than `version`.
+    const auto first_newer = [&seen_at](std::int64_t id, std::int64_t version) {
+      double t = 1e18;
+      for (auto it = seen_at.upper_bound({id, version});
+           it != seen_at.end() && it->first.first == id; ++it) {
+        t = std::min(t, it->second);
+      }
+      return t;
+    };
     for (const Call& c : calls) {
       const std::string where = std::string(OpName(c.op)) + " by client " +
                                 std::to_string(c.client) + " at " + std::to_string(c.start_s) +
@@ -434,9 +454,17 @@ void CheckHistory(const std::vector<std::vector<Call>>& record,
         for (const Seen& s : c.seen) {
           returned.insert(s.id);
           if (s.version < newest[s.id]) {
-            verdict.Fail(where + ": read version " + std::to_string(s.version) + " of user " +
-                         std::to_string(s.id) + " after seeing version " +
-                         std::to_string(newest[s.id]));
+            const double stale_ms = (c.start_s - first_newer(s.id, s.version)) * 1000;
+            if (stale_ms <= allowance_ms) {
+              ++verdict.stale_reads;
+              verdict.max_stale_ms = std::max(verdict.max_stale_ms, stale_ms);
+            } else {
+              char buf[64];
+              std::snprintf(buf, sizeof buf, "%.0f ms", stale_ms);
+              verdict.Fail(where + ": read version " + std::to_string(s.version) + " of user " +
+                           std::to_string(s.id) + " " + buf + " after seeing version " +
+                           std::to_string(newest[s.id]));
+            }
           }
         }
         for (const std::int64_t id : c.ids) {
@@ -454,7 +482,10 @@ void CheckHistory(const std::vector<std::vector<Call>>& record,
                      ", and no delete of it was tried");
       }
       if (c.acked()) {
-        for (const Seen& s : c.seen) newest[s.id] = std::max(newest[s.id], s.version);
+        for (const Seen& s : c.seen) {
+          newest[s.id] = std::max(newest[s.id], s.version);
+          seen_at.emplace(std::make_pair(s.id, s.version), c.end_s);
+        }
       }
     }
   }
@@ -520,6 +551,8 @@ class Target {
   virtual std::vector<std::optional<std::string>> CacheGet(
       const std::vector<std::string>& keys) = 0;
   virtual std::vector<Fault> Faults(const Options& options) = 0;
+  // The staleness a client may see by design, in ms (see CheckHistory).
+  virtual double StaleAllowanceMs() const { return 0; }
 };
 
 // A private MariaDB, Redis and polycrud-server on 127.0.0.1.
@@ -660,6 +693,17 @@ class ClusterTarget final : public Target {
     throw std::runtime_error("no Redis Cluster node answered the cache check");
   }
 
+  // With the near cache on, a server may answer from an entry filled before
+  // a write through the other server whose event has not arrived yet: the
+  // entry lives at most the near cache's lifetime from its fill, and the
+  // fill may have read Redis up to a call's length before. Without events
+  // reaching a server (its relay's host killed, the broker cut off) that
+  // lifetime is the only bound, so it is the allowance.
+  double StaleAllowanceMs() const override {
+    if (std::stol(Env("NEAR_CACHE_ENTRIES")) == 0) return 0;
+    return std::stod(Env("NEAR_CACHE_TTL_MS")) + kFillMarginMs;
+  }
+
   std::vector<Fault> Faults(const Options&) override {
     return {
         // The partition comes before cache-kill: after that drill cache1
@@ -703,6 +747,8 @@ class ClusterTarget final : public Target {
       throw std::runtime_error("cluster.sh " + args + " failed");
     }
   }
+
+  static constexpr double kFillMarginMs = 250;
 
   std::string dir_;
   std::map<std::string, std::string> env_;
@@ -794,7 +840,7 @@ FaultReport RunFault(const Options& options, Target& target, HotSet& hot, Knowle
     return target.CacheGet(keys);
   };
   report.converged_s = WaitForCacheConvergence(sql, cache, ids, 15, report.verdict);
-  CheckHistory(record, ReadRows(sql, ids), known, report.verdict);
+  CheckHistory(record, ReadRows(sql, ids), known, options.stale_allowance_ms, report.verdict);
   return report;
 }
 
@@ -810,8 +856,8 @@ std::string JsonString(const std::string& s) {
 
 void PrintReports(const std::vector<FaultReport>& reports, std::ostream& out) {
   out << "\n| fault | round | calls | errors by code | longest call | calls failing for | "
-         "full service after heal | cache converged | checks |\n"
-         "|---|---|---|---|---|---|---|---|---|\n";
+         "full service after heal | cache converged | stale reads (longest) | checks |\n"
+         "|---|---|---|---|---|---|---|---|---|---|\n";
   char buf[64];
   for (const FaultReport& r : reports) {
     std::string errors;
@@ -822,6 +868,8 @@ void PrintReports(const std::vector<FaultReport>& reports, std::ostream& out) {
         << (errors.empty() ? "none" : errors) << " | ";
     std::snprintf(buf, sizeof buf, "%.0f ms | %.2f s | %.2f s | %.2f s | ", r.longest_call_ms,
                   r.failing_s, r.full_service_s, r.converged_s);
+    out << buf << r.verdict.stale_reads;
+    std::snprintf(buf, sizeof buf, " (%.0f ms) | ", r.verdict.max_stale_ms);
     out << buf << (r.verdict.violations.empty() ? "pass" : "FAIL") << " |\n";
   }
   for (const FaultReport& r : reports) {
@@ -846,7 +894,8 @@ void WriteJson(const std::vector<FaultReport>& reports, const std::string& path)
     }
     out << "}, \"longest_call_ms\": " << r.longest_call_ms << ", \"failing_s\": " << r.failing_s
         << ", \"full_service_s\": " << r.full_service_s << ", \"converged_s\": " << r.converged_s
-        << ", \"violations\": [";
+        << ", \"stale_reads\": " << r.verdict.stale_reads
+        << ", \"max_stale_ms\": " << r.verdict.max_stale_ms << ", \"violations\": [";
     for (std::size_t v = 0; v < r.verdict.violations.size(); ++v) {
       out << (v ? ", " : "") << JsonString(r.verdict.violations[v]);
     }
@@ -897,6 +946,12 @@ int Main(int argc, char** argv) {
   app.add_option("--timeout-ms", options.timeout_ms, "Client timeout per call")
       ->check(CLI::Range(100, 60000))
       ->capture_default_str();
+  app.add_option("--stale-allowance-ms", options.stale_allowance_ms,
+                 "A read of a version older than one its client saw fails unless it began "
+                 "within this many ms of the client first seeing the newer one (then it is "
+                 "counted as stale). Default: with --cluster, the layout's near-cache lifetime "
+                 "plus 250 ms when its near cache is on, else 0")
+      ->check(CLI::Range(0.0, 60000.0));
   app.add_option("--report", options.report_path, "Also write the results as JSON here");
   CLI11_PARSE(app, argc, argv);
 
@@ -908,6 +963,8 @@ int Main(int argc, char** argv) {
     std::ifstream token(options.cluster_dir + "/admin-token");
     std::getline(token, options.admin_token);
   }
+  if (options.stale_allowance_ms < 0) options.stale_allowance_ms = target->StaleAllowanceMs();
+  std::cerr << "staleness allowance: " << options.stale_allowance_ms << " ms\n";
   const std::vector<Fault> faults = target->Faults(options);
   if (options.faults.empty()) {
     for (const Fault& fault : faults) options.faults.push_back(fault.name);

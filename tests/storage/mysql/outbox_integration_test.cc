@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -146,6 +147,69 @@ TEST_F(OutboxTest, TheEventIsWrittenInTheTransactionOfItsChange) {
   EXPECT_EQ(Query("SELECT version, full_name FROM users WHERE id = " + std::to_string(created->id)),
             "1\tName ev_tx\n");
   EXPECT_EQ(EventCount(), 1);
+}
+
+// A COMMIT that cannot finish within the statement timeout (held here by a
+// root session in BACKUP STAGE BLOCK_COMMIT, which lets the statements of
+// the transaction run and stops only its COMMIT): each of create, update
+// and delete answers UNAVAILABLE, the outcome unknown (never "busy", which
+// would tell the client nothing was written), promptly; once commits go
+// on, the change and its event are both there or both absent.
+TEST_F(OutboxTest, ACommitThatCannotFinishIsAnsweredUnknownAndKeepsChangeAndEventTogether) {
+  MysqlOptions options = Options();
+  options.pool_size = 1;
+  options.statement_timeout_ms = 500;
+  MysqlUserStore store(options);
+  StatusOr<User> created = store.Insert(Draft("ev_commit"), kNowMs);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  const std::string id = std::to_string(created->id);
+
+  // Runs `write` while commits are blocked for 2 s; its status.
+  const auto with_commits_blocked = [](const auto& write) {
+    std::thread blocker([] {
+      RootQuery("BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT; DO SLEEP(2); BACKUP STAGE END");
+    });
+    const auto blocked = [] {
+      return RootQuery(
+                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = "
+                 "'DO SLEEP(2)'") == "1\n";
+    };
+    for (int i = 0; i < 100 && !blocked(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(blocked()) << "the blocking session never held BLOCK_COMMIT";
+    const auto start = std::chrono::steady_clock::now();
+    const Status status = write();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1'500));
+    blocker.join();
+    return status;
+  };
+  const auto events_of = [&id](const std::string& type) {
+    return Query("SELECT COUNT(*) FROM user_events WHERE user_id = " + id + " AND type = '" + type +
+                 "'");
+  };
+
+  const Status update = with_commits_blocked([&] {
+    return store.Update(created->id, UserPatch{.full_name = "blocked"}, kNowMs).status();
+  });
+  EXPECT_EQ(update.code(), StatusCode::kUnavailable) << update.ToString();
+  const std::string version = Query("SELECT version FROM users WHERE id = " + id);
+  EXPECT_EQ(events_of("user.updated"), version == "2\n" ? "1\n" : "0\n") << version;
+
+  const Status insert =
+      with_commits_blocked([&] { return store.Insert(Draft("ev_commit_2"), kNowMs).status(); });
+  EXPECT_EQ(insert.code(), StatusCode::kUnavailable) << insert.ToString();
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM users WHERE username = 'ev_commit_2'"),
+            Query("SELECT COUNT(*) FROM user_events WHERE type = 'user.created' AND "
+                  "JSON_VALUE(body, '$.user.username') = 'ev_commit_2'"));
+
+  const Status remove = with_commits_blocked([&] { return store.Delete(created->id).status(); });
+  EXPECT_EQ(remove.code(), StatusCode::kUnavailable) << remove.ToString();
+  EXPECT_EQ(events_of("user.deleted"), Query("SELECT 1 - COUNT(*) FROM users WHERE id = " + id));
+
+  // The store's one connection was dropped each time; a new one serves.
+  StatusOr<std::optional<User>> read = store.FindById(created->id);
+  EXPECT_TRUE(read.ok()) << read.status().ToString();
 }
 
 TEST_F(OutboxTest, AStoreNotToldToWriteEventsWritesNone) {

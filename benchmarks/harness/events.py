@@ -9,13 +9,18 @@ of its own on private ports:
          the near cache on by default (100,000 entries)
   plain  no change events, no near cache (the default without a broker)
 
-and drives them with build/benchmarks/load/polycrud-bench over Thrift:
+beside the Python Thrift peer of `./polycrud bench` (benchmarks/peers/), and
+drives them with build/benchmarks/load/polycrud-bench over Thrift, after
+warming the cache as `./polycrud bench` does (batches of Zipf-drawn ids):
 
   reads     ping and a cached get (1,000 hot ids) on A (near cache, A and B
             running) and on plain: the cached get / ping ratio of each
   writes    updates and creates on A (outbox) and on plain (none): the
             outbox's cost, throughput and p99
-  mix       the 95/5 Zipf mix on A and on B at once, open loop at --mix-rate
+  mix       the 95/5 Zipf mix, closed loop, on A, on plain and on the
+            Python peer: A / peer is the reference report's mix ratio with
+            change events and the near cache
+  mix-both  the 95/5 Zipf mix on A and on B at once, open loop at --mix-rate
             each (below saturation): the propagation delay of the events
             from commit to each server's invalidation
             (polycrud_events_propagation_seconds over the run)
@@ -35,7 +40,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import urllib.request
 
 import run as harness
@@ -138,10 +142,12 @@ def main():
     parser.add_argument("--rate", type=int, default=17000, help="open-loop arrivals/s")
     parser.add_argument("--mix-rate", type=int, default=5000,
                         help="arrivals/s on each of A and B while the propagation is measured")
+    parser.add_argument("--warm-s", type=float, default=30,
+                        help="seconds of warming the cache before the rounds")
     parser.add_argument("--quick", action="store_true", help="one short round")
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.duration_s, args.warmup_s = 1, 1.5, 0.5
+        args.rounds, args.duration_s, args.warmup_s, args.warm_s = 1, 1.5, 0.5, 3
 
     endpoints = harness.read_env_file(args.endpoints)
     state_dir = os.path.dirname(os.path.abspath(args.endpoints))
@@ -152,14 +158,23 @@ def main():
     stack = harness.Stack(endpoints, state_dir)
     servers = {}
     results = []
+    peer = harness.Target("python-thrift", harness.TARGETS["python-thrift"], stack, state_dir)
     try:
         servers["A"] = Server("A", stack, True, state_dir)
         servers["B"] = Server("B", stack, True, state_dir)
         servers["plain"] = Server("plain", stack, False, state_dir)
-        time.sleep(2)  # subscribers connected, the relay lease taken
+        peer.start()
+        ports = {name: server.thrift for name, server in servers.items()}
+        ports["peer"] = peer.port
         keys = ["--keys", "zipf", "--zipf-s", "0.99", "--min-id", "1", "--max-id",
                 str(args.users)]
         closed = ["--mode", "closed", "--connections", "16"]
+        harness.log("warming the cache for %.0f s" % args.warm_s)
+        stack.redis("FLUSHALL")
+        subprocess.run([harness.BENCH_BIN, "--protocol", "thrift", "--port", str(ports["plain"]),
+                        "--token", stack.admin_token, "--mode", "closed", "--connections", "4",
+                        "--mix", "batch_get=1", "--batch-size", "1000", *keys, "--warmup-s", "0",
+                        "--duration-s", str(args.warm_s)], check=True, capture_output=True)
         cases = {
             "ping": closed + ["--mix", "ping=1"],
             "get": closed + ["--mix", "get=1", "--keys", "uniform", "--min-id", "1",
@@ -167,16 +182,19 @@ def main():
             "update": closed + ["--mix", "update=1", "--keys", "uniform", "--min-id", "1",
                                 "--max-id", str(args.users)],
             "create": closed + ["--mix", "create=1"],
+            "mix": closed + ["--mix", MIX, *keys],
             "open": ["--mode", "open", "--connections", "64", "--rate", str(args.rate),
                      "--mix", MIX, *keys],
         }
         runs = {}
         for r in range(args.rounds):
-            order = ["A", "plain"] if r % 2 == 0 else ["plain", "A"]
+            order = ["A", "plain", "peer"] if r % 2 == 0 else ["peer", "plain", "A"]
             for case, extra in cases.items():
                 for name in order:
+                    if name == "peer" and case != "mix":
+                        continue
                     doc = bench(stack, args.out, "%s-%s-r%d" % (name, case, r + 1),
-                                servers[name].thrift, extra, args.duration_s, args.warmup_s)
+                                ports[name], extra, args.duration_s, args.warmup_s)
                     runs.setdefault((name, case), []).append(doc)
             # The mix on both event servers at once: propagation between them.
             before = {n: propagation(servers[n].metrics()) for n in ("A", "B")}
@@ -211,12 +229,15 @@ def main():
             for case in cases:
                 results.append({"server": name, "case": case, "rps": rps(name, case),
                                 "p99_ms": p99(name, case)})
+        results.append({"server": "peer", "case": "mix", "rps": rps("peer", "mix"),
+                        "p99_ms": p99("peer", "mix")})
         for n in ("A", "B"):
             results.append({"server": n, "case": "mix-both", "rps": rps(n, "mix-both"),
                             "p99_ms": p99(n, "mix-both")})
         prop = [q for n in ("A", "B") for q in runs[("propagation", n)]]
         write_report(args, results, prop)
     finally:
+        peer.stop()
         for server in servers.values():
             server.stop()
 
@@ -241,12 +262,13 @@ def write_report(args, results, prop):
         "%d users, %d round(s) of %.1f s per case, medians over the rounds." % (
             datetime.date.today().isoformat(), args.users, args.rounds, args.duration_s),
         "Servers: A and B with change events and the near cache (100,000 entries), "
-        "plain without either; Thrift binary, 16 connections closed loop.",
+        "plain without either, and the Python Thrift peer (mix only); Thrift binary, "
+        "16 connections closed loop.",
         "",
         "| case | A (events, near cache) req/s | p99 ms | plain req/s | p99 ms | A / plain |",
         "|---|---|---|---|---|---|",
     ]
-    for case in ("ping", "get", "update", "create", "open"):
+    for case in ("ping", "get", "update", "create", "mix", "open"):
         a, p = by[("A", case)], by[("plain", case)]
         lines.append("| %s | %.0f | %.2f | %.0f | %.2f | %.2f |" % (
             case, a["rps"], a["p99_ms"], p["rps"], p["p99_ms"], ratio(a["rps"], p["rps"])))
@@ -255,6 +277,11 @@ def write_report(args, results, prop):
         "- cached get / ping: A %.2f, plain %.2f" % (
             ratio(by[("A", "get")]["rps"], by[("A", "ping")]["rps"]),
             ratio(by[("plain", "get")]["rps"], by[("plain", "ping")]["rps"])),
+        "- the 95/5 mix, closed loop (16 connections): A %.1fx the Python Thrift peer "
+        "(%.0f req/s, p99 %.2f ms), plain %.1fx" % (
+            ratio(by[("A", "mix")]["rps"], by[("peer", "mix")]["rps"]),
+            by[("peer", "mix")]["rps"], by[("peer", "mix")]["p99_ms"],
+            ratio(by[("plain", "mix")]["rps"], by[("peer", "mix")]["rps"])),
         "- the outbox's write cost: updates %.2fx, creates %.2fx of plain's throughput" % (
             ratio(by[("A", "update")]["rps"], by[("plain", "update")]["rps"]),
             ratio(by[("A", "create")]["rps"], by[("plain", "create")]["rps"])),

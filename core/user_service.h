@@ -105,6 +105,7 @@ class UserService {
   // From now on every call but Ping answers kUnavailable; calls already
   // running finish normally.
   void BeginShutdown() { shutting_down_.store(true); }
+  bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
   // The server is about to stop: readiness says so (a load balancer stops
   // sending new calls), while calls are still served as usual.
   void BeginDrain() { draining_.store(true); }

@@ -28,8 +28,14 @@ struct FaceContext {
   std::string bind_address;
   // The service of each fiber thread of the fiber Thrift model (Services).
   std::function<UserService&(int thread)> service_for_fiber_thread;
-  // The Prometheus text of the whole process (served by the REST face).
+  // The Prometheus text of the whole process (served by the REST face, and
+  // as counters by the Thrift face's status service).
   std::function<std::string()> metrics_text;
+  // The server's version, when the process started (seconds since the Unix
+  // epoch), and whether every face chosen listens yet (the status service).
+  std::string version;
+  std::int64_t alive_since_s = 0;
+  std::function<bool()> started;
   // The client connections the faces may hold together (the Thrift fibers
   // model and REST count against it).
   runtime::ConnectionBudget& connections;

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -314,6 +315,9 @@ sigset_t BlockShutdownSignals() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::int64_t alive_since_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count();
   CLI::App app{
       "polycrud-server: the polycrud user directory over MariaDB and Redis, served on\n"
       "the protocol faces chosen with --protocols.\n"
@@ -477,6 +481,7 @@ int main(int argc, char** argv) {
                descriptors_before, budget);
 
   polycrud::Metrics metrics;
+  std::atomic<bool> all_started{false};  // every face chosen listens
   const polycrud::server::FaceContext context{
       .service = service,
       .metrics = metrics,
@@ -499,6 +504,9 @@ int main(int argc, char** argv) {
                 },
                 events.has_value() ? &*events : nullptr);
           },
+      .version = POLYCRUD_VERSION,
+      .alive_since_s = alive_since_s,
+      .started = [&all_started] { return all_started.load(std::memory_order_acquire); },
       .connections = connections,
       .tls = config.tls,
   };
@@ -514,6 +522,7 @@ int main(int argc, char** argv) {
     started.push_back(face);
     spdlog::info("{} listening on {}", face->name(), face->Describe());
   }
+  all_started.store(true, std::memory_order_release);
   spdlog::info("polycrud-server {} ready", POLYCRUD_VERSION);
 
   int signal_number = 0;

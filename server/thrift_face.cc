@@ -71,6 +71,10 @@ class ThriftFace final : public ServerFace<ThriftServer, ThriftServerOptions> {
                      : model_ == "fibers"    ? ThriftServerModel::kFibers
                                              : ThriftServerModel::kThreadPool;
     options_.connections = &context.connections;
+    options_.status = {.version = context.version,
+                       .alive_since_s = context.alive_since_s,
+                       .started = context.started,
+                       .metrics_text = context.metrics_text};
     StartServer(context, context.service_for_fiber_thread);
   }
 

@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "adapters/thrift/fiber_thrift_server.h"
+#include "adapters/thrift/thrift_processor.h"
+#include "adapters/thrift/thrift_status_handler.h"
 #include "adapters/thrift/thrift_user_handler.h"
 #include "runtime/connection_budget.h"
 #include "transport/thrift/framed_transport.h"
@@ -93,8 +95,13 @@ ThriftServer::~ThriftServer() { Stop(); }
 
 void ThriftServer::Start() {
   ::apache::thrift::GlobalOutput.setOutputFunction(&LogThriftOutput);
-  auto handler = std::make_shared<ThriftUserHandler>(service_, metrics_);
-  auto processor = std::make_shared<gen::UserServiceProcessor>(handler);
+  // UserService and, for multiplexed clients, the status service.
+  const auto make_processor = [this](UserService& service) {
+    return std::make_shared<ThriftProcessor>(
+        std::make_shared<ThriftUserHandler>(service, metrics_),
+        std::make_shared<ThriftStatusHandler>(service, options_.status));
+  };
+  auto processor = make_processor(service_);
   auto protocol = MakeProtocolFactory(options_);
   // Frames up to max_frame_bytes (the fiber and threadpool models' transports).
   auto config = MakeTransportConfig(options_);
@@ -107,8 +114,7 @@ void ThriftServer::Start() {
     std::vector<std::shared_ptr<apache::thrift::TProcessor>> processors;
     for (int i = 0; i < options_.io_threads; ++i) {
       UserService& service = fiber_services_ ? fiber_services_(i) : service_;
-      processors.push_back(std::make_shared<gen::UserServiceProcessor>(
-          std::make_shared<ThriftUserHandler>(service, metrics_)));
+      processors.push_back(make_processor(service));
     }
     fiber_server_ = std::make_unique<FiberThriftServer>(
         std::move(processors), protocol, config,

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "adapters/thrift/thrift_status_handler.h"
 #include "core/metrics.h"
 #include "core/user_service.h"
 #include "transport/tls/tls.h"
@@ -68,6 +69,8 @@ struct ThriftServerOptions {
   // threadpool: Thrift's TSSLServerSocket); with a CA too, clients must show
   // a certificate it signed. The nonblocking model has no TLS (Start throws).
   tls::TlsFiles tls;
+  // What the status service beside UserService reports (ThriftStatusHandler).
+  StatusSource status;
 };
 
 // How every model reads requests: the protocol with the string and

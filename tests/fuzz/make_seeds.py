@@ -2,8 +2,8 @@
 """Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/.
 
 Thrift seeds are real framed calls made with Debian's python3-thrift and the
-Python code generated from idl/polycrud.thrift (build/idl/gen-py, made by the
-normal build); SOAP, REST and validation seeds are written out here. Usage:
+Python code generated from idl/polycrud.thrift and idl/status.thrift
+(build/idl/gen-py, made by the normal build), plain and multiplexed; SOAP, REST and validation seeds are written out here. Usage:
   tests/fuzz/make_seeds.py [BUILD_DIR]     (default: build)
 """
 import os
@@ -14,10 +14,11 @@ root = os.path.dirname(os.path.dirname(here))
 build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "build")
 sys.path.insert(0, os.path.join(build, "idl", "gen-py"))
 
-from thrift.protocol import TBinaryProtocol, TCompactProtocol  # noqa: E402
+from thrift.protocol import TBinaryProtocol, TCompactProtocol, TMultiplexedProtocol  # noqa: E402
 from thrift.transport import TTransport  # noqa: E402
 from polycrud import UserService  # noqa: E402
 from polycrud.ttypes import UserDraft, UserPatch  # noqa: E402
+from polycrud_status import StatusService  # noqa: E402
 
 ADMIN = "fuzz-admin-token"
 READER = "fuzz-reader-token"
@@ -48,10 +49,16 @@ class Capture(TTransport.TTransportBase):
 
 def thrift_calls(factory):
     """name -> the framed bytes of one or more calls."""
-    def one(send):
+    def one(send, service=None):
         capture = Capture()
         framed = TTransport.TFramedTransport(capture)
-        client = UserService.Client(factory.getProtocol(framed))
+        protocol = factory.getProtocol(framed)
+        if service is None:
+            client = UserService.Client(protocol)
+        else:
+            module = {"UserService": UserService, "StatusService": StatusService,
+                      "NoSuchService": StatusService}[service]
+            client = module.Client(TMultiplexedProtocol.TMultiplexedProtocol(protocol, service))
         send(client)
         return capture.data
 
@@ -70,6 +77,11 @@ def thrift_calls(factory):
         "list": lambda c: c.send_listUsers(READER, 0, 2),
     }
     out = {name: one(send) for name, send in calls.items()}
+    out["mux_user_get"] = one(lambda c: c.send_getUser(READER, 1), "UserService")
+    out["mux_status"] = one(lambda c: c.send_getStatus(), "StatusService")
+    out["mux_counter"] = one(lambda c: c.send_getCounter("polycrud_up"), "StatusService")
+    out["mux_counters"] = one(lambda c: c.send_getCounters(), "StatusService")
+    out["mux_unknown_service"] = one(lambda c: c.send_getName(), "NoSuchService")
     out["pipelined"] = out["ping"] + out["get"] + out["list"]
     return out
 

@@ -2,7 +2,8 @@
 // exactly as the server does (the per-frame framed transport with the
 // server's frame bound, the protocol factory with its string and container
 // limits; binary, or compact when built with POLYCRUD_FUZZ_COMPACT) and
-// processed by the generated processor over the real handler and core. The
+// processed by the server's processor (UserService, and the status service
+// for multiplexed names) over the real handlers and core. The
 // server closes a connection on any Thrift exception; anything else that
 // escapes is a finding.
 #include <thrift/TConfiguration.h>
@@ -14,8 +15,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "UserService.h"
+#include "adapters/thrift/thrift_processor.h"
 #include "adapters/thrift/thrift_server.h"
+#include "adapters/thrift/thrift_status_handler.h"
 #include "adapters/thrift/thrift_user_handler.h"
 #include "tests/fuzz/fuzz_service.h"
 #include "transport/thrift/framed_transport.h"
@@ -41,8 +43,10 @@ struct State {
     apache::thrift::GlobalOutput.setOutputFunction([](const char*) {});
   }
   polycrud::fuzz::FuzzService core;
-  polycrud::thrift::UserServiceProcessor processor{
-      std::make_shared<polycrud::thrift_adapter::ThriftUserHandler>(core.service, core.metrics)};
+  polycrud::thrift_adapter::ThriftProcessor processor{
+      std::make_shared<polycrud::thrift_adapter::ThriftUserHandler>(core.service, core.metrics),
+      std::make_shared<polycrud::thrift_adapter::ThriftStatusHandler>(
+          core.service, polycrud::thrift_adapter::StatusSource{.version = "fuzz"})};
 };
 
 }  // namespace
@@ -51,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const polycrud::thrift_adapter::ThriftServerOptions options{.protocol = kProtocol};
   static const auto protocols = polycrud::thrift_adapter::MakeProtocolFactory(options);
   static const auto config = polycrud::thrift_adapter::MakeTransportConfig(options);
-  polycrud::thrift::UserServiceProcessor& processor = polycrud::fuzz::Fresh<State>().processor;
+  polycrud::thrift_adapter::ThriftProcessor& processor = polycrud::fuzz::Fresh<State>().processor;
 
   auto input = std::make_shared<TMemoryBuffer>(const_cast<std::uint8_t*>(data),
                                                static_cast<std::uint32_t>(size),

@@ -1,16 +1,21 @@
 #!/usr/bin/python3
 """Interop: a Python client generated from idl/polycrud.thrift with Debian's
 python3-thrift does a CRUD round and checks the error mapping against a real
-polycrud-server (started here, on the test stack's MariaDB and Redis)."""
+polycrud-server (started here, on the test stack's MariaDB and Redis); a
+client of idl/status.thrift reads the status service over Thrift's
+multiplexed protocol, as monitoring tools do, beside UserService on the same
+connection."""
 
 import random
 import sys
 import unittest
 
-from thrift.protocol import TBinaryProtocol
+from thrift.protocol import TBinaryProtocol, TMultiplexedProtocol
 from thrift.transport import TSocket, TTransport
 
 from polycrud import UserService
+from polycrud_status import StatusService
+from polycrud_status.ttypes import ServiceStatus
 from polycrud.ttypes import (Conflict, InvalidArgument, NotFound, PermissionDenied,
                              Unauthenticated, UserDraft, UserPatch)
 
@@ -82,6 +87,23 @@ class ThriftPythonInteropTest(unittest.TestCase):
             self.client.createUser(ADMIN, UserDraft(name, "other-" + name + "@example.com", "X"))
         with self.assertRaises(Conflict):
             self.client.updateUser(ADMIN, u.id, UserPatch(full_name="Y", expected_version=99))
+
+    def test_status_service_beside_user_service(self):
+        protocol = TBinaryProtocol.TBinaryProtocol(self.transport)
+        status = StatusService.Client(
+            TMultiplexedProtocol.TMultiplexedProtocol(protocol, "StatusService"))
+        users = UserService.Client(
+            TMultiplexedProtocol.TMultiplexedProtocol(protocol, "UserService"))
+        self.assertEqual(status.getName(), "polycrud-server")
+        self.assertEqual(self.client.ping(), "polycrud " + status.getVersion())
+        self.assertEqual(status.getStatus(), ServiceStatus.ALIVE)
+        self.assertEqual(status.getStatusDetails(), "mysql up, redis up")
+        self.assertGreater(status.aliveSince(), 1_700_000_000)
+        key = 'polycrud_requests_total{protocol="thrift",operation="get_user"}'
+        before = status.getCounters()[key]
+        with self.assertRaises(NotFound):
+            users.getUser(READER, 10**12)
+        self.assertEqual(status.getCounter(key), before + 1)
 
 
 if __name__ == "__main__":

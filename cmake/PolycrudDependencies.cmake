@@ -51,3 +51,7 @@ if(POLYCRUD_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)
   find_program(PYTHON3_SYSTEM /usr/bin/python3 REQUIRED)
 endif()
+
+# libsystemd (252): sd_notify, so polycrud-server tells systemd when it is
+# ready and when it stops (Type=notify units); a no-op outside systemd.
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)

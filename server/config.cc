@@ -97,6 +97,12 @@ void AddOptions(CLI::App& app, Config& c, const FaceList& faces) {
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->envname("POLYCRUD_LOG_LEVEL")
       ->capture_default_str();
+  app.add_option("--log-format", c.log_format,
+                 "text, or json: one JSON object a line (time, level, thread, logger, msg) for "
+                 "journald and log shippers")
+      ->envname("POLYCRUD_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--bind", c.bind_address, "Address the protocol faces listen on")
       ->envname("POLYCRUD_BIND")
       ->capture_default_str();

@@ -20,6 +20,7 @@ namespace polycrud::server {
 
 struct Config {
   std::string log_level = "info";
+  std::string log_format = "text";  // text or json (server/log_format.h)
   std::string bind_address = "127.0.0.1";
   std::vector<std::string> protocols;  // empty: every face this binary has
   // Statements end within 3 s (below the 5 s read timeout, which would

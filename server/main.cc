@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -91,8 +92,10 @@ int main(int argc, char** argv) {
   }
   const bool events_on = !config.events.amqp.host.empty();
 
-  const std::string log_pattern = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v";
-  spdlog::set_pattern(log_pattern);
+  const polycrud::server::LogFormat log_format = config.log_format == "json"
+                                                     ? polycrud::server::LogFormat::kJson
+                                                     : polycrud::server::LogFormat::kText;
+  polycrud::server::SetLogFormat(log_format);
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   const sigset_t signals = BlockShutdownSignals();
 
@@ -135,7 +138,7 @@ int main(int argc, char** argv) {
   // Degraded modes reach the log at most 5 lines a second per kind.
   polycrud::server::SpdlogEventLog event_log;
   // Every admin write attempt, whatever the log level.
-  polycrud::server::SpdlogAuditLog audit_log(log_pattern);
+  polycrud::server::SpdlogAuditLog audit_log(log_format);
   config.services.service.audit = &audit_log;
   std::optional<polycrud::TokenRateLimiter> rate_limiter;
   if (config.rate_limit_per_token > 0) {
@@ -242,9 +245,13 @@ int main(int argc, char** argv) {
   }
   all_started.store(true, std::memory_order_release);
   spdlog::info("polycrud-server {} ready", POLYCRUD_VERSION);
+  // Under systemd (Type=notify) the unit counts as started from here; outside
+  // it (no NOTIFY_SOCKET) this does nothing.
+  sd_notify(0, "READY=1\nSTATUS=serving");
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping");
   if (config.drain_ms > 0) {
     spdlog::info("received {}: reporting not ready for {} ms before stopping",
                  strsignal(signal_number), config.drain_ms);

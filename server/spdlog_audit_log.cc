@@ -6,10 +6,10 @@
 
 namespace polycrud::server {
 
-SpdlogAuditLog::SpdlogAuditLog(const std::string& pattern) {
+SpdlogAuditLog::SpdlogAuditLog(LogFormat format) {
   const auto& sinks = spdlog::default_logger()->sinks();
   logger_ = std::make_shared<spdlog::logger>("audit", sinks.begin(), sinks.end());
-  logger_->set_pattern(pattern);
+  logger_->set_formatter(MakeLogFormatter(format));
   logger_->set_level(spdlog::level::info);  // whatever the server's log level
   logger_->flush_on(spdlog::level::info);
 }

@@ -10,13 +10,14 @@
 #include <memory>
 
 #include "core/audit_log.h"
+#include "server/log_format.h"
 
 namespace polycrud::server {
 
 class SpdlogAuditLog final : public AuditLog {
  public:
-  // Writes to the sinks of the default logger, with its line `pattern`.
-  explicit SpdlogAuditLog(const std::string& pattern);
+  // Writes to the sinks of the default logger, in the server's `format`.
+  explicit SpdlogAuditLog(LogFormat format);
   void Record(const AuditRecord& record) override;
 
  private:

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <stdexcept>
 #include <utility>
 
@@ -108,18 +109,36 @@ RabbitmqInstance::RabbitmqInstance(const std::string& name)
                     FreePortRun(3)) {}
 
 GaleraCluster::GaleraCluster(const std::string& name, int nodes) {
-  std::vector<int> galera_ports;
+  // Every port of every node is chosen before any node binds one, so each
+  // must differ from those already chosen: a port is only seen taken once
+  // its node runs (a node once got the same port for SQL and for Galera).
+  std::set<int> chosen;
+  const auto fresh = [&chosen](int count) {
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      const int first = count == 1 ? FreePort() : FreePortRun(count);
+      bool clash = false;
+      for (int p = first; p < first + count; ++p) clash = clash || chosen.contains(p);
+      if (clash) continue;
+      for (int p = first; p < first + count; ++p) chosen.insert(p);
+      return first;
+    }
+    throw std::runtime_error("no free ports for the Galera cluster");
+  };
+  std::vector<int> galera_ports;  // each the first of 3: group, IST, SST
+  std::vector<int> sql_ports;
   std::string peers;
   for (int i = 0; i < nodes; ++i) {
-    galera_ports.push_back(FreePortRun(3));
+    galera_ports.push_back(fresh(3));
     peers += (i == 0 ? "" : ",") + std::string("127.0.0.1:") + std::to_string(galera_ports.back());
   }
+  for (int i = 0; i < nodes; ++i) sql_ports.push_back(fresh(1));
   for (int i = 0; i < nodes; ++i) {
     const std::string env = "POLYCRUD_MARIADB_BUFFER_POOL=64M POLYCRUD_GALERA_PEERS=" + peers +
                             " POLYCRUD_GALERA_PORT=" + std::to_string(galera_ports[i]) + " ";
     nodes_.push_back(
         std::make_unique<MariadbInstance>(name + "-" + std::to_string(i + 1), "",
-                                          env + (i == 0 ? "POLYCRUD_GALERA_NEW_CLUSTER=1 " : "")));
+                                          env + (i == 0 ? "POLYCRUD_GALERA_NEW_CLUSTER=1 " : ""),
+                                          sql_ports[static_cast<std::size_t>(i)]));
     // Started again later, the first node joins the others.
     nodes_.back()->set_env(env);
   }

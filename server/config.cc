@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "cache/redis/redis_cluster_client.h"
-#include "core/sha256_token_verifier.h"
 
 namespace polycrud::server {
 namespace {
@@ -388,16 +387,16 @@ std::optional<std::string> CompleteConfig(CLI::App& app, Config& c) {
 }
 
 std::optional<std::string> ValidateConfig(Config& c, const FaceList& faces,
-                                          std::vector<Face*>& selected) {
+                                          std::vector<Face*>& selected,
+                                          std::optional<Sha256TokenVerifier>& tokens) {
   if (c.admin_hashes.empty() && c.reader_hashes.empty()) {
     return "no token configured: set POLYCRUD_ADMIN_TOKEN_SHA256 or --admin-token-sha256-file "
            "(see --help)";
   }
-  if (StatusOr<Sha256TokenVerifier> tokens =
-          Sha256TokenVerifier::Create(c.admin_hashes, c.reader_hashes);
-      !tokens.ok()) {
-    return "bad token configuration: " + tokens.status().message();
-  }
+  StatusOr<Sha256TokenVerifier> verifier =
+      Sha256TokenVerifier::Create(c.admin_hashes, c.reader_hashes);
+  if (!verifier.ok()) return "bad token configuration: " + verifier.status().message();
+  tokens.emplace(std::move(*verifier));
   if (c.protocols.empty()) {
     for (const auto& face : faces) c.protocols.emplace_back(face->name());
   }
@@ -434,6 +433,7 @@ std::optional<std::string> ValidateConfig(Config& c, const FaceList& faces,
   c.services.near.entries = c.near_entries >= 0
                                 ? static_cast<std::size_t>(c.near_entries)
                                 : (events_on ? std::size_t{100'000} : std::size_t{0});
+  c.services.near.ttl = std::chrono::milliseconds(c.near_ttl_ms);
   c.services.cache.user_ttl = std::chrono::seconds(c.cache_ttl_s);
   c.services.redis.endpoint.command_timeout = std::chrono::milliseconds(c.redis_timeout_ms);
   return std::nullopt;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/sha256_token_verifier.h"
 #include "server/change_events.h"
 #include "server/face.h"
 #include "server/services.h"
@@ -72,8 +73,10 @@ std::string EffectiveSettings(const CLI::App& app);
 
 // What can be checked without a server: tokens, protocols, the Redis Cluster
 // seeds, combinations of options. Fills `selected` with the faces to start,
-// in MakeFaces() order, and settles the settings derived from others.
+// in MakeFaces() order, and `tokens` with the verifier of the token hashes,
+// and settles the settings derived from others.
 std::optional<std::string> ValidateConfig(Config& c, const FaceList& faces,
-                                          std::vector<Face*>& selected);
+                                          std::vector<Face*>& selected,
+                                          std::optional<Sha256TokenVerifier>& tokens);
 
 }  // namespace polycrud::server

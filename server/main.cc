@@ -76,9 +76,10 @@ int main(int argc, char** argv) {
   // Flags and the environment, then the configuration file and the secret
   // files, then what can be checked without a server.
   std::vector<polycrud::server::Face*> selected;
+  std::optional<polycrud::Sha256TokenVerifier> tokens;
   std::optional<std::string> config_error = polycrud::server::CompleteConfig(app, config);
   if (!config_error.has_value()) {
-    config_error = polycrud::server::ValidateConfig(config, faces, selected);
+    config_error = polycrud::server::ValidateConfig(config, faces, selected, tokens);
   }
   if (config_error.has_value()) {
     std::fprintf(stderr, "polycrud-server: %s\n", config_error->c_str());
@@ -99,13 +100,6 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   const sigset_t signals = BlockShutdownSignals();
 
-  polycrud::StatusOr<polycrud::Sha256TokenVerifier> tokens =
-      polycrud::Sha256TokenVerifier::Create(config.admin_hashes, config.reader_hashes);
-  if (!tokens.ok()) {  // checked by ValidateConfig
-    spdlog::critical("bad token configuration: {}", tokens.status().message());
-    return 2;
-  }
-
   polycrud::MysqlUserStore store(config.mysql);
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(config.mysql_wait_s);
@@ -124,7 +118,6 @@ int main(int argc, char** argv) {
     spdlog::info("schema migrations applied; exiting (--migrate-only)");
     return 0;
   }
-  config.services.near.ttl = std::chrono::milliseconds(config.near_ttl_ms);
   if (config.services.near.entries > 0 && !events_on) {
     spdlog::warn(
         "near cache on ({} entries, {} ms): correct only while every write goes "

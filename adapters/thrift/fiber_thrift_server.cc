@@ -102,12 +102,14 @@ class ConnectionSocket final : public TVirtualTransport<ConnectionSocket> {
   runtime::IoClock::time_point request_deadline_;
 };
 
-int Listen(const std::string& address, int port) {
+// A TCP socket bound to address:port; with `share`, SO_REUSEPORT lets the
+// other fiber threads' sockets bind the same port.
+int Bind(const std::string& address, int port, bool share) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) ThrowErrno("socket");
   const int one = 1;
   if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      (share && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)) {
     ::close(fd);
     ThrowErrno("setsockopt");
   }
@@ -118,8 +120,7 @@ int Listen(const std::string& address, int port) {
     ::close(fd);
     throw std::invalid_argument("not an IPv4 address: " + address);
   }
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 ||
-      ::listen(fd, 1024) != 0) {
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
     const int error = errno;
     ::close(fd);
     throw std::system_error(error, std::system_category(),
@@ -127,6 +128,24 @@ int Listen(const std::string& address, int port) {
   }
   return fd;
 }
+
+int Listen(const std::string& address, int port) {
+  const int fd = Bind(address, port, /*share=*/true);
+  if (::listen(fd, 1024) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw std::system_error(error, std::system_category(),
+                            "cannot listen on " + address + ":" + std::to_string(port));
+  }
+  return fd;
+}
+
+// Throws if another socket listens on address:port. SO_REUSEPORT would let
+// the threads' sockets join the group of another process's (a second server
+// started on the same port by mistake) and split the connections with it
+// without a word; a socket without it cannot bind beside a listening one,
+// so one is bound, and closed, first.
+void CheckPortIsFree(const std::string& address, int port) { ::close(Bind(address, port, false)); }
 
 int BoundPort(int fd) {
   sockaddr_in sa{};
@@ -156,6 +175,7 @@ void FiberThriftServer::Start() {
     throw std::invalid_argument("thrift: one processor per fiber thread is needed");
   }
   port_ = options_.port;
+  if (port_ != 0) CheckPortIsFree(options_.bind_address, port_);
   try {
     for (int i = 0; i < options_.threads; ++i) {
       listen_fds_.push_back(Listen(options_.bind_address, port_));

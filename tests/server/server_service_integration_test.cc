@@ -2,7 +2,7 @@
 // readiness and stopping notifications of Type=notify units (sd_notify,
 // received here on a socket of the test's own, as systemd would), and log
 // lines that are each one JSON object with --log-format json, the audit
-// log's included.
+// log's included; a second server on a port in use refuses to start.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -103,6 +103,25 @@ TEST(ServerServiceTest, JsonLogLinesAreEachOneObjectAuditIncluded) {
   EXPECT_GT(lines, 3);
   EXPECT_TRUE(ready) << "no line says the server is ready";
   EXPECT_TRUE(audit) << "no audit line for the create";
+}
+
+// Every face refuses a port another server listens on, the Thrift fibers
+// model included, whose threads share their port through SO_REUSEPORT (and
+// would otherwise split the connections with the other process).
+TEST(ServerServiceTest, ASecondServerOnAPortInUseRefusesToStart) {
+  ServerProcess first({.protocols = {"thrift", "grpc", "soap", "rest"}});
+  for (const std::string protocol : {"thrift", "grpc", "soap", "rest"}) {
+    EXPECT_THROW(
+        ServerProcess({.protocols = {protocol}, .ports = {{protocol, first.port(protocol)}}}),
+        std::runtime_error)
+        << protocol;
+  }
+  for (int i = 0; i < 8; ++i) {  // every connection reaches the first server
+    ThriftClient client(first.thrift_port());
+    std::string pong;
+    EXPECT_NO_THROW(client->ping(pong));
+  }
+  EXPECT_EQ(first.Terminate(), 0);
 }
 
 }  // namespace

@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
@@ -15,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -22,7 +25,9 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -102,18 +107,112 @@ bool WaitForPort(int port, int timeout_ms, pid_t& pid) {
   return false;
 }
 
+namespace {
+
+// An abstract-namespace Unix datagram socket: the NOTIFY_SOCKET on which a
+// server says READY=1 once every face listens (sd_notify, as under systemd).
+class ReadySocket {
+ public:
+  ReadySocket() {
+    static int counter = 0;
+    name_ = "@polycrud-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path + 1, name_.data() + 1, name_.size() - 1);  // [0] stays '\0'
+    const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name_.size());
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+      if (fd_ >= 0) close(fd_);
+      throw std::runtime_error("cannot bind the readiness socket " + name_);
+    }
+  }
+  ~ReadySocket() { close(fd_); }
+  ReadySocket(const ReadySocket&) = delete;
+  ReadySocket& operator=(const ReadySocket&) = delete;
+  const std::string& name() const { return name_; }
+
+  // Waits up to `timeout_ms` for READY=1; false if `pid` exited first (then
+  // set to -1) or the time ran out.
+  bool WaitForReady(int timeout_ms, pid_t& pid) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+      if (poll(&p, 1, 20) == 1) {
+        char buf[4096];
+        const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+        if (n > 0 &&
+            std::string(buf, static_cast<std::size_t>(n)).find("READY=1") != std::string::npos) {
+          return true;
+        }
+      }
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        return false;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::string name_;
+  int fd_ = -1;
+};
+
+// Whether the server's log says a port was taken (another process took it
+// between FreePort and the server's bind).
+bool LogSaysPortTaken(const std::string& log_path) {
+  std::ifstream in(log_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str().find("cannot listen on") != std::string::npos ||
+         text.str().find("ddress already in use") != std::string::npos;
+}
+
+}  // namespace
+
 ServerProcess::ServerProcess(ServerSettings settings) {
+  // A port picked by FreePort can be taken by another test's process before
+  // the server binds it; the server then refuses to start, and is started
+  // again on other ports. Fixed ports are tried once.
+  bool fixed_ports = false;
+  for (const std::string& protocol : settings.protocols) {
+    for (const auto& [name, unused] : settings.ports) fixed_ports = fixed_ports || name == protocol;
+  }
+  const int attempts = fixed_ports ? 1 : 5;
+  for (int attempt = 1;; ++attempt) {
+    if (Start(settings)) return;
+    if (attempt == attempts || !LogSaysPortTaken(log_path_)) break;
+    Terminate();
+    std::cerr << "polycrud-server: a port was taken before it bound it; again on other ports\n";
+  }
+  {
+    const bool exited = pid_ < 0;
+    Terminate();
+    std::ifstream in(log_path_);
+    std::cerr << in.rdbuf();
+    throw std::runtime_error(exited ? "polycrud-server exited before listening"
+                                    : "polycrud-server did not become ready in 30 s");
+  }
+}
+
+bool ServerProcess::Start(const ServerSettings& settings) {
   const std::string binary = Setting("POLYCRUD_SERVER_BINARY");
   const std::string scratch = Setting("POLYCRUD_TEST_SCRATCH");
   std::system(("mkdir -p '" + scratch + "'").c_str());
   std::string protocols;
   std::vector<std::pair<std::string, std::string>> env;
+  ports_.clear();
+  started_ = false;
   for (const std::string& protocol : settings.protocols) {
     int port = 0;
     for (const auto& [name, fixed] : settings.ports) {
       if (name == protocol) port = fixed;
     }
-    if (port == 0) port = FreePort();
+    while (port == 0) {
+      port = FreePort();
+      for (const auto& [unused, taken] : ports_) port = taken == port ? 0 : port;
+    }
     ports_.emplace_back(protocol, port);
     std::string variable = "POLYCRUD_";
     for (const char c : protocol) variable += static_cast<char>(std::toupper(c));
@@ -139,7 +238,18 @@ ServerProcess::ServerProcess(ServerSettings settings) {
           {"POLYCRUD_ADMIN_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kAdminToken)},
           {"POLYCRUD_READER_TOKEN_SHA256", Sha256TokenVerifier::HashHex(kReaderToken)},
       });
-  for (auto& kv : settings.extra_env) env.push_back(kv);
+  // Ready once the server says so, unless the test listens for that itself:
+  // then once every port accepts connections.
+  bool own_notify = true;
+  for (const auto& [key, unused] : settings.extra_env)
+    own_notify = own_notify && key != "NOTIFY_SOCKET";
+  std::optional<ReadySocket> ready;
+  if (own_notify) {
+    ready.emplace();
+    env.emplace_back("NOTIFY_SOCKET", ready->name());
+  }
+  for (const auto& kv : settings.extra_env) env.push_back(kv);
+  std::vector<std::string> args = settings.extra_args;
 
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -150,21 +260,20 @@ ServerProcess::ServerProcess(ServerSettings settings) {
     for (const auto& [key, value] : env) setenv(key.c_str(), value.c_str(), 1);
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(binary.c_str()));
-    for (std::string& arg : settings.extra_args) argv.push_back(arg.data());
+    for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
     execv(binary.c_str(), argv.data());
     _exit(127);
   }
-  for (const auto& [protocol, port] : ports_) {
-    if (!WaitForPort(port, 30'000, pid_)) {
-      const bool exited = pid_ < 0;
-      Terminate();
-      std::ifstream in(log_path_);
-      std::cerr << in.rdbuf();
-      throw std::runtime_error(exited ? "polycrud-server exited before listening"
-                                      : "polycrud-server did not start listening for " + protocol);
+  if (ready.has_value()) {
+    started_ = ready->WaitForReady(30'000, pid_);
+  } else {
+    started_ = true;
+    for (const auto& [protocol, port] : ports_) {
+      started_ = started_ && WaitForPort(port, 30'000, pid_);
     }
   }
+  return started_;
 }
 
 int ServerProcess::port(const std::string& protocol) const {

@@ -68,7 +68,12 @@ class ServerProcess {
   const std::string& log_path() const { return log_path_; }
 
  private:
+  // Starts the server once, on ports of `settings` or free ones; true once
+  // it is ready, false if it exited first or did not become ready in 30 s.
+  bool Start(const ServerSettings& settings);
+
   pid_t pid_ = -1;
+  bool started_ = false;
   std::vector<std::pair<std::string, int>> ports_;
   std::string log_path_;
 };

@@ -13,12 +13,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/system/system_error.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -108,10 +111,16 @@ class HttpServer::Impl {
     const tcp::endpoint endpoint(asio::ip::make_address(options_.bind_address),
                                  static_cast<std::uint16_t>(options_.port));
     acceptor_.emplace(asio::make_strand(ioc_));
-    acceptor_->open(endpoint.protocol());
-    acceptor_->set_option(asio::socket_base::reuse_address(true));
-    acceptor_->bind(endpoint);
-    acceptor_->listen(asio::socket_base::max_listen_connections);
+    try {
+      acceptor_->open(endpoint.protocol());
+      acceptor_->set_option(asio::socket_base::reuse_address(true));
+      acceptor_->bind(endpoint);
+      acceptor_->listen(asio::socket_base::max_listen_connections);
+    } catch (const boost::system::system_error& e) {
+      acceptor_.reset();
+      throw std::runtime_error("cannot listen on " + options_.bind_address + ":" +
+                               std::to_string(options_.port) + ": " + e.code().message());
+    }
     port_ = acceptor_->local_endpoint().port();
     asio::co_spawn(acceptor_->get_executor(), Accept(), asio::detached);
     for (int i = 0; i < options_.threads; ++i) {

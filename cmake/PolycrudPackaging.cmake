@@ -18,6 +18,46 @@ install(TARGETS polycrud_soap_gen LIBRARY DESTINATION lib/polycrud-server COMPON
 set_target_properties(polycrud-server PROPERTIES INSTALL_RPATH /usr/lib/polycrud-server)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${CMAKE_BINARY_DIR}/wsdl)
 install(TARGETS polycrud-cli polycrud-seed RUNTIME DESTINATION bin COMPONENT tools)
+
+# Manual pages, made by help2man from each program's --help and --version
+# (the same text, so they never disagree), gzip -9n.
+find_program(HELP2MAN help2man REQUIRED)
+set(POLYCRUD_MAN_DIR ${CMAKE_BINARY_DIR}/man)
+set(polycrud_man_pages)
+foreach(page "polycrud-server|8|server|the polycrud user directory server"
+             "polycrud-cli|1|tools|create, read, update, delete and list polycrud users"
+             "polycrud-seed|1|tools|load synthetic users into the polycrud database")
+  string(REPLACE "|" ";" fields "${page}")
+  list(GET fields 0 program)
+  list(GET fields 1 section)
+  list(GET fields 2 component)
+  list(GET fields 3 summary)
+  set(out ${POLYCRUD_MAN_DIR}/${program}.${section}.gz)
+  # Sections --help does not have (signals, files), where a program has them.
+  set(include)
+  set(include_file)
+  if(EXISTS ${POLYCRUD_DEBIAN_DIR}/${program}.h2m)
+    set(include_file ${POLYCRUD_DEBIAN_DIR}/${program}.h2m)
+    set(include --include ${include_file})
+  endif()
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${POLYCRUD_MAN_DIR}
+    COMMAND ${HELP2MAN} --no-info --no-discard-stderr --section ${section} --name ${summary}
+            ${include} --output ${POLYCRUD_MAN_DIR}/${program}.${section} $<TARGET_FILE:${program}>
+    COMMAND gzip -9nf ${POLYCRUD_MAN_DIR}/${program}.${section}
+    DEPENDS ${program} ${include_file}
+    COMMENT "Manual page ${program}(${section})"
+    VERBATIM)
+  list(APPEND polycrud_man_pages ${out})
+  install(FILES ${out} DESTINATION share/man/man${section} COMPONENT ${component})
+endforeach()
+# Not in a sanitizer build: there the programs are not the ones packaged.
+if(POLYCRUD_SANITIZE)
+  add_custom_target(polycrud_man_pages DEPENDS ${polycrud_man_pages})
+else()
+  add_custom_target(polycrud_man_pages ALL DEPENDS ${polycrud_man_pages})
+endif()
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/polycrud-server.service
         DESTINATION /lib/systemd/system COMPONENT server)
 install(FILES ${POLYCRUD_DEBIAN_DIR}/server.conf DESTINATION /etc/polycrud COMPONENT server)
@@ -31,8 +71,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/web/src ${PROJECT_SOURCE_DIR}/web/public
         DESTINATION share/polycrud-web COMPONENT web)
 install(FILES ${PROJECT_SOURCE_DIR}/web/package.json DESTINATION share/polycrud-web COMPONENT web)
 # npm ci --omit=dev into the stage (./polycrud package does it first).
+# Scripts keep their executable bit (the stage has it exactly on them).
 install(DIRECTORY ${POLYCRUD_PACKAGE_STAGE}/web/node_modules DESTINATION share/polycrud-web
-        COMPONENT web OPTIONAL)
+        COMPONENT web OPTIONAL USE_SOURCE_PERMISSIONS)
 
 # Per package: copyright, changelog (gzip -9n), the operator's guide, and
 # the maintainer scripts and conffiles for the control archive.
@@ -83,7 +124,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
-set(CPACK_DEBIAN_SERVER_PACKAGE_DEPENDS "adduser")
+# procps: /bin/kill, which the unit's ExecReload runs.
+set(CPACK_DEBIAN_SERVER_PACKAGE_DEPENDS "adduser, procps")
 set(CPACK_DEBIAN_WEB_PACKAGE_DEPENDS "nodejs (>= 18.3), adduser")
 set(CPACK_DEBIAN_WEB_PACKAGE_ARCHITECTURE all)
 set(CPACK_DEBIAN_SERVER_PACKAGE_SUGGESTS "polycrud-tools, mariadb-server, redis-server")

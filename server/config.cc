@@ -93,7 +93,8 @@ std::optional<std::string> ApplyConfigFile(CLI::App& app, const std::string& pat
 }  // namespace
 
 void AddOptions(CLI::App& app, Config& c, const FaceList& faces) {
-  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error (SIGHUP reloads it)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->envname("POLYCRUD_LOG_LEVEL")
       ->capture_default_str();
   app.add_option("--log-format", c.log_format,
@@ -311,7 +312,8 @@ void AddOptions(CLI::App& app, Config& c, const FaceList& faces) {
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   app.add_option("--admin-token-sha256", c.admin_hashes,
-                 "SHA-256 (hex) of an admin token; repeat or comma-separate")
+                 "SHA-256 (hex) of an admin token; repeat or comma-separate (SIGHUP reloads the "
+                 "token hashes, the files' too)")
       ->envname("POLYCRUD_ADMIN_TOKEN_SHA256")
       ->delimiter(',');
   app.add_option("--reader-token-sha256", c.reader_hashes,
@@ -320,7 +322,8 @@ void AddOptions(CLI::App& app, Config& c, const FaceList& faces) {
       ->delimiter(',');
   app.add_option("--tls-cert", c.tls.cert,
                  "TLS certificate (PEM, chain) of every face: each then serves TLS 1.2+ on its "
-                 "port; --<face>-tls-cert and the like set one face's own")
+                 "port; --<face>-tls-cert and the like set one face's own. SIGHUP reads the "
+                 "certificates and keys again (gRPC's face watches its files by itself)")
       ->envname("POLYCRUD_TLS_CERT");
   app.add_option("--tls-key", c.tls.key, "Private key of --tls-cert (PEM, keep it 0600)")
       ->envname("POLYCRUD_TLS_KEY");

@@ -12,17 +12,20 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/reloadable_token_verifier.h"
 #include "core/sha256_token_verifier.h"
 #include "core/user_service.h"
 #include "server/change_events.h"
 #include "server/config.h"
 #include "server/face.h"
 #include "server/prometheus_text.h"
+#include "server/reload.h"
 #include "server/services.h"
 #include "server/spdlog_audit_log.h"
 #include "server/spdlog_event_log.h"
@@ -43,13 +46,14 @@ rlim_t RaiseDescriptorLimit(rlim_t& before) {
   return limit.rlim_cur;
 }
 
-// Blocks the shutdown signals in every thread created from now on, so the
-// main thread can wait for them with sigwait.
-sigset_t BlockShutdownSignals() {
+// Blocks the shutdown signals and SIGHUP (reload) in every thread created
+// from now on, so the main thread can wait for them with sigwait.
+sigset_t BlockServerSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return set;
@@ -67,6 +71,7 @@ int main(int argc, char** argv) {
       "Every option can also be set through the environment variable shown."};
   polycrud::server::Config config;
   polycrud::server::FaceList faces = polycrud::server::MakeFaces();
+  app.set_version_flag("--version", POLYCRUD_VERSION);
   polycrud::server::AddOptions(app, config, faces);
   try {
     app.parse(argc, argv);
@@ -98,7 +103,7 @@ int main(int argc, char** argv) {
                                                      : polycrud::server::LogFormat::kText;
   polycrud::server::SetLogFormat(log_format);
   spdlog::set_level(spdlog::level::from_str(config.log_level));
-  const sigset_t signals = BlockShutdownSignals();
+  const sigset_t signals = BlockServerSignals();
 
   polycrud::MysqlUserStore store(config.mysql);
   const auto deadline =
@@ -149,7 +154,12 @@ int main(int argc, char** argv) {
     change_events.emplace(config.mysql, config.events, clock, &limited_events);
     config.services.service.after_write = [&change_events] { change_events->Nudge(); };
   }
-  polycrud::server::Services services(store, *tokens, clock, config.services, &limited_events);
+  // The token hashes in force, replaced by a reload (SIGHUP).
+  polycrud::ReloadableTokenVerifier token_hashes(
+      std::make_shared<const polycrud::Sha256TokenVerifier>(std::move(*tokens)));
+  polycrud::server::Reloader reloader(argc, argv, token_hashes,
+                                      polycrud::server::EffectiveSettings(app));
+  polycrud::server::Services services(store, token_hashes, clock, config.services, &limited_events);
   // Stops the change events before `services`, whose near cache they use, goes.
   struct StopEvents {
     std::optional<polycrud::server::ChangeEvents>& events;
@@ -243,7 +253,14 @@ int main(int argc, char** argv) {
   sd_notify(0, "READY=1\nSTATUS=serving");
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+    const bool reloaded = reloader.Reload();
+    sd_notify(0, reloaded ? "READY=1\nSTATUS=serving"
+                          : "READY=1\nSTATUS=serving; the last reload failed (see the log)");
+  }
   sd_notify(0, "STOPPING=1\nSTATUS=stopping");
   if (config.drain_ms > 0) {
     spdlog::info("received {}: reporting not ready for {} ms before stopping",
@@ -251,7 +268,10 @@ int main(int argc, char** argv) {
     services.BeginDrain();
     const timespec drain{.tv_sec = config.drain_ms / 1000,
                          .tv_nsec = static_cast<long>(config.drain_ms % 1000) * 1'000'000};
-    if (sigtimedwait(&signals, nullptr, &drain) > 0) {
+    // A reload meanwhile is not done: the server is going.
+    sigset_t stop_signals = signals;
+    sigdelset(&stop_signals, SIGHUP);
+    if (sigtimedwait(&stop_signals, nullptr, &drain) > 0) {
       spdlog::info("a second signal: stopping before the drain time is over");
     }
   }

@@ -5,6 +5,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -19,19 +22,33 @@ namespace {
 
 constexpr char kServiceName[] = "polycrud.v1.UserService";
 
-// TLS when `files` has a certificate (PEM text read now, so a bad path fails
-// the start), with a required, verified client certificate when it has a CA.
+// How often the gRPC face's TLS credentials look at their files again.
+constexpr unsigned kCertificateRefreshS = 5;
+
+// TLS when `files` has a certificate, with a required, verified client
+// certificate when it has a CA. The files are loaded and checked now (a bad
+// path or a key that does not match fails the start), and then watched by
+// gRPC's own certificate provider: a replaced certificate, key or CA is in
+// use within kCertificateRefreshS seconds, for new connections; open ones
+// keep theirs. (gRPC has no call to reload at a given moment, so the face
+// does not wait for SIGHUP.)
 std::shared_ptr<grpc::ServerCredentials> Credentials(const tls::TlsFiles& files) {
   if (!files.enabled()) return grpc::InsecureServerCredentials();
   if (files.cert.empty() || files.key.empty()) {
     throw std::runtime_error("TLS: a server needs both a certificate and a key");
   }
-  grpc::SslServerCredentialsOptions ssl(
-      files.ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                       : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  if (!files.ca.empty()) ssl.pem_root_certs = tls::ReadPemFile(files.ca);
-  ssl.pem_key_cert_pairs.push_back({tls::ReadPemFile(files.key), tls::ReadPemFile(files.cert)});
-  return grpc::SslServerCredentials(ssl);
+  tls::MakeServerContext(files);  // the same checks as the other faces'
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      files.key, files.cert, files.ca, kCertificateRefreshS);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (files.ca.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 }  // namespace

@@ -24,6 +24,9 @@ cp -l "$SERVER_BIN" "$root/usr/sbin/polycrud-server" 2>/dev/null ||
 cp -l "$(readlink -f "$(command -v node)")" "$root/usr/bin/node" 2>/dev/null ||
   cp "$(readlink -f "$(command -v node)")" "$root/usr/bin/node"
 cp "$ROOT/web/bin/polycrud-web.js" "$root/usr/share/polycrud-web/bin/"
+# /bin/kill (procps) for the server's ExecReload, /bin as Debian 12 has it.
+ln -s usr/bin "$root/bin"
+cp /usr/bin/kill "$root/usr/bin/kill"
 
 for unit in polycrud-server.service polycrud-web.service; do
   cp "$ROOT/deploy/systemd/$unit" "$root/etc/systemd/system/"
@@ -46,5 +49,7 @@ grep -q '^ExecStartPre=/usr/sbin/polycrud-server --config /etc/polycrud/server.c
   "$ROOT/deploy/systemd/polycrud-server.service" || fail "polycrud-server.service: no --check-config"
 grep -q '^Type=notify$' "$ROOT/deploy/systemd/polycrud-server.service" ||
   fail "polycrud-server.service: not Type=notify"
+grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$ROOT/deploy/systemd/polycrud-server.service" ||
+  fail "polycrud-server.service: no ExecReload sending SIGHUP"
 ((failures == 0)) || exit 1
 printf 'systemd units: all checks passed\n'

@@ -8,8 +8,9 @@
 #   polycrud-server --check-config as the user polycrud, with secret files
 #   against a MariaDB and a Redis of this test (stack.sh, on the loopback,
 #   which the root shares):
-#   polycrud-server --migrate-only, then the server itself, until /readyz
+#   polycrud-server --migrate-only, then the server itself
 #   polycrud-cli of polycrud-tools: create, get, update, list, delete over Thrift
+#   a reload by SIGHUP (the root's /bin/kill) with a new token hash; /readyz
 # Needs root (chroot, mount). Traffic: the archive (first run and new
 # Depends), and the loopback.
 set -euo pipefail
@@ -82,7 +83,9 @@ done
   fail "web.env: $(in_root stat -c '%U:%G %a' /etc/polycrud/web.env)"
 for f in /lib/systemd/system/polycrud-server.service /lib/systemd/system/polycrud-web.service \
   /usr/sbin/polycrud-server /usr/bin/polycrud-cli /usr/bin/polycrud-seed \
-  /usr/share/polycrud-web/bin/polycrud-web.js /usr/share/doc/polycrud-server/copyright; do
+  /usr/share/polycrud-web/bin/polycrud-web.js /usr/share/doc/polycrud-server/copyright \
+  /usr/share/man/man8/polycrud-server.8.gz /usr/share/man/man1/polycrud-cli.1.gz \
+  /usr/share/man/man1/polycrud-seed.1.gz; do
   [[ -e $root$f ]] || fail "$f is not installed"
 done
 in_root node -e 'require("/usr/share/polycrud-web/node_modules/express")' ||
@@ -143,6 +146,23 @@ cli update "$id" --full-name 'Packaged Again' >/dev/null || fail "update"
 cli delete "$id" >/dev/null || fail "delete"
 if cli get "$id" >/dev/null 2>&1; then fail "get after delete found the user"; fi
 pass "polycrud-cli from polycrud-tools: create, get, update, list, delete against the packaged server"
+
+# systemctl reload's ExecReload, with the /bin/kill the package depends on:
+# a new token hash takes over.
+printf '%s\n' "$(printf %s rotated-token | sha256sum | cut -d' ' -f1)" \
+  >"$root/etc/polycrud/admin-tokens.sha256.new"
+mv "$root/etc/polycrud/admin-tokens.sha256.new" "$root/etc/polycrud/admin-tokens.sha256"
+in_root chown root:polycrud /etc/polycrud/admin-tokens.sha256
+in_root /bin/kill -HUP "$server_pid" || fail "/bin/kill -HUP in the root"
+for _ in $(seq 1 50); do
+  grep -q 'reloaded:' "$work/server.log" && break
+  sleep 0.2
+done
+grep -q 'reloaded:' "$work/server.log" || fail "no reload: $(tail -5 "$work/server.log")"
+if cli list >/dev/null 2>&1; then fail "the old token still works after the reload"; fi
+token=rotated-token
+cli list >/dev/null || fail "the new token does not work after the reload"
+pass "a reload (SIGHUP through the root's /bin/kill) put the new token hash in force"
 
 status=$(curl -s "http://127.0.0.1:$rest_port/readyz") || true
 [[ $status == *'"status":"ok"'* ]] || fail "/readyz: $status"

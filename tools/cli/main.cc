@@ -358,6 +358,7 @@ int main(int argc, char** argv) {
       "By default it talks to the local stack of ./polycrud up (endpoint and admin token\n"
       "from the nearest .polycrud/ folder).\n"
       "Exit codes: 0 ok, 1 the server answered with an error, 2 usage error, 3 unreachable."};
+  app.set_version_flag("--version", POLYCRUD_VERSION);
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
   Options o;

@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
   std::string method = "auto";
 
   CLI::App app{"Loads N synthetic users into the polycrud database (after migrating its schema)."};
+  app.set_version_flag("--version", POLYCRUD_VERSION);
   app.add_option("--host", mysql.host, "MySQL/MariaDB host")
       ->envname("POLYCRUD_MYSQL_HOST")
       ->capture_default_str();

@@ -6,12 +6,17 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "runtime/io_wait.h"
 
@@ -71,6 +76,61 @@ bool IsIpAddress(const std::string& host) {
          inet_pton(AF_INET6, host.c_str(), addr) == 1;
 }
 
+// The certificate and key a server context hands out, re-read on
+// ReloadServerCertificates. A pair is held in a context of its own (loaded
+// and checked by OpenSSL as at start), never changed after: a handshake
+// takes the current one (UseCurrentIdentity) while a reload swaps in the next.
+class ServerIdentity {
+ public:
+  explicit ServerIdentity(TlsFiles files) : files_(std::move(files)) { Load(); }
+
+  // Loads the files again; throws (keeping the pair in force) if they fail.
+  void Load() {
+    SslCtxPtr pair = NewContext(TLS_server_method());
+    LoadOwnCertificate(pair.get(), files_);
+    current_.store(std::shared_ptr<SSL_CTX>(pair.release(), SSL_CTX_free));
+  }
+
+  // OpenSSL's certificate callback: the current pair for this handshake.
+  static int UseCurrent(SSL* ssl, void* arg) {
+    const std::shared_ptr<SSL_CTX> pair = static_cast<ServerIdentity*>(arg)->current_.load();
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(pair.get(), &chain);
+    return SSL_use_cert_and_key(ssl, SSL_CTX_get0_certificate(pair.get()),
+                                SSL_CTX_get0_privatekey(pair.get()), chain, 1) == 1
+               ? 1
+               : 0;
+  }
+
+  const TlsFiles& files() const { return files_; }
+
+ private:
+  const TlsFiles files_;
+  std::atomic<std::shared_ptr<SSL_CTX>> current_;
+};
+
+// Every server context's identity, for ReloadServerCertificates. A context
+// owns its identity through its ex_data (freed with it, however it is freed:
+// asio frees the contexts it took over itself); the registry only looks.
+struct IdentityRegistry {
+  std::mutex mu;
+  std::vector<std::weak_ptr<ServerIdentity>> identities;
+};
+IdentityRegistry& Registry() {
+  static IdentityRegistry* registry = new IdentityRegistry;  // never destroyed
+  return *registry;
+}
+
+void FreeIdentity(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/,
+                  void* /*argp*/) {
+  delete static_cast<std::shared_ptr<ServerIdentity>*>(ptr);
+}
+
+int IdentityIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeIdentity);
+  return index;
+}
+
 }  // namespace
 
 void SslCtxFree::operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
@@ -81,6 +141,19 @@ SslCtxPtr MakeServerContext(const TlsFiles& files) {
   }
   SslCtxPtr ctx = NewContext(TLS_server_method());
   LoadOwnCertificate(ctx.get(), files);
+  auto identity = std::make_shared<ServerIdentity>(files);
+  auto* owned = new std::shared_ptr<ServerIdentity>(identity);
+  if (IdentityIndex() < 0 || SSL_CTX_set_ex_data(ctx.get(), IdentityIndex(), owned) != 1) {
+    delete owned;
+    Fail("cannot attach the certificate to its context");
+  }
+  SSL_CTX_set_cert_cb(ctx.get(), &ServerIdentity::UseCurrent, identity.get());
+  {
+    IdentityRegistry& registry = Registry();
+    const std::lock_guard lock(registry.mu);
+    std::erase_if(registry.identities, [](const auto& weak) { return weak.expired(); });
+    registry.identities.push_back(identity);
+  }
   if (!files.ca.empty()) {
     if (SSL_CTX_load_verify_locations(ctx.get(), files.ca.c_str(), nullptr) != 1) {
       Fail("cannot load the client CA " + files.ca);
@@ -103,6 +176,34 @@ SslCtxPtr MakeClientContext(const TlsFiles& files) {
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   if (!files.cert.empty()) LoadOwnCertificate(ctx.get(), files);
   return ctx;
+}
+
+CertificateReload ReloadServerCertificates() {
+  std::vector<std::shared_ptr<ServerIdentity>> live;
+  {
+    IdentityRegistry& registry = Registry();
+    const std::lock_guard lock(registry.mu);
+    std::erase_if(registry.identities, [](const auto& weak) { return weak.expired(); });
+    for (const auto& weak : registry.identities) {
+      if (auto identity = weak.lock()) live.push_back(std::move(identity));
+    }
+  }
+  CertificateReload report;
+  for (const auto& identity : live) {
+    try {
+      identity->Load();
+      ++report.reloaded;
+    } catch (const std::exception& e) {
+      // Faces that share files fail alike: one message for them all.
+      std::string failure =
+          std::string(e.what()) + " (the certificate " + identity->files().cert + " in use stays)";
+      if (std::find(report.failures.begin(), report.failures.end(), failure) ==
+          report.failures.end()) {
+        report.failures.push_back(std::move(failure));
+      }
+    }
+  }
+  return report;
 }
 
 std::string ReadPemFile(const std::string& path) {

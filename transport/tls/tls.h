@@ -1,7 +1,8 @@
 // TLS for the faces and clients that do their own socket I/O
 // (polycrud::tls, OpenSSL 3): the certificate files of a server or client
 // (TlsFiles), OpenSSL contexts made from them (TLS 1.2 or later, peer
-// certificates verified against the given CA), and TlsChannel, a TLS session
+// certificates verified against the given CA; a server's certificate and
+// key can be read again while it serves), and TlsChannel, a TLS session
 // over a non-blocking socket whose reads, writes and handshake wait in
 // runtime::WaitReady like the project's plain socket I/O (a fiber parks, a
 // plain thread blocks in poll()).
@@ -13,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "core/io_waiter.h"
 
@@ -42,6 +44,20 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 // match), and with `files.ca` a required, verified client certificate.
 // Throws std::runtime_error naming the file and OpenSSL's reason.
 SslCtxPtr MakeServerContext(const TlsFiles& files);
+// What ReloadServerCertificates did: how many server contexts took their
+// files anew, and why each of the others did not.
+struct CertificateReload {
+  int reloaded = 0;
+  std::vector<std::string> failures;
+};
+// Reads the certificate and key files of every server context that
+// MakeServerContext made and that is still in use again (the server's
+// SIGHUP): each handshake from then on presents the new pair, sessions
+// already open go on with theirs. A context whose files fail to load (not
+// readable, a key that does not match) keeps its pair. The client CA is
+// read at start only.
+CertificateReload ReloadServerCertificates();
+
 // A client context: TLS 1.2+, the server verified against `files.ca` (or
 // the system's CAs when empty); `files.cert`/`files.key` if set.
 SslCtxPtr MakeClientContext(const TlsFiles& files);

@@ -16,9 +16,12 @@
 #include <thrift/transport/TServerSocket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -59,9 +62,18 @@ class ListeningSignal final : public TServerEventHandler {
   std::promise<void> listening_;
 };
 
+// How many of TNonblockingServer's IO threads of this process have said
+// "IO thread #N registered for notify." (see ThriftServer::Start).
+std::atomic<int> g_io_threads_registered{0};
+
 // Thrift's own diagnostics (accept errors, server model notices) go to the
 // server log instead of bare stderr.
-void LogThriftOutput(const char* message) { spdlog::info("thrift: {}", message); }
+void LogThriftOutput(const char* message) {
+  if (std::strstr(message, "registered for notify") != nullptr) {
+    g_io_threads_registered.fetch_add(1, std::memory_order_acq_rel);
+  }
+  spdlog::info("thrift: {}", message);
+}
 
 }  // namespace
 
@@ -193,6 +205,7 @@ void ThriftServer::Start() {
   }
   server_->setServerEventHandler(listening);
 
+  const int registered_before = g_io_threads_registered.load(std::memory_order_acquire);
   std::promise<void> failed;
   std::future<void> failed_future = failed.get_future();
   serve_thread_ = std::thread([this, failed = std::move(failed)]() mutable {
@@ -211,6 +224,20 @@ void ThriftServer::Start() {
       stopped_ = true;
       failed_future.get();  // rethrows
       throw std::runtime_error("thrift server stopped before listening");
+    }
+  }
+  if (options_.model == ThriftServerModel::kNonblocking) {
+    // TNonblockingServer says preServe before its IO threads have made the
+    // pipes through which the accepting thread hands them connections: one
+    // handed over before is closed ("notifyIOThread failed on fresh
+    // connection"). Each thread says when its pipe is there; the server is
+    // started once all have (bounded: a thread that never says so only
+    // brings back the race).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (g_io_threads_registered.load(std::memory_order_acquire) - registered_before <
+               std::max(1, options_.io_threads) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
   bound_port_ = bound_port();

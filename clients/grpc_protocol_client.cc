@@ -210,6 +210,22 @@ class GrpcProtocolClient final : public ProtocolClient {
         },
         [](const v1::DeleteUserResponse&) { return Empty{}; });
   }
+  Outcome<std::vector<User>> SearchUsers(const std::string& token, const std::string& prefix,
+                                         std::int32_t limit) override {
+    v1::SearchUsersRequest request;
+    request.set_prefix(prefix);
+    request.set_limit(limit);
+    return Call<std::vector<User>, v1::SearchUsersResponse>(
+        token,
+        [&](grpc::ClientContext* c, grpc::CompletionQueue* q) {
+          return stub_->AsyncSearchUsers(c, request, q);
+        },
+        [](const v1::SearchUsersResponse& r) {
+          std::vector<User> users;
+          for (const auto& u : r.users()) users.push_back(FromProto(u));
+          return users;
+        });
+  }
   Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
                               std::int32_t limit) override {
     v1::ListUsersRequest request;

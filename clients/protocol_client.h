@@ -79,6 +79,9 @@ class ProtocolClient {
   virtual Outcome<User> UpdateUser(const std::string& token, std::int64_t id,
                                    const UserPatch& patch) = 0;
   virtual Outcome<Empty> DeleteUser(const std::string& token, std::int64_t id) = 0;
+  // limit 0: the server's default (20).
+  virtual Outcome<std::vector<User>> SearchUsers(const std::string& token,
+                                                 const std::string& prefix, std::int32_t limit) = 0;
   virtual Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
                                       std::int32_t limit) = 0;
 };

@@ -5,6 +5,7 @@
 // prefix: the web gateway serves the same ones under /api/v1/.
 #include <array>
 #include <boost/system/system_error.hpp>
+#include <cctype>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -241,6 +242,14 @@ class RestProtocolClient final : public ProtocolClient {
     return Call<Empty>(http::verb::delete_, prefix_ + "/v1/users/" + std::to_string(id), kNoBody,
                        token, 204, [](const HttpResponse&) { return Empty{}; });
   }
+  Outcome<std::vector<User>> SearchUsers(const std::string& token, const std::string& prefix,
+                                         std::int32_t limit) override {
+    std::string target = prefix_ + "/v1/users/search?prefix=" + PercentEncode(prefix);
+    if (limit != 0) target += "&limit=" + std::to_string(limit);
+    return Call<std::vector<User>>(
+        http::verb::get, target, kNoBody, token, 200,
+        [](const HttpResponse& response) { return UsersFromJson(Document(response).at("users")); });
+  }
   Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
                               std::int32_t limit) override {
     std::string target = prefix_ + "/v1/users?after_id=" + std::to_string(after_id);
@@ -254,6 +263,24 @@ class RestProtocolClient final : public ProtocolClient {
   }
 
  private:
+  // `text` as a query component: RFC 3986 unreserved bytes as they are,
+  // every other byte as %XX.
+  static std::string PercentEncode(std::string_view text) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char c : text) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+        out += c;
+      } else {
+        out += '%';
+        out += kHex[byte >> 4];
+        out += kHex[byte & 0x0F];
+      }
+    }
+    return out;
+  }
+
   // The body as a json document (discarded if it is not JSON).
   static json Document(const HttpResponse& response) {
     return json::parse(response.body(), nullptr, /*allow_exceptions=*/false);

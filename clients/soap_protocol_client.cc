@@ -180,6 +180,20 @@ class SoapProtocolClient final : public ProtocolClient {
       return std::make_pair(proxy_.DeleteUser(&request, response), Empty{});
     });
   }
+  Outcome<std::vector<User>> SearchUsers(const std::string& token, const std::string& prefix,
+                                         std::int32_t limit) override {
+    return Call<std::vector<User>>(token, [&] {
+      int search_limit = limit;
+      _pc__SearchUsers request;
+      request.prefix = prefix;
+      request.limit = &search_limit;
+      _pc__SearchUsersResponse response;
+      const int error = proxy_.SearchUsers(&request, response);
+      std::vector<User> users;
+      for (const pc__User* u : response.users) users.push_back(FromSoap(*u));
+      return std::make_pair(error, std::move(users));
+    });
+  }
   Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
                               std::int32_t limit) override {
     return Call<UserPage>(token, [&] {

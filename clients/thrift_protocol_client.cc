@@ -157,6 +157,16 @@ class ThriftProtocolClient final : public ProtocolClient {
       return Empty{};
     });
   }
+  Outcome<std::vector<User>> SearchUsers(const std::string& token, const std::string& prefix,
+                                         std::int32_t limit) override {
+    return Call<std::vector<User>>([&] {
+      std::vector<gen::User> out;
+      client_->searchUsers(out, token, prefix, limit);
+      std::vector<User> users;
+      for (const auto& u : out) users.push_back(FromThrift(u));
+      return users;
+    });
+  }
   Outcome<UserPage> ListUsers(const std::string& token, std::int64_t after_id,
                               std::int32_t limit) override {
     return Call<UserPage>([&] {

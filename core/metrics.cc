@@ -34,6 +34,8 @@ std::string_view OperationName(Operation operation) {
       return "delete_user";
     case Operation::kListUsers:
       return "list_users";
+    case Operation::kSearchUsers:
+      return "search_users";
   }
   return "unknown";
 }

@@ -26,8 +26,9 @@ enum class Operation : std::uint8_t {
   kUpdateUser,
   kDeleteUser,
   kListUsers,
+  kSearchUsers,
 };
-inline constexpr std::size_t kOperationCount = 7;
+inline constexpr std::size_t kOperationCount = 8;
 inline constexpr std::size_t kStatusCodeCount = 9;  // StatusCode::kOk .. kInternal
 
 // Lower-case names used as label values: "thrift", "get_user", ...

@@ -15,6 +15,10 @@
 
 namespace polycrud {
 
+// How many rows of the e-mail index a search reads at most (UserStore::
+// SearchByPrefix).
+inline constexpr std::int32_t kSearchEmailRangeCap = 500;
+
 // Durable storage of users: the source of truth.
 // Errors: kUnavailable when the database cannot be reached (the write did not
 // happen, or happened atomically), kResourceExhausted when its pool is
@@ -38,6 +42,15 @@ class UserStore {
   virtual StatusOr<std::int64_t> Delete(std::int64_t id) = 0;
   // Up to `limit` users with id > after_id, ascending.
   virtual StatusOr<std::vector<User>> ListAfter(std::int64_t after_id, std::int32_t limit) = 0;
+  // Up to `limit` users whose username or e-mail starts with `prefix`,
+  // compared case-insensitively as e-mail uniqueness is, ordered by username.
+  // `%`, `_` and every other character stand for themselves. Served from
+  // the unique indexes as prefix ranges, never a scan of the table: the
+  // e-mail range is read in e-mail order and cut after kSearchEmailRangeCap
+  // rows, so past that many e-mail matches, users matched by e-mail alone
+  // are taken from the first ones in e-mail order (docs/search.md).
+  virtual StatusOr<std::vector<User>> SearchByPrefix(std::string_view prefix,
+                                                     std::int32_t limit) = 0;
   // Cheap reachability check.
   virtual Status Ping() = 0;
 };

@@ -69,6 +69,7 @@ Status UserService::Admit(const Caller& caller, Operation operation) const {
     case Operation::kGetUser:
     case Operation::kBatchGetUsers:
     case Operation::kListUsers:
+    case Operation::kSearchUsers:
       return Authorize(caller.token, Role::kReader);
   }
   return Status::Internal("unknown operation");
@@ -201,6 +202,13 @@ StatusOr<UserPage> UserService::ListUsers(const Caller& caller, std::int64_t aft
     page.next_after_id = page.users.back().id;
   }
   return page;
+}
+
+StatusOr<std::vector<User>> UserService::SearchUsers(const Caller& caller, std::string_view prefix,
+                                                     std::int32_t limit) {
+  if (Status s = Enter(caller, Operation::kSearchUsers); !s.ok()) return s;
+  if (Status s = ValidateSearchArgs(prefix, limit); !s.ok()) return s;
+  return store_.SearchByPrefix(prefix, limit == 0 ? kDefaultSearchLimit : limit);
 }
 
 bool UserService::StoreReachable() { return store_.Ping().ok(); }

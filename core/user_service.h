@@ -95,6 +95,12 @@ class UserService {
   Status DeleteUser(const Caller& caller, std::int64_t id);
   // limit 0 means kDefaultPageLimit. Read straight from the store.
   StatusOr<UserPage> ListUsers(const Caller& caller, std::int64_t after_id, std::int32_t limit);
+  // Users whose username or e-mail starts with `prefix` (case-insensitive,
+  // wildcards literal), ordered by username; limit 0 means
+  // kDefaultSearchLimit. Reader or admin. Read straight from the store
+  // (UserStore::SearchByPrefix).
+  StatusOr<std::vector<User>> SearchUsers(const Caller& caller, std::string_view prefix,
+                                          std::int32_t limit);
 
   // Whether `caller` may run `operation` now (token and role), without
   // running it or counting it against a rate limit. A face that rejects

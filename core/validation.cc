@@ -159,6 +159,30 @@ Status ValidateBatchIds(std::span<const std::int64_t> ids) {
   return Status::Ok();
 }
 
+Status ValidateSearchArgs(std::string_view prefix, std::int32_t limit) {
+  if (prefix.empty() || prefix.size() > kMaxSearchPrefixBytes) {
+    return Status::InvalidArgument("prefix must be 1-254 bytes", "prefix");
+  }
+  if (!IsValidUtf8(prefix)) return Status::InvalidArgument("prefix is not valid UTF-8", "prefix");
+  char32_t cp = 0;
+  for (std::size_t i = 0; i < prefix.size();) {
+    const std::size_t len = DecodeUtf8(prefix, i, cp);
+    if (IsControl(cp) || IsSpace(cp)) {
+      return Status::InvalidArgument("prefix may not contain spaces or control characters",
+                                     "prefix");
+    }
+    i += len;
+  }
+  const std::size_t at = prefix.find('@');
+  if (at != std::string_view::npos && prefix.find('@', at + 1) != std::string_view::npos) {
+    return Status::InvalidArgument("prefix may contain at most one '@'", "prefix");
+  }
+  if (limit < 0 || limit > kMaxSearchLimit) {
+    return Status::InvalidArgument("limit must be 1-100", "limit");
+  }
+  return Status::Ok();
+}
+
 Status ValidateListArgs(std::int64_t after_id, std::int32_t limit) {
   if (after_id < 0) return Status::InvalidArgument("after_id must be >= 0", "after_id");
   if (limit < 0 || limit > kMaxPageLimit) {

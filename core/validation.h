@@ -23,5 +23,9 @@ Status ValidatePatch(const UserPatch& patch);
 Status ValidateBatchIds(std::span<const std::int64_t> ids);
 // Accepts 0 (meaning the default page size) and 1..kMaxPageLimit.
 Status ValidateListArgs(std::int64_t after_id, std::int32_t limit);
+// A search prefix is checked like the fields it matches: 1-254 bytes of
+// valid UTF-8, no spaces or control characters, at most one '@'. The limit
+// accepts 0 (the default, kDefaultSearchLimit) and 1..kMaxSearchLimit.
+Status ValidateSearchArgs(std::string_view prefix, std::int32_t limit);
 
 }  // namespace polycrud

@@ -102,4 +102,14 @@ service UserService {
   UserPage listUsers(1: string token, 2: i64 after_id, 3: i32 limit)
       throws (1: InvalidArgument invalid, 2: Unauthenticated unauthenticated,
               3: PermissionDenied denied, 4: Unavailable unavailable)
+
+  /**
+   * Users whose username or email starts with prefix (1-254 bytes, matched
+   * case-insensitively; %, _ and \ are literal), ordered by username then id;
+   * limit 1-100, 0 for the default 20. Reader or admin. Served from the
+   * unique indexes, never a table scan.
+   */
+  list<User> searchUsers(1: string token, 2: string prefix, 3: i32 limit)
+      throws (1: InvalidArgument invalid, 2: Unauthenticated unauthenticated,
+              3: PermissionDenied denied, 4: Unavailable unavailable)
 }

@@ -55,6 +55,11 @@ StatusOr<User> OffloadingUserStore::Update(std::int64_t id, const UserPatch& pat
 StatusOr<std::int64_t> OffloadingUserStore::Delete(std::int64_t id) {
   return Run<StatusOr<std::int64_t>>([&] { return inner_.Delete(id); });
 }
+StatusOr<std::vector<User>> OffloadingUserStore::SearchByPrefix(std::string_view prefix,
+                                                                std::int32_t limit) {
+  return Run<StatusOr<std::vector<User>>>([&] { return inner_.SearchByPrefix(prefix, limit); });
+}
+
 StatusOr<std::vector<User>> OffloadingUserStore::ListAfter(std::int64_t after_id,
                                                            std::int32_t limit) {
   return Run<StatusOr<std::vector<User>>>([&] { return inner_.ListAfter(after_id, limit); });

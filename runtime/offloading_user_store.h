@@ -31,6 +31,7 @@ class OffloadingUserStore final : public UserStore {
   StatusOr<User> Update(std::int64_t id, const UserPatch& patch, std::int64_t now_ms) override;
   StatusOr<std::int64_t> Delete(std::int64_t id) override;
   StatusOr<std::vector<User>> ListAfter(std::int64_t after_id, std::int32_t limit) override;
+  StatusOr<std::vector<User>> SearchByPrefix(std::string_view prefix, std::int32_t limit) override;
   Status Ping() override;
 
  private:

@@ -11,8 +11,9 @@ namespace {
 constexpr std::array<Protocol, kProtocolCount> kProtocols = {Protocol::kThrift, Protocol::kGrpc,
                                                              Protocol::kSoap, Protocol::kRest};
 constexpr std::array<Operation, kOperationCount> kOperations = {
-    Operation::kPing,       Operation::kCreateUser, Operation::kGetUser,  Operation::kBatchGetUsers,
-    Operation::kUpdateUser, Operation::kDeleteUser, Operation::kListUsers};
+    Operation::kPing,          Operation::kCreateUser, Operation::kGetUser,
+    Operation::kBatchGetUsers, Operation::kUpdateUser, Operation::kDeleteUser,
+    Operation::kListUsers,     Operation::kSearchUsers};
 
 // Shortest text that reads back as the same double (Prometheus float syntax).
 std::string Number(double value) {

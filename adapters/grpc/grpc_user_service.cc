@@ -263,4 +263,18 @@ grpc::ServerUnaryReactor* GrpcUserService::ListUsers(grpc::CallbackServerContext
       });
 }
 
+grpc::ServerUnaryReactor* GrpcUserService::SearchUsers(grpc::CallbackServerContext* context,
+                                                       const v1::SearchUsersRequest* request,
+                                                       v1::SearchUsersResponse* response) {
+  return Run(context, Operation::kSearchUsers, false,
+             [this, request, response](const Caller& caller) {
+               StatusOr<std::vector<User>> users =
+                   service_.SearchUsers(caller, request->prefix(), request->limit());
+               if (!users.ok()) return users.status();
+               response->mutable_users()->Reserve(static_cast<int>(users->size()));
+               for (const User& user : *users) ToProto(user, *response->add_users());
+               return Status::Ok();
+             });
+}
+
 }  // namespace polycrud::grpc_adapter

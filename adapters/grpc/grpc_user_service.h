@@ -76,6 +76,9 @@ class GrpcUserService final : public v1::UserService::CallbackService {
   grpc::ServerUnaryReactor* ListUsers(grpc::CallbackServerContext* context,
                                       const v1::ListUsersRequest* request,
                                       v1::ListUsersResponse* response) override;
+  grpc::ServerUnaryReactor* SearchUsers(grpc::CallbackServerContext* context,
+                                        const v1::SearchUsersRequest* request,
+                                        v1::SearchUsersResponse* response) override;
 
   // Calls whose handler has started and that gRPC is not done with yet
   // (answer not yet sent). Thread-safe.

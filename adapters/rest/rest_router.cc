@@ -1,5 +1,6 @@
 #include "adapters/rest/rest_router.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "adapters/rest/problem.h"
@@ -61,12 +62,22 @@ HttpResponse RestRouter::Dispatch(const HttpRequest& request) const {
   const bool head = request.method() == http::verb::head;
   const http::verb method = head ? http::verb::get : request.method();
 
+  // A literal path shadows a template it also matches: /v1/users/search
+  // is never /v1/users/{id} with the id "search", whatever the method.
+  const auto templated = [](const Route& route) {
+    return std::find(route.segments.begin(), route.segments.end(), kParam) != route.segments.end();
+  };
+  bool literal_match = false;
+  for (const Route& route : routes_) {
+    std::string_view unused;
+    literal_match = literal_match || (!templated(route) && Matches(route, path, unused));
+  }
   HttpResponse response;
   bool found = false;
   std::string allow;
   for (const Route& route : routes_) {
     std::string_view param;
-    if (!Matches(route, path, param)) continue;
+    if ((literal_match && templated(route)) || !Matches(route, path, param)) continue;
     const auto name = http::to_string(route.info.method);
     allow += (allow.empty() ? "" : ", ") + std::string(name.data(), name.size());
     if (route.info.method == http::verb::get) allow += ", HEAD";

@@ -2,7 +2,8 @@
 // and answers what HTTP expects around it: 404 problem+json for an unknown
 // path, 405 with `Allow` for a known path with another method, HEAD on every
 // GET route. Paths are literal except for one "{id}" segment a template may
-// carry. Routes are added at set-up; Dispatch is then thread-safe.
+// carry; a literal path shadows the templates it also matches. Routes are
+// added at set-up; Dispatch is then thread-safe.
 #pragma once
 
 #include <functional>

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <exception>
 #include <limits>
@@ -223,6 +224,7 @@ void RestUserRoutes::Register(RestRouter& router) {
   router.Add(http::verb::post, "/v1/users", bind(&RestUserRoutes::CreateUser));
   router.Add(http::verb::get, "/v1/users", bind(&RestUserRoutes::ListUsers));
   router.Add(http::verb::post, "/v1/users:batchGet", bind(&RestUserRoutes::BatchGetUsers));
+  router.Add(http::verb::get, "/v1/users/search", bind(&RestUserRoutes::SearchUsers));
   router.Add(http::verb::get, "/v1/users/{id}", bind(&RestUserRoutes::GetUser));
   router.Add(http::verb::patch, "/v1/users/{id}", bind(&RestUserRoutes::UpdateUser));
   router.Add(http::verb::delete_, "/v1/users/{id}", bind(&RestUserRoutes::DeleteUser));
@@ -325,6 +327,23 @@ HttpResponse RestUserRoutes::ListUsers(const HttpRequest& request, const RouteAr
     if (!page.ok()) return page.status();
     return JsonResponse(http::status::ok, {{"users", UsersToJson(page->users)},
                                            {"next_after_id", page->next_after_id}});
+  });
+}
+
+HttpResponse RestUserRoutes::SearchUsers(const HttpRequest& request, const RouteArgs& args) {
+  return Run(Operation::kSearchUsers, CallerOf(request, args), [&](const Caller& caller) -> Result {
+    // A missing prefix is as empty as prefix= (the core says what it must be).
+    const std::string prefix = QueryParam(args.query, "prefix").value_or("");
+    std::int64_t limit = 0;
+    if (std::optional<std::string> text = QueryParam(args.query, "limit")) {
+      std::optional<std::int64_t> value = ParseInt64(*text);
+      if (!value) return BadField("limit must be an integer", "limit");
+      limit = std::clamp<std::int64_t>(*value, -1, std::numeric_limits<std::int32_t>::max());
+    }
+    StatusOr<std::vector<User>> users =
+        service_.SearchUsers(caller, prefix, static_cast<std::int32_t>(limit));
+    if (!users.ok()) return users.status();
+    return JsonResponse(http::status::ok, {{"users", UsersToJson(*users)}});
   });
 }
 

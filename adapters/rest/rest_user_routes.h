@@ -31,6 +31,7 @@ class RestUserRoutes {
   HttpResponse UpdateUser(const HttpRequest& request, const RouteArgs& args);
   HttpResponse DeleteUser(const HttpRequest& request, const RouteArgs& args);
   HttpResponse ListUsers(const HttpRequest& request, const RouteArgs& args);
+  HttpResponse SearchUsers(const HttpRequest& request, const RouteArgs& args);
 
   // Runs one route body under the operation's metrics: `fn` returns the
   // response for success or a Status; errors become problem+json.

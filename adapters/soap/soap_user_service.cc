@@ -278,4 +278,17 @@ int SoapUserService::ListUsers(_pc__ListUsers* request, _pc__ListUsersResponse& 
   });
 }
 
+int SoapUserService::SearchUsers(_pc__SearchUsers* request, _pc__SearchUsersResponse& response) {
+  return Run(Operation::kSearchUsers, [&] {
+    const std::int32_t limit = request->limit != nullptr ? *request->limit : 0;
+    StatusOr<std::vector<User>> users =
+        service_.SearchUsers(CurrentCaller(), request->prefix, limit);
+    if (!users.ok()) return users.status();
+    response.users.clear();
+    response.users.reserve(users->size());
+    for (const User& user : *users) response.users.push_back(ToSoap(soap, user));
+    return Status::Ok();
+  });
+}
+
 }  // namespace polycrud::soap_adapter

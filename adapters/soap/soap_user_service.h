@@ -58,6 +58,7 @@ class SoapUserService final : public UserServiceBindingService {
   int UpdateUser(_pc__UpdateUser* request, _pc__UpdateUserResponse& response) override;
   int DeleteUser(_pc__DeleteUser* request, _pc__DeleteUserResponse& response) override;
   int ListUsers(_pc__ListUsers* request, _pc__ListUsersResponse& response) override;
+  int SearchUsers(_pc__SearchUsers* request, _pc__SearchUsersResponse& response) override;
 
  private:
   template <typename Fn>

@@ -137,6 +137,19 @@ void ThriftUserHandler::batchGetUsers(std::vector<gen::User>& out, const std::st
   });
 }
 
+void ThriftUserHandler::searchUsers(std::vector<gen::User>& out, const std::string& token,
+                                    const std::string& prefix, std::int32_t limit) {
+  Run(Operation::kSearchUsers, [&](std::string_view request_id) {
+    StatusOr<std::vector<User>> users =
+        service_.SearchUsers(Caller(token, request_id), prefix, limit);
+    if (!users.ok()) return users.status();
+    out.clear();
+    out.reserve(users->size());
+    for (const User& user : *users) out.push_back(ToThrift(user));
+    return Status::Ok();
+  });
+}
+
 void ThriftUserHandler::updateUser(gen::User& out, const std::string& token, std::int64_t id,
                                    const gen::UserPatch& patch) {
   Run(Operation::kUpdateUser, [&](std::string_view request_id) {

@@ -42,6 +42,8 @@ class ThriftUserHandler final : public gen::UserServiceIf {
   void deleteUser(const std::string& token, std::int64_t id) override;
   void listUsers(gen::UserPage& out, const std::string& token, std::int64_t after_id,
                  std::int32_t limit) override;
+  void searchUsers(std::vector<gen::User>& out, const std::string& token, const std::string& prefix,
+                   std::int32_t limit) override;
 
  private:
   // Runs `fn(request_id)` under the operation's metrics with a new request id.

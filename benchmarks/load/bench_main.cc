@@ -72,6 +72,8 @@ struct Options {
   std::string mix_text = "get=100";
   int batch_size = 1000;
   int list_limit = 100;
+  int search_digits = 6;
+  int search_limit = 20;
   std::string keys = "uniform";
   double zipf_s = 0.99;
   std::int64_t min_id = 1;
@@ -167,6 +169,15 @@ CallResult Execute(Op op, Worker& w, const Config& config) {
       const std::int64_t after =
           std::uniform_int_distribution<std::int64_t>(o.min_id - 1, o.max_id - 1)(w.rng);
       return {op, client.ListUsers(o.token, after, o.list_limit).status};
+    }
+    case Op::kSearch: {
+      // The start of a seeded username ("user" + 8 digits, polycrud-seed)
+      // of a key: with 6 digits, a prefix 100 seeded users share, by
+      // username and by e-mail alike.
+      char name[32];
+      std::snprintf(name, sizeof name, "user%08lld", static_cast<long long>(config.keys(w.rng)));
+      const std::string prefix(name, 4 + static_cast<std::size_t>(o.search_digits));
+      return {op, client.SearchUsers(o.token, prefix, o.search_limit).status};
     }
     case Op::kCreate: {
       // [a-z0-9_.-]{3,32}: "b" + run (<= 15) + "_" + thread (<= 2) + "_" + sequence.
@@ -413,13 +424,21 @@ int Run(int argc, char** argv) {
       ->envname("POLYCRUD_TOKEN");
   app.add_option("--mix", o.mix_text,
                  "Operation weights, e.g. get=95,update=4,create=1 "
-                 "(ping,get,batch_get,list,create,update,delete)")
+                 "(ping,get,batch_get,list,create,update,delete,search)")
       ->capture_default_str();
   app.add_option("--batch-size", o.batch_size, "Ids per batch_get")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app.add_option("--list-limit", o.list_limit, "Page size of list")
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--search-digits", o.search_digits,
+                 "search: the prefix is \"user\" and this many digits of a key's seeded username "
+                 "(6: 100 seeded users share it)")
+      ->check(CLI::Range(0, 8))
+      ->capture_default_str();
+  app.add_option("--search-limit", o.search_limit, "Results per search (1-100)")
+      ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--keys", o.keys,
                  "Key distribution over [min-id, max-id]: uniform, or zipf (rank 1 = hottest; "

@@ -10,10 +10,10 @@
 
 namespace polycrud::bench {
 
-enum class Op : std::uint8_t { kPing, kGet, kBatchGet, kList, kCreate, kUpdate, kDelete };
-inline constexpr std::size_t kOpCount = 7;
+enum class Op : std::uint8_t { kPing, kGet, kBatchGet, kList, kCreate, kUpdate, kDelete, kSearch };
+inline constexpr std::size_t kOpCount = 8;
 inline constexpr std::array<std::string_view, kOpCount> kOpNames = {
-    "ping", "get", "batch_get", "list", "create", "update", "delete"};
+    "ping", "get", "batch_get", "list", "create", "update", "delete", "search"};
 
 inline std::string_view OpName(Op op) { return kOpNames[static_cast<std::size_t>(op)]; }
 

@@ -147,6 +147,25 @@ class MemoryUserStore final : public UserStore {
     return page;
   }
 
+  // Every row, no cut of the e-mail range (it has no index to read).
+  StatusOr<std::vector<User>> SearchByPrefix(std::string_view prefix, std::int32_t limit) override {
+    if (unavailable_.load()) return Outage();
+    const std::string folded = FoldEmail(prefix);
+    std::lock_guard lock(mu_);
+    std::vector<User> found;
+    for (const auto& [id, row] : rows_) {
+      if (FoldEmail(row.username).starts_with(folded) || FoldEmail(row.email).starts_with(folded)) {
+        found.push_back(row);
+      }
+    }
+    std::sort(found.begin(), found.end(),
+              [](const User& a, const User& b) { return a.username < b.username; });
+    if (found.size() > static_cast<std::size_t>(std::max(limit, 0))) {
+      found.resize(static_cast<std::size_t>(std::max(limit, 0)));
+    }
+    return found;
+  }
+
   Status Ping() override {
     ping_calls_.fetch_add(1);
     if (unavailable_.load()) return Outage();

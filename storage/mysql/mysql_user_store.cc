@@ -57,6 +57,24 @@ constexpr char kInsertDeleteEventSql[] =
 constexpr char kListAfterSql[] =
     "SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms "
     "FROM users WHERE id > ? ORDER BY id LIMIT ?";
+// A search: the prefix range of each unique index, merged and ordered by
+// username. LIKE with a constant prefix and no leading wildcard is a range
+// on the index; '!' escapes the wildcards (and itself), so every character
+// of the prefix stands for itself. The username range is read in username
+// order, so its first `limit` rows are all it can give; the e-mail range is
+// read in e-mail order and cut at kSearchEmailRangeCap rows. Parameters:
+// the username pattern ('' when the prefix cannot start a username: that
+// matches no row), the limit, the e-mail pattern (lower-cased by MariaDB's
+// LOWER, as email_lower is), the limit again. tests/storage shows the plan.
+constexpr char kSearchSql[] =
+    "SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms FROM ("
+    "(SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms "
+    "FROM users WHERE username LIKE ? ESCAPE '!' ORDER BY username LIMIT ?) "
+    "UNION "
+    "(SELECT id, username, email, full_name, version, created_at_ms, updated_at_ms "
+    "FROM users WHERE email_lower LIKE LOWER(?) ESCAPE '!' ORDER BY email_lower LIMIT 500)"
+    ") AS matches ORDER BY username, id LIMIT ?";
+static_assert(kSearchEmailRangeCap == 500, "the LIMIT of kSearchSql's e-mail range");
 constexpr char kPingSql[] = "SELECT 1";
 
 // FindByIds pads each query up to one of these sizes (repeating an id is
@@ -338,6 +356,63 @@ StatusOr<std::vector<User>> MysqlUserStore::ListAfter(std::int64_t after_id, std
                           sql::PreparedStatement& select = connection.Prepare(kListAfterSql);
                           select.setInt64(1, after_id);
                           select.setInt(2, limit);
+                          std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
+                          std::vector<User> users;
+                          users.reserve(rows->rowsCount());
+                          while (rows->next()) users.push_back(ReadUser(*rows));
+                          return users;
+                        });
+}
+
+namespace {
+
+// `prefix` as a LIKE pattern with '!' as the escape character, then '%'.
+std::string PrefixPattern(std::string_view prefix) {
+  std::string pattern;
+  pattern.reserve(prefix.size() + 8);
+  for (const char c : prefix) {
+    if (c == '%' || c == '_' || c == '!') pattern += '!';
+    pattern += c;
+  }
+  pattern += '%';
+  return pattern;
+}
+
+// The username pattern: the prefix lower-cased (usernames are lower-case
+// ASCII), or '' if it holds a character no username has.
+std::string UsernamePattern(std::string_view prefix) {
+  std::string lower(prefix);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    const bool allowed =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!allowed) return "";
+  }
+  return PrefixPattern(lower);
+}
+
+}  // namespace
+
+const char* MysqlUserStore::SearchStatement() { return kSearchSql; }
+
+std::vector<std::string> MysqlUserStore::SearchParameters(std::string_view prefix,
+                                                          std::int32_t limit) {
+  return {UsernamePattern(prefix), std::to_string(limit), PrefixPattern(prefix),
+          std::to_string(limit)};
+}
+
+StatusOr<std::vector<User>> MysqlUserStore::SearchByPrefix(std::string_view prefix,
+                                                           std::int32_t limit) {
+  if (limit <= 0 || prefix.empty()) return std::vector<User>{};
+  const std::string username_pattern = UsernamePattern(prefix);
+  const std::string email_pattern = PrefixPattern(prefix);
+  return WithConnection(pool_, MysqlRetry::kOnStaleConnection,
+                        [&](MysqlConnection& connection) -> StatusOr<std::vector<User>> {
+                          sql::PreparedStatement& select = connection.Prepare(kSearchSql);
+                          select.setString(1, username_pattern);
+                          select.setInt(2, limit);
+                          select.setString(3, email_pattern);
+                          select.setInt(4, limit);
                           std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
                           std::vector<User> users;
                           users.reserve(rows->rowsCount());

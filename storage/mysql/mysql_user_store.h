@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/ports.h"
@@ -45,6 +47,11 @@ class MysqlUserStore final : public UserStore {
   StatusOr<User> Update(std::int64_t id, const UserPatch& patch, std::int64_t now_ms) override;
   StatusOr<std::int64_t> Delete(std::int64_t id) override;
   StatusOr<std::vector<User>> ListAfter(std::int64_t after_id, std::int32_t limit) override;
+  StatusOr<std::vector<User>> SearchByPrefix(std::string_view prefix, std::int32_t limit) override;
+  // The statement SearchByPrefix prepares, and its parameters for `prefix`
+  // and `limit` in order (the tests show its plan).
+  static const char* SearchStatement();
+  static std::vector<std::string> SearchParameters(std::string_view prefix, std::int32_t limit);
   // Runs SELECT 1 on a pooled connection.
   Status Ping() override;
 

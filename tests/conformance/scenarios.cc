@@ -166,6 +166,53 @@ const std::vector<Scenario>& Scenarios() {
          ExpectCode(c.ListUsers(kReaderToken, 0, 1001), StatusCode::kInvalidArgument, "limit");
          ExpectCode(c.ListUsers(kReaderToken, -1, 10), StatusCode::kInvalidArgument, "after_id");
        }},
+      {"SearchByPrefixOfUsernameOrEmail",
+       [](ProtocolClient& c) {
+         // e.g. srch_123456_7x: the x ends it, so srch_123456_70x is no match.
+         const std::string base = Unique("srch") + "x";
+         std::string upper = base;
+         for (char& ch : upper) ch = static_cast<char>(std::toupper(ch));
+         // Two users by username; one whose e-mail alone starts with the
+         // prefix, in capitals (e-mail is compared case-insensitively).
+         User b = MustCreate(c, Draft(base + "b"));
+         User a = MustCreate(c, Draft(base + "a"));
+         UserDraft by_email = Draft(Unique("other"));
+         by_email.email = upper + "Q@Example.com";
+         User e = MustCreate(c, by_email);
+         std::vector<User> expected = {a, b, e};
+         std::sort(expected.begin(), expected.end(),
+                   [](const User& x, const User& y) { return x.username < y.username; });
+
+         Outcome<std::vector<User>> all = c.SearchUsers(kReaderToken, base, 0);
+         ASSERT_TRUE(all.ok()) << all.status.message;
+         EXPECT_EQ(*all.value, expected);
+         Outcome<std::vector<User>> shouting = c.SearchUsers(kReaderToken, upper, 0);
+         ASSERT_TRUE(shouting.ok()) << shouting.status.message;
+         EXPECT_EQ(*shouting.value, expected);
+         Outcome<std::vector<User>> two = c.SearchUsers(kReaderToken, base, 2);
+         ASSERT_TRUE(two.ok()) << two.status.message;
+         EXPECT_EQ(*two.value, std::vector<User>(expected.begin(), expected.begin() + 2));
+         Outcome<std::vector<User>> one = c.SearchUsers(kAdminToken, base + "a", 0);
+         ASSERT_TRUE(one.ok()) << one.status.message;
+         EXPECT_EQ(*one.value, std::vector<User>{a});
+         Outcome<std::vector<User>> by_mail = c.SearchUsers(kReaderToken, upper + "q@", 0);
+         ASSERT_TRUE(by_mail.ok()) << by_mail.status.message;
+         EXPECT_EQ(*by_mail.value, std::vector<User>{e});
+         // No match; wildcards are literal characters.
+         for (const std::string& none : {base + "zz_none", std::string("srch%"),
+                                         "_" + base.substr(1), base.substr(0, 4) + "\\"}) {
+           Outcome<std::vector<User>> out = c.SearchUsers(kReaderToken, none, 0);
+           ASSERT_TRUE(out.ok()) << none << ": " << out.status.message;
+           EXPECT_TRUE(out.value->empty()) << none;
+         }
+         ExpectCode(c.SearchUsers(kReaderToken, "", 0), StatusCode::kInvalidArgument, "prefix");
+         ExpectCode(c.SearchUsers(kReaderToken, std::string(255, 'a'), 0),
+                    StatusCode::kInvalidArgument, "prefix");
+         ExpectCode(c.SearchUsers(kReaderToken, "a b", 0), StatusCode::kInvalidArgument, "prefix");
+         ExpectCode(c.SearchUsers(kReaderToken, base, 101), StatusCode::kInvalidArgument, "limit");
+         ExpectCode(c.SearchUsers("", base, 0), StatusCode::kUnauthenticated);
+         ExpectCode(c.SearchUsers("wrong-token", "", 0), StatusCode::kUnauthenticated);
+       }},
   };
   return scenarios;
 }

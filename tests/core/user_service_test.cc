@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -116,6 +117,32 @@ TEST_F(UserServiceTest, ReaderMayGetBatchGetAndList) {
   StatusOr<UserPage> page = service().ListUsers(kReaderToken, 0, 10);
   ASSERT_TRUE(page.ok()) << page.status().ToString();
   EXPECT_EQ(page->users, std::vector<User>{user});
+
+  StatusOr<std::vector<User>> found = service().SearchUsers(kReaderToken, user.username, 0);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(*found, std::vector<User>{user});
+}
+
+TEST_F(UserServiceTest, SearchIsByUsernameOrEmailPrefixOrderedByUsernameWithDefaultLimit20) {
+  std::vector<User> created;
+  for (int i = 0; i < 25; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "srch%02d", 24 - i);  // created in reverse name order
+    created.push_back(*service().CreateUser(
+        kAdminToken,
+        {.username = name, .email = std::string("m") + name + "@example.com", .full_name = "S"}));
+  }
+  StatusOr<std::vector<User>> found = service().SearchUsers(kReaderToken, "SRCH", 0);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_EQ(found->size(), 20u);  // the default limit
+  for (std::size_t i = 0; i < found->size(); ++i) EXPECT_EQ((*found)[i], created[24 - i]);
+  StatusOr<std::vector<User>> by_email = service().SearchUsers(kReaderToken, "MSRCH07@", 5);
+  ASSERT_TRUE(by_email.ok());
+  EXPECT_EQ(*by_email, std::vector<User>{created[24 - 7]});
+  EXPECT_TRUE(service().SearchUsers(kReaderToken, "nobody", 100)->empty());
+  EXPECT_EQ(service().SearchUsers(kReaderToken, "", 10).status().field(), "prefix");
+  EXPECT_EQ(service().SearchUsers(kReaderToken, "s", 101).status().field(), "limit");
+  EXPECT_EQ(service().SearchUsers("", "s", 10).status().code(), StatusCode::kUnauthenticated);
 }
 
 TEST_F(UserServiceTest, ReaderMayNotWrite) {

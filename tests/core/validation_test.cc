@@ -341,6 +341,28 @@ TEST(ValidateListArgsTest, RejectsOutOfRangeLimit) {
   EXPECT_TRUE(IsInvalid(ValidateListArgs(0, std::numeric_limits<std::int32_t>::max()), "limit"));
 }
 
+TEST(ValidateSearchArgsTest, AcceptsWhatAUsernameOrEmailCouldStartWith) {
+  EXPECT_TRUE(ValidateSearchArgs("a", 0).ok());
+  EXPECT_TRUE(ValidateSearchArgs("Ann.Lee@Exam", 1).ok());
+  EXPECT_TRUE(ValidateSearchArgs("100%_done\\", 100).ok());  // wildcards are literal, not invalid
+  EXPECT_TRUE(ValidateSearchArgs("\xC3\xA9mile", 20).ok());  // é
+  EXPECT_TRUE(ValidateSearchArgs(std::string(254, 'a'), 20).ok());
+}
+
+TEST(ValidateSearchArgsTest, RejectsWhatNoUsernameOrEmailHasAndOutOfRangeLimits) {
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs("", 20), "prefix"));
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs(std::string(255, 'a'), 20), "prefix"));
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs("a b", 20), "prefix"));
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs("a\tb", 20), "prefix"));
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs(std::string("a\0b", 3), 20), "prefix"));
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs("a@b@c", 20), "prefix"));
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs("\xC3", 20), "prefix"));  // cut UTF-8
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs("a", -1), "limit"));
+  EXPECT_TRUE(IsInvalid(ValidateSearchArgs("a", 101), "limit"));
+  EXPECT_TRUE(
+      IsInvalid(ValidateSearchArgs("a", std::numeric_limits<std::int32_t>::max()), "limit"));
+}
+
 TEST(ValidateListArgsTest, RejectsNegativeAfterId) {
   EXPECT_TRUE(IsInvalid(ValidateListArgs(-1, 10), "after_id"));
   EXPECT_TRUE(

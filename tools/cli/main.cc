@@ -503,6 +503,23 @@ int main(int argc, char** argv) {
     };
   });
 
+  std::string prefix;
+  std::int32_t search_limit = 0;
+  auto* search = app.add_subcommand(
+      "search", "Find users whose username or e-mail starts with a prefix (by username)");
+  search->add_option("prefix", prefix, "Start of a username or e-mail (case-insensitive)")
+      ->required();
+  search->add_option("--limit", search_limit, "At most this many, 1-100 (default 20)");
+  search->callback([&] {
+    action = [&] {
+      return Run(o, [&](gen::UserServiceClient& c) {
+        std::vector<gen::User> users;
+        c.searchUsers(users, o.token, prefix, search_limit);
+        PrintUsers(o, users);
+      });
+    };
+  });
+
   std::string binding = "user.*";
   std::string queue;
   std::uint64_t max_events = 0;

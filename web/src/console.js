@@ -17,6 +17,8 @@ const views = require('./views');
 
 const PAGE_SIZE = 20;
 const MAX_PAGE_SIZE = 100;
+// What SearchUsers returns at most (API.md).
+const MAX_SEARCH_RESULTS = 100;
 
 const newCsrfToken = () => crypto.randomBytes(32).toString('base64url');
 
@@ -227,6 +229,26 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
       const v = parseInt64(q[name]);
       return v === null || v < 0n ? null : v;
     };
+    // A search: ?q= (what the search box sends), by username, one page.
+    if (typeof q.q === 'string') {
+      const text = q.q.trim();
+      const n = Math.min(limit, MAX_SEARCH_RESULTS);
+      if (text === '') return page(req, res, 400, views.listPage({ users: [], from: '', limit, q: '', searched: true, error: 'Type the start of a username or e-mail address to search for.' }));
+      let users;
+      try {
+        users = await client.searchUsers(token, text, n);
+      } catch (err) {
+        if (err instanceof ServiceError && err.code === 'INVALID_ARGUMENT') {
+          return page(req, res, 400, views.listPage({ users: [], from: '', limit, q: text, searched: true, error: `Search: ${err.message}.` }));
+        }
+        return failure(req, res, err);
+      }
+      let notice;
+      if (users.length === 0) notice = `No user's username or e-mail starts with “${text}”.`;
+      else if (users.length === n) notice = `The first ${n} users whose username or e-mail starts with “${text}”; type more to narrow it down.`;
+      else notice = `${users.length} user${users.length === 1 ? '' : 's'} whose username or e-mail starts with “${text}”.`;
+      return page(req, res, 200, views.listPage({ users, from: '', limit, q: text, searched: true, notice }));
+    }
     const from = position('from');
     const before = position('before');
     const afterQ = position('after');

@@ -204,6 +204,20 @@ function routes(client, prefix) {
       const page = await client.listUsers(bearerToken(req), values.after_id, limit);
       sendJsonText(res, 200, `{"users":${usersJson(page.users)},"next_after_id":${page.next_after_id}}`);
     }],
+    ['GET', '/v1/users/search', 'reader', async (req, res) => {
+      const query = new URLSearchParams(req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
+      // A missing prefix is as empty as prefix= (the service says what it must be).
+      const prefix = query.get('prefix') ?? '';
+      let limit = 0;
+      const text = query.get('limit');
+      if (text !== null) {
+        const value = parseInt64(text);
+        if (value === null) throw badField('limit must be an integer', 'limit');
+        limit = value > BigInt(INT32_MAX) ? INT32_MAX : value < -1n ? -1 : Number(value);
+      }
+      const users = await client.searchUsers(bearerToken(req), prefix, limit);
+      sendJsonText(res, 200, `{"users":${usersJson(users)}}`);
+    }],
     ['POST', '/v1/users:batchGet', 'reader', async (req, res) => {
       const body = jsonBody(req, { exactNumbers: true });
       if (body instanceof Rejection) return body;
@@ -269,7 +283,12 @@ function createGateway(client, { prefix = '/api', maxBodyBytes = 1024 * 1024 } =
     const parts = split(req.path);
     const allow = [];
     let found = null;
+    // A literal path shadows a template it also matches: /v1/users/search
+    // is never /v1/users/{id} with the id "search", whatever the method.
+    const templated = (route) => route.segments.includes('{id}');
+    const literal = table.some((route) => !templated(route) && match(route, parts));
     for (const route of table) {
+      if (literal && templated(route)) continue;
       const m = match(route, parts);
       if (!m) continue;
       allow.push(route.method);

@@ -70,6 +70,11 @@ class UserClient {
     await this.pool.call('deleteUser', token, toThrift(id));
   }
 
+  async searchUsers(token, prefix, limit) {
+    const users = await this.pool.call('searchUsers', token, prefix, limit);
+    return users.map(toUser);
+  }
+
   async listUsers(token, afterId, limit) {
     const page = await this.pool.call('listUsers', token, toThrift(afterId), limit);
     return { users: page.users.map(toUser), next_after_id: fromThrift(page.next_after_id) };

@@ -101,13 +101,20 @@ function userRows(users) {
 </tr>`);
 }
 
-function listPage({ users, prevHref, nextHref, from, error, notice, limit }) {
+// The users list (keyset pages in id order) or, with `q`, the users whose
+// username or e-mail starts with q (by username, no pages).
+function listPage({ users, prevHref, nextHref, from, error, notice, limit, q = '', searched = false }) {
   return {
-    title: 'Users',
+    title: searched ? `Users: ${q}` : 'Users',
     body: html`<section class="card">
 <div class="title-row">
   <h1>Users</h1>
-  <form method="get" action="/users" class="jump" role="search">
+  <form method="get" action="/users" class="search" role="search" aria-label="Search users">
+    <label for="q">Search</label>
+    <input id="q" name="q" type="search" value="${q}" maxlength="254" placeholder="start of a username or e-mail" title="The start of a username or e-mail address (any case)" autocomplete="off" autocapitalize="none" spellcheck="false" required>
+    <button type="submit">Search</button>
+  </form>
+  <form method="get" action="/users" class="jump" role="search" aria-label="Jump to an id">
     <label for="from">Jump to id</label>
     <input id="from" name="from" type="number" min="1" step="1" inputmode="numeric" value="${from}" required>
     <input type="hidden" name="limit" value="${limit}">
@@ -118,14 +125,14 @@ ${errorBox(error)}
 ${notice ? html`<p class="notice" role="status">${notice}</p>` : ''}
 ${users.length === 0 && !error && !notice ? html`<p class="empty">No users here.</p>` : ''}
 ${users.length > 0 ? html`<div class="table-wrap"><table>
-<caption class="visually-hidden">Users in id order</caption>
+<caption class="visually-hidden">${searched ? 'Matching users by username' : 'Users in id order'}</caption>
 <thead><tr><th scope="col">Id</th><th scope="col">Username</th><th scope="col">E-mail</th><th scope="col">Full name</th><th scope="col">Version</th></tr></thead>
 <tbody>${userRows(users)}</tbody>
 </table></div>` : ''}
-<nav class="pager" aria-label="Pages">
+${searched ? html`<p><a href="/users">All users in id order</a></p>` : html`<nav class="pager" aria-label="Pages">
   ${prevHref ? html`<a rel="prev" href="${prevHref}">← Previous</a>` : html`<span class="disabled" aria-disabled="true">← Previous</span>`}
   ${nextHref ? html`<a rel="next" href="${nextHref}">Next →</a>` : html`<span class="disabled" aria-disabled="true">Next →</span>`}
-</nav>
+</nav>`}
 </section>`,
   };
 }

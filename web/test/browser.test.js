@@ -197,6 +197,23 @@ describe('console in Chromium', () => {
     await second.context().close();
   });
 
+  test('finds a user from the search box with the keyboard alone', async () => {
+    const page = await newPage();
+    await signIn(page, ADMIN_TOKEN);
+    await page.goto('/users');
+    const box = page.getByRole('searchbox', { name: 'Search' });
+    await box.focus();
+    await page.keyboard.type(username.toUpperCase());
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/users\?q=/);
+    assert.match(await page.locator('.notice').innerText(), /users? whose username or e-mail starts with/);
+    await page.getByRole('link', { name: username }).focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(new RegExp(`/users/${userId}$`));
+    await shot(page, '06-search');
+    await page.context().close();
+  });
+
   test('works on a phone-sized screen', async () => {
     const page = await newPage({ width: 390, height: 844 });
     await signIn(page, ADMIN_TOKEN);

@@ -547,6 +547,40 @@ describe('reader console', () => {
   });
 });
 
+describe('search', () => {
+  it('finds users by the start of a username or e-mail, with a plain form', async () => {
+    const admin = new Session(web.base);
+    await admin.signIn(ADMIN_TOKEN);
+    // e.g. look_a1b2c3_7x: the x ends it, so look_a1b2c3_70x is no match.
+    const base = `${unique('look')}x`;
+    const ids = [];
+    for (const suffix of ['b', 'a']) ids.push(await createUser(admin, `${base}${suffix}`));
+    const s = new Session(web.base);
+    await s.signIn(READER_TOKEN);
+    const list = await s.get('/users');
+    assert.match(list.text, /<form method="get" action="\/users" class="search" role="search"/);
+    assert.match(list.text, /<label for="q">/);
+    const found = await s.get(`/users?q=${encodeURIComponent(base.toUpperCase())}`);
+    assert.equal(found.status, 200, found.text);
+    assert.match(found.text, /2 users whose username or e-mail starts with/);
+    const a = found.text.indexOf(`${base}a`);
+    const b = found.text.indexOf(`${base}b`);
+    assert.ok(a > 0 && b > a, 'by username');
+    assert.match(found.text, new RegExp(`value="${base.toUpperCase()}"`), 'the box keeps the query');
+    const one = await s.get(`/users?q=${encodeURIComponent(`${base}a@`)}`);
+    assert.match(one.text, /1 user whose username or e-mail starts with/);
+    const none = await s.get(`/users?q=${encodeURIComponent(`${base}zz`)}`);
+    assert.equal(none.status, 200);
+    assert.match(none.text, /No user&#39;s username or e-mail starts with/);
+    const bad = await s.get('/users?q=a%20b');
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /Search: prefix may not contain spaces/);
+    const empty = await s.get('/users?q=%20');
+    assert.equal(empty.status, 400);
+    assert.match(empty.text, /Type the start of a username or e-mail/);
+  });
+});
+
 describe('service unreachable', () => {
   it('answers 503 problems and clear pages, and recovers when the service is back', async () => {
     const deadPort = await freePort();

@@ -261,6 +261,45 @@ const SCENARIOS = {
     }
   },
 
+  async searchByPrefixOfUsernameOrEmail(f, rec) {
+    // e.g. srch_a1b2c3_7x: the x ends it, so srch_a1b2c3_70x is no match.
+    const base = `${unique('srch')}x`;
+    const create = async (d) => (await call(f, 'POST', '/v1/users', { token: ADMIN_TOKEN, json: d })).json;
+    const b = await create(draft(`${base}b`));
+    const a = await create(draft(`${base}a`));
+    const other = draft(unique('other'));
+    other.email = `${base.toUpperCase()}Q@Example.com`;
+    const e = await create(other);
+    const expected = [a, b, e].sort((x, y) => (x.username < y.username ? -1 : x.username > y.username ? 1 : 0));
+    const search = (query, token = READER_TOKEN) => call(f, 'GET', `/v1/users/search?${query}`, { token });
+    let r = rec('all', await search(`prefix=${encodeURIComponent(base)}`));
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.users, expected);
+    r = rec('upper', await search(`prefix=${encodeURIComponent(base.toUpperCase())}`));
+    assert.deepEqual(r.json.users, expected);
+    r = rec('limit', await search(`prefix=${encodeURIComponent(base)}&limit=2`));
+    assert.deepEqual(r.json.users, expected.slice(0, 2));
+    r = rec('by-email', await search(`prefix=${encodeURIComponent(`${base.toUpperCase()}q@`)}`, ADMIN_TOKEN));
+    assert.deepEqual(r.json.users, [e]);
+    for (const [label, prefix] of [['none', `${base}zz_none`], ['percent', 'srch%'], ['underscore', `_${base.slice(1)}`], ['backslash', 'srch\\']]) {
+      r = rec(label, await search(`prefix=${encodeURIComponent(prefix)}`));
+      assert.equal(r.status, 200, label);
+      assert.deepEqual(r.json.users, [], label);
+    }
+    for (const [label, query, field] of [['empty', 'prefix=', 'prefix'], ['missing', '', 'prefix'],
+      ['too-long', `prefix=${'a'.repeat(255)}`, 'prefix'], ['space', 'prefix=a%20b', 'prefix'],
+      ['limit-over', `prefix=${base}&limit=101`, 'limit'], ['limit-text', `prefix=${base}&limit=x`, 'limit']]) {
+      r = rec(label, await search(query));
+      assert.equal(r.status, 400, label);
+      assert.equal(r.json.field, field, label);
+    }
+    assert.equal(rec('no-token', await call(f, 'GET', `/v1/users/search?prefix=${base}`)).status, 401);
+    // The literal route is not /v1/users/{id} with the id "search".
+    const patch = rec('patch-search', await call(f, 'PATCH', '/v1/users/search', { token: ADMIN_TOKEN, json: { full_name: 'x' } }));
+    assert.equal(patch.status, 405);
+    assert.equal(patch.headers.get('allow'), 'GET, HEAD');
+  },
+
   async batchIdsAreExactInt64(f, rec) {
     const batch = async (label, ids) => rec(label, await call(f, 'POST', '/v1/users:batchGet',
       { token: READER_TOKEN, body: `{"ids":${ids}}`, type: 'application/json' }));

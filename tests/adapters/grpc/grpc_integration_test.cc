@@ -137,7 +137,7 @@ TEST_F(GrpcFaceTest, ReflectionListsAndDescribesTheUserService) {
   ASSERT_TRUE(file.ParseFromString(response.file_descriptor_response().file_descriptor_proto(0)));
   EXPECT_EQ(file.package(), "polycrud.v1");
   ASSERT_EQ(file.service_size(), 1);
-  EXPECT_EQ(file.service(0).method_size(), 7);
+  EXPECT_EQ(file.service(0).method_size(), 8);
 
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());

@@ -28,10 +28,15 @@ TEST(OpMixTest, ParsesWeightsAndDrawsInProportion) {
 }
 
 TEST(OpMixTest, EveryOperationHasAName) {
-  const OpMix mix = OpMix::Parse("ping=1,get=1,batch_get=1,list=1,create=1,update=1,delete=0");
-  for (std::size_t i = 0; i + 1 < kOpCount; ++i) EXPECT_EQ(mix.weight(static_cast<Op>(i)), 1);
+  const OpMix mix =
+      OpMix::Parse("ping=1,get=1,batch_get=1,list=1,create=1,update=1,delete=0,search=1");
+  for (std::size_t i = 0; i < kOpCount; ++i) {
+    const auto op = static_cast<Op>(i);
+    EXPECT_EQ(mix.weight(op), op == Op::kDelete ? 0 : 1) << OpName(op);
+  }
   EXPECT_FALSE(mix.uses(Op::kDelete));
   EXPECT_EQ(OpName(Op::kBatchGet), "batch_get");
+  EXPECT_EQ(OpName(Op::kSearch), "search");
   EXPECT_FALSE(OpMix::Parse("ping=3").needs_token());
 }
 

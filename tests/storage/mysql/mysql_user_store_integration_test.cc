@@ -3,9 +3,11 @@
 // tests/support/settings.h). Every test uses usernames unique to this run, so
 // reruns against the same database do not collide.
 #include <arpa/inet.h>
+#include <cppconn/connection.h>
 #include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
+#include <cppconn/statement.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -13,11 +15,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <set>
@@ -25,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/ports.h"
 #include "core/status.h"
 #include "core/user.h"
 #include "storage/mysql/mysql_connection_pool.h"
@@ -344,6 +351,119 @@ TEST_F(MysqlUserStoreIntegrationTest, ListAfterPagesToTheEnd) {
   StatusOr<std::vector<User>> past_the_end = store_->ListAfter(std::int64_t{1} << 62, 10);
   ASSERT_TRUE(past_the_end.ok());
   EXPECT_TRUE(past_the_end->empty());
+}
+
+TEST_F(MysqlUserStoreIntegrationTest, SearchMatchesUsernameOrEmailPrefixesByUsername) {
+  // The run suffix makes the prefix unique; "S" ends it (no later counter
+  // extends it), upper case where e-mails may have it.
+  const std::string tag = "srch_" + RunSuffix() + "s";
+  const User b =
+      MustInsert({.username = tag + "b", .email = tag + "b@example.com", .full_name = "B"});
+  const User a =
+      MustInsert({.username = tag + "a", .email = tag + "a@example.com", .full_name = "A"});
+  std::string upper = tag;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const User e = MustInsert(
+      {.username = Username("other"), .email = upper + "Émile@Example.com", .full_name = "E"});
+  std::vector<User> expected = {a, b, e};
+  std::sort(expected.begin(), expected.end(),
+            [](const User& x, const User& y) { return x.username < y.username; });
+
+  StatusOr<std::vector<User>> all = store_->SearchByPrefix(tag, 20);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, expected);
+  StatusOr<std::vector<User>> shouting = store_->SearchByPrefix(upper, 20);
+  ASSERT_TRUE(shouting.ok());
+  EXPECT_EQ(*shouting, expected);
+  StatusOr<std::vector<User>> two = store_->SearchByPrefix(tag, 2);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(*two, std::vector<User>(expected.begin(), expected.begin() + 2));
+  // Lower-cased as MariaDB lower-cases e-mails, beyond ASCII too.
+  StatusOr<std::vector<User>> accented = store_->SearchByPrefix(tag + "éMI", 20);
+  ASSERT_TRUE(accented.ok());
+  EXPECT_EQ(*accented, std::vector<User>{e});
+  // Wildcards and the escape character stand for themselves.
+  for (const std::string& literal : {std::string("srch%"), "srch_" + RunSuffix().substr(0, 3) + "_",
+                                     "_" + tag.substr(1), tag + "!", tag + "\\"}) {
+    StatusOr<std::vector<User>> none = store_->SearchByPrefix(literal, 20);
+    ASSERT_TRUE(none.ok()) << literal << ": " << none.status().ToString();
+    EXPECT_TRUE(none->empty()) << literal;
+  }
+}
+
+// Past kSearchEmailRangeCap e-mail matches, the e-mail range is cut: the
+// users matched by e-mail alone come from its first rows in e-mail order.
+TEST_F(MysqlUserStoreIntegrationTest, SearchReadsAtMostTheCapOfTheEmailRange) {
+  const std::string tag = "cap" + RunSuffix() + "s";
+  constexpr int kUsers = kSearchEmailRangeCap + 20;
+  std::vector<User> users;
+  for (int i = 0; i < kUsers; ++i) {
+    char local[16];
+    std::snprintf(local, sizeof local, "%04d", i);
+    // Usernames in the reverse order of the e-mails: the first by username
+    // have the last e-mails.
+    char name[16];
+    std::snprintf(name, sizeof name, "%04d", kUsers - 1 - i);
+    users.push_back(MustInsert({.username = "z" + RunSuffix() + name,
+                                .email = tag + local + "@example.com",
+                                .full_name = "Cap"}));
+  }
+  StatusOr<std::vector<User>> found = store_->SearchByPrefix(tag, 100);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_EQ(found->size(), 100u);
+  // The first 100 by username among the first kSearchEmailRangeCap e-mails:
+  // e-mails 0000-0499 have usernames kUsers-1 ... kUsers-500, the smallest
+  // of which are kUsers-500 and up.
+  for (std::size_t i = 0; i < found->size(); ++i) {
+    EXPECT_EQ((*found)[i], users[static_cast<std::size_t>(kSearchEmailRangeCap) - 1 - i]) << i;
+  }
+}
+
+// The plan: a range on each unique index, never a scan; ANALYZE shows the
+// rows each branch actually read.
+TEST_F(MysqlUserStoreIntegrationTest, SearchIsTwoIndexRangesNeverAScan) {
+  MysqlConnectionPool pool(options_);
+  StatusOr<MysqlConnectionPool::Lease> lease = pool.Acquire();
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  sql::Connection& connection = (**lease).raw();
+  // The prepared statement with its parameters as literals: what the
+  // optimizer sees at execution.
+  const std::vector<std::string> parameters = MysqlUserStore::SearchParameters("a", 20);
+  std::string statement = MysqlUserStore::SearchStatement();
+  std::unique_ptr<sql::Statement> plain(connection.createStatement());
+  for (std::size_t i = 0, at = 0; i < parameters.size(); ++i) {
+    at = statement.find('?', at);
+    ASSERT_NE(at, std::string::npos);
+    const bool number = i == 1 || i == 3;
+    const std::string literal = number ? parameters[i] : "'" + parameters[i] + "'";
+    statement.replace(at, 1, literal);
+    at += literal.size();
+  }
+  std::unique_ptr<sql::ResultSet> plan(plain->executeQuery("ANALYZE FORMAT=JSON " + statement));
+  ASSERT_TRUE(plan->next());
+  const std::string text = plan->getString(1);
+  const nlohmann::json analyzed = nlohmann::json::parse(text, nullptr, false);
+  ASSERT_FALSE(analyzed.is_discarded()) << text;
+  // Every read of the users table (the temporary tables of the union and of
+  // its ordering are read whole, as they should be: at most their rows).
+  std::vector<nlohmann::json> reads;
+  const std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& node) {
+    if (node.is_object()) {
+      if (node.value("table_name", "") == "users") reads.push_back(node);
+      for (const auto& [key, child] : node.items()) walk(child);
+    } else if (node.is_array()) {
+      for (const auto& child : node) walk(child);
+    }
+  };
+  walk(analyzed);
+  ASSERT_EQ(reads.size(), 2u) << text;
+  std::set<std::string> keys;
+  for (const nlohmann::json& read : reads) {
+    EXPECT_EQ(read.value("access_type", ""), "range") << read.dump();
+    keys.insert(read.value("key", ""));
+    EXPECT_LE(read.value("r_rows", 1e9), kSearchEmailRangeCap) << read.dump();
+  }
+  EXPECT_EQ(keys, (std::set<std::string>{"uk_users_username", "uk_users_email"})) << text;
 }
 
 TEST_F(MysqlUserStoreIntegrationTest, ConcurrentUnconditionalUpdatesAreAllApplied) {

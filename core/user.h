@@ -11,8 +11,9 @@ namespace polycrud {
 inline constexpr std::size_t kMaxBatchIds = 1000;
 inline constexpr std::int32_t kMaxPageLimit = 1000;
 inline constexpr std::int32_t kDefaultPageLimit = 100;
+inline constexpr std::size_t kMaxEmailBytes = 254;
 // SearchUsers: a prefix of 1-254 bytes (an e-mail's bound), 1-100 results.
-inline constexpr std::size_t kMaxSearchPrefixBytes = 254;
+inline constexpr std::size_t kMaxSearchPrefixBytes = kMaxEmailBytes;
 inline constexpr std::int32_t kMaxSearchLimit = 100;
 inline constexpr std::int32_t kDefaultSearchLimit = 20;
 

@@ -84,19 +84,31 @@ Status ValidateUsername(std::string_view username) {
   return Status::Ok();
 }
 
-Status ValidateEmail(std::string_view email) {
-  if (email.empty() || email.size() > 254) {
-    return Status::InvalidArgument("email must be 1-254 bytes", "email");
+namespace {
+
+// What an e-mail and a search prefix (the start of one) share: 1-254 bytes
+// of valid UTF-8 without spaces or control characters. Errors name `field`.
+Status ValidateEmailText(std::string_view text, const std::string& field) {
+  if (text.empty() || text.size() > kMaxEmailBytes) {
+    return Status::InvalidArgument(field + " must be 1-254 bytes", field);
   }
-  if (!IsValidUtf8(email)) return Status::InvalidArgument("email is not valid UTF-8", "email");
+  if (!IsValidUtf8(text)) return Status::InvalidArgument(field + " is not valid UTF-8", field);
   char32_t cp = 0;
-  for (std::size_t i = 0; i < email.size();) {
-    const std::size_t len = DecodeUtf8(email, i, cp);
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t len = DecodeUtf8(text, i, cp);
     if (IsControl(cp) || IsSpace(cp)) {
-      return Status::InvalidArgument("email may not contain spaces or control characters", "email");
+      return Status::InvalidArgument(field + " may not contain spaces or control characters",
+                                     field);
     }
     i += len;
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateEmail(std::string_view email) {
+  if (Status s = ValidateEmailText(email, "email"); !s.ok()) return s;
   const std::size_t at = email.find('@');
   if (at == std::string_view::npos || email.find('@', at + 1) != std::string_view::npos) {
     return Status::InvalidArgument("email must contain exactly one '@'", "email");
@@ -160,19 +172,7 @@ Status ValidateBatchIds(std::span<const std::int64_t> ids) {
 }
 
 Status ValidateSearchArgs(std::string_view prefix, std::int32_t limit) {
-  if (prefix.empty() || prefix.size() > kMaxSearchPrefixBytes) {
-    return Status::InvalidArgument("prefix must be 1-254 bytes", "prefix");
-  }
-  if (!IsValidUtf8(prefix)) return Status::InvalidArgument("prefix is not valid UTF-8", "prefix");
-  char32_t cp = 0;
-  for (std::size_t i = 0; i < prefix.size();) {
-    const std::size_t len = DecodeUtf8(prefix, i, cp);
-    if (IsControl(cp) || IsSpace(cp)) {
-      return Status::InvalidArgument("prefix may not contain spaces or control characters",
-                                     "prefix");
-    }
-    i += len;
-  }
+  if (Status s = ValidateEmailText(prefix, "prefix"); !s.ok()) return s;
   const std::size_t at = prefix.find('@');
   if (at != std::string_view::npos && prefix.find('@', at + 1) != std::string_view::npos) {
     return Status::InvalidArgument("prefix may contain at most one '@'", "prefix");

@@ -104,6 +104,16 @@ std::size_t InListBucket(std::size_t count) {
   return static_cast<std::size_t>(it - kInListSizes.begin());
 }
 
+User ReadUser(const sql::ResultSet& row);
+
+// Every row of `rows` as a user.
+std::vector<User> ReadUsers(sql::ResultSet& rows) {
+  std::vector<User> users;
+  users.reserve(rows.rowsCount());
+  while (rows.next()) users.push_back(ReadUser(rows));
+  return users;
+}
+
 User ReadUser(const sql::ResultSet& row) {
   User user;
   user.id = row.getInt64(1);
@@ -357,10 +367,7 @@ StatusOr<std::vector<User>> MysqlUserStore::ListAfter(std::int64_t after_id, std
                           select.setInt64(1, after_id);
                           select.setInt(2, limit);
                           std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
-                          std::vector<User> users;
-                          users.reserve(rows->rowsCount());
-                          while (rows->next()) users.push_back(ReadUser(*rows));
-                          return users;
+                          return ReadUsers(*rows);
                         });
 }
 
@@ -414,10 +421,7 @@ StatusOr<std::vector<User>> MysqlUserStore::SearchByPrefix(std::string_view pref
                           select.setString(3, email_pattern);
                           select.setInt(4, limit);
                           std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
-                          std::vector<User> users;
-                          users.reserve(rows->rowsCount());
-                          while (rows->next()) users.push_back(ReadUser(*rows));
-                          return users;
+                          return ReadUsers(*rows);
                         });
 }
 

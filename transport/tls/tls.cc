@@ -79,7 +79,7 @@ bool IsIpAddress(const std::string& host) {
 // The certificate and key a server context hands out, re-read on
 // ReloadServerCertificates. A pair is held in a context of its own (loaded
 // and checked by OpenSSL as at start), never changed after: a handshake
-// takes the current one (UseCurrentIdentity) while a reload swaps in the next.
+// takes the current one (UseCurrent) while a reload swaps in the next.
 class ServerIdentity {
  public:
   explicit ServerIdentity(TlsFiles files) : files_(std::move(files)) { Load(); }
@@ -139,9 +139,10 @@ SslCtxPtr MakeServerContext(const TlsFiles& files) {
   if (files.cert.empty() || files.key.empty()) {
     throw std::runtime_error("TLS: a server needs both a certificate and a key");
   }
-  SslCtxPtr ctx = NewContext(TLS_server_method());
-  LoadOwnCertificate(ctx.get(), files);
+  // The certificate and key are loaded (and checked) once, into the
+  // identity; the context hands them out from it at each handshake.
   auto identity = std::make_shared<ServerIdentity>(files);
+  SslCtxPtr ctx = NewContext(TLS_server_method());
   auto* owned = new std::shared_ptr<ServerIdentity>(identity);
   if (IdentityIndex() < 0 || SSL_CTX_set_ex_data(ctx.get(), IdentityIndex(), owned) != 1) {
     delete owned;

@@ -460,6 +460,18 @@ TEST_F(UserServiceTest, ListReadsTheStoreNotTheCache) {
   EXPECT_EQ(cache_.data_calls(), cache_calls);
 }
 
+TEST_F(UserServiceTest, SearchReadsTheStoreNeverTheCache) {
+  const User user = Create(1);
+  const int cache_calls = cache_.data_calls();
+  StatusOr<std::vector<User>> found = service().SearchUsers(kReaderToken, "user", 10);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(*found, std::vector<User>{user});
+  EXPECT_EQ(cache_.data_calls(), cache_calls);
+  store_.SetUnavailable(true);
+  EXPECT_EQ(service().SearchUsers(kReaderToken, "user", 10).status().code(),
+            StatusCode::kUnavailable);
+}
+
 TEST_F(UserServiceTest, ListWithStoreDownIsUnavailable) {
   Create(1);
   store_.SetUnavailable(true);

@@ -547,6 +547,9 @@ TEST(MysqlUserStoreUnreachableTest, EveryCallIsUnavailable) {
   EXPECT_EQ(ping.message(), "database unavailable");
   StatusOr<User> inserted = store.Insert(UserDraft{"abc", "abc@example.com", "A"}, kNowMs);
   EXPECT_EQ(inserted.status().code(), StatusCode::kUnavailable);
+  const StatusOr<std::vector<User>> found = store.SearchByPrefix("abc", 20);
+  EXPECT_EQ(found.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(found.status().message(), "database unavailable");  // no SQL in it
   EXPECT_EQ(store.Migrate().code(), StatusCode::kUnavailable);
   EXPECT_EQ(store.pool().open_connections(), 0u);
 }

@@ -169,6 +169,12 @@ async function admissionError(client, req, role) {
   return null;
 }
 
+/** The request's query string as URLSearchParams (of the original URL). */
+function queryOf(req) {
+  const at = req.originalUrl.indexOf('?');
+  return new URLSearchParams(at >= 0 ? req.originalUrl.slice(at + 1) : '');
+}
+
 function sendUser(res, status, user) {
   res.set('ETag', `"${user.version}"`);
   sendJsonText(res, status, userJson(user));
@@ -190,7 +196,7 @@ function routes(client, prefix) {
       sendUser(res, 201, user);
     }],
     ['GET', '/v1/users', 'reader', async (req, res) => {
-      const query = new URLSearchParams(req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
+      const query = queryOf(req);
       const values = { after_id: 0n, limit: 0n };
       for (const name of ['after_id', 'limit']) {
         const text = query.get(name);
@@ -205,7 +211,7 @@ function routes(client, prefix) {
       sendJsonText(res, 200, `{"users":${usersJson(page.users)},"next_after_id":${page.next_after_id}}`);
     }],
     ['GET', '/v1/users/search', 'reader', async (req, res) => {
-      const query = new URLSearchParams(req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
+      const query = queryOf(req);
       // A missing prefix is as empty as prefix= (the service says what it must be).
       const prefix = query.get('prefix') ?? '';
       let limit = 0;

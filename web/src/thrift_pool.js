@@ -21,6 +21,7 @@
 const net = require('node:net');
 const thrift = require('thrift');
 const { ServiceError, fromThriftError } = require('./service_error');
+const { frameReader, dispatchReply } = require('./thrift_frames');
 
 const MAX_BACKOFF_MS = 5000;
 
@@ -111,9 +112,10 @@ class ThriftPool {
 
   connect(slot) {
     const { host, port, connectTimeoutMs, protocol, service, logger, secureContext } = this.options;
+    const Protocol = protocol === 'compact' ? thrift.TCompactProtocol : thrift.TBinaryProtocol;
     const options = {
       transport: thrift.TFramedTransport,
-      protocol: protocol === 'compact' ? thrift.TCompactProtocol : thrift.TBinaryProtocol,
+      protocol: Protocol,
       connect_timeout: connectTimeoutMs,
     };
     let conn;
@@ -131,6 +133,7 @@ class ThriftPool {
     slot.conn = conn;
     slot.connected = false;
     slot.client = thrift.createClient(service, conn);
+    this.readAndWriteFast(slot, conn, Protocol);
     const failuresBefore = slot.failures;
     let lastError = null;
     let replied = false; // bytes came from the server on this connection
@@ -168,6 +171,39 @@ class ThriftPool {
       }
       this.detach(slot, 'connection lost');
     });
+  }
+
+  // Replies are read by thrift_frames (the package's reader is slow), and
+  // the calls written in one turn of the event loop (from every request read
+  // in it) leave in one system call: the socket is corked at the first and
+  // uncorked once the turn's I/O callbacks are done (setImmediate).
+  readAndWriteFast(slot, conn, Protocol) {
+    const socket = conn.connection;
+    socket.removeAllListeners('data');
+    const client = slot.client;
+    const read = frameReader((frame) => dispatchReply(client, Protocol, frame));
+    socket.on('data', (data) => {
+      try {
+        read(data);
+      } catch (err) {
+        this.options.logger.warn({ connection: slot.index, err: err.message }, 'bad reply from the polycrud service; reconnecting');
+        socket.destroy();
+      }
+    });
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      socket.uncork();
+    };
+    const write = conn.write.bind(conn);
+    conn.write = (data) => {
+      if (conn.connected && !corked) {
+        corked = true;
+        socket.cork();
+        setImmediate(uncork);
+      }
+      write(data);
+    };
   }
 
   // Forgets the slot's connection and fails the calls it carried. Calls on a

@@ -106,6 +106,13 @@ const SCENARIOS = {
     const got = rec('get', await call(f, 'GET', `/v1/users/${u.id}`, { token: READER_TOKEN }));
     assert.equal(got.status, 200);
     assert.deepEqual(got.json, u);
+    if (f.prefix === '/api') {
+      // The gateway's own security headers (its lean set, not the console's).
+      assert.equal(got.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(got.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'");
+      assert.equal(got.headers.get('x-frame-options'), 'DENY');
+      assert.match(got.headers.get('x-request-id') || '', /^[0-9a-f-]{36}$/);
+    }
     const head = rec('head', await call(f, 'HEAD', `/v1/users/${u.id}`, { token: READER_TOKEN }));
     assert.equal(head.status, 200);
     assert.equal(head.text, '');

@@ -134,6 +134,45 @@ describe('html', () => {
   });
 });
 
+describe('Thrift frame reader', () => {
+  const { frameReader, FrameError } = require('../src/thrift_frames');
+  const frame = (text) => {
+    const body = Buffer.from(text);
+    const head = Buffer.alloc(4);
+    head.writeInt32BE(body.length);
+    return Buffer.concat([head, body]);
+  };
+
+  it('finds every frame however the stream is cut', () => {
+    const stream = Buffer.concat([frame('first'), frame(''), frame('x'.repeat(300)), frame('last')]);
+    for (let cut = 1; cut <= stream.length; cut++) {
+      const got = [];
+      const read = frameReader((f) => got.push(f.toString()));
+      for (let at = 0; at < stream.length; at += cut) read(stream.subarray(at, at + cut));
+      assert.deepEqual(got, ['first', '', 'x'.repeat(300), 'last'], `cut every ${cut} bytes`);
+    }
+  });
+
+  it('waits for the rest of a frame and keeps what follows it', () => {
+    const got = [];
+    const read = frameReader((f) => got.push(f.toString()));
+    const two = Buffer.concat([frame('abc'), frame('defg')]);
+    read(two.subarray(0, 9));
+    assert.deepEqual(got, ['abc']);
+    read(two.subarray(9));
+    assert.deepEqual(got, ['abc', 'defg']);
+  });
+
+  it('refuses a length beyond the bound or below zero', () => {
+    const big = Buffer.alloc(4);
+    big.writeInt32BE(1025);
+    assert.throws(() => frameReader(() => {}, 1024)(big), FrameError);
+    const negative = Buffer.alloc(4);
+    negative.writeInt32BE(-1);
+    assert.throws(() => frameReader(() => {})(negative), FrameError);
+  });
+});
+
 describe('ThriftPool', () => {
   const net = require('node:net');
   const pino = require('pino');

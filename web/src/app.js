@@ -59,19 +59,6 @@ function createApp(config, client, logger) {
     next();
   });
 
-  app.get('/healthz', (req, res) => res.type('text').send('ok\n'));
-  app.get('/readyz', async (req, res) => {
-    try {
-      const server = await client.ping();
-      res.json({ ready: true, server, thrift: client.stats() });
-    } catch (err) {
-      res.status(503).json({ ready: false, error: 'polycrud service unreachable', thrift: client.stats() });
-    }
-  });
-
-  app.use('/assets', express.static(path.resolve(__dirname, '..', 'public'), { index: false, maxAge: '1h' }));
-  app.use('/assets', (req, res) => res.status(404).type('text').send('no such asset\n'));
-
   // The gateway authenticates every call with its bearer token: no cookies,
   // hence no session and no CSRF token there.
   // The gateway answers JSON to programs, not pages to browsers: of the
@@ -114,6 +101,18 @@ function createApp(config, client, logger) {
     referrerPolicy: { policy: 'same-origin' },
   }));
 
+  app.get('/healthz', (req, res) => res.type('text').send('ok\n'));
+  app.get('/readyz', async (req, res) => {
+    try {
+      const server = await client.ping();
+      res.json({ ready: true, server, thrift: client.stats() });
+    } catch (err) {
+      res.status(503).json({ ready: false, error: 'polycrud service unreachable', thrift: client.stats() });
+    }
+  });
+
+  app.use('/assets', express.static(path.resolve(__dirname, '..', 'public'), { index: false, maxAge: '1h' }));
+  app.use('/assets', (req, res) => res.status(404).type('text').send('no such asset\n'));
 
   const store = new BoundedSessionStore({ maxSessions: config.maxSessions, ttlMs: config.sessionTtlMs });
   app.use(session({

@@ -90,6 +90,12 @@ TARGETS = {
 DEFAULT_TARGETS = list(TARGETS)
 
 MIX = "get=95,update=4,create=1"
+# Targets that serve SearchUsers (the peers do not): each gets a search run,
+# "user" and 6 digits of a random seeded username (100 users share a prefix),
+# on 2 connections: a search's own latency, not MariaDB's queue at saturation.
+SEARCH_KINDS = ("polycrud", "web")
+SEARCH_DIGITS = 6
+SEARCH_CONNECTIONS = 2
 
 
 class Plan:
@@ -115,8 +121,9 @@ class Plan:
         self.validate = not args.no_validate
         self.micro = not args.no_micro
 
-    def runs_per_target(self):
-        return 3 + (1 if self.batch else 0) + len(self.rates)
+    def runs_per_target(self, target):
+        searches = 1 if TARGETS[target]["kind"] in SEARCH_KINDS else 0
+        return 3 + searches + (1 if self.batch else 0) + len(self.rates)
 
     def as_json(self):
         return {
@@ -470,6 +477,11 @@ def bench_target(target, plan, out_dir, progress):
                           "1000"]),
         ("mix", closed + ["--mix", MIX] + key_args),
     ]
+    if target.spec["kind"] in SEARCH_KINDS:
+        runs.append(("search", ["--mode", "closed", "--connections", str(SEARCH_CONNECTIONS),
+                                "--mix", "search=1", "--search-digits",
+                                          str(SEARCH_DIGITS), "--keys", "uniform", "--min-id",
+                                          "1", "--max-id", str(plan.users)]))
     if plan.batch:
         runs.append(("batch", ["--mode", "closed", "--connections", "4", "--mix", "batch_get=1",
                                "--batch-size", "1000"] + key_args))
@@ -890,7 +902,7 @@ def main():
     with open(os.path.join(out_dir, "raw", "environment.json"), "w", encoding="utf-8") as f:
         json.dump(env, f, indent=1)
 
-    total = 1 + len(targets) * plan.runs_per_target() + (
+    total = 1 + sum(plan.runs_per_target(t) for t in targets) + (
         (3 if plan.quick else 6) if plan.validate else 0) + (
         1 if plan.micro else 0)
     progress = Progress(total, enabled=sys.stderr.isatty() and not args.no_progress)

@@ -61,6 +61,7 @@ class ReportTest(unittest.TestCase):
             result("thrift", "get", 70000, 0.2, 1.0, sent=120, received=160, cpu_us=20),
             result("thrift", "mix", 30000, 0.5, 4.0, hits=97),
             result("thrift", "batch", 400, 9.0, 20.0),
+            result("thrift", "search", 4000, 0.5, 1.7),
             result("thrift", "open-10000", 10000, 0.3, 2.0, mode="open", sustained=True),
             result("thrift", "open-17000", 17000, 0.4, 5.0, mode="open", sustained=True),
             # REST slower than Thrift, faster than SOAP.
@@ -68,6 +69,7 @@ class ReportTest(unittest.TestCase):
             result("rest", "get", 30000, 0.5, 3.0, sent=200, received=400, cpu_us=50),
             result("rest", "mix", 20000, 0.8, 6.0, hits=96),
             result("rest", "batch", 100, 40.0, 80.0),
+            result("rest", "search", 2000, 1.5, 12.0),
             result("rest", "open-10000", 10000, 0.5, 4.0, mode="open", sustained=True),
             result("rest", "open-17000", 9000, 900.0, 2000.0, mode="open", sustained=False),
             result("soap", "ping", 30000, 0.5, 2.0),
@@ -144,6 +146,19 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(thrift[1:], ["100,000", "0.50", "70,000", "1.00", "0.70", "30,000",
                                       "4.00", "97.0%", "400", "20.00", "280", "20"])
 
+    def test_search_table_and_target(self):
+        thrift = self.row("Thrift (binary)", section="## Search")
+        self.assertEqual(thrift[1:], ["4,000", "0.50", "1.70", "0"])
+        rest = self.row("REST", section="## Search")
+        self.assertEqual(rest[1:], ["2,000", "1.50", "12.00", "0"])
+        start = self.md.index("## Search")
+        section = self.md[start:self.md.index("\n## ", start + 1)]
+        self.assertNotIn("| SOAP |", section)  # it ran no search
+        targets = self.md[self.md.index("## Targets"):]
+        line = next(l for l in targets.splitlines() if l.startswith("| SearchUsers p99 < 10 ms"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        self.assertEqual(cells[1:], ["p99 1.70 ms, 4,000 searches/s", "met"])
+
     def test_open_loop_table_marks_unsustained_rates(self):
         rest = self.row("REST", section="## Open loop")
         self.assertEqual(rest[1], "0.50 / 4.00")
@@ -189,7 +204,7 @@ class ReportTest(unittest.TestCase):
     def test_csv_has_one_row_per_run(self):
         with open(os.path.join(self.out, "results.csv"), newline="") as f:
             rows = list(csv.DictReader(f))
-        self.assertEqual(len(rows), 23)
+        self.assertEqual(len(rows), 25)
         thrift_get = [r for r in rows if r["target"] == "thrift" and r["run"] == "get"][0]
         self.assertEqual(float(thrift_get["throughput_rps"]), 70000.0)
 

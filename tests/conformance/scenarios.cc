@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "tests/support/server_process.h"
 
@@ -221,7 +223,18 @@ const std::vector<Scenario>& Scenarios() {
 // over REST, deleted over Thrift, with the cache entry `cached` reads
 // checked at every step.
 void RunCrossProtocolFlow(ProtocolClient& soap, ProtocolClient& grpc, ProtocolClient& rest,
-                          ProtocolClient& thrift, const CachedEntry& cached) {
+                          ProtocolClient& thrift, const CachedEntry& cached,
+                          std::chrono::milliseconds stale_allowance) {
+  // Reads `read` until `current` holds of it or the allowance has passed.
+  const auto until_current = [stale_allowance](const auto& read, const auto& current) {
+    const auto end = std::chrono::steady_clock::now() + stale_allowance;
+    auto out = read();
+    while (!current(out) && std::chrono::steady_clock::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      out = read();
+    }
+    return out;
+  };
   User created = MustCreate(soap, Draft(Unique("cross"), "Crossing Faces ✓"));
   ASSERT_GT(created.id, 0);
   ASSERT_TRUE(cached(created.id).has_value());
@@ -236,14 +249,19 @@ void RunCrossProtocolFlow(ProtocolClient& soap, ProtocolClient& grpc, ProtocolCl
   ASSERT_TRUE(updated.ok()) << updated.status.message;
   EXPECT_EQ(updated.value->version, 2);
   EXPECT_EQ(cached(created.id)->rfind("U|2|", 0), 0u);
-  Outcome<User> reread = thrift.GetUser(kReaderToken, created.id);
+  Outcome<User> reread =
+      until_current([&] { return thrift.GetUser(kReaderToken, created.id); },
+                    [&](const Outcome<User>& r) { return r.ok() && *r.value == *updated.value; });
   ASSERT_TRUE(reread.ok());
   EXPECT_EQ(*reread.value, *updated.value);
 
   EXPECT_TRUE(thrift.DeleteUser(kAdminToken, created.id).ok());
   EXPECT_EQ(cached(created.id), "D|2|");
   for (ProtocolClient* c : {&soap, &grpc, &rest, &thrift}) {
-    ExpectCode(c->GetUser(kReaderToken, created.id), StatusCode::kNotFound);
+    ExpectCode(until_current(
+                   [&] { return c->GetUser(kReaderToken, created.id); },
+                   [](const Outcome<User>& r) { return r.status.code == StatusCode::kNotFound; }),
+               StatusCode::kNotFound);
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -56,8 +57,13 @@ using CachedEntry = std::function<std::optional<std::string>(std::int64_t id)>;
 
 // One record through every face: created over SOAP, read over gRPC, updated
 // over REST, deleted over Thrift, the cache entry checked at every step.
+// `stale_allowance`: how long a read through another server may still show
+// the version before a write (servers with the near cache, whose entries the
+// change events or their lifetime replace; docs/reliability.md); reads are
+// repeated until then. Zero (one server): every read must be current.
 void RunCrossProtocolFlow(clients::ProtocolClient& soap, clients::ProtocolClient& grpc,
                           clients::ProtocolClient& rest, clients::ProtocolClient& thrift,
-                          const CachedEntry& cached);
+                          const CachedEntry& cached,
+                          std::chrono::milliseconds stale_allowance = std::chrono::milliseconds(0));
 
 }  // namespace polycrud::testing

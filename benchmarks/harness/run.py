@@ -479,9 +479,9 @@ def bench_target(target, plan, out_dir, progress):
     ]
     if target.spec["kind"] in SEARCH_KINDS:
         runs.append(("search", ["--mode", "closed", "--connections", str(SEARCH_CONNECTIONS),
-                                "--mix", "search=1", "--search-digits",
-                                          str(SEARCH_DIGITS), "--keys", "uniform", "--min-id",
-                                          "1", "--max-id", str(plan.users)]))
+                                "--mix", "search=1", "--search-digits", str(SEARCH_DIGITS),
+                                "--keys", "uniform", "--min-id", "1", "--max-id",
+                                str(plan.users)]))
     if plan.batch:
         runs.append(("batch", ["--mode", "closed", "--connections", "4", "--mix", "batch_get=1",
                                "--batch-size", "1000"] + key_args))

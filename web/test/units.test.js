@@ -229,6 +229,26 @@ describe('ThriftPool', () => {
     silent.close();
   });
 
+  it('drops a connection whose reply frame is corrupt and fails its calls as of unknown outcome', async () => {
+    // Answers every request with a frame length no reply can have.
+    const sockets = new Set();
+    const server = net.createServer((s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('data', () => s.write(Buffer.from([0xff, 0xff, 0xff, 0xff])));
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    const p = pool(server.address().port, { callTimeoutMs: 5000 });
+    try {
+      await assert.rejects(p.call('ping'), (err) => err.code === 'UNAVAILABLE' && /connection lost/.test(err.message) && err.outcomeUnknown === true);
+      assert.equal(p.stats().connections, 0);
+    } finally {
+      p.close();
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
+
   it('fails fast while the service is unreachable, then backs off', async () => {
     const server = net.createServer();
     await new Promise((r) => server.listen(0, '127.0.0.1', r));

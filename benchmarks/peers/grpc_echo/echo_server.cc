@@ -13,6 +13,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -56,6 +57,9 @@ class CallbackEcho final : public v1::UserService::CallbackService {
   }
 };
 
+// Set before the server shuts down: no call is asked for after it.
+std::atomic<bool> g_stopping{false};
+
 // One outstanding call of the completion-queue server: asks for the next
 // call of its method, answers it, and asks again.
 class CqCall {
@@ -80,8 +84,13 @@ class UnaryCall final : public CqCall {
   }
 
   void Proceed(bool ok) override {
-    if (!ok || answered_) {
-      if (ok) new UnaryCall(service_, queue_, request_, answer_);
+    if (answered_ || !ok) {
+      // Answered (or its answer failed: the client went away): ask for the
+      // next call in its place, unless the server is stopping. A request
+      // that fails (!ok before an answer) means the server shut down.
+      if (answered_ && !g_stopping.load(std::memory_order_acquire)) {
+        new UnaryCall(service_, queue_, request_, answer_);
+      }
       delete this;
       return;
     }
@@ -178,6 +187,7 @@ int main(int argc, char** argv) {
 
   int caught = 0;
   sigwait(&signals, &caught);
+  g_stopping.store(true, std::memory_order_release);
   server->Shutdown(std::chrono::system_clock::now());
   for (auto& queue : queues) queue->Shutdown();
   for (std::thread& t : pollers) t.join();

@@ -97,6 +97,7 @@ struct Options {
   std::string json_path;
   std::string label;
   bool progress = false;
+  bool progress_json = false;
   int timeout_ms = 10'000;
   tls::TlsFiles tls;  // --tls-ca, --tls-cert, --tls-key
 };
@@ -125,7 +126,17 @@ struct alignas(64) Worker {
   // Every call and every failed one (any phase), for the progress display.
   std::atomic<std::int64_t> calls{0};
   std::atomic<std::int64_t> failures{0};
+  // --progress-json: the latency of every call (any phase) since the last
+  // progress line, taken by the display thread; null without the flag.
+  std::mutex live_mutex;
+  std::unique_ptr<LatencyHistogram> live;
 };
+
+void RecordLive(Worker& w, std::int64_t latency_ns) {
+  if (!w.live) return;
+  const std::lock_guard lock(w.live_mutex);
+  w.live->Record(latency_ns);
+}
 
 struct Config {
   const Options* options;
@@ -234,10 +245,13 @@ void ClosedLoop(Worker& w, const Config& config, const Timeline& t) {
     if (start >= t.w1) break;
     const CallResult r = Execute(config.mix(w.rng), w, config);
     const Clock::time_point end = Clock::now();
+    const std::int64_t latency_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count();
     if (end >= t.w0 && end < t.w1) {
       ++w.window_completions;
-      Record(w, r, std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count());
+      Record(w, r, latency_ns);
     }
+    RecordLive(w, latency_ns);
     w.calls.fetch_add(1, std::memory_order_relaxed);
     if (r.status.transport_failure || r.status.code != StatusCode::kOk) {
       w.failures.fetch_add(1, std::memory_order_relaxed);
@@ -262,9 +276,12 @@ void OpenLoop(Worker& w, const Config& config, const Timeline& t, ArrivalSchedul
     runtime::SleepUntil(intended);
     const CallResult r = Execute(config.mix(w.rng), w, config);
     const Clock::time_point end = Clock::now();
+    const std::int64_t latency_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(end - intended).count();
     if (end >= t.w0 && end < t.w1) ++w.window_completions;
+    RecordLive(w, latency_ns);
     if (in_window) {
-      Record(w, r, std::chrono::duration_cast<std::chrono::nanoseconds>(end - intended).count());
+      Record(w, r, latency_ns);
       if (end < t.w1) {
         ++w.completed_by_end;
       } else {
@@ -348,12 +365,18 @@ Snapshot SnapshotAtEnd(const Sources& s) {
   return out;
 }
 
+// The progress display: a bar redrawn in place, or (--progress-json) one JSON
+// line per tick with the rate and latency percentiles of the calls since
+// the previous line, for programs that draw the run as it goes.
 class Progress {
  public:
-  Progress(bool enabled, const Timeline& t) : enabled_(enabled), t_(t) {}
+  enum class Style { kNone, kBar, kJson };
+  Progress(Style style, const Timeline& t) : style_(style), t_(t) {}
 
-  void Draw(std::int64_t calls, std::int64_t errors, const char* phase) {
-    if (!enabled_) return;
+  // `interval`: the latencies since the previous call (kJson only).
+  void Draw(std::int64_t calls, std::int64_t errors, const char* phase,
+            const LatencyHistogram* interval) {
+    if (style_ == Style::kNone) return;
     const Clock::time_point now = Clock::now();
     const double total = std::chrono::duration<double>(t_.w1 - t_.t0).count();
     const double done = std::clamp(std::chrono::duration<double>(now - t_.t0).count(), 0.0, total);
@@ -361,6 +384,18 @@ class Progress {
     const double rate = dt > 0 ? static_cast<double>(calls - last_calls_) / dt : 0;
     last_time_ = now;
     last_calls_ = calls;
+    if (style_ == Style::kJson) {
+      Json line{{"phase", phase},    {"elapsed_s", done},      {"total_s", total},
+                {"calls", calls},    {"failed_calls", errors}, {"requests_per_s", rate},
+                {"p50_ms", nullptr}, {"p99_ms", nullptr}};
+      if (interval != nullptr && interval->count() > 0) {
+        line["p50_ms"] = interval->PercentileUs(0.50) / 1000.0;
+        line["p99_ms"] = interval->PercentileUs(0.99) / 1000.0;
+      }
+      std::fprintf(stderr, "%s\n", line.dump().c_str());
+      std::fflush(stderr);
+      return;
+    }
     constexpr int kWidth = 30;
     const int filled = total > 0 ? static_cast<int>(std::lround(kWidth * done / total)) : kWidth;
     std::string bar(static_cast<std::size_t>(filled), '#');
@@ -370,11 +405,11 @@ class Progress {
     std::fflush(stderr);
   }
   void Finish() {
-    if (enabled_) std::fprintf(stderr, "\n");
+    if (style_ == Style::kBar) std::fprintf(stderr, "\n");
   }
 
  private:
-  bool enabled_;
+  Style style_;
   Timeline t_;
   Clock::time_point last_time_ = Clock::now();
   std::int64_t last_calls_ = 0;
@@ -521,6 +556,10 @@ int Run(int argc, char** argv) {
   app.add_option("--label", o.label, "Name of this run in the result");
   app.add_flag("--progress", o.progress,
                "Progress bar on stderr even when it is not a terminal (default: only on one)");
+  app.add_flag("--progress-json", o.progress_json,
+               "Instead of the bar, a JSON line on stderr every 0.5 s: phase, elapsed_s, "
+               "total_s, calls, failed_calls, and requests_per_s, p50_ms and p99_ms of the "
+               "calls since the previous line");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help
@@ -582,6 +621,7 @@ int Run(int argc, char** argv) {
   for (int i = 0; i < worker_count; ++i) {
     workers.push_back(std::make_unique<Worker>());
     workers.back()->index = i;
+    if (o.progress_json) workers.back()->live = std::make_unique<LatencyHistogram>();
     workers.back()->rng.seed(static_cast<std::uint64_t>(o.seed) * 1'000'003 +
                              static_cast<std::uint64_t>(i));
   }
@@ -671,7 +711,23 @@ int Run(int argc, char** argv) {
     });
   }
 
-  Progress progress(o.progress || isatty(STDERR_FILENO) != 0, t);
+  const Progress::Style style = o.progress_json                            ? Progress::Style::kJson
+                                : o.progress || isatty(STDERR_FILENO) != 0 ? Progress::Style::kBar
+                                                                           : Progress::Style::kNone;
+  Progress progress(style, t);
+  const auto tick =
+      o.progress_json ? std::chrono::milliseconds(500) : std::chrono::milliseconds(200);
+  // The latencies every worker recorded since the last tick (--progress-json).
+  const auto take_live = [&] {
+    LatencyHistogram interval;
+    for (const auto& w : workers) {
+      if (!w->live) continue;
+      const std::lock_guard lock(w->live_mutex);
+      interval.Merge(*w->live);
+      w->live->Clear();
+    }
+    return interval;
+  };
   const auto sum = [&](std::atomic<std::int64_t> Worker::*counter) {
     std::int64_t total = 0;
     for (const auto& w : workers) total += ((*w).*counter).load(std::memory_order_relaxed);
@@ -680,10 +736,11 @@ int Run(int argc, char** argv) {
   // Draws until `until` (or until every thread finished, if `until` is nullopt).
   const auto wait = [&](std::optional<Clock::time_point> until, const char* phase) {
     while (until ? Clock::now() < *until : finished.load() < worker_count) {
-      Clock::time_point next = Clock::now() + std::chrono::milliseconds(200);
+      Clock::time_point next = Clock::now() + tick;
       if (until) next = std::min(next, *until);
       std::this_thread::sleep_until(next);
-      progress.Draw(sum(&Worker::calls), sum(&Worker::failures), phase);
+      const LatencyHistogram interval = take_live();
+      progress.Draw(sum(&Worker::calls), sum(&Worker::failures), phase, &interval);
     }
   };
   Snapshot before;

@@ -26,6 +26,14 @@ std::int64_t LatencyHistogram::BucketUpperBoundUs(std::size_t index) {
 
 LatencyHistogram::LatencyHistogram() : counts_(BucketIndex(kMaxTrackableUs) + 1, 0) {}
 
+void LatencyHistogram::Clear() {
+  std::fill(counts_.begin(), counts_.end(), 0);
+  count_ = 0;
+  sum_ns_ = 0;
+  min_ns_ = 0;
+  max_ns_ = 0;
+}
+
 void LatencyHistogram::Record(std::int64_t ns) {
   ns = std::max<std::int64_t>(ns, 0);
   ++counts_[BucketIndex(ns / 1000)];

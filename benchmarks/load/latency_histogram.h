@@ -26,6 +26,8 @@ class LatencyHistogram {
   void Record(std::int64_t ns);
   // Adds every value of `other` to this one.
   void Merge(const LatencyHistogram& other);
+  // Forgets every value (keeps the buckets' storage).
+  void Clear();
 
   std::int64_t count() const { return count_; }
   // Exact minimum and maximum in nanoseconds (0 when empty).

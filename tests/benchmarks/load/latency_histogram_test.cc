@@ -116,5 +116,19 @@ TEST(LatencyHistogramTest, ValuesBeyondTheRangeLandInTheLastBucketWithAnExactMax
   EXPECT_EQ(wide.PercentileUs(0.5), 5000);
 }
 
+TEST(LatencyHistogramTest, ClearForgetsEveryValue) {
+  LatencyHistogram h;
+  for (std::int64_t ns = 1'000; ns <= 9'000'000; ns *= 3) h.Record(ns);
+  h.Clear();
+  EXPECT_EQ(h.count(), 0);
+  EXPECT_EQ(h.max_ns(), 0);
+  EXPECT_EQ(h.mean_ns(), 0);
+  EXPECT_TRUE(h.NonEmptyBuckets().empty());
+  h.Record(42'000);
+  EXPECT_EQ(h.min_ns(), 42'000);
+  EXPECT_EQ(h.max_ns(), 42'000);
+  EXPECT_EQ(h.PercentileUs(0.5), 42);
+}
+
 }  // namespace
 }  // namespace polycrud::bench

@@ -196,6 +196,45 @@ TEST_P(PolycrudBenchTest, ClosedLoopProducesACompleteCleanResult) {
   EXPECT_TRUE(run.result["open_loop"].is_null());
 }
 
+TEST_P(PolycrudBenchTest, ProgressJsonGivesALineEveryHalfSecondWithTheIntervalsFigures) {
+  std::vector<std::string> args = CommonArgs(0, 0, "1.5");
+  args.push_back("--progress-json");
+  const BenchRun run = RunBench(args);
+  ASSERT_EQ(run.exit_status, 0) << run.output;
+  ExpectCleanResult(run.result, GetParam(), "closed", 2);
+  std::istringstream lines(run.output);
+  std::string line;
+  std::vector<json> ticks;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line.front() == '{') ticks.push_back(json::parse(line));
+  }
+  // 0.3 s of warm-up and 1.5 s measured: a line every 0.5 s and one at each
+  // phase's end.
+  ASSERT_GE(ticks.size(), 4u) << run.output;
+  double elapsed = -1;
+  std::int64_t calls = -1;
+  int measuring_with_latency = 0;
+  for (const json& tick : ticks) {
+    EXPECT_GE(tick["elapsed_s"].get<double>(), elapsed);
+    EXPECT_GE(tick["calls"].get<std::int64_t>(), calls);
+    elapsed = tick["elapsed_s"].get<double>();
+    calls = tick["calls"].get<std::int64_t>();
+    EXPECT_NEAR(tick["total_s"].get<double>(), 1.8, 1e-6);
+    EXPECT_EQ(tick["failed_calls"], 0);
+    EXPECT_GE(tick["requests_per_s"].get<double>(), 0);
+    if (tick["phase"] == "measuring" && tick["p50_ms"].is_number()) {
+      EXPECT_GT(tick["p50_ms"].get<double>(), 0);
+      EXPECT_GE(tick["p99_ms"].get<double>(), tick["p50_ms"].get<double>());
+      EXPECT_GT(tick["requests_per_s"].get<double>(), 0);
+      ++measuring_with_latency;
+    }
+  }
+  EXPECT_GE(measuring_with_latency, 2) << run.output;
+  EXPECT_GE(ticks.back()["calls"].get<std::int64_t>(), run.result["requests"].get<std::int64_t>());
+  // No bar is drawn beside the lines.
+  EXPECT_EQ(run.output.find('\r'), std::string::npos);
+}
+
 TEST_P(PolycrudBenchTest, ManyConnectionsShareOneThreadOfFibers) {
   std::vector<std::string> args = CommonArgs();
   args.insert(args.end(), {"--connections", "6", "--threads", "1"});

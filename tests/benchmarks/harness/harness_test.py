@@ -102,7 +102,11 @@ class ReportTest(unittest.TestCase):
                        {"target": "grpc", "op": "ping", "layout": "shared", "connections": 16,
                         "tool": "h2load", "harness_client_cpu_us": 60.0,
                         "tool_command": "h2load ...", "tool_rps": 20000.0, "tool_non_2xx": 0,
-                        "harness_rps": 30000.0, "ratio": 1.5}], f)
+                        "harness_rps": 30000.0, "ratio": 1.5},
+                       {"target": "soap", "op": "get", "layout": "shared", "connections": 16,
+                        "tool": "wrk", "harness_client_cpu_us": 90.0,
+                        "tool_command": "wrk ...", "tool_rps": 25000.0, "tool_non_2xx": 0,
+                        "harness_rps": 15000.0, "ratio": 0.6}], f)
         micro = []
         for encoding, size, ns in (("thrift_binary", 144, 300.0), ("thrift_compact", 97, 320.0),
                                    ("protobuf", 85, 200.0), ("json", 177, 3000.0),
@@ -185,6 +189,20 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(self.row("rest", section)[1:], ["get", "pinned", "16", "wrk", "32,000",
                                                          "30,000", "0.94", "yes", "30"])
         self.assertEqual(self.row("grpc", section)[-2], "no")
+
+    def test_headline_leaves_out_figures_the_independent_tool_disagrees_with(self):
+        headline = self.md[self.md.index("## Headline"):self.md.index("## Targets")]
+        # SOAP's get: the harness read 0.6x what wrk read (shared layout): left out.
+        self.assertNotIn("SOAP `GetUser`: **", headline)
+        self.assertIn("Left out of this headline: SOAP `GetUser`.", headline)
+        # REST's get was checked in the pinned layout only, and agreed: kept.
+        self.assertIn("REST `GetUser`: **0.43x**", headline)
+        self.assertEqual(report.tool_agreement([], "rest", "get"), None)
+        self.assertFalse(report.tool_agreement(
+            [{"target": "grpc", "op": "get", "ratio": 1.2}], "grpc", "get"))
+        self.assertTrue(report.tool_agreement(
+            [{"target": "grpc", "op": "get", "layout": "shared", "ratio": 0.9},
+             {"target": "grpc", "op": "get", "layout": "pinned", "ratio": 0.5}], "grpc", "get"))
 
     def test_validation_says_how_many_rounds(self):
         self.assertIn("one right after the other (one round per case)", self.md)

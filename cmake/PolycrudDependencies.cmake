@@ -13,6 +13,9 @@ find_program(THRIFT_COMPILER thrift REQUIRED)
 # hiredis: pkg-config (its CMake module is broken without a version).
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 
+# nghttp2 (libnghttp2-dev): pkg-config; polycrud-wire decodes HPACK with it.
+pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
+
 # MySQL Connector/C++ 1.1: neither pkg-config nor CMake files.
 find_path(MYSQLCPPCONN_INCLUDE_DIR mysql_connection.h REQUIRED)
 find_library(MYSQLCPPCONN_LIBRARY mysqlcppconn REQUIRED)

@@ -45,7 +45,7 @@ function main() {
     process.stderr.write(`polycrud-web: ${err.message}\n`);
     process.exit(1);
   }
-  const { app, store } = createApp(config, client, logger);
+  const { app, store, lab } = createApp(config, client, logger);
   const server = tlsOptions ? https.createServer(tlsOptions, app) : http.createServer(app);
   server.listen(config.port, config.host);
   server.requestTimeout = 30000;
@@ -80,6 +80,8 @@ function main() {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
+    // A lab comparison stops now (its stream then ends like any request).
+    lab.close();
     const force = setTimeout(() => {
       logger.warn('shutdown grace period over; closing remaining connections');
       server.closeAllConnections();

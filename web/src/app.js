@@ -10,12 +10,42 @@ const session = require('express-session');
 const { BoundedSessionStore } = require('./session_store');
 const { createGateway } = require('./gateway');
 const { createConsole } = require('./console');
+const { LabRunner } = require('./lab');
+const { createLabApi } = require('./lab_routes');
 
 const SESSION_COOKIE = 'polycrud.sid';
 
 /**
+ * The protocol lab's runner for this configuration: the server's faces on
+ * the Thrift host, the gateway on this process's own port.
+ */
+function createLab(config, logger) {
+  const compact = config.thriftProtocol === 'compact';
+  return new LabRunner({
+    benchPath: config.labBench,
+    wirePath: config.labWire,
+    host: config.thriftHost,
+    webHost: config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host,
+    ports: {
+      thrift: compact ? null : config.thriftPort,
+      'thrift-compact': compact ? config.thriftPort : config.labThriftCompactPort,
+      grpc: config.grpcPort,
+      soap: config.soapPort,
+      rest: config.restPort,
+      web: config.port,
+    },
+    separateCompact: !compact,
+    tls: config.thriftTlsCa ? { ca: config.thriftTlsCa, cert: config.thriftClientCert, key: config.thriftClientKey } : null,
+    serverPidFile: config.labServerPidfile,
+    minId: config.labMinId,
+    maxId: config.labMaxId,
+    logger,
+  });
+}
+
+/**
  * Builds the app. config: see config.js. client: a UserClient. logger: pino.
- * Returns { app, store } (the store is closed on shutdown).
+ * Returns { app, store, lab } (the store and the lab are closed on shutdown).
  */
 function createApp(config, client, logger) {
   const app = express();
@@ -77,6 +107,8 @@ function createApp(config, client, logger) {
     for (const [name, value] of apiHeaders) res.setHeader(name, value);
     next();
   });
+  const lab = createLab(config, logger);
+  app.use('/api/v1/lab', createLabApi(lab, client));
   app.use('/api', createGateway(client, { prefix: '/api', maxBodyBytes: config.maxBodyBytes }));
 
   app.use(helmet({
@@ -112,6 +144,9 @@ function createApp(config, client, logger) {
   });
 
   app.use('/assets', express.static(path.resolve(__dirname, '..', 'public'), { index: false, maxAge: '1h' }));
+  // The lab page's chart library (npm uplot), served from here: no CDN.
+  app.use('/assets/vendor/uplot', express.static(path.dirname(require.resolve('uplot/dist/uPlot.min.css')),
+    { index: false, maxAge: '1h' }));
   app.use('/assets', (req, res) => res.status(404).type('text').send('no such asset\n'));
 
   const store = new BoundedSessionStore({ maxSessions: config.maxSessions, ttlMs: config.sessionTtlMs });
@@ -129,7 +164,7 @@ function createApp(config, client, logger) {
     res.set('Cache-Control', 'no-store');
     next();
   });
-  app.use(createConsole(client, { signinLimit: config.signinLimit, signinWindowMs: config.signinWindowMs }));
+  app.use(createConsole(client, { signinLimit: config.signinLimit, signinWindowMs: config.signinWindowMs, lab }));
   // Last resort: Express's own handler would show error text (file paths) to clients.
   app.use((err, req, res, next) => {
     const status = err && err.status >= 400 && err.status < 500 ? err.status : 500;
@@ -137,7 +172,7 @@ function createApp(config, client, logger) {
     if (res.headersSent) return next(err);
     return res.status(status).type('text').send(status === 500 ? 'internal error\n' : 'bad request\n');
   });
-  return { app, store };
+  return { app, store, lab };
 }
 
 module.exports = { createApp, SESSION_COOKIE };

@@ -3,6 +3,7 @@
 'use strict';
 
 const crypto = require('node:crypto');
+const path = require('node:path');
 const { parseArgs } = require('node:util');
 
 // name, env variables (first set wins), default, kind, help.
@@ -31,6 +32,15 @@ const OPTIONS = [
   ['secure-cookie', ['POLYCRUD_WEB_SECURE_COOKIE'], false, 'bool', 'mark the session cookie Secure and send HSTS (serve behind TLS)'],
   ['trust-proxy', ['POLYCRUD_WEB_TRUST_PROXY'], 0, 'count', 'reverse-proxy hops to trust for the client address'],
   ['shutdown-grace-ms', ['POLYCRUD_WEB_SHUTDOWN_GRACE_MS'], 10000, 'count', 'on SIGTERM, wait this long for requests in flight'],
+  ['grpc-port', ['POLYCRUD_GRPC_PORT', 'GRPC_PORT'], 50051, 'port', 'lab: port of polycrud-server\'s gRPC face'],
+  ['soap-port', ['POLYCRUD_SOAP_PORT', 'SOAP_PORT'], 8080, 'port', 'lab: port of polycrud-server\'s SOAP face'],
+  ['rest-port', ['POLYCRUD_REST_PORT', 'REST_PORT'], 8081, 'port', 'lab: port of polycrud-server\'s REST face'],
+  ['lab-thrift-compact-port', ['POLYCRUD_LAB_THRIFT_COMPACT_PORT'], null, 'port', 'lab: a Thrift face speaking compact (none: the lab offers compact only when --thrift-protocol is compact)'],
+  ['lab-bench', ['POLYCRUD_LAB_BENCH'], path.resolve(__dirname, '..', '..', 'build', 'benchmarks', 'load', 'polycrud-bench'), 'file', 'lab: the load generator'],
+  ['lab-wire', ['POLYCRUD_LAB_WIRE'], path.resolve(__dirname, '..', '..', 'build', 'tools', 'wire', 'polycrud-wire'), 'file', 'lab: the wire capture tool'],
+  ['lab-server-pidfile', ['POLYCRUD_LAB_SERVER_PIDFILE'], null, 'file', 'lab: polycrud-server\'s pid file, to report its CPU time per call'],
+  ['lab-min-id', ['POLYCRUD_LAB_MIN_ID'], 1, 'count', 'lab: smallest user id that gets and updates draw'],
+  ['lab-max-id', ['POLYCRUD_LAB_MAX_ID'], 1000, 'count', 'lab: largest user id that gets and updates draw (ids that exist: seeded users)'],
   ['log-level', ['POLYCRUD_WEB_LOG_LEVEL'], 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'log level (JSON lines on stdout)'],
 ];
 
@@ -111,7 +121,7 @@ function parseConfig(argv, env = process.env) {
     config[camel(name)] = value === def ? def : convert(name, kind, value);
   }
   for (const name of ['thrift-pool-size', 'thrift-max-in-flight', 'thrift-timeout-ms', 'thrift-connect-timeout-ms',
-    'thrift-idle-ms', 'max-body-bytes', 'session-ttl-min', 'max-sessions', 'signin-limit', 'signin-window-s']) {
+    'thrift-idle-ms', 'max-body-bytes', 'session-ttl-min', 'max-sessions', 'signin-limit', 'signin-window-s', 'lab-min-id', 'lab-max-id']) {
     if (config[camel(name)] < 1) throw new UsageError(`--${name} must be at least 1`);
   }
   const together = (a, b) => {
@@ -128,6 +138,7 @@ function parseConfig(argv, env = process.env) {
   // over HTTPS the session cookie is Secure either way.
   config.hsts = config.secureCookie;
   if (config.tlsCert) config.secureCookie = true;
+  if (config.labMaxId < config.labMinId) throw new UsageError('--lab-max-id must not be below --lab-min-id');
   config.sessionTtlMs = config.sessionTtlMin * 60 * 1000;
   config.signinWindowMs = config.signinWindowS * 1000;
   config.sessionSecret = env.POLYCRUD_WEB_SESSION_SECRET || crypto.randomBytes(32).toString('hex');

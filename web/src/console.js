@@ -1,6 +1,7 @@
 // The browser console: sign-in with a pasted token, users list with keyset
 // pagination, detail, create, edit with optimistic concurrency, delete with
-// confirmation. Server-rendered HTML over the same UserClient as the gateway.
+// confirmation, and the protocol lab's page (lab_routes.js). Server-rendered
+// HTML over the same UserClient as the gateway.
 //
 // Security: the token lives only in the server-side session; every POST
 // carries the session's synchronizer token (_csrf), compared in constant time.
@@ -14,6 +15,7 @@ const { pageBefore } = require('./paging');
 const { ServiceError } = require('./service_error');
 const { retryAfterSeconds, HTTP_STATUS } = require('./problem');
 const views = require('./views');
+const { mountLabPages } = require('./lab_routes');
 
 const PAGE_SIZE = 20;
 const MAX_PAGE_SIZE = 100;
@@ -62,7 +64,7 @@ const TITLES = {
 };
 const RETRYABLE = new Set(['RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'INTERNAL']);
 
-function createConsole(client, { signinLimit, signinWindowMs }) {
+function createConsole(client, { signinLimit, signinWindowMs, lab }) {
   const router = express.Router();
   router.use(express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 }));
 
@@ -433,6 +435,8 @@ function createConsole(client, { signinLimit, signinWindowMs }) {
   });
 
   // Unknown console pages.
+  if (lab) mountLabPages(router, { lab, page, signedIn, adminOnly });
+
   router.use((req, res) => {
     page(req, res, 404, views.messagePage({ title: 'Not found', message: `There is no page ${req.path}.`, links: [['/users', 'Users']] }));
   });

@@ -31,7 +31,7 @@ function html(strings, ...values) {
 
 const time = (ms) => new Date(Number(ms)).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 
-function layout({ title, session, csrf, flash, body }) {
+function layout({ title, session, csrf, flash, body, head = '' }) {
   const signedIn = Boolean(session && session.token);
   return html`<!doctype html>
 <html lang="en">
@@ -41,13 +41,13 @@ function layout({ title, session, csrf, flash, body }) {
 <title>${title} · polycrud console</title>
 <link rel="stylesheet" href="/assets/console.css">
 <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
-</head>
+${head}</head>
 <body>
 <header class="top">
   <a class="brand" href="${signedIn ? '/users' : '/signin'}">polycrud console</a>
   ${signedIn ? html`<nav aria-label="Main">
     <a href="/users">Users</a>
-    ${session.role === 'admin' ? html`<a href="/users/new">New user</a>` : ''}
+    ${session.role === 'admin' ? html`<a href="/users/new">New user</a> <a href="/lab">Protocol lab</a>` : ''}
     <span class="role role-${session.role}" title="${session.role === 'admin' ? 'This token may change users' : 'This token can only read'}">${session.role === 'admin' ? 'admin' : 'reader (read-only)'}</span>
     <form method="post" action="/signout" class="inline">
       <input type="hidden" name="_csrf" value="${csrf}">
@@ -242,6 +242,66 @@ ${errorBox(error)}
   };
 }
 
+// The protocol lab: the form, the run now (who runs what), the live charts
+// and the results table (drawn by /assets/lab.js from the run's events), and
+// the wire view. `info` is lab_routes.labInfo().
+function labPage({ info, csrf }) {
+  const running = info.running;
+  return {
+    title: 'Protocol lab',
+    head: html`<link rel="stylesheet" href="/assets/vendor/uplot/uPlot.min.css">
+<script src="/assets/vendor/uplot/uPlot.iife.min.js" defer></script>
+<script src="/assets/lab.js" defer></script>
+`,
+    body: html`<section class="card lab" id="lab" data-csrf="${csrf}">
+<h1>Protocol lab</h1>
+<p>Runs the project's load generator against this server, one protocol after the other, each with the same
+operation, connections and duration, and draws requests per second and latency as it goes. One comparison
+runs at a time; it loads the server for everyone while it runs.</p>
+<noscript><p class="error">The live charts need JavaScript. Programs can run the same comparison with
+<code>GET /api/v1/lab/compare</code>.</p></noscript>
+<p id="lab-status" class="notice" role="status">${running
+    ? `Running now: ${running.who}, ${running.protocols.join(', ')}, ${running.op}, ${running.seconds} s each, started ${time(running.started_at_ms)}.`
+    : 'No comparison is running.'}</p>
+<form id="lab-form" class="lab-form" method="get" action="/lab">
+<fieldset><legend>Protocols</legend>
+${info.protocols.map((p) => html`<label class="check${p.available ? '' : ' unavailable'}"><input type="checkbox" name="protocols" value="${p.protocol}" data-title="${p.title}"${p.available ? html` checked` : html` disabled`}> ${p.title}${p.available ? '' : html` <small>(${p.reason})</small>`}</label>`)}
+</fieldset>
+<label for="lab-op">Operation</label>
+<select id="lab-op" name="op">${info.operations.map((o) => html`<option value="${o.op}"${o.op === 'get' ? html` selected` : ''}>${o.title}</option>`)}</select>
+<label for="lab-seconds">Seconds per protocol</label>
+<input id="lab-seconds" name="seconds" type="number" min="${info.limits.seconds[0]}" max="${info.limits.seconds[1]}" value="5" required>
+<label for="lab-connections">Connections</label>
+<input id="lab-connections" name="connections" type="number" min="${info.limits.connections[0]}" max="${info.limits.connections[1]}" value="16" required>
+<button type="submit" id="lab-run">Run the comparison</button>
+</form>
+<div id="lab-error" class="error" role="alert" hidden></div>
+<h2>Requests per second</h2>
+<div id="lab-throughput" class="chart" aria-label="Requests per second of each protocol over its run"></div>
+<h2>Latency (p50 solid, p99 dashed, ms)</h2>
+<div id="lab-latency" class="chart" aria-label="p50 and p99 latency of each protocol over its run"></div>
+<h2>Results</h2>
+<div class="table-wrap"><table id="lab-results">
+<thead><tr><th scope="col">Protocol</th><th scope="col">Requests/s</th><th scope="col">p50 ms</th><th scope="col">p99 ms</th><th scope="col">Bytes per call</th><th scope="col">Server CPU per call (microseconds)</th><th scope="col">Errors</th></tr></thead>
+<tbody></tbody>
+</table></div>
+</section>
+<section class="card lab" id="wire">
+<h2>On the wire: one GetUser</h2>
+<p>The same GetUser, made by each protocol's client through a recording relay, byte by byte: what the client
+sent and what the server answered, with each part decoded. Tokens are masked.</p>
+<form id="wire-form" class="lab-form" method="get" action="/lab">
+<label for="wire-id">User id</label>
+<input id="wire-id" name="id" type="number" min="1" value="1" required>
+<button type="submit" id="wire-run">Capture the checked protocols</button>
+</form>
+<div id="wire-error" class="error" role="alert" hidden></div>
+<div id="wire-sizes"></div>
+<div id="wire-out"></div>
+</section>`,
+  };
+}
+
 function messagePage({ title, message, links = [] }) {
   return {
     title,
@@ -253,4 +313,4 @@ function messagePage({ title, message, links = [] }) {
   };
 }
 
-module.exports = { NO_ANSWER, html, Html, layout, signinPage, listPage, detailPage, createPage, editPage, deletePage, messagePage };
+module.exports = { NO_ANSWER, html, Html, layout, signinPage, listPage, detailPage, createPage, editPage, deletePage, labPage, messagePage };

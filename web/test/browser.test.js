@@ -11,11 +11,7 @@ const { after, before, describe, it } = require('node:test');
 const { chromium } = require('playwright-core');
 const { ADMIN_TOKEN, READER_TOKEN, makeTls, outputDir, startServer, startWeb, unique } = require('./support/stack');
 
-const CHROMIUM = process.env.POLYCRUD_CHROMIUM || '/usr/bin/chromium';
-// Without the background-networking flags Chromium keeps dialling out, which
-// a closed network refuses; QUIC and GPU are not needed headless.
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const { CHROMIUM, CHROMIUM_ARGS } = require('./support/chromium');
 
 let server;
 let web;

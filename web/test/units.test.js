@@ -537,3 +537,48 @@ describe('gateway body parsing, generated corpus', () => {
     }
   });
 });
+
+describe('protocol lab requests', () => {
+  const { parseCompare, resultRow, LabError } = require('../src/lab');
+  const parse = (query) => parseCompare(new URLSearchParams(query));
+  const refusal = (query) => {
+    try {
+      parse(query);
+    } catch (err) {
+      assert.ok(err instanceof LabError);
+      assert.equal(err.code, 'INVALID_ARGUMENT');
+      return err.field;
+    }
+    return null;
+  };
+
+  it('reads protocols in the lab\'s order, with defaults for the rest', () => {
+    assert.deepEqual(parse('protocols=rest,thrift,web, grpc'),
+      { protocols: ['thrift', 'grpc', 'rest', 'web'], op: 'get', seconds: 5, connections: 16 });
+    assert.deepEqual(parse('protocols=soap&op=mix&seconds=30&connections=64'),
+      { protocols: ['soap'], op: 'mix', seconds: 30, connections: 64 });
+    assert.deepEqual(parse('protocols=thrift-compact&op=ping&seconds=1&connections=1').seconds, 1);
+  });
+
+  it('refuses anything out of bounds, naming the field', () => {
+    for (const [query, field] of [
+      ['', 'protocols'], ['protocols=', 'protocols'], ['protocols=,', 'protocols'],
+      ['protocols=thrift,THRIFT', 'protocols'], ['protocols=grpc,grpc', 'protocols'],
+      ['protocols=__proto__', 'protocols'], ['protocols=thrift&op=Ping', 'op'], ['protocols=thrift&op=toString', 'op'],
+      ['protocols=thrift&seconds=0', 'seconds'], ['protocols=thrift&seconds=31', 'seconds'],
+      ['protocols=thrift&seconds=+5', 'seconds'], ['protocols=thrift&seconds=1e1', 'seconds'],
+      ['protocols=thrift&connections=0', 'connections'], ['protocols=thrift&connections=65', 'connections'],
+      ['protocols=thrift&connections=9999999', 'connections'],
+    ]) {
+      assert.equal(refusal(query), field, query);
+    }
+  });
+
+  it('turns a load generator result into the contract\'s row', () => {
+    const doc = { throughput_rps: 1234.5, latency_ms: { p50: 0.2, p99: 1.5 }, bytes_sent_per_request: 60,
+      bytes_received_per_request: 140, server_cpu: { seconds: 1, per_request_us: 25.5 }, requests: 2469, error_count: 0 };
+    assert.deepEqual(resultRow('grpc', doc), { protocol: 'grpc', requests_per_s: 1234.5, p50_ms: 0.2, p99_ms: 1.5,
+      bytes_per_call: 200, server_cpu_us_per_call: 25.5, requests: 2469, errors: 0 });
+    assert.equal(resultRow('grpc', { ...doc, server_cpu: null }).server_cpu_us_per_call, null);
+  });
+});

@@ -119,19 +119,23 @@ function stop(child) {
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
 
 /**
- * Starts polycrud-server with the Thrift and REST faces on free ports (or the
- * Thrift port given); env adds settings (e.g. POLYCRUD_TLS_CERT).
+ * Starts polycrud-server with the Thrift and REST faces (or the faces named
+ * in `protocols`) on free ports (or the Thrift port given); env adds settings
+ * (e.g. POLYCRUD_TLS_CERT). ports maps each face to its port; pidFile holds
+ * the server's pid.
  */
-async function startServer(name, { thriftPort: fixedThriftPort, env: extraEnv = {} } = {}) {
+async function startServer(name, { thriftPort: fixedThriftPort, env: extraEnv = {}, protocols = ['thrift', 'rest'] } = {}) {
   const s = settings();
-  const thriftPort = fixedThriftPort || (await freePort());
-  const restPort = await freePort();
+  const ports = {};
+  for (const protocol of protocols) {
+    ports[protocol] = protocol === 'thrift' && fixedThriftPort ? fixedThriftPort : await freePort();
+  }
+  const thriftPort = ports.thrift;
+  const restPort = ports.rest;
   const logFile = path.join(outputDir('logs'), `${name}-server.log`);
   const env = {
     PATH: process.env.PATH,
-    POLYCRUD_PROTOCOLS: 'thrift,rest',
-    POLYCRUD_THRIFT_PORT: String(thriftPort),
-    POLYCRUD_REST_PORT: String(restPort),
+    POLYCRUD_PROTOCOLS: protocols.join(','),
     POLYCRUD_MYSQL_HOST: s.POLYCRUD_TEST_MYSQL_HOST,
     POLYCRUD_MYSQL_PORT: s.POLYCRUD_TEST_MYSQL_PORT,
     POLYCRUD_MYSQL_USER: s.POLYCRUD_TEST_MYSQL_USER,
@@ -144,10 +148,14 @@ async function startServer(name, { thriftPort: fixedThriftPort, env: extraEnv = 
     POLYCRUD_READER_TOKEN_SHA256: sha256(READER_TOKEN),
     ...extraEnv,
   };
+  for (const [protocol, port] of Object.entries(ports)) env[`POLYCRUD_${protocol.toUpperCase()}_PORT`] = String(port);
   const child = launch(s.POLYCRUD_SERVER_BINARY, [], env, logFile);
-  await waitForPorts(child, [thriftPort, restPort], 'polycrud-server', logFile);
+  await waitForPorts(child, Object.values(ports), 'polycrud-server', logFile);
+  const pidFile = path.join(outputDir('logs'), `${name}-server.pid`);
+  fs.writeFileSync(pidFile, `${child.pid}\n`);
   const scheme = env.POLYCRUD_TLS_CERT ? 'https' : 'http';
-  return { thriftPort, restPort, restBase: `${scheme}://127.0.0.1:${restPort}`, stop: () => stop(child), child, logFile };
+  return { thriftPort, restPort, ports, pidFile, restBase: restPort ? `${scheme}://127.0.0.1:${restPort}` : null,
+    stop: () => stop(child), child, logFile };
 }
 
 /**

@@ -22,6 +22,7 @@
 
 #include "clients/protocol_client.h"
 #include "tests/support/server_process.h"
+#include "tests/support/tool_run.h"
 
 namespace polycrud::testing {
 namespace {
@@ -36,25 +37,11 @@ struct BenchRun {
 
 // Runs polycrud-bench with `args` (plus --json to a scratch file).
 BenchRun RunBench(const std::vector<std::string>& args) {
-  static int counter = 0;
-  const std::string scratch = Setting("POLYCRUD_TEST_SCRATCH");
-  std::system(("mkdir -p '" + scratch + "'").c_str());
-  const std::string base =
-      scratch + "/bench-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-  std::string command = "'" + Setting("POLYCRUD_BENCH_BINARY") + "'";
-  for (const std::string& arg : args) command += " '" + arg + "'";
-  command += " --json '" + base + ".json' > '" + base + ".out' 2>&1";
-  BenchRun run;
-  const int status = std::system(command.c_str());
-  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream out(base + ".out");
-  std::stringstream text;
-  text << out.rdbuf();
-  run.output = text.str();
-  std::ifstream doc(base + ".json");
-  if (doc) run.result = json::parse(doc, nullptr, /*allow_exceptions=*/false);
-  std::remove((base + ".json").c_str());
-  std::remove((base + ".out").c_str());
+  const ToolRun tool = RunTool("'" + Setting("POLYCRUD_BENCH_BINARY") + "'", args, "--json");
+  BenchRun run{.exit_status = tool.exit_status, .output = tool.output};
+  if (!tool.document.empty()) {
+    run.result = json::parse(tool.document, nullptr, /*allow_exceptions=*/false);
+  }
   return run;
 }
 
@@ -323,13 +310,7 @@ TEST_P(PolycrudBenchTest, TransportFailuresAreCountedAndTheClientsReconnect) {
 
 INSTANTIATE_TEST_SUITE_P(Protocols, PolycrudBenchTest,
                          ::testing::Values("thrift", "thrift-compact", "grpc", "soap", "rest"),
-                         [](const ::testing::TestParamInfo<std::string>& param) {
-                           std::string name = param.param;
-                           for (char& c : name) {
-                             if (c == '-') c = '_';
-                           }
-                           return name;
-                         });
+                         ProtocolParamName);
 
 TEST(PolycrudBenchExitTest, UsageErrorsExitWithTwo) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{

@@ -21,6 +21,7 @@
 
 #include "clients/protocol_client.h"
 #include "tests/support/server_process.h"
+#include "tests/support/tool_run.h"
 
 namespace polycrud::testing {
 namespace {
@@ -34,36 +35,16 @@ struct WireRun {
   json result;           // the same, parsed
 };
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Runs polycrud-wire with `args`, plus --json to a scratch file unless
-// `json_file` is false.
+// `json_file` is false. The token comes from the arguments only, never from
+// the environment.
 WireRun RunWire(const std::vector<std::string>& args, bool json_file = true) {
-  static int counter = 0;
-  const std::string scratch = Setting("POLYCRUD_TEST_SCRATCH");
-  std::system(("mkdir -p '" + scratch + "'").c_str());
-  const std::string base =
-      scratch + "/wire-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-  // The token comes from the arguments only, never from the environment.
-  std::string command = "env -u POLYCRUD_TOKEN '" + Setting("POLYCRUD_WIRE_BINARY") + "'";
-  for (const std::string& arg : args) command += " '" + arg + "'";
-  if (json_file) command += " --json '" + base + ".json'";
-  command += " > '" + base + ".out' 2>&1";
-  WireRun run;
-  const int status = std::system(command.c_str());
-  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.output = ReadFile(base + ".out");
-  run.document = ReadFile(base + ".json");
+  const ToolRun tool = RunTool("env -u POLYCRUD_TOKEN '" + Setting("POLYCRUD_WIRE_BINARY") + "'",
+                               args, json_file ? "--json" : "");
+  WireRun run{.exit_status = tool.exit_status, .output = tool.output, .document = tool.document};
   if (!run.document.empty()) {
     run.result = json::parse(run.document, nullptr, /*allow_exceptions=*/false);
   }
-  std::remove((base + ".json").c_str());
-  std::remove((base + ".out").c_str());
   return run;
 }
 
@@ -268,13 +249,7 @@ TEST_P(PolycrudWireTest, TextIsAnAnnotatedHexDumpOfBothDirections) {
 
 INSTANTIATE_TEST_SUITE_P(Protocols, PolycrudWireTest,
                          ::testing::Values("thrift", "thrift-compact", "grpc", "soap", "rest"),
-                         [](const ::testing::TestParamInfo<std::string>& param) {
-                           std::string name = param.param;
-                           for (char& c : name) {
-                             if (c == '-') c = '_';
-                           }
-                           return name;
-                         });
+                         ProtocolParamName);
 
 TEST(PolycrudWireExitTest, AClosedPortExitsWithOne) {
   const int port = FreePort();  // nothing listens there

@@ -341,4 +341,4 @@ function createGateway(client, { prefix = '/api', maxBodyBytes = 1024 * 1024 } =
   return router;
 }
 
-module.exports = { createGateway, admissionError, bearerToken, parseExactNumbers, JsonNumber, INT64_MAX };
+module.exports = { createGateway, admissionError, bearerToken, queryOf, parseExactNumbers, JsonNumber, INT64_MAX };

@@ -34,6 +34,7 @@ const LIMITS = Object.freeze({ minSeconds: 1, maxSeconds: 30, minConnections: 1,
 const RUN_SLACK_MS = 20000;
 const WIRE_TIMEOUT_MS = 10000;
 const STDERR_KEEP = 4096; // bytes of a failed run's messages kept for its error
+const MAX_STDOUT = 16 * 1024 * 1024; // the largest wire document read
 
 class LabError extends Error {
   /** code: INVALID_ARGUMENT (field set), RESOURCE_EXHAUSTED (busy) or UNAVAILABLE. */
@@ -107,6 +108,62 @@ function resultRow(protocol, doc) {
     requests: doc.requests,
     errors: doc.error_count,
   };
+}
+
+/**
+ * Runs one of the project's tools with the caller's token in its environment
+ * (never on the command line, which ps shows), killed after timeoutMs.
+ * onLine(line) sees each line of its stderr and returns true when it used
+ * the line; the others are kept (the last STDERR_KEEP bytes) as messages.
+ * Resolves to { code, signal, stdout (a Buffer, with `stdout`; empty past
+ * MAX_STDOUT), messages }.
+ */
+function runTool(file, args, { token, timeoutMs, stdout = false, onLine = () => false, onSpawn = () => {} }) {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, {
+      env: { PATH: process.env.PATH, POLYCRUD_TOKEN: token },
+      stdio: ['ignore', stdout ? 'pipe' : 'ignore', 'pipe'],
+    });
+    onSpawn(child);
+    const out = [];
+    let size = 0;
+    if (stdout) {
+      child.stdout.on('data', (chunk) => {
+        size += chunk.length;
+        if (size <= MAX_STDOUT) out.push(chunk);
+      });
+    }
+    let messages = '';
+    let pending = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (text) => {
+      pending += text;
+      let newline;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (!onLine(line)) messages = (messages + line + '\n').slice(-STDERR_KEEP);
+      }
+      if (pending.length > STDERR_KEEP) pending = pending.slice(-STDERR_KEEP);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    let settled = false;
+    const finish = (result) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result);
+    };
+    child.once('error', (err) => finish({ code: null, signal: null, stdout: Buffer.alloc(0), messages: err.message }));
+    child.once('close', (code, signal) => finish({ code, signal, stdout: size <= MAX_STDOUT ? Buffer.concat(out) : Buffer.alloc(0),
+      messages: messages + pending }));
+  });
+}
+
+/** A failed tool's last message (its own name prefix dropped), or its exit status. */
+function lastMessage(exit, tool) {
+  const line = exit.messages.trim().split('\n').pop() || `exit ${exit.code ?? exit.signal}`;
+  return line.startsWith(`${tool}: `) ? line.slice(tool.length + 2) : line;
 }
 
 /**
@@ -245,49 +302,26 @@ class LabRunner {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polycrud-lab-'));
     const jsonPath = path.join(dir, 'result.json');
     try {
-      const exit = await new Promise((resolve) => {
-        // The token goes through the environment, never the command line (ps shows that).
-        const child = spawn(this.options.benchPath, this.#benchArgs(run, protocol, jsonPath), {
-          env: { PATH: process.env.PATH, POLYCRUD_TOKEN: run.token },
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-        run.child = child;
-        let messages = '';
-        let pending = '';
-        child.stderr.setEncoding('utf8');
-        child.stderr.on('data', (text) => {
-          pending += text;
-          let newline;
-          while ((newline = pending.indexOf('\n')) >= 0) {
-            const line = pending.slice(0, newline);
-            pending = pending.slice(newline + 1);
-            if (line.startsWith('{')) {
-              try {
-                run.emit('progress', { protocol, ...JSON.parse(line) });
-                continue;
-              } catch {
-                // not a progress line: kept as a message
-              }
-            }
-            messages = (messages + line + '\n').slice(-STDERR_KEEP);
+      const exit = await runTool(this.options.benchPath, this.#benchArgs(run, protocol, jsonPath), {
+        token: run.token,
+        timeoutMs: (run.warmupS + run.request.seconds) * 1000 + RUN_SLACK_MS,
+        onSpawn: (child) => {
+          run.child = child;
+        },
+        // Progress lines go to the run's listeners; anything else is a message.
+        onLine: (line) => {
+          if (!line.startsWith('{')) return false;
+          try {
+            run.emit('progress', { protocol, ...JSON.parse(line) });
+            return true;
+          } catch {
+            return false;
           }
-          if (pending.length > STDERR_KEEP) pending = pending.slice(-STDERR_KEEP);
-        });
-        const limitMs = (run.warmupS + run.request.seconds) * 1000 + RUN_SLACK_MS;
-        const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-        child.once('error', (err) => {
-          clearTimeout(timer);
-          resolve({ code: null, messages: err.message });
-        });
-        child.once('close', (code, signal) => {
-          clearTimeout(timer);
-          run.child = null;
-          resolve({ code, signal, messages: messages + pending });
-        });
+        },
       });
+      run.child = null;
       if (exit.code !== 0) {
-        const reason = run.stopped ? 'stopped' : (exit.messages.trim().split('\n').pop() || `exit ${exit.code ?? exit.signal}`)
-          .replace(/^polycrud-bench: /, '');
+        const reason = run.stopped ? 'stopped' : lastMessage(exit, 'polycrud-bench');
         this.options.logger.warn({ protocol, exit: exit.code, signal: exit.signal, reason }, 'lab: run failed');
         return { protocol, error: reason };
       }
@@ -308,39 +342,16 @@ class LabRunner {
     if (this.wireBusy) throw new LabError('RESOURCE_EXHAUSTED', 'a capture is running', { retryAfterMs: 1000 });
     this.wireBusy = true;
     try {
-      const { code, stdout, stderr } = await new Promise((resolve) => {
-        const child = spawn(this.options.wirePath, ['--protocol', protocol,
-          '--host', protocol === 'web' ? this.options.webHost : this.options.host,
-          '--port', String(this.options.ports[protocol]), '--id', String(id), '--timeout-ms', '5000'], {
-          env: { PATH: process.env.PATH, POLYCRUD_TOKEN: token },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        const out = [];
-        let err = '';
-        let size = 0;
-        child.stdout.on('data', (chunk) => {
-          size += chunk.length;
-          if (size <= 16 * 1024 * 1024) out.push(chunk);
-        });
-        child.stderr.setEncoding('utf8');
-        child.stderr.on('data', (t) => {
-          err = (err + t).slice(-STDERR_KEEP);
-        });
-        const timer = setTimeout(() => child.kill('SIGKILL'), WIRE_TIMEOUT_MS);
-        child.once('error', (e) => {
-          clearTimeout(timer);
-          resolve({ code: null, stdout: '', stderr: e.message });
-        });
-        child.once('close', (c) => {
-          clearTimeout(timer);
-          resolve({ code: c, stdout: Buffer.concat(out).toString('utf8'), stderr: err });
-        });
-      });
-      if (code !== 0) {
-        const reason = (stderr.trim().split('\n').pop() || `exit ${code}`).replace(/^polycrud-wire: /, '');
-        throw new LabError('UNAVAILABLE', `the capture failed: ${reason}`);
+      const exit = await runTool(this.options.wirePath, ['--protocol', protocol,
+        '--host', protocol === 'web' ? this.options.webHost : this.options.host,
+        '--port', String(this.options.ports[protocol]), '--id', String(id), '--timeout-ms', '5000'],
+      { token, timeoutMs: WIRE_TIMEOUT_MS, stdout: true });
+      if (exit.code !== 0) throw new LabError('UNAVAILABLE', `the capture failed: ${lastMessage(exit, 'polycrud-wire')}`);
+      try {
+        return JSON.parse(exit.stdout.toString('utf8'));
+      } catch {
+        throw new LabError('UNAVAILABLE', 'the capture failed: no readable document');
       }
-      return JSON.parse(stdout);
     } finally {
       this.wireBusy = false;
     }

@@ -5,16 +5,10 @@
 
 const crypto = require('node:crypto');
 const express = require('express');
-const { admissionError, bearerToken } = require('./gateway');
+const { admissionError, bearerToken, queryOf } = require('./gateway');
 const { HTTP_STATUS, sendJsonText, sendProblem, sendServiceError, retryAfterSeconds } = require('./problem');
 const { LabError, LAB_PROTOCOLS, OPERATIONS, LIMITS, parseCompare, streamRun, streamError, tokenTag } = require('./lab');
 const views = require('./views');
-
-/** The request's query string as URLSearchParams (of the original URL). */
-function queryOf(req) {
-  const at = req.originalUrl.indexOf('?');
-  return new URLSearchParams(at >= 0 ? req.originalUrl.slice(at + 1) : '');
-}
 
 function sendLabError(res, err) {
   if (!(err instanceof LabError)) throw err;

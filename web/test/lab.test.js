@@ -13,7 +13,7 @@ const { chromium } = require('playwright-core');
 const { after, before, describe, it } = require('node:test');
 const { Session } = require('./support/browser_session');
 const { CHROMIUM, CHROMIUM_ARGS } = require('./support/chromium');
-const { ADMIN_TOKEN, READER_TOKEN, outputDir, settings, startServer, startWeb, unique } = require('./support/stack');
+const { ADMIN_TOKEN, READER_TOKEN, freePort, outputDir, settings, startServer, startWeb, unique } = require('./support/stack');
 
 let server;
 let compact;
@@ -246,6 +246,76 @@ describe('lab API', () => {
     const res = await api(compareQuery(['thrift', 'grpc'], '&op=mix'));
     const { results } = await res.json();
     for (const row of results) assertRow(row, row.protocol);
+  });
+});
+
+describe('lab when a face is down or dies mid-run', () => {
+  let doomed;
+  let faulty;
+  before(async () => {
+    // A console whose gRPC port has nothing behind it, and whose REST face is
+    // a server of its own that the test kills during a run.
+    doomed = await startServer('lab-doomed', { protocols: ['rest'] });
+    const s = settings();
+    faulty = await startWeb('lab-faulty', server.thriftPort, [
+      '--grpc-port', String(await freePort()), '--rest-port', String(doomed.ports.rest),
+      '--lab-bench', s.POLYCRUD_BENCH_BINARY, '--lab-wire', s.POLYCRUD_WIRE_BINARY]);
+  });
+  after(async () => {
+    if (faulty) await faulty.stop();
+    if (doomed) await doomed.stop();
+  });
+  const faultyApi = (path) => fetch(`${faulty.base}/api/v1/lab${path}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+
+  it('reports a face that does not answer as that protocol\'s error, and runs the others', async () => {
+    const res = await faultyApi('/compare?protocols=thrift,grpc&op=ping&seconds=1&connections=1');
+    assert.equal(res.status, 200);
+    const { results } = await res.json();
+    assert.deepEqual(results.map((r) => r.protocol), ['thrift', 'grpc']);
+    assert.ok(results[0].requests_per_s > 0 && results[0].errors === 0, JSON.stringify(results[0]));
+    assert.match(results[1].error, /no polycrud server answers ping/);
+    assert.equal(results[1].requests_per_s, undefined);
+    const wire = await faultyApi('/wire?protocol=grpc&id=1');
+    assert.equal(wire.status, 503);
+    const problem = await wire.json();
+    assert.equal(problem.code, 'UNAVAILABLE');
+    assert.match(problem.detail, /^the capture failed: /);
+  });
+
+  it('counts the failed calls of a face that dies mid-run and ends the run', async () => {
+    let killed = false;
+    const run = await new Promise((resolve, reject) => {
+      const events = [];
+      const req = http.get(`${faulty.base}/api/v1/lab/compare?protocols=rest&op=ping&seconds=3&connections=2`,
+        { headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, Accept: 'text/event-stream' } }, (res) => {
+          let buffer = '';
+          res.setEncoding('utf8');
+          res.on('data', (text) => {
+            buffer += text;
+            let end;
+            while ((end = buffer.indexOf('\n\n')) >= 0) {
+              const block = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const event = /^event: (.*)$/m.exec(block)[1];
+              const data = JSON.parse(/^data: (.*)$/m.exec(block)[1]);
+              events.push({ event, data });
+              if (!killed && event === 'progress' && data.phase === 'measuring') {
+                killed = true;
+                doomed.child.kill('SIGKILL');
+              }
+            }
+          });
+          res.on('end', () => resolve(events));
+        });
+      req.on('error', reject);
+    });
+    assert.ok(killed, 'the face was killed during the measured window');
+    assert.equal(run.at(-1).event, 'done');
+    const row = run.at(-1).data.results[0];
+    assert.equal(row.protocol, 'rest');
+    assert.equal(row.error, undefined, row.error);
+    assert.ok(row.errors > 0, `failed calls counted: ${JSON.stringify(row)}`);
+    assert.equal((await (await faultyApi('/status')).json()).running, null);
   });
 });
 
